@@ -1,0 +1,81 @@
+"""Command line: one sub-command per stage, ``run`` for a whole job.
+
+    pipeline ingest  jobs/demo.yaml     validate inputs → examples + rejects
+    pipeline run     jobs/demo.yaml     every stage of the job in order
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .config import ConfigError, JobConfig, load_config
+from .ingest.readers import InputError
+from .ingest.stage import IngestFailed
+
+STAGES = ("ingest",)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("job", help="job YAML file (see jobs/)")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray started here)")
+    p.add_argument("--output-dir", default=None, help="override output_dir of the job file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pipeline", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="validate raw inputs into examples (Parquet) and rejects (JSONL)")
+    _common(p)
+    p.add_argument("--split", action="append", help="only these splits (repeatable)")
+    p.add_argument("--strict", action="store_true", default=None, help="fail when any row is rejected")
+
+    p = sub.add_parser("run", help="run every stage of the job: " + " → ".join(STAGES))
+    _common(p)
+    p.add_argument("--strict", action="store_true", default=None, help="fail when any row is rejected")
+
+    p = sub.add_parser("validate", help="check a job file and print the resolved configuration")
+    p.add_argument("job")
+    return parser
+
+
+def _load(args) -> JobConfig:
+    overrides = {"output_dir": args.output_dir} if getattr(args, "output_dir", None) else None
+    return load_config(args.job, overrides=overrides)
+
+
+def _start_ray(cfg: JobConfig, args) -> None:
+    from .ray_env import init_ray
+
+    print(f"[{cfg.name}] {init_ray(args.address or cfg.ray.address, cfg.ray.num_cpus)}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    started = time.perf_counter()
+    try:
+        if args.command == "validate":
+            cfg = load_config(args.job)
+            print(cfg.model_dump_json(indent=2))
+            print(f"{args.job}: OK (config hash {cfg.config_hash()})", file=sys.stderr)
+            return 0
+        cfg = _load(args)
+        _start_ray(cfg, args)
+        if args.command in ("ingest", "run"):
+            from .ingest.stage import run_ingest
+
+            run_ingest(cfg, getattr(args, "split", None), args.strict)
+    except (ConfigError, InputError, IngestFailed) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"\n[{cfg.name}] {args.command} finished in {time.perf_counter() - started:,.1f} s; "
+          f"outputs under {cfg.output_dir}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

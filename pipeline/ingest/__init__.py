@@ -1,0 +1,1 @@
+"""Ingest: read raw corpora, validate every row, write examples and rejects."""

@@ -1,0 +1,130 @@
+"""Split an input file into independent chunks and read one chunk: the unit of work of a Ray task.
+
+Text files (TSV / CSV / JSONL) are cut at line boundaries every ``chunk_bytes`` in one streaming
+pass of the driver that also counts lines, so each task knows the absolute line numbers of its
+rows. Compressed text files are one chunk, decompressed while streaming. Parquet files are one
+chunk per row group. No process ever holds a whole corpus.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass
+from typing import Iterator
+
+import pyarrow.parquet as pq
+
+from ..storage import resolve
+
+_COMPRESSED = (".gz", ".bz2", ".zst", ".lz4")
+
+
+class InputError(ValueError):
+    """An input file that cannot be read at all (not a row problem): names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    path: str
+    fmt: str
+    first_line: int  # 1-based line (or row) number of the chunk's first row
+    start: int = 0  # byte offset (text) — or row group index (parquet)
+    end: int = -1  # byte offset past the chunk (text); -1 = to the end
+    max_rows: int = -1  # rows to read at most; -1 = all
+    compressed: bool = False
+    skip_lines: int = 0  # compressed text: header lines to skip first
+
+    def as_item(self) -> dict:
+        return asdict(self)
+
+
+def _is_compressed(path: str) -> bool:
+    return path.lower().endswith(_COMPRESSED)
+
+
+def read_header(path: str) -> bytes:
+    """The first line of a text file, without its line ending."""
+    filesystem, p = resolve(path)
+    compression = "detect" if _is_compressed(path) else None
+    with filesystem.open_input_stream(p, compression=compression) as raw:
+        line = io.BufferedReader(raw).readline()
+    if not line:
+        raise InputError(f"{path}: the file is empty, expected a header line")
+    return line.rstrip(b"\n")
+
+
+def plan_text_chunks(path: str, fmt: str, chunk_bytes: int, header: bool, limit: int | None) -> list[Chunk]:
+    first = 2 if header else 1
+    if _is_compressed(path):
+        return [Chunk(path, fmt, first, compressed=True, max_rows=limit or -1, skip_lines=first - 1)]
+    filesystem, p = resolve(path)
+    chunks: list[Chunk] = []
+    with filesystem.open_input_stream(p) as raw:
+        reader = io.BufferedReader(raw, buffer_size=1 << 20)
+        offset = len(reader.readline()) if header else 0
+        start, start_line, line_no, rows = offset, first, first, 0
+        for line in reader:
+            offset += len(line)
+            line_no += 1
+            rows += 1
+            if offset - start >= chunk_bytes:
+                chunks.append(Chunk(path, fmt, start_line, start, offset))
+                start, start_line = offset, line_no
+            if limit is not None and rows >= limit:
+                break
+        if offset > start:
+            chunks.append(Chunk(path, fmt, start_line, start, offset))
+    return chunks
+
+
+def plan_parquet_chunks(path: str, columns: list[str], limit: int | None) -> list[Chunk]:
+    filesystem, p = resolve(path)
+    try:
+        meta = pq.ParquetFile(filesystem.open_input_file(p)).metadata
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable Parquet file: {exc}") from None
+    names = meta.schema.to_arrow_schema().names
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise InputError(f"{path}: column(s) {missing} not found; the file has {names}")
+    chunks, row = [], 1
+    for g in range(meta.num_row_groups):
+        n = meta.row_group(g).num_rows
+        take = n if limit is None else min(n, limit - (row - 1))
+        if take <= 0:
+            break
+        chunks.append(Chunk(path, "parquet", row, start=g, max_rows=take))
+        row += n
+    return chunks
+
+
+def iter_chunk_lines(chunk: Chunk) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw bytes without the LF) for every line of a text chunk."""
+    filesystem, p = resolve(chunk.path)
+    line_no = chunk.first_line
+    if chunk.compressed:
+        with filesystem.open_input_stream(p, compression="detect") as raw:
+            reader = io.BufferedReader(raw, buffer_size=1 << 20)
+            for _ in range(chunk.skip_lines):
+                reader.readline()
+            for n, line in enumerate(reader):
+                if 0 <= chunk.max_rows <= n:
+                    return
+                yield line_no, line.removesuffix(b"\n")
+                line_no += 1
+        return
+    with filesystem.open_input_file(p) as fh:
+        fh.seek(chunk.start)
+        data = fh.read(chunk.end - chunk.start)
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    for line in lines:
+        yield line_no, line
+        line_no += 1
+
+
+def read_parquet_chunk(chunk: Chunk, columns: list[str]):
+    filesystem, p = resolve(chunk.path)
+    table = pq.ParquetFile(filesystem.open_input_file(p)).read_row_group(chunk.start, columns=columns)
+    return table.slice(0, chunk.max_rows) if chunk.max_rows >= 0 else table

@@ -1,0 +1,45 @@
+"""Starting or joining Ray, and the Ray Data settings every stage relies on."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None) -> str:
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start a local Ray with all CPUs.
+
+    Returns a one-line description of where the job runs.
+    """
+    import ray
+    import ray.data
+
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, logging_level=logging.WARNING)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
+                     configure_logging=True)
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True  # outputs follow input order: deterministic files
+    ctx.enable_progress_bars = sys.stderr.isatty()
+    if not ctx.enable_progress_bars:  # Progress lines come from the stages themselves.
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+    ctx.print_on_execution_start = False
+    res = ray.cluster_resources()
+    where = f"Ray cluster at {address}" if address else "local Ray"
+    return f"{where}: {int(res.get('CPU', 0))} CPUs, {int(res.get('GPU', 0))} GPUs, {len(ray.nodes())} node(s)"
+
+
+def cluster_gpus() -> int:
+    import ray
+
+    return int(ray.cluster_resources().get("GPU", 0))
+
+
+def cluster_cpus() -> int:
+    import ray
+
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))

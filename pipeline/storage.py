@@ -1,0 +1,121 @@
+"""Paths that may be local or ``pyarrow.fs`` URIs, and files that appear only when complete."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyarrow import fs as pafs
+
+
+def resolve(path: str) -> tuple[pafs.FileSystem, str]:
+    """The filesystem and the path inside it, for a local path or a URI (s3://, gs://, hdfs://, file://)."""
+    if "://" in path:
+        return pafs.FileSystem.from_uri(path)
+    return pafs.LocalFileSystem(), os.path.abspath(path)
+
+
+def join(base: str, *parts: str) -> str:
+    if "://" in base:
+        return "/".join([base.rstrip("/"), *parts])
+    return os.path.join(base, *parts)
+
+
+def makedirs(path: str) -> None:
+    filesystem, p = resolve(path)
+    filesystem.create_dir(p, recursive=True)
+
+
+def exists(path: str) -> bool:
+    filesystem, p = resolve(path)
+    return filesystem.get_file_info(p).type != pafs.FileType.NotFound
+
+
+def _tmp_name(path: str) -> str:
+    head, _, tail = path.rpartition("/")
+    return f"{head}/.{tail}.{uuid.uuid4().hex[:8]}.tmp"
+
+
+@contextlib.contextmanager
+def atomic_output(path: str) -> Iterator[pa.NativeFile]:
+    """A stream whose content appears under ``path`` only once it is complete (write, then rename)."""
+    filesystem, p = resolve(path)
+    tmp = _tmp_name(p)
+    stream = filesystem.open_output_stream(tmp)
+    try:
+        yield stream
+        stream.close()
+        filesystem.move(tmp, p)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            stream.close()
+        with contextlib.suppress(Exception):
+            filesystem.delete_file(tmp)
+        raise
+
+
+def write_json(path: str, obj: object) -> None:
+    with atomic_output(path) as out:
+        out.write((json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def read_json(path: str) -> object:
+    filesystem, p = resolve(path)
+    with filesystem.open_input_stream(p) as fh:
+        return json.loads(fh.read().decode())
+
+
+class ShardWriter:
+    """Writes an ordered stream of Arrow tables into Parquet files of ``shard_rows`` rows each.
+
+    Each shard is written to a temporary name and renamed when complete, so a reader never sees
+    a half-written file under a final name. Shard names depend only on the row order, so the
+    same rows give the same files whatever the number of Ray blocks.
+    """
+
+    def __init__(self, directory: str, schema: pa.Schema, shard_rows: int, prefix: str = "part",
+                 row_group_rows: int = 16_384, **parquet_options):
+        self.directory, self.schema, self.shard_rows = directory, schema, shard_rows
+        self.prefix, self.row_group_rows, self.options = prefix, row_group_rows, parquet_options
+        self.shards: list[dict] = []
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        makedirs(directory)
+        self._remove_old_shards()
+
+    def _remove_old_shards(self) -> None:
+        """A rewrite replaces the whole set: shards of an earlier, longer run must not linger."""
+        filesystem, p = resolve(self.directory)
+        for info in filesystem.get_file_info(pafs.FileSelector(p)):
+            if info.base_name.startswith(self.prefix + "-") and info.base_name.endswith(".parquet"):
+                filesystem.delete_file(info.path)
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        self._pending.append(table.select(self.schema.names).cast(self.schema))
+        self._pending_rows += table.num_rows
+        while self._pending_rows >= self.shard_rows:
+            combined = pa.concat_tables(self._pending)
+            self._flush(combined.slice(0, self.shard_rows))
+            rest = combined.slice(self.shard_rows)
+            self._pending, self._pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
+
+    def close(self) -> list[dict]:
+        if self._pending_rows or not self.shards:
+            table = pa.concat_tables(self._pending) if self._pending else self.schema.empty_table()
+            self._flush(table)
+        self._pending, self._pending_rows = [], 0
+        return self.shards
+
+    def _flush(self, table: pa.Table) -> None:
+        name = f"{self.prefix}-{len(self.shards):05d}.parquet"
+        with atomic_output(join(self.directory, name)) as out:
+            pq.write_table(table.combine_chunks(), out, row_group_size=self.row_group_rows,
+                           compression="zstd", **self.options)
+        self.shards.append({"file": name, "rows": table.num_rows})

@@ -1,0 +1,37 @@
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray instance (2 CPUs) shared by every test that needs Ray."""
+    import ray
+
+    from pipeline.ray_env import init_ray
+
+    init_ray(num_cpus=2)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def job_dict(tmp_path):
+    """A minimal valid job as a dict, with a small TSV train file."""
+    train = tmp_path / "train.tsv"
+    train.write_text("sentence\tlabel\na fine film\tpositive\na dull film\tnegative\n", encoding="utf-8")
+
+    def make(**overrides):
+        job = {"name": "t", "task": "sst2", "seed": 1, "output_dir": str(tmp_path / "out"),
+               "labels": ["negative", "positive"],
+               "inputs": {"train": {"path": str(train), "columns": {"text_a": "sentence", "label": "label"}}}}
+        job.update(overrides)
+        return job
+
+    return make

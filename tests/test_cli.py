@@ -1,0 +1,33 @@
+import json
+
+import pytest
+import yaml
+
+from pipeline.cli import build_parser, main
+
+
+def test_every_subcommand_has_help(capsys):
+    for cmd in ("ingest", "run", "validate"):
+        with pytest.raises(SystemExit) as exc:
+            build_parser().parse_args([cmd, "--help"])
+        assert exc.value.code == 0
+        assert "usage: pipeline " + cmd in capsys.readouterr().out
+
+
+def test_bad_config_exits_2_with_message(tmp_path, job_dict, capsys):
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job_dict(seed="x")), encoding="utf-8")
+    assert main(["ingest", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {path}: invalid job configuration" in err and "seed" in err
+
+
+@pytest.mark.ray
+def test_run_prints_summary_and_writes_outputs(tmp_path, job_dict, ray_local, capsys):
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job_dict()), encoding="utf-8")
+    assert main(["run", str(path), "--output-dir", str(tmp_path / "o2")]) == 0
+    out = capsys.readouterr().out
+    assert "== ingest train ==" in out and "2 in = 2 kept + 0 rejected" in out
+    summary = json.loads((tmp_path / "o2" / "examples" / "train" / "_summary.json").read_text())
+    assert summary["kept"] == 2

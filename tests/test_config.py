@@ -1,0 +1,83 @@
+import pytest
+import yaml
+
+from pipeline.config import TASK_DEFAULTS, ConfigError, load_config, parse_config
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _write(tmp_path, job):
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job), encoding="utf-8")
+    return path
+
+
+def test_valid_job_and_task_defaults(tmp_path, job_dict):
+    cfg = load_config(_write(tmp_path, job_dict(task="mnli")))
+    assert cfg.tinybert_n == TASK_DEFAULTS["mnli"]["tinybert_n"] == 10
+    assert cfg.tang_n_iter == 10
+    assert cfg.augment.tinybert.p == 0.4 and cfg.augment.tinybert.top_k == 15
+    assert cfg.augment.tang.p_mask == 0.1 and cfg.augment.tang.p_ng == 0.25
+    assert len(cfg.config_hash()) == 16
+
+
+def test_explicit_n_overrides_task_default(tmp_path, job_dict):
+    cfg = load_config(_write(tmp_path, job_dict(augment={"tinybert": {"n_aug": 3}, "tang": {"n_iter": 4}})))
+    assert (cfg.tinybert_n, cfg.tang_n_iter) == (3, 4)
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"bogus": 1}, "bogus: unknown key"),
+    ({"seed": "abc"}, "seed: Input should be a valid integer"),
+    ({"task": "imdb"}, "task: unknown task 'imdb'"),
+    ({"labels": ["x"]}, "labels: labels must name at least two distinct labels"),
+    ({"augment": {"tang": {"p_mask": 0.7, "p_pos": 0.6}}}, "augment.tang: p_mask + p_pos must be at most 1"),
+    ({"augment": {"tinybert": {"p": 1.5}}}, "augment.tinybert.p: Input should be less than or equal to 1"),
+    ({"augment": {"splits": ["dev"]}}, "augment.splits names 'dev'"),
+    ({"ingest": {"too_long": "cut"}}, "ingest.too_long: Input should be 'reject' or 'truncate'"),
+])
+def test_bad_values_name_file_and_key(tmp_path, job_dict, change, expected):
+    path = _write(tmp_path, job_dict(**change))
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert str(path) in str(exc.value)
+    assert expected in str(exc.value)
+
+
+def test_missing_required_key(tmp_path, job_dict):
+    job = job_dict()
+    del job["output_dir"]
+    with pytest.raises(ConfigError, match="output_dir: required key is missing"):
+        load_config(_write(tmp_path, job))
+
+
+def test_missing_input_file_fails_before_work(tmp_path, job_dict):
+    job = job_dict()
+    job["inputs"]["dev"] = {"path": str(tmp_path / "nope.tsv"), "columns": {"text_a": "sentence"}}
+    with pytest.raises(ConfigError, match=r"inputs.dev.path: no such file .*nope.tsv"):
+        load_config(_write(tmp_path, job))
+
+
+def test_unknown_format_extension(tmp_path, job_dict):
+    job = job_dict()
+    job["inputs"]["train"]["path"] = "corpus.txt"
+    with pytest.raises(ConfigError, match="cannot tell the format of 'corpus.txt'"):
+        parse_config(job, "x.yaml", check_files=False)
+
+
+def test_not_yaml_and_not_mapping(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1, 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    bad.write_text("- 1\n- 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(bad)
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "rt-polarity.yaml"])
+def test_shipped_jobs_are_valid(name, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    cfg = load_config(ROOT / "jobs" / name)
+    assert cfg.inputs["train"].resolved_format == "tsv"

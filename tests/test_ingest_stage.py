@@ -1,0 +1,152 @@
+"""The ingest stage end to end on local Ray: broken files, counts, stable ids, formats."""
+
+import gzip
+import json
+import random
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.config import parse_config
+from pipeline.ingest import validate as v
+from pipeline.ingest.readers import InputError
+from pipeline.ingest.stage import IngestFailed, examples_dir, rejects_path, run_ingest
+
+pytestmark = pytest.mark.ray
+
+
+def _job(tmp_path, path, columns=None, fmt=None, **ingest):
+    spec = {"path": str(path), "columns": columns or {"text_a": "sentence", "label": "label"}}
+    if fmt:
+        spec["format"] = fmt
+    return parse_config({"name": "t", "task": "sst2", "output_dir": str(tmp_path / "out"),
+                         "labels": ["negative", "positive"], "inputs": {"train": spec},
+                         "ingest": {"max_chars": 200, **ingest}}, "test")
+
+
+def _read(cfg, split="train"):
+    d = examples_dir(cfg, split)
+    kept = pq.read_table(d).to_pylist()
+    with open(rejects_path(cfg, split), encoding="utf-8") as fh:
+        rejects = [json.loads(line) for line in fh]
+    with open(f"{d}/_summary.json", encoding="utf-8") as fh:
+        summary = json.load(fh)
+    return kept, rejects, summary
+
+
+BROKEN = [
+    (b"a fine film\tpositive", None),
+    (b"too\tmany\tcolumns", v.WRONG_COLUMNS),
+    (b"   \tnegative", v.EMPTY_TEXT),
+    (b"caf\xe9 au lait\tpositive", v.UNDECODABLE),
+    (b"mid\xef\xbb\xbfbom\tpositive", v.BOM_IN_ROW),
+    (b"windows line\tnegative\r", None),  # CRLF normalised by default
+    (b"lone\rcarriage\tnegative", v.STRAY_CR),
+    (b"an unknown label\tneutral", v.BAD_LABEL),
+    (b"x" * 201 + b"\tpositive", v.TOO_LONG),
+    (b"", v.WRONG_COLUMNS),  # an empty line in the middle of the file
+    (b"the last good row\tnegative", None),
+]
+
+
+def test_broken_file_every_row_accounted_for(tmp_path, ray_local):
+    path = tmp_path / "broken.tsv"
+    path.write_bytes(v.BOM + b"sentence\tlabel\n" + b"\n".join(raw for raw, _ in BROKEN) + b"\n")
+    cfg = _job(tmp_path, path)
+    run_ingest(cfg)
+    kept, rejects, summary = _read(cfg)
+    assert [r["text_a"] for r in kept] == ["a fine film", "windows line", "the last good row"]
+    assert [r["line"] for r in kept] == [2, 7, 12]
+    expected = [(i + 2, reason) for i, (_, reason) in enumerate(BROKEN) if reason]
+    assert [(r["line"], r["reason"]) for r in rejects] == expected
+    assert all(r["source"] == "train/broken.tsv" and r["detail"] for r in rejects)
+    assert summary["rows_in"] == len(BROKEN) == summary["kept"] + summary["rejected"]
+    assert summary["fixes"]["crlf_normalised"] == 1
+    assert summary["rejected_by_reason"][v.WRONG_COLUMNS] == 2
+
+
+def test_five_percent_corrupted_keeps_every_good_row(tmp_path, ray_local):
+    rng = random.Random(7)
+    good, lines, bad_lines = [], [b"sentence\tlabel"], {}
+    corruptions = [b"\xff\xfe broken bytes\tpositive", b"no label column", b"\tnegative", b"text\tmaybe",
+                   b"a\tb\tc", b"bom \xef\xbb\xbf inside\tpositive"]
+    for i in range(2000):
+        line_no = len(lines) + 1
+        if rng.random() < 0.05:
+            lines.append(rng.choice(corruptions))
+            bad_lines[line_no] = lines[-1]
+        else:
+            text = f"review number {i} says {'good' if i % 2 else 'bad'} things"
+            lines.append(f"{text}\t{'positive' if i % 2 else 'negative'}".encode())
+            good.append((line_no, text))
+    path = tmp_path / "corrupted.tsv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    cfg = _job(tmp_path, path, chunk_bytes=4096)  # many chunks → many Ray tasks
+    run_ingest(cfg)
+    kept, rejects, summary = _read(cfg)
+    assert 70 < len(bad_lines) < 130
+    assert [(r["line"], r["text_a"]) for r in kept] == good
+    assert {r["line"] for r in rejects} == set(bad_lines)
+    assert all(r["reason"] and r["raw"] is not None for r in rejects)
+    assert summary["rows_in"] == 2000 == summary["kept"] + summary["rejected"]
+    assert summary["kept"] == len(good) and summary["rejected"] == len(bad_lines)
+
+
+def test_ids_and_files_identical_across_block_counts(tmp_path, ray_local):
+    path = tmp_path / "data.tsv"
+    path.write_text("sentence\tlabel\n" + "".join(f"sentence {i} is here\tpositive\n" for i in range(1500)),
+                    encoding="utf-8")
+    outputs = []
+    for chunk_bytes in (4096, 1 << 20):
+        cfg = _job(tmp_path / str(chunk_bytes), path, chunk_bytes=chunk_bytes, shard_rows=600)
+        run_ingest(cfg)
+        d = examples_dir(cfg, "train")
+        outputs.append([open(f"{d}/part-{i:05d}.parquet", "rb").read() for i in range(3)])
+    assert outputs[0] == outputs[1]
+    ids = pq.read_table(examples_dir(cfg, "train")).column("example_id").to_pylist()
+    assert len(set(ids)) == 1500
+
+
+def test_jsonl_parquet_and_gzip_inputs(tmp_path, ray_local):
+    rows = [{"sentence": f"text {i}", "label": "positive" if i % 2 else "negative"} for i in range(50)]
+    rows[10]["sentence"] = "  "
+    jl = tmp_path / "d.jsonl"
+    jl.write_text("\n".join(json.dumps(r) for r in rows) + "\nnot json\n", encoding="utf-8")
+    pqf = tmp_path / "d.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), pqf, row_group_size=16)
+    gz = tmp_path / "d.tsv.gz"
+    gz.write_bytes(gzip.compress(b"sentence\tlabel\n" + b"".join(f"{r['sentence']}\t{r['label']}\n".encode() for r in rows)))
+    for path, n_in in ((jl, 51), (pqf, 50), (gz, 50)):
+        cfg = _job(tmp_path / f"out-{path.name}", path)
+        summary = run_ingest(cfg)["train"]
+        kept, rejects, _ = _read(cfg)
+        assert summary.rows_in == n_in and summary.kept == 49 and summary.rejected == n_in - 49
+        header = 1 if path == gz else 0  # row 10 (0-based) is the empty one
+        assert rejects[0]["line"] == 11 + header and rejects[0]["reason"] == v.EMPTY_TEXT
+        assert kept[10]["line"] == 12 + header and kept[10]["text_a"] == "text 11"
+
+
+def test_limit_reads_only_first_rows(tmp_path, ray_local):
+    path = tmp_path / "d.tsv"
+    path.write_text("sentence\tlabel\n" + "".join(f"s {i}\tpositive\n" for i in range(100)), encoding="utf-8")
+    cfg = parse_config({"name": "t", "task": "sst2", "output_dir": str(tmp_path / "out"), "labels": ["negative", "positive"],
+                        "inputs": {"train": {"path": str(path), "limit": 30, "columns": {"text_a": "sentence", "label": "label"}}}}, "t")
+    assert run_ingest(cfg)["train"].rows_in == 30
+    assert [r["text_a"] for r in _read(cfg)[0]][-1] == "s 29"
+
+
+def test_strict_fails_after_writing_rejects(tmp_path, ray_local):
+    path = tmp_path / "d.tsv"
+    path.write_text("sentence\tlabel\ngood\tpositive\nbad\tneutral\n", encoding="utf-8")
+    cfg = _job(tmp_path, path)
+    with pytest.raises(IngestFailed, match="rejected"):
+        run_ingest(cfg, strict=True)
+    assert _read(cfg)[1][0]["reason"] == v.BAD_LABEL
+
+
+def test_header_missing_column_names_file_and_line(tmp_path, ray_local):
+    path = tmp_path / "d.tsv"
+    path.write_text("text\tlabel\ngood\tpositive\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"d.tsv:1: column\(s\) \['sentence'\] not in the header"):
+        run_ingest(_job(tmp_path, path))
