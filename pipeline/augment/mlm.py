@@ -1,0 +1,229 @@
+"""Masked-language-model candidates for TinyBERT's augmentation, computed in batches.
+
+For a word that is a single word piece the reference builds
+``[CLS] pieces-with-that-piece-masked [SEP] pieces [SEP]`` (segment ids 0 then 1), cuts it to
+the first 512 tokens (the second segment and its final ``[SEP]`` go first; a first segment of
+512 or more fills the whole input with segment 0 and no ``[SEP]``), skips masks at position
+512 or later, runs the MLM with batch size 1 and keeps the K=15 highest logits at the mask,
+dropping tokens that start with ``##``. ``mlm_input="single"`` uses ``[CLS] masked [SEP]``.
+
+Here every masked input of many sentences goes through the model together:
+
+* inputs are sorted by length and cut into batches of at most ``batch_tokens`` (rows times
+  longest row), so the rows of a batch (often all masks of one sentence) barely need padding;
+* the encoder runs under ``torch.inference_mode()``; only the hidden states at the mask
+  positions go through the MLM head, so the vocabulary projection costs one row per mask
+  instead of one per token (falls back to the full logits when the head is not found);
+* ``dtype="bf16"`` runs the encoder under bfloat16 autocast and ``"int8"`` runs a dynamically
+  quantised copy of its Linear layers; the head stays float32 in both.
+
+Candidate tokens are returned sorted by token id: the set is what matters, and a canonical
+order makes the uniform pick that follows independent of batch composition.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+DTYPES = ("fp32", "bf16", "int8")
+MLM_INPUTS = ("pair", "single")
+_HEAD_NAMES = ("cls", "lm_head", "predictions")  # BERT, RoBERTa-like, ALBERT
+_MAX_MEMO = 1_000_000
+
+
+class MlmCandidates:
+    """Top-k masked-LM candidates for masked single-piece words of many sentences at once.
+
+    ``model`` is any ``AutoModelForMaskedLM`` and ``tokenizer`` its tokenizer (WordPiece
+    continuation marker ``##``). The model passed in is not modified.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer,
+        *,
+        device: str = "cpu",
+        dtype: str = "fp32",
+        num_threads: int | None = None,
+    ):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        self.device = torch.device(device)
+        if dtype == "int8" and self.device.type != "cpu":
+            raise ValueError("int8 dynamic quantisation runs on the CPU only")
+        if self.device.type == "cpu":
+            torch.set_num_threads(_cpu_threads(num_threads))
+        self.dtype = dtype
+        self.tokenizer = tokenizer
+        model = model.eval().to(self.device)
+        head = _mask_head(model)
+        if head is None:
+            self._encoder, self._head = _with_dtype(model, dtype), None
+        else:
+            self._encoder, self._head = _with_dtype(model.base_model, dtype), head
+        config = model.config
+        self._token_types = getattr(config, "type_vocab_size", 0) >= 2
+        self._max_positions = getattr(config, "max_position_embeddings", None) or 10**9
+        self._cls, self._sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+        self._mask, self._pad = tokenizer.mask_token_id, tokenizer.pad_token_id or 0
+        tokens = tokenizer.convert_ids_to_tokens(list(range(config.vocab_size)))
+        self._tokens = tokens
+        self._dropped = np.array([t is None or t.startswith("##") for t in tokens])
+        self._pieces: dict[str, list[int]] = {}
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str,
+        *,
+        device: str = "cpu",
+        dtype: str = "fp32",
+        num_threads: int | None = None,
+    ) -> "MlmCandidates":
+        """Load an MLM and its tokenizer by hub id or local folder (weights in float32)."""
+        from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        model = AutoModelForMaskedLM.from_pretrained(name_or_path, dtype=torch.float32)
+        return cls(model, tokenizer, device=device, dtype=dtype, num_threads=num_threads)
+
+    def word_pieces(self, words: Sequence[str]) -> list[list[int]]:
+        """The word-piece ids of each word (memoised per word type)."""
+        missing = list(dict.fromkeys(w for w in words if w not in self._pieces))
+        if missing:
+            if len(self._pieces) + len(missing) > _MAX_MEMO:
+                self._pieces.clear()
+            encoded = self.tokenizer(missing, add_special_tokens=False)["input_ids"]
+            self._pieces.update(zip(missing, encoded))
+        return [self._pieces[w] for w in words]
+
+    def candidates(
+        self,
+        sentences: Sequence[Sequence[int]],
+        masks: Sequence[Sequence[int]],
+        *,
+        top_k: int = 15,
+        mlm_input: str = "pair",
+        max_seq_length: int = 512,
+        batch_tokens: int = 8192,
+    ) -> list[list[list[str]]]:
+        """Candidate tokens for each masked piece.
+
+        ``sentences[i]`` holds the piece ids of sentence i (no special tokens) and
+        ``masks[i]`` the offsets of the pieces to mask one at a time. Returns, per sentence and
+        mask, the tokens among the ``top_k`` highest logits that do not start with ``##``,
+        sorted by token id; [] for a mask the truncated input cannot hold.
+        """
+        if mlm_input not in MLM_INPUTS:
+            raise ValueError(f"mlm_input must be one of {MLM_INPUTS}, got {mlm_input!r}")
+        max_len = min(max_seq_length, self._max_positions)
+        out: list[list[list[str]]] = [[[] for _ in m] for m in masks]
+        templates = {}
+        jobs = []  # (length, sentence, mask index, mask position)
+        for i, (pieces, offsets) in enumerate(zip(sentences, masks)):
+            if not offsets:
+                continue
+            templates[i] = self._template(pieces, mlm_input, max_len)
+            length = len(templates[i][0])
+            limit = length if mlm_input == "pair" else length - 1  # the mask must be in the input
+            for j, offset in enumerate(offsets):
+                if offset + 1 < limit:
+                    jobs.append((length, i, j, offset + 1))
+        jobs.sort()
+        for batch in _batches(jobs, batch_tokens):
+            for (_, i, j, _), ids in zip(batch, self._top_ids(batch, templates, top_k)):
+                out[i][j] = [self._tokens[t] for t in ids]
+        return out
+
+    def _template(self, pieces: Sequence[int], mlm_input: str, max_len: int):
+        """Token ids and segment ids of one sentence's input, before masking."""
+        pieces = list(pieces)
+        if mlm_input == "single":
+            ids = [self._cls] + pieces[: max_len - 2] + [self._sep]
+            return np.array(ids), np.zeros(len(ids), dtype=np.int64)
+        ids = ([self._cls] + pieces + [self._sep] + pieces + [self._sep])[:max_len]
+        first = min(len(pieces) + 2, max_len)
+        types = np.zeros(len(ids), dtype=np.int64)
+        types[first:] = 1
+        return np.array(ids), types
+
+    def _top_ids(self, batch, templates, top_k: int) -> list[np.ndarray]:
+        """Run one batch; the kept candidate ids of each row, sorted."""
+        rows, width = len(batch), batch[-1][0]
+        ids = np.full((rows, width), self._pad, dtype=np.int64)
+        types = np.zeros((rows, width), dtype=np.int64)
+        attention = np.zeros((rows, width), dtype=np.int64)
+        positions = np.empty(rows, dtype=np.int64)
+        for r, (length, i, _, pos) in enumerate(batch):
+            ids[r, :length], types[r, :length] = templates[i]
+            attention[r, :length] = 1
+            positions[r] = pos
+        ids[np.arange(rows), positions] = self._mask
+        inputs = {"input_ids": ids, "attention_mask": attention}
+        if self._token_types:
+            inputs["token_type_ids"] = types
+        inputs = {k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()}
+        index = (torch.arange(rows, device=self.device), torch.from_numpy(positions).to(self.device))
+        with torch.inference_mode(), self._autocast():
+            if self._head is None:
+                logits = self._encoder(**inputs).logits[index].float()
+            else:
+                hidden = self._encoder(**inputs).last_hidden_state[index]
+        if self._head is not None:
+            with torch.inference_mode():
+                logits = self._head(hidden.float())
+        top = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).indices.cpu().numpy()
+        return [np.sort(row[~self._dropped[row]]) for row in top]
+
+    def _autocast(self):
+        if self.dtype == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def _batches(jobs: list, batch_tokens: int):
+    """Cut length-sorted jobs into batches of at most ``batch_tokens`` padded tokens."""
+    batch: list = []
+    for job in jobs:
+        if batch and (len(batch) + 1) * job[0] > batch_tokens:
+            yield batch
+            batch = []
+        batch.append(job)
+    if batch:
+        yield batch
+
+
+def _mask_head(model: nn.Module) -> nn.Module | None:
+    """The module mapping last hidden states to vocabulary logits, checked on a tiny input."""
+    head = next((getattr(model, n) for n in _HEAD_NAMES if isinstance(getattr(model, n, None), nn.Module)), None)
+    if head is None or getattr(model, "base_model", model) is model:
+        return None
+    ids = torch.arange(1, 9, device=next(model.parameters()).device)[None] % model.config.vocab_size
+    with torch.inference_mode():
+        full = model(input_ids=ids).logits
+        split = head(model.base_model(input_ids=ids).last_hidden_state)
+    return head if full.shape == split.shape and torch.allclose(full, split, atol=1e-4, rtol=1e-4) else None
+
+
+def _with_dtype(module: nn.Module, dtype: str) -> nn.Module:
+    """``module`` for fp32 / bf16 (autocast at call time), a quantised copy for int8."""
+    if dtype != "int8":
+        return module
+    from torch.ao.quantization import quantize_dynamic
+
+    return quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8, inplace=False)
+
+
+def _cpu_threads(requested: int | None) -> int:
+    """Requested threads, else OMP_NUM_THREADS (Ray sets it per worker), else usable cores."""
+    if requested:
+        return requested
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else len(os.sched_getaffinity(0))

@@ -1,0 +1,305 @@
+"""The augment stage: thin Ray Data adapters around the pure augmenters.
+
+- Tang: CPU tasks tag the texts with spaCy (the tagger loaded once per worker process), the
+  train split's per-tag unigram counts are summed per batch and merged in the driver, and the
+  merged table is shared with every augmenting task through the object store.
+- TinyBERT without an MLM: CPU tasks; the GloVe matrix is put in the object store once and read
+  zero-copy by every worker.
+- TinyBERT with an MLM: an actor pool, the model loaded once per actor (one GPU per actor when
+  the cluster has GPUs).
+
+Rows come back in input order and are written by the driver into fixed-size shards, so the files
+are byte-identical whatever the number of blocks or workers.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import storage
+from ..config import JobConfig
+from ..ingest.stage import examples_dir
+from ..progress import Progress, print_summary
+from ..ray_env import cluster_cpus, cluster_gpus
+from ..seeding import stable_hex
+
+AUGMENTED_SCHEMA = pa.schema([
+    ("example_id", pa.string()),
+    ("parent_id", pa.string()),
+    ("method", pa.string()),
+    ("variant", pa.int32()),  # 0 = the original
+    ("text_a", pa.string()),
+    ("text_b", pa.string()),
+    ("label", pa.string()),
+    ("label_id", pa.int32()),
+    ("seed", pa.int64()),
+])
+_TAGGED = ["words_a", "tags_a", "words_b", "tags_b"]
+
+
+def augmented_dir(cfg: JobConfig, split: str, method: str) -> str:
+    return storage.join(cfg.output_dir, "augmented", split, method)
+
+
+def variants_table(batch: pa.Table, results: list[list[tuple[str, str | None]]], method: str, seed: int) -> pa.Table:
+    """Pure: per-example augmenter output → rows of the augmented corpus (original first)."""
+    parents = batch.column("example_id").to_pylist()
+    labels = batch.column("label").to_pylist()
+    label_ids = batch.column("label_id").to_pylist()
+    cols: dict[str, list] = {name: [] for name in AUGMENTED_SCHEMA.names}
+    for parent, label, label_id, rows in zip(parents, labels, label_ids, results, strict=True):
+        for variant, (a, b) in enumerate(rows):
+            cols["example_id"].append(parent if variant == 0 else stable_hex(parent, method, variant))
+            cols["parent_id"].append(parent)
+            cols["method"].append(method)
+            cols["variant"].append(variant)
+            cols["text_a"].append(a)
+            cols["text_b"].append(b)
+            cols["label"].append(label)
+            cols["label_id"].append(label_id)
+            cols["seed"].append(seed)
+    return pa.table(cols, schema=AUGMENTED_SCHEMA)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-process caches: a Ray worker process loads each model once and keeps it for later tasks.
+
+@lru_cache(maxsize=2)
+def _tagger(model: str, attr: str, batch_size: int):
+    from .pos import PosTagger
+
+    return PosTagger(model, attr, batch_size)
+
+
+@lru_cache(maxsize=2)
+def _unigram(ref_box: tuple):
+    import ray
+
+    from .pos import PosUnigram
+
+    return PosUnigram.from_arrow(ray.get(ref_box[0]))
+
+
+@lru_cache(maxsize=2)
+def _glove(ref_box: tuple):
+    import ray
+
+    from .glove import GloveVectors
+
+    words, matrix = ray.get(ref_box[0])  # the matrix is a read-only, zero-copy view of the object store
+    return GloveVectors(words, matrix)
+
+
+@lru_cache(maxsize=2)
+def _tinybert_glove_only(params, ref_box: tuple):
+    from .tinybert import TinyBertAugmenter
+
+    return TinyBertAugmenter(params, _glove(ref_box), None)
+
+
+class _Ref(tuple):
+    """An ObjectRef in a hashable box: Ray passes it through untouched, and it keys the caches."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Ray Data UDFs
+
+def _tag_batch(batch: pa.Table, model: str, attr: str, batch_size: int) -> pa.Table:
+    tagger = _tagger(model, attr, batch_size)
+    tagged_a = tagger.tag(batch.column("text_a").to_pylist())
+    texts_b = batch.column("text_b").to_pylist()
+    present = [t for t in texts_b if t is not None]
+    tagged_b = iter(tagger.tag(present)) if present else iter(())
+    tagged_b = [next(tagged_b) if t is not None else None for t in texts_b]
+    lists = pa.list_(pa.string())
+    return batch.append_column("words_a", pa.array([w for w, _ in tagged_a], lists)) \
+        .append_column("tags_a", pa.array([t for _, t in tagged_a], lists)) \
+        .append_column("words_b", pa.array([x[0] if x else None for x in tagged_b], lists)) \
+        .append_column("tags_b", pa.array([x[1] if x else None for x in tagged_b], lists))
+
+
+def _count_batch(batch: pa.Table) -> pa.Table:
+    from .pos import PosUnigram
+
+    pairs = list(zip(batch.column("words_a").to_pylist(), batch.column("tags_a").to_pylist()))
+    pairs += [p for p in zip(batch.column("words_b").to_pylist(), batch.column("tags_b").to_pylist()) if p[0]]
+    return PosUnigram.count(pairs).to_arrow()
+
+
+def _tang_batch(batch: pa.Table, params, unigram_ref: _Ref, seed: int) -> pa.Table:
+    from .tang import TangAugmenter
+
+    augmenter = TangAugmenter(params, _unigram(unigram_ref))
+    col = {name: batch.column(name).to_pylist() for name in ("example_id", "text_a", "text_b", *_TAGGED)}
+    tagged_a = list(zip(col["words_a"], col["tags_a"]))
+    tagged_b = [None if w is None else (w, t) for w, t in zip(col["words_b"], col["tags_b"])]
+    results = augmenter.augment_tagged(col["example_id"], tagged_a, tagged_b, col["text_a"], col["text_b"], seed)
+    return variants_table(batch, results, "tang", seed)
+
+
+def _tinybert_batch(batch: pa.Table, params, glove_ref: _Ref, seed: int) -> pa.Table:
+    augmenter = _tinybert_glove_only(params, glove_ref)
+    results = augmenter.augment(batch.column("example_id").to_pylist(), batch.column("text_a").to_pylist(),
+                                batch.column("text_b").to_pylist(), seed)
+    return variants_table(batch, results, "tinybert", seed)
+
+
+class TinyBertMlmWorker:
+    """Actor: the MLM (and GloVe) loaded once, then batches of examples augmented."""
+
+    def __init__(self, params, mlm: str, device: str, dtype: str, num_threads: int, glove_ref: _Ref | None, seed: int):
+        import torch
+
+        from .mlm import MlmCandidates
+        from .tinybert import TinyBertAugmenter
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        model = MlmCandidates.from_pretrained(mlm, device=device, dtype=dtype, num_threads=num_threads)
+        self.augmenter = TinyBertAugmenter(params, _glove(glove_ref) if glove_ref else None, model)
+        self.seed = seed
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        results = self.augmenter.augment(batch.column("example_id").to_pylist(), batch.column("text_a").to_pylist(),
+                                         batch.column("text_b").to_pylist(), self.seed)
+        return variants_table(batch, results, "tinybert", self.seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver
+
+class AugmentError(RuntimeError):
+    pass
+
+
+def _read_examples(cfg: JobConfig, split: str, num_blocks: int | None):
+    import ray.data
+
+    path = examples_dir(cfg, split)
+    if not storage.exists(path):
+        raise AugmentError(f"{path}: no ingested examples for split {split!r}; run `pipeline ingest` first")
+    ds = ray.data.read_parquet(path, file_extensions=["parquet"])
+    return ds.repartition(num_blocks) if num_blocks else ds
+
+
+def _tang_params(cfg: JobConfig):
+    from .tang import TangParams
+
+    t = cfg.augment.tang
+    return TangParams(n_iter=cfg.tang_n_iter, p_mask=t.p_mask, p_pos=t.p_pos, p_ng=t.p_ng,
+                      max_ngram=t.max_ngram, mask_token=t.mask_token)
+
+
+def _tinybert_params(cfg: JobConfig):
+    from .tinybert import TinyBertParams
+
+    t = cfg.augment.tinybert
+    return TinyBertParams(n_aug=cfg.tinybert_n, p=t.p, top_k=t.top_k, mlm_input=t.mlm_input,
+                          max_seq_length=t.max_seq_length, batch_tokens=t.batch_tokens, do_lower_case=t.do_lower_case)
+
+
+class _TangPlan:
+    """Tags each split once; the train split's counts give the unigram table."""
+
+    def __init__(self, cfg: JobConfig, num_blocks: int | None):
+        self.cfg, self.num_blocks, self._tagged = cfg, num_blocks, {}
+
+    def tagged(self, split: str):
+        if split not in self._tagged:
+            t = self.cfg.augment.tang
+            ds = _read_examples(self.cfg, split, self.num_blocks).map_batches(
+                _tag_batch, fn_kwargs={"model": t.spacy_model, "attr": t.tag_attr, "batch_size": t.batch_size},
+                batch_size=t.batch_size, batch_format="pyarrow")
+            self._tagged[split] = ds.materialize()
+        return self._tagged[split]
+
+    def unigram_ref(self) -> _Ref:
+        import ray
+
+        tables = [t for t in self.tagged("train").map_batches(_count_batch, batch_format="pyarrow",
+                                                              batch_size=4096).iter_batches(batch_format="pyarrow", batch_size=None)]
+        merged = pa.concat_tables(tables).group_by(["tag", "word"]).aggregate([("count", "sum")])
+        merged = merged.rename_columns(["tag", "word", "count"]).sort_by([("tag", "ascending"), ("word", "ascending")])
+        return _Ref((ray.put(merged),))
+
+
+def _glove_ref(cfg: JobConfig) -> _Ref:
+    import ray
+
+    from .glove import GloveVectors, default_glove_path
+
+    g = cfg.augment.tinybert.glove
+    glove = GloveVectors.load(g.path or default_glove_path(), g.format, g.rows)
+    return _Ref((ray.put((glove.words, glove.matrix)),))
+
+
+def _augment_split(cfg: JobConfig, split: str, method: str, tang: _TangPlan | None, glove_ref: _Ref | None,
+                   num_blocks: int | None):
+    import ray.data
+
+    seed = cfg.seed
+    if method == "tang":
+        t = cfg.augment.tang
+        ds = tang.tagged(split).map_batches(
+            _tang_batch, fn_kwargs={"params": _tang_params(cfg), "unigram_ref": tang.unigram_ref(), "seed": seed},
+            batch_size=t.batch_size, batch_format="pyarrow",
+            compute=ray.data.TaskPoolStrategy(size=t.workers) if t.workers else None)
+        return ds
+    t = cfg.augment.tinybert
+    params = _tinybert_params(cfg)
+    ds = _read_examples(cfg, split, num_blocks)
+    if t.mlm is None:
+        return ds.map_batches(_tinybert_batch, fn_kwargs={"params": params, "glove_ref": glove_ref, "seed": seed},
+                              batch_size=t.batch_size, batch_format="pyarrow",
+                              compute=ray.data.TaskPoolStrategy(size=t.workers) if t.workers else None)
+    gpus = cluster_gpus() if t.device != "cpu" else 0
+    workers = t.workers or (gpus if gpus else 1)
+    threads = max(1, cluster_cpus() // workers) if not gpus else 4
+    return ds.map_batches(
+        TinyBertMlmWorker, fn_constructor_args=(params, t.mlm, t.device, t.dtype, threads, glove_ref, seed),
+        batch_size=t.batch_size, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=workers),
+        num_gpus=1 if gpus else 0, num_cpus=0 if gpus else threads)
+
+
+def run_augment(cfg: JobConfig, methods: list[str] | None = None, num_blocks: int | None = None) -> dict:
+    """Augment every split of ``cfg.augment.splits`` with each method; ``num_blocks`` overrides
+    Ray's choice of input blocks (the output does not depend on it)."""
+    methods = methods or list(cfg.augment.methods)
+    tang = _TangPlan(cfg, num_blocks) if "tang" in methods else None
+    glove_ref = _glove_ref(cfg) if "tinybert" in methods else None
+    results = {}
+    for split in cfg.augment.splits:
+        for method in methods:
+            started = time.perf_counter()
+            ds = _augment_split(cfg, split, method, tang, glove_ref, num_blocks)
+            out_dir = augmented_dir(cfg, split, method)
+            writer = storage.ShardWriter(out_dir, AUGMENTED_SCHEMA, cfg.augment.shard_rows)
+            progress = Progress(f"augment {split} {method}")
+            parents = rows = 0
+            for table in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+                writer.write(table)
+                n_parents = pc.sum(pc.equal(table.column("variant"), 0)).as_py() or 0
+                parents += n_parents
+                rows += table.num_rows
+                progress.add(table.num_rows)
+            shards = writer.close()
+            seconds = time.perf_counter() - started
+            tries = cfg.tang_n_iter if method == "tang" else cfg.tinybert_n
+            summary = {"split": split, "method": method, "examples_in": parents, "rows_out": rows,
+                       "variants": rows - parents, "tries_per_example": tries, "seconds": round(seconds, 3),
+                       "examples_per_s": round(parents / max(seconds, 1e-9), 2), "shards": shards}
+            if method == "tinybert":
+                summary["mlm"] = cfg.augment.tinybert.mlm or "none (GloVe neighbours for every eligible word)"
+            storage.write_json(storage.join(out_dir, "_summary.json"), summary)
+            results[(split, method)] = summary
+            print_summary(f"augment {split} {method}", [
+                ("examples in", parents), ("rows out", rows),
+                ("variants per example", round((rows - parents) / max(parents, 1), 2)),
+                ("tries per example", tries),
+                *([("mlm", summary["mlm"])] if method == "tinybert" else []),
+                ("examples / s", summary["examples_per_s"]), ("output", out_dir), ("seconds", seconds)])
+    return results

@@ -1,0 +1,141 @@
+"""Tang et al.'s augmentation (arXiv 1903.12136), on POS-tagged words.
+
+One variant of a sentence of words w_1..w_L:
+
+1. For every word draw X ~ U(0,1). X < p_mask: the word becomes the mask token.
+   p_mask <= X < p_mask + p_pos: the word becomes a word drawn from the corpus unigram
+   distribution restricted to words with the same POS tag (renormalised; a tag the corpus never
+   showed keeps the word). Otherwise the word is kept.
+2. With probability p_ng keep one n-gram only: n uniform in 1..max_ngram, start uniform among
+   the possible positions; n >= L keeps every word.
+
+An example gets n_iter tries; variants equal to the original or to an earlier variant are
+dropped (compared as words joined by single spaces, the form every variant is written in).
+For sentence pairs try i augments the first text (i % 3 == 0), the second (1) or both (2); the
+text left alone is written as given.
+
+Speed: the draws of all tries of one text come from one ``rng.random((tries, L))`` and one
+vectorised unigram draw, so no Python code runs per word and try. Every random number of an
+example comes from ``example_rng(seed, example_id, "tang")``, so the output does not depend on
+batching, order or the number of workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.augment.pos import PosUnigram, Tagged
+from pipeline.seeding import example_rng
+
+Row = tuple[str, str | None]
+
+
+@dataclass(frozen=True)
+class TangParams:
+    n_iter: int = 20
+    p_mask: float = 0.1
+    p_pos: float = 0.1
+    p_ng: float = 0.25
+    max_ngram: int = 5
+    mask_token: str = "[MASK]"
+
+    def __post_init__(self) -> None:
+        if self.n_iter < 0 or self.max_ngram < 1:
+            raise ValueError(f"need n_iter >= 0 and max_ngram >= 1, got {self.n_iter}, {self.max_ngram}")
+        if not all(0.0 <= p <= 1.0 for p in (self.p_mask, self.p_pos, self.p_ng)) or self.p_mask + self.p_pos > 1.0:
+            raise ValueError(f"probabilities must lie in [0, 1] with p_mask + p_pos <= 1: {self}")
+
+
+def sample_variants(
+    words: Sequence[str],
+    tags: Sequence[str],
+    unigram: PosUnigram,
+    params: TangParams,
+    rng: np.random.Generator,
+    n: int,
+) -> list[list[str]]:
+    """``n`` independent variants of one sentence (steps 1 and 2 above), as word lists."""
+    length = len(words)
+    if len(tags) != length:
+        raise ValueError(f"{length} words but {len(tags)} tags")
+    if length == 0:
+        return [[] for _ in range(n)]
+    # step 1: one X per (variant, word); one uniform per POS replacement, all tags in one draw
+    x = rng.random((n, length))
+    out = np.tile(np.array(words, dtype=object), (n, 1))
+    out[x < params.p_mask] = params.mask_token
+    rows, cols = np.nonzero((x >= params.p_mask) & (x < params.p_mask + params.p_pos))
+    tag_ids = unigram.tag_ids(tags)[cols]
+    u = rng.random(rows.size)
+    known = tag_ids >= 0
+    out[rows[known], cols[known]] = unigram.draw(tag_ids[known], u[known])
+
+    # step 2: per variant, whether to cut, the n-gram size and its start
+    ngram = rng.random(n) < params.p_ng
+    size = np.minimum(rng.integers(1, params.max_ngram + 1, n), length)
+    start = (rng.random(n) * (length - size + 1)).astype(np.int64)
+    return [
+        row[s : s + k].tolist() if cut else row.tolist()
+        for row, cut, s, k in zip(out, ngram.tolist(), start.tolist(), size.tolist())
+    ]
+
+
+def augment_words(
+    words: Sequence[str], tags: Sequence[str], unigram: PosUnigram, params: TangParams, rng: np.random.Generator
+) -> list[str]:
+    """One variant of one sentence, as a word list."""
+    return sample_variants(words, tags, unigram, params, rng, 1)[0]
+
+
+class TangAugmenter:
+    """Augments tagged examples with one shared unigram table (built once per worker)."""
+
+    method = "tang"
+
+    def __init__(self, params: TangParams, unigram: PosUnigram):
+        self.params = params
+        self.unigram = unigram
+
+    def augment_tagged(
+        self,
+        example_ids: Sequence[str],
+        tagged_a: Sequence[Tagged],
+        tagged_b: Sequence[Tagged | None],
+        originals_a: Sequence[str],
+        originals_b: Sequence[str | None],
+        seed: int,
+    ) -> list[list[Row]]:
+        """Per example: [(orig_a, orig_b), variant, ...]; original first exactly as given.
+
+        ``tagged_b[i] is None`` marks a single-text example (its rows carry ``originals_b[i]``).
+        Random stream: ``example_rng(seed, example_id, "tang")``.
+        """
+        return [
+            self._augment_one(ta, tb, oa, ob, example_rng(seed, eid, self.method))
+            for eid, ta, tb, oa, ob in zip(example_ids, tagged_a, tagged_b, originals_a, originals_b, strict=True)
+        ]
+
+    def _augment_one(self, ta: Tagged, tb: Tagged | None, oa: str, ob: str | None, rng: np.random.Generator) -> list[Row]:
+        n = self.params.n_iter
+        modes = [0] * n if tb is None else [i % 3 for i in range(n)]  # 0: a only, 1: b only, 2: both
+        var_a = iter(self._texts(ta, rng, sum(m != 1 for m in modes)))
+        var_b = iter(self._texts(tb, rng, sum(m != 0 for m in modes)) if tb is not None else [])
+        norm_a = " ".join(ta[0])
+        norm_b = " ".join(tb[0]) if tb is not None else None
+        seen = {(norm_a, norm_b)}
+        rows: list[Row] = [(oa, ob)]
+        for mode in modes:
+            a = next(var_a) if mode != 1 else None
+            b = next(var_b) if mode != 0 else None
+            key = (norm_a if a is None else a, norm_b if b is None else b)
+            if key not in seen:
+                seen.add(key)
+                rows.append((oa if a is None else a, ob if b is None else b))
+        return rows
+
+    def _texts(self, tagged: Tagged, rng: np.random.Generator, n: int) -> list[str]:
+        words, tags = tagged
+        return [" ".join(v) for v in sample_variants(words, tags, self.unigram, self.params, rng, n)]

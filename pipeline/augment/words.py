@@ -1,0 +1,74 @@
+"""Words of a text as TinyBERT's augmentation sees them.
+
+The reference (``data_augmentation.py`` of arXiv 1909.10351) splits a text with BERT's
+``BasicTokenizer`` (clean-up, CJK spacing, lower-casing and accent stripping for uncased
+models, punctuation split). A word may be replaced when it consists of the letters a-z only
+(after lower-casing) and is not an NLTK English stop word (plus ``'s`` and ``'re``).
+
+Variants are compared in one normal form: the basic-tokenized words joined by single spaces.
+Basic tokenization works whitespace-token by whitespace-token, so the normal form of a word
+list is the concatenation of the normal forms of its words, which are memoised.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from importlib import resources
+from typing import Sequence
+
+from transformers.models.bert.tokenization_bert_legacy import BasicTokenizer
+
+STOPWORDS_RESOURCE = "nltk_english_stopwords.txt"
+EXTRA_STOPWORDS = ("'s", "'re")
+_LETTERS = re.compile("[a-z]+")
+_MAX_MEMO = 1_000_000
+
+
+@functools.lru_cache(maxsize=1)
+def english_stopwords() -> frozenset[str]:
+    """NLTK's English stop words plus ``'s`` and ``'re``.
+
+    Uses the NLTK corpus when it is installed, else the copy bundled in
+    ``pipeline/resources`` (nltk_data cannot be downloaded on every machine).
+    """
+    try:
+        from nltk.corpus import stopwords
+
+        words = stopwords.words("english")
+    except (LookupError, OSError):
+        text = (resources.files("pipeline") / "resources" / STOPWORDS_RESOURCE).read_text("utf-8")
+        words = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return frozenset(words) | frozenset(EXTRA_STOPWORDS)
+
+
+class WordSplitter:
+    """Basic tokenization, eligibility and the normal form for one casing convention."""
+
+    def __init__(self, do_lower_case: bool = True):
+        # strip_accents=None: accents are stripped exactly when lower-casing, as in BERT.
+        self._basic = BasicTokenizer(do_lower_case=do_lower_case)
+        self._stopwords = english_stopwords()
+        self._normal: dict[str, str] = {}
+
+    def words(self, text: str) -> list[str]:
+        """The basic-tokenized words of ``text``."""
+        return self._basic.tokenize(text)
+
+    def is_eligible(self, word: str) -> bool:
+        """Letters a-z only (after lower-casing) and not a stop word."""
+        lowered = word.lower()
+        return _LETTERS.fullmatch(lowered) is not None and lowered not in self._stopwords
+
+    def normal_form(self, words: Sequence[str]) -> str:
+        """The basic tokenization of ``" ".join(words)``, joined by single spaces."""
+        out = []
+        for word in words:
+            normal = self._normal.get(word)
+            if normal is None:
+                if len(self._normal) >= _MAX_MEMO:
+                    self._normal.clear()
+                normal = self._normal[word] = " ".join(self._basic.tokenize(word))
+            if normal:
+                out.append(normal)
+        return " ".join(out)
