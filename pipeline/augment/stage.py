@@ -14,6 +14,7 @@ are byte-identical whatever the number of blocks or workers.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from functools import lru_cache
 
@@ -159,6 +160,8 @@ class TinyBertMlmWorker:
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        if params.batch_tokens is None:
+            params = dataclasses.replace(params, batch_tokens=8192 if device == "cuda" else 2048)
         model = MlmCandidates.from_pretrained(mlm, device=device, dtype=dtype, num_threads=num_threads)
         self.augmenter = TinyBertAugmenter(params, _glove(glove_ref) if glove_ref else None, model)
         self.seed = seed
@@ -200,6 +203,7 @@ def _tinybert_params(cfg: JobConfig):
     t = cfg.augment.tinybert
     return TinyBertParams(n_aug=cfg.tinybert_n, p=t.p, top_k=t.top_k, mlm_input=t.mlm_input,
                           max_seq_length=t.max_seq_length, batch_tokens=t.batch_tokens, do_lower_case=t.do_lower_case)
+    # batch_tokens None is resolved per device by the MLM actor
 
 
 class _TangPlan:
@@ -258,11 +262,15 @@ def _augment_split(cfg: JobConfig, split: str, method: str, tang: _TangPlan | No
                               compute=ray.data.TaskPoolStrategy(size=t.workers) if t.workers else None)
     gpus = cluster_gpus() if t.device != "cpu" else 0
     workers = t.workers or (gpus if gpus else 1)
-    threads = max(1, cluster_cpus() // workers) if not gpus else 4
+    cpus = cluster_cpus()
+    threads = max(1, cpus // workers) if not gpus else 4
+    # Actors that claim every logical CPU starve the read tasks and the dataset hangs (Ray issue
+    # 44687), so CPU actors leave one CPU's worth of claims free; torch still uses `threads`.
+    claim = 1 if gpus else min(threads, max(0.25, (cpus - 1) / workers))
     return ds.map_batches(
         TinyBertMlmWorker, fn_constructor_args=(params, t.mlm, t.device, t.dtype, threads, glove_ref, seed),
         batch_size=t.batch_size, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=workers),
-        num_gpus=1 if gpus else 0, num_cpus=0 if gpus else threads)
+        num_gpus=1 if gpus else 0, num_cpus=claim)
 
 
 def run_augment(cfg: JobConfig, methods: list[str] | None = None, num_blocks: int | None = None) -> dict:

@@ -84,7 +84,9 @@ class TinyBertAugmenter:
         texts_b: Sequence[str | None],
         seed: int,
     ) -> list[list[tuple[str, str | None]]]:
-        """For each example: [(orig_a, orig_b), variants...] — original first, then text_a variants with text_b kept, then text_b variants with text_a kept. Random streams: example_rng(seed, id, 'tinybert:a') and (..., 'tinybert:b')."""
+        """For each example: [(orig_a, orig_b), variants...] — original first, then text_a
+        variants with text_b kept, then text_b variants with text_a kept. Random streams:
+        example_rng(seed, id, 'tinybert:a') and (..., 'tinybert:b')."""
         if not len(example_ids) == len(texts_a) == len(texts_b):
             raise ValueError("example_ids, texts_a and texts_b must have the same length")
         texts = list(dict.fromkeys([*texts_a, *(b for b in texts_b if b is not None)]))
@@ -107,9 +109,10 @@ class TinyBertAugmenter:
             words = self.splitter.words(text)
             positions = [i for i, w in enumerate(words) if self.splitter.is_eligible(w)]
             result.append(SentenceCandidates(words, positions, [[] for _ in positions]))
-        glove_slots = self._fill_from_mlm(result) if self.mlm is not None else [
-            (s, j) for s in result for j in range(len(s.positions))
-        ]
+        if self.mlm is not None:
+            glove_slots = self._fill_from_mlm(result)
+        else:
+            glove_slots = [(s, j) for s in result for j in range(len(s.positions))]
         if self._neighbours is not None:
             found = self._neighbours.lookup(s.words[s.positions[j]] for s, j in glove_slots)
             for s, j in glove_slots:

