@@ -2,6 +2,7 @@
 
     pipeline ingest  jobs/demo.yaml     validate inputs → examples + rejects
     pipeline augment jobs/demo.yaml     TinyBERT / Tang augmentation of the ingested splits
+    pipeline teacher jobs/demo.yaml     fine-tune a teacher, cache its logits / hidden states
     pipeline run     jobs/demo.yaml     every stage of the job in order
 """
 
@@ -15,8 +16,9 @@ from .config import ConfigError, JobConfig, load_config
 from .ingest.readers import InputError
 from .augment.stage import AugmentError
 from .ingest.stage import IngestFailed
+from .teacher.errors import TeacherError
 
-STAGES = ("ingest", "augment")
+STAGES = ("ingest", "augment", "teacher")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -39,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("augment", help="augment ingested splits with the job's methods (TinyBERT, Tang)")
     _common(p)
     p.add_argument("--method", action="append", choices=["tinybert", "tang"], help="only these methods")
+
+    p = sub.add_parser("teacher", help="fine-tune (optional) and cache teacher logits / hidden states of the job's corpora")
+    _common(p)
+    p.add_argument("--input", action="append", help="only these corpora, e.g. augmented/train/tinybert (repeatable)")
 
     p = sub.add_parser("run", help="run every stage of the job: " + " → ".join(STAGES))
     _common(p)
@@ -79,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
             from .augment.stage import run_augment
 
             run_augment(cfg, getattr(args, "method", None))
-    except (ConfigError, InputError, IngestFailed, AugmentError) as exc:
+        if args.command == "teacher" or (args.command == "run" and cfg.teacher is not None):
+            from .teacher.stage import run_teacher
+
+            run_teacher(cfg, inputs=getattr(args, "input", None))
+    except (ConfigError, InputError, IngestFailed, AugmentError, TeacherError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"\n[{cfg.name}] {args.command} finished in {time.perf_counter() - started:,.1f} s; "

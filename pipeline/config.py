@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .teacher.settings import TeacherConfig
+
 # Per-task defaults in one table: TinyBERT tries N (the reference script's values) and Tang's
 # n_iter (the paper gives 20 for SST-2 and 10 for MNLI / QQP; other tasks take 20 here).
 TASK_DEFAULTS: dict[str, dict[str, int]] = {
@@ -164,6 +166,7 @@ class JobConfig(_Strict):
     inputs: dict[str, InputSpec]
     ingest: IngestConfig = IngestConfig()
     augment: AugmentConfig = AugmentConfig()
+    teacher: TeacherConfig | None = Field(None, description="teacher stage (fine-tune + cached outputs); None = not in `pipeline run`")
     ray: RayConfig = RayConfig()
 
     @field_validator("task")
@@ -190,6 +193,13 @@ class JobConfig(_Strict):
         for split, spec in self.inputs.items():
             if spec.columns.label is not None and self.labels is None:
                 raise ValueError(f"inputs.{split}.columns.label is set but labels (the label set) is not")
+        if self.teacher is not None:
+            for name in self.teacher.inputs or []:
+                split = name.split("/")[1]
+                if split not in self.inputs:
+                    raise ValueError(f"teacher.inputs names {name!r}, but {split!r} is not in inputs ({sorted(self.inputs)})")
+            if self.teacher.finetune.enabled and self.labels is None:
+                raise ValueError("teacher.finetune.enabled needs labels (the label set)")
         return self
 
     # derived values -------------------------------------------------------------------------

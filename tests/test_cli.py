@@ -7,7 +7,7 @@ from pipeline.cli import build_parser, main
 
 
 def test_every_subcommand_has_help(capsys):
-    for cmd in ("ingest", "run", "validate"):
+    for cmd in ("ingest", "augment", "teacher", "run", "validate"):
         with pytest.raises(SystemExit) as exc:
             build_parser().parse_args([cmd, "--help"])
         assert exc.value.code == 0

@@ -1,0 +1,273 @@
+"""Read a teacher cache: validate it against its manifest, then yield Arrow tables or torch batches.
+
+    from pipeline.teacher import open_cache
+
+    cache = open_cache("out/demo/teacher/augmented/train/tinybert", layers=[0, 3, 6])
+    for batch in cache.iter_torch_batches(batch_size=32, shuffle=True, seed=0):
+        batch["logits"], batch["hidden_3"], batch["attention_mask"]  # [B, C], [B, T, H], [B, T]
+
+Opening checks the manifest (format, version, teacher hash and layers when asked for) and every
+shard (present, size, Parquet footer, row count, cache key, columns, SHA-256); any mismatch
+raises :class:`CacheError` naming the shard and the reason. ``verify="footer"`` skips the
+SHA-256 pass for a quick open of a large cache (Parquet page checksums are still verified on
+read). Plain pyarrow / pandas / DuckDB read the shards directly too: see ``rows.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .. import storage
+from . import shards as sh
+from .manifest import FORMAT, MANIFEST_NAME, VERSION
+from .rows import attention_column, hidden_column
+
+_REQUIRED = ("format", "version", "teacher", "tokenizer", "max_length", "labels", "layers", "attentions",
+             "hidden_size", "cache_key", "rows", "shards")
+
+
+class CacheError(RuntimeError):
+    """A cache that cannot be used as asked; the message names the cache, the shard and the reason."""
+
+    def __init__(self, cache: str, reason: str, shard: str | None = None):
+        self.cache, self.shard, self.reason = cache, shard, reason
+        super().__init__(f"{cache}: " + (f"shard {shard}: " if shard else "") + reason)
+
+
+def open_cache(path: str, *, teacher_hash: str | None = None, layers: Sequence[int] | None = None,
+               attentions: Sequence[int] | None = None, verify: str = "checksum") -> "TeacherCache":
+    """Open and validate a cache directory (local path or pyarrow.fs URI).
+
+    ``teacher_hash``: the SHA-256 of the teacher's weights the cache must come from (a prefix of
+    at least 8 hex digits is enough). ``layers`` / ``attentions``: layers that must be stored.
+    ``verify``: "checksum" (default: SHA-256 of every shard) or "footer".
+    """
+    if verify not in ("checksum", "footer"):
+        raise ValueError(f"verify must be 'checksum' or 'footer', got {verify!r}")
+    cache = TeacherCache(path)
+    cache.validate(teacher_hash=teacher_hash, layers=layers, attentions=attentions, checksums=verify == "checksum")
+    return cache
+
+
+class TeacherCache:
+    def __init__(self, path: str):
+        self.path = path.rstrip("/")
+        mpath = storage.join(self.path, MANIFEST_NAME)
+        if not storage.exists(mpath):
+            raise CacheError(self.path, f"no {MANIFEST_NAME}: not a cache, or its run has not finished")
+        try:
+            self.manifest = storage.read_json(mpath)
+        except (ValueError, OSError) as exc:
+            raise CacheError(self.path, f"{MANIFEST_NAME} is unreadable: {exc}") from None
+        m = self.manifest
+        missing = [k for k in _REQUIRED if not isinstance(m, dict) or k not in m]
+        if missing:
+            raise CacheError(self.path, f"{MANIFEST_NAME} lacks {missing}")
+        if m["format"] != FORMAT or m["version"] != VERSION:
+            raise CacheError(self.path, f"format {m['format']!r} version {m['version']!r}; this reader reads "
+                                        f"{FORMAT!r} version {VERSION}")
+
+    # what the manifest says ----------------------------------------------------------------
+    @property
+    def layers(self) -> list[int]:
+        return list(self.manifest["layers"])
+
+    @property
+    def attentions(self) -> list[int]:
+        return list(self.manifest["attentions"])
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.manifest["labels"])
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.manifest["rows"])
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.manifest["hidden_size"])
+
+    @property
+    def num_heads(self) -> int:
+        return int(self.manifest.get("num_attention_heads") or 0)
+
+    @property
+    def teacher_hash(self) -> str:
+        return self.manifest["teacher"].get("weights_sha256", "")
+
+    @property
+    def files(self) -> list[str]:
+        return [storage.join(self.path, s["file"]) for s in self.manifest["shards"]]
+
+    def __len__(self) -> int:
+        return self.num_rows
+
+    def __repr__(self) -> str:
+        return (f"TeacherCache({self.path!r}, rows={self.num_rows}, shards={len(self.manifest['shards'])}, "
+                f"layers={self.layers}, teacher={self.teacher_hash[:12]})")
+
+    # validation ------------------------------------------------------------------------------
+    def validate(self, *, teacher_hash: str | None = None, layers: Sequence[int] | None = None,
+                 attentions: Sequence[int] | None = None, checksums: bool = True) -> None:
+        m = self.manifest
+        if teacher_hash is not None:
+            stored = self.teacher_hash
+            if len(teacher_hash) < 8 or not stored.startswith(teacher_hash.lower()):
+                raise CacheError(self.path, f"made by teacher {m['teacher'].get('model')!r} with weights hash "
+                                            f"{stored[:16]}…, not the expected {teacher_hash[:16]}…")
+        for asked, stored, what in ((layers, self.layers, "hidden layer"), (attentions, self.attentions, "attention layer")):
+            absent = [x for x in (asked or []) if x not in stored]
+            if absent:
+                raise CacheError(self.path, f"{what}(s) {absent} not stored (stored: {stored})")
+        expected = self._expected_columns()
+        first = 0
+        for s in m["shards"]:
+            name = s["file"]
+            path = storage.join(self.path, name)
+            if s.get("first_row", first) != first:
+                raise CacheError(self.path, f"starts at row {s.get('first_row')}, expected {first}", name)
+            first += s["rows"]
+            filesystem, p = storage.resolve(path)
+            info = filesystem.get_file_info(p)
+            if info.type != sh.pafs.FileType.File:
+                raise CacheError(self.path, "file is missing", name)
+            if "bytes" in s and info.size != s["bytes"]:
+                raise CacheError(self.path, f"file has {info.size} bytes, the manifest says {s['bytes']}: "
+                                            f"truncated or replaced", name)
+            meta, problem = sh.inspect_shard(path, s["rows"], m["cache_key"], s.get("first_row"))
+            if problem:
+                raise CacheError(self.path, problem, name)
+            schema = meta.schema.to_arrow_schema()
+            for col, typ in expected.items():
+                if col not in schema.names:
+                    raise CacheError(self.path, f"column {col} is missing", name)
+                if not schema.field(col).type.equals(typ):
+                    raise CacheError(self.path, f"column {col} is {schema.field(col).type}, expected {typ}", name)
+            if checksums:
+                digest = sh.file_sha256(path)
+                if digest != s["sha256"]:
+                    raise CacheError(self.path, f"SHA-256 {digest[:16]}… does not match the manifest's "
+                                                f"{s['sha256'][:16]}…: the file is corrupt or was changed", name)
+        if first != m["rows"]:
+            raise CacheError(self.path, f"shards hold {first} rows, the manifest says {m['rows']}")
+
+    def _expected_columns(self) -> dict[str, pa.DataType]:
+        cols = {"row": pa.int64(), "num_tokens": pa.int32(), "input_ids": pa.list_(pa.int32()),
+                "logits": pa.list_(pa.float32(), len(self.labels))}
+        cols.update({hidden_column(l): pa.list_(pa.float16()) for l in self.layers})
+        cols.update({attention_column(l): pa.list_(pa.float16()) for l in self.attentions})
+        return cols
+
+    # reading ---------------------------------------------------------------------------------
+    def _parquet(self, name: str):
+        filesystem, p = storage.resolve(storage.join(self.path, name))
+        return pq.ParquetFile(filesystem.open_input_file(p), page_checksum_verification=True)
+
+    def iter_tables(self, columns: Sequence[str] | None = None, shards: Sequence[int] | None = None) -> Iterator[pa.Table]:
+        """One Arrow table per row group, in row order (optionally only some shards)."""
+        entries = self.manifest["shards"]
+        for i in (range(len(entries)) if shards is None else shards):
+            name = entries[i]["file"]
+            try:
+                pf = self._parquet(name)
+                for g in range(pf.metadata.num_row_groups):
+                    yield pf.read_row_group(g, columns=list(columns) if columns else None)
+            except CacheError:
+                raise
+            except Exception as exc:
+                raise CacheError(self.path, f"unreadable ({type(exc).__name__}: {exc})", name) from None
+
+    def read_table(self, columns: Sequence[str] | None = None) -> pa.Table:
+        tables = list(self.iter_tables(columns))
+        return pa.concat_tables(tables) if tables else pa.table({})
+
+    def iter_torch_batches(self, batch_size: int = 32, columns: Sequence[str] | None = None, *, shuffle: bool = False,
+                           seed: int = 0, drop_last: bool = False, hidden_dtype=None) -> Iterator[dict]:
+        """Padded torch tensors, ``batch_size`` rows at a time (see :func:`to_torch`).
+
+        ``shuffle`` shuffles the order of row groups and the rows inside each (seeded) — a
+        row-group-local shuffle that keeps reads sequential.
+        """
+        rng = np.random.default_rng(seed)
+        units = [(i, g) for i, s in enumerate(self.manifest["shards"]) for g in range(self._row_groups(s["file"]))]
+        if shuffle:
+            units = [units[k] for k in rng.permutation(len(units))]
+        pending: list[pa.Table] = []
+        pending_rows = 0
+        for i, g in units:
+            name = self.manifest["shards"][i]["file"]
+            try:
+                table = self._parquet(name).read_row_group(g, columns=_with_required(columns))
+            except Exception as exc:
+                raise CacheError(self.path, f"unreadable ({type(exc).__name__}: {exc})", name) from None
+            if shuffle:
+                table = table.take(pa.array(rng.permutation(table.num_rows)))
+            pending.append(table)
+            pending_rows += table.num_rows
+            while pending_rows >= batch_size:
+                merged = pa.concat_tables(pending)
+                yield self.to_torch(merged.slice(0, batch_size), hidden_dtype)
+                rest = merged.slice(batch_size)
+                pending, pending_rows = [rest], rest.num_rows
+        if pending_rows and not drop_last:
+            yield self.to_torch(pa.concat_tables(pending), hidden_dtype)
+
+    def _row_groups(self, name: str) -> int:
+        return self._parquet(name).metadata.num_row_groups
+
+    def to_torch(self, table: pa.Table, hidden_dtype=None) -> dict:
+        return to_torch(table, self.hidden_size, self.num_heads, hidden_dtype)
+
+
+def _with_required(columns):
+    if columns is None:
+        return None
+    return list(dict.fromkeys(["num_tokens", *columns]))
+
+
+def _flat(table: pa.Table, name: str) -> np.ndarray:
+    return table.column(name).combine_chunks().flatten().to_numpy(zero_copy_only=False)
+
+
+def to_torch(table: pa.Table, hidden_size: int, num_heads: int = 0, hidden_dtype=None) -> dict:
+    """Cache rows → padded tensors: input_ids / attention_mask / token_type_ids [B, T] (int64),
+    logits [B, C] float32, label_id [B] (-100 where unknown), row [B], hidden_<L> [B, T, H] and
+    attention_<L> [B, heads, T, T] (``hidden_dtype``, default float32; zeros at padding)."""
+    import torch
+
+    hidden_dtype = hidden_dtype or torch.float32
+    n = table.num_rows
+    lens = table.column("num_tokens").to_numpy().astype(np.int64)
+    T = int(lens.max()) if n else 0
+    mask = np.arange(T)[None, :] < lens[:, None]
+    out: dict = {"attention_mask": torch.from_numpy(mask.astype(np.int64))}
+    for name in table.column_names:
+        if name in ("input_ids", "token_type_ids"):
+            arr = np.zeros((n, T), dtype=np.int64)
+            arr[mask] = _flat(table, name)
+            out[name] = torch.from_numpy(arr)
+        elif name == "logits":
+            values = _flat(table, name).astype(np.float32)
+            out[name] = torch.from_numpy(values.reshape(n, -1))
+        elif name in ("row", "num_tokens"):
+            out[name] = torch.from_numpy(table.column(name).to_numpy().astype(np.int64))
+        elif name == "label_id":
+            col = table.column(name).combine_chunks()
+            out[name] = torch.from_numpy(col.fill_null(-100).to_numpy().astype(np.int64))
+        elif name.startswith("hidden_"):
+            arr = np.zeros((n, T, hidden_size), dtype=np.float16)
+            arr[mask] = _flat(table, name).reshape(-1, hidden_size)
+            out[name] = torch.from_numpy(arr).to(hidden_dtype)
+        elif name.startswith("attention_") and name != "attention_mask":
+            arr = np.zeros((n, num_heads, T, T), dtype=np.float16)
+            col = table.column(name).combine_chunks()
+            for j in range(n):
+                k = int(lens[j])
+                arr[j, :, :k, :k] = col[j].values.to_numpy(zero_copy_only=False).reshape(num_heads, k, k)
+            out[name] = torch.from_numpy(arr).to(hidden_dtype)
+    return out

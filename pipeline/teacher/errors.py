@@ -1,0 +1,5 @@
+"""The teacher stage's error (no heavy imports: the CLI catches it)."""
+
+
+class TeacherError(RuntimeError):
+    """The teacher stage cannot run as configured (the message says why and what to do)."""

@@ -1,0 +1,207 @@
+"""Fine-tune a sequence classifier from any Hugging Face encoder; keep the best epoch on dev.
+
+Seeded: the classifier head's initialisation, dropout and the batch order all come from the
+seed, so on the same device and thread count the same seed gives the same weights. Batches are
+length-grouped (shuffled, cut into windows of 50 batches, sorted by length inside a window) so
+little compute goes to padding. The best epoch's weights are saved with ``save_pretrained``
+(plus the tokenizer) and ``finetune_metrics.json``, written last, marks a finished model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import storage
+from .batching import Encoded, collate, tokenize
+from .model import resolve_device
+from .settings import FinetuneConfig
+
+METRICS_NAME = "finetune_metrics.json"
+
+
+@dataclass
+class LabelledTexts:
+    text_a: list[str]
+    text_b: list[str | None] | None
+    label_id: list[int]
+
+    def __len__(self) -> int:
+        return len(self.text_a)
+
+    def take(self, idx) -> "LabelledTexts":
+        return LabelledTexts([self.text_a[i] for i in idx], None if self.text_b is None else [self.text_b[i] for i in idx],
+                             [self.label_id[i] for i in idx])
+
+    @classmethod
+    def from_arrow(cls, table) -> "LabelledTexts":
+        import pyarrow.compute as pc
+
+        table = table.filter(pc.is_valid(table.column("label_id")))
+        b = table.column("text_b").to_pylist() if "text_b" in table.column_names else None
+        if b is not None and all(x is None for x in b):
+            b = None
+        return cls(table.column("text_a").to_pylist(), b, table.column("label_id").to_pylist())
+
+
+def holdout(data: LabelledTexts, fraction: float, seed: int) -> tuple[LabelledTexts, LabelledTexts]:
+    """A seeded split of ``data`` into (train, dev)."""
+    perm = np.random.default_rng([seed, 7919]).permutation(len(data))
+    n_dev = max(1, int(round(len(data) * fraction)))
+    return data.take(sorted(perm[n_dev:])), data.take(sorted(perm[:n_dev]))
+
+
+def _batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    perm = rng.permutation(len(lengths))
+    window = batch_size * 50
+    out = []
+    for w in range(0, len(perm), window):
+        chunk = perm[w:w + window]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        out += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [out[i] for i in rng.permutation(len(out))]
+
+
+def _padded(enc: Encoded, rows: np.ndarray, pad_id: int) -> dict[str, torch.Tensor]:
+    return collate(enc, rows, int(enc.lengths[rows].max()), pad_id)
+
+
+def evaluate(model, enc: Encoded, labels: np.ndarray, pad_id: int, device, autocast, batch_size: int = 128) -> dict:
+    model.eval()
+    order = np.argsort(enc.lengths, kind="stable")
+    correct, loss_sum = 0, 0.0
+    with torch.inference_mode():
+        for i in range(0, len(order), batch_size):
+            rows = order[i:i + batch_size]
+            batch = {k: v.to(device) for k, v in _padded(enc, rows, pad_id).items()}
+            y = torch.as_tensor(labels[rows], device=device)
+            with autocast():
+                logits = model(**batch).logits.float()
+            loss_sum += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
+            correct += int((logits.argmax(-1) == y).sum())
+    n = max(1, len(order))
+    return {"accuracy": correct / n, "loss": loss_sum / n}
+
+
+def finetune_classifier(source: str, out_dir: str, train: LabelledTexts, dev: LabelledTexts, labels: list[str],
+                        settings: FinetuneConfig, *, seed: int, device: str = "auto", dtype: str = "fp32",
+                        threads: int | None = None, extra: dict | None = None, log=print) -> dict:
+    """Fine-tune ``source`` on ``train``, keep the epoch with the best dev accuracy, save to ``out_dir``."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    started = time.perf_counter()
+    dev_device = resolve_device(device)
+    if dev_device.type == "cpu" and threads:
+        torch.set_num_threads(threads)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        source, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},
+        ignore_mismatched_sizes=True, dtype=torch.float32, attn_implementation="sdpa").to(dev_device)
+    pad_id = tokenizer.pad_token_id or 0
+    enc_train = tokenize(tokenizer, train.text_a, train.text_b, settings.max_length)
+    enc_dev = tokenize(tokenizer, dev.text_a, dev.text_b, settings.max_length)
+    y_train, y_dev = np.asarray(train.label_id, dtype=np.int64), np.asarray(dev.label_id, dtype=np.int64)
+    bad = sorted({int(y) for y in np.concatenate([y_train, y_dev]) if not 0 <= y < len(labels)})
+    if bad:
+        raise ValueError(f"label ids {bad} are outside the {len(labels)} labels {labels}")
+
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": settings.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=settings.lr)
+    steps_per_epoch = math.ceil(len(train) / settings.batch_size)
+    total = steps_per_epoch * settings.epochs
+    warmup = int(total * settings.warmup_ratio)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
+    use_bf16 = dtype == "bf16"
+
+    def autocast():
+        return torch.autocast(dev_device.type, dtype=torch.bfloat16, enabled=use_bf16)
+
+    torch.manual_seed(seed)  # dropout
+    history, best, best_state = [], None, None
+    for epoch in range(1, settings.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        rng = np.random.default_rng([seed, epoch])
+        loss_sum, seen = 0.0, 0
+        for rows in _batches(enc_train.lengths, settings.batch_size, rng):
+            batch = {k: v.to(dev_device) for k, v in _padded(enc_train, rows, pad_id).items()}
+            y = torch.as_tensor(y_train[rows], device=dev_device)
+            with autocast():
+                logits = model(**batch).logits.float()
+            loss = torch.nn.functional.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.item() * len(rows)
+            seen += len(rows)
+        dev_metrics = evaluate(model, enc_dev, y_dev, pad_id, dev_device, autocast)
+        record = {"epoch": epoch, "train_loss": loss_sum / max(1, seen), "dev_loss": dev_metrics["loss"],
+                  "dev_accuracy": dev_metrics["accuracy"], "seconds": round(time.perf_counter() - t0, 3)}
+        history.append(record)
+        log(f"  fine-tune epoch {epoch}/{settings.epochs}: train loss {record['train_loss']:.4f}, "
+            f"dev accuracy {record['dev_accuracy']:.4f}")
+        if best is None or record["dev_accuracy"] > best["dev_accuracy"]:
+            best = record
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    metrics = {
+        "source": source, "labels": labels, "seed": seed, "settings": settings.model_dump(mode="json"),
+        "device": str(dev_device), "dtype": dtype, "train_examples": len(train), "dev_examples": len(dev),
+        "epochs": history, "best_epoch": best["epoch"], "dev_accuracy": best["dev_accuracy"],
+        "dev_loss": best["dev_loss"], "seconds": round(time.perf_counter() - started, 3), **(extra or {}),
+    }
+    save_model(model.to("cpu"), tokenizer, out_dir, metrics)
+    return metrics
+
+
+def save_model(model, tokenizer, out_dir: str, metrics: dict) -> None:
+    """``save_pretrained`` into a fresh folder that replaces ``out_dir``; the metrics JSON goes last."""
+    if "://" in out_dir:
+        from pyarrow import fs as pafs
+
+        with tempfile.TemporaryDirectory() as tmp:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            filesystem, p = pafs.FileSystem.from_uri(out_dir)
+            filesystem.create_dir(p, recursive=True)
+            pafs.copy_files(tmp, p, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=filesystem)
+        storage.write_json(storage.join(out_dir, METRICS_NAME), metrics)
+        return
+    dest = Path(out_dir)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp"
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n")
+    old = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}.old"
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def finished_metrics(out_dir: str, key: str) -> dict | None:
+    """The metrics of a model fine-tuned earlier with the same inputs and settings, else None."""
+    path = storage.join(out_dir, METRICS_NAME)
+    if not storage.exists(path):
+        return None
+    metrics = storage.read_json(path)
+    return metrics if isinstance(metrics, dict) and metrics.get("key") == key else None

@@ -1,0 +1,167 @@
+"""The teacher model at inference: load once, run length-bucketed batches, gather real tokens.
+
+Under ``torch.inference_mode()``; on a GPU with ``dtype="bf16"`` under bfloat16 autocast, with
+PyTorch's scaled-dot-product attention (``attn_implementation="sdpa"``) unless attention maps
+are requested (those need the eager implementation, which returns them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .batching import Encoded, collate, plan_batches
+
+
+class TeacherLoadError(RuntimeError):
+    pass
+
+
+@dataclass
+class InferenceOutput:
+    """Outputs of rows in their original order; hidden/attention values are float16, unpadded."""
+
+    logits: np.ndarray                       # [rows, labels] float32
+    hidden: dict[int, np.ndarray]            # layer → [real tokens of all rows, hidden] float16
+    attentions: dict[int, list[np.ndarray]]  # layer → per row [heads, len, len] float16
+    nonfinite: int = 0                       # float16 values that overflowed (inf / nan)
+    batches: int = 0
+    padded_tokens: int = 0
+    model_seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise TeacherLoadError("device 'cuda' was asked for but no GPU is visible to this worker")
+    return torch.device(device)
+
+
+def has_classification_head(source: str) -> bool:
+    from transformers import AutoConfig
+
+    archs = getattr(AutoConfig.from_pretrained(source), "architectures", None) or []
+    return any(a.endswith("ForSequenceClassification") for a in archs)
+
+
+class TeacherModel:
+    """A sequence classifier and its fast tokenizer, ready for batched inference."""
+
+    def __init__(self, model, tokenizer, *, layers=(), attentions=(), device: str = "cpu", dtype: str = "fp32",
+                 token_budget: int = 16384, max_length: int = 128, threads: int | None = None):
+        if not getattr(tokenizer, "is_fast", False):
+            raise TeacherLoadError(f"{type(tokenizer).__name__} is not a fast tokenizer; the teacher needs one")
+        if dtype not in ("fp32", "bf16"):
+            raise ValueError(f"dtype must be fp32 or bf16, got {dtype!r}")
+        self.device = resolve_device(device)
+        if self.device.type == "cpu" and threads:
+            torch.set_num_threads(threads)
+        self.model = model.eval().to(self.device)
+        self.tokenizer = tokenizer
+        self.layers, self.attention_layers = list(layers), list(attentions)
+        self.dtype, self.token_budget, self.max_length = dtype, token_budget, max_length
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        config = model.config
+        self.num_layers = config.num_hidden_layers
+        self.hidden_size = config.hidden_size
+        self.num_heads = config.num_attention_heads
+        self.num_labels = config.num_labels
+        limit = getattr(config, "max_position_embeddings", None)
+        if limit and max_length > limit:
+            raise TeacherLoadError(f"max_length {max_length} exceeds the model's {limit} positions")
+
+    @classmethod
+    def load(cls, source: str, *, layers=(), attentions=(), device: str = "auto", dtype: str = "fp32",
+             token_budget: int = 16384, max_length: int = 128, threads: int | None = None) -> "TeacherModel":
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        impl = "eager" if attentions else "sdpa"
+        model = AutoModelForSequenceClassification.from_pretrained(source, dtype=torch.float32, attn_implementation=impl)
+        return cls(model, tokenizer, layers=layers, attentions=attentions, device=device, dtype=dtype,
+                   token_budget=token_budget, max_length=max_length, threads=threads)
+
+    def autocast(self):
+        if self.dtype == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def forward(self, batch: dict[str, torch.Tensor], hidden: bool | None = None, attentions: bool | None = None):
+        """One batch through the model (outputs on the device)."""
+        hidden = bool(self.layers) if hidden is None else hidden
+        attentions = bool(self.attention_layers) if attentions is None else attentions
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        with torch.inference_mode(), self.autocast():
+            return self.model(**batch, output_hidden_states=hidden, output_attentions=attentions)
+
+    def encode(self, texts_a, texts_b=None) -> Encoded:
+        from .batching import tokenize
+
+        return tokenize(self.tokenizer, texts_a, texts_b, self.max_length)
+
+    def infer(self, enc: Encoded) -> InferenceOutput:
+        """Logits, stored hidden states and attention maps of every row, in the rows' order."""
+        import time
+
+        n = len(enc)
+        lengths = enc.lengths
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        total = int(offsets[-1])
+        logits = np.zeros((n, self.num_labels), dtype=np.float32)
+        hidden = torch.empty((len(self.layers), total, self.hidden_size), dtype=torch.float16) if self.layers else None
+        attn: dict[int, list] = {layer: [None] * n for layer in self.attention_layers}
+        out = InferenceOutput(logits, {}, attn)
+        for rows, length in plan_batches(lengths, self.token_budget, self.max_length):
+            batch = collate(enc, rows, length, self.pad_id)
+            started = time.perf_counter()
+            result = self.forward(batch)
+            logits[rows] = result.logits.float().cpu().numpy()
+            if self.layers:
+                mask = batch["attention_mask"].to(self.device).bool()
+                real = int(lengths[rows].sum())
+                states = torch.empty((len(self.layers), real, self.hidden_size), dtype=torch.float16, device=self.device)
+                for i, layer in enumerate(self.layers):
+                    states[i] = result.hidden_states[layer][mask]  # real tokens only, row-major, cast to float16
+                out.nonfinite += _nonfinite(states)
+                # where this batch's tokens go among all rows' tokens, in the original row order
+                dest = torch.from_numpy(np.concatenate([np.arange(offsets[r], offsets[r + 1]) for r in rows]))
+                hidden.index_copy_(1, dest, states.cpu())
+            for layer in self.attention_layers:
+                maps = result.attentions[layer - 1]
+                for j, r in enumerate(rows):
+                    k = int(lengths[r])
+                    a = maps[j, :, :k, :k].to(torch.float16)
+                    out.nonfinite += _nonfinite(a)
+                    attn[layer][r] = a.cpu().numpy()
+            out.model_seconds += time.perf_counter() - started
+            out.batches += 1
+            out.padded_tokens += len(rows) * length
+        if hidden is not None:
+            values = hidden.numpy()
+            out.hidden = {layer: values[i] for i, layer in enumerate(self.layers)}
+        return out
+
+
+def _nonfinite(x: torch.Tensor) -> int:
+    """How many values overflowed float16; one cheap reduction when (as usual) none did."""
+    if bool(torch.isfinite(x.sum(dtype=torch.float32))):
+        return 0
+    return int((~torch.isfinite(x)).sum())
+
+
+def cpu_threads_default(cpus: int) -> int:
+    return max(1, min(cpus, 8))
+
+
+def visible_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1

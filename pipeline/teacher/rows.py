@@ -1,0 +1,125 @@
+"""Cache rows as Arrow: native types only, readable by plain pyarrow, pandas, DuckDB, polars.
+
+Per row, after the input corpus's own columns (example_id, texts, label, ...):
+
+================  ======================================  ==========================================
+column            Arrow type                              content
+================  ======================================  ==========================================
+row               int64                                   position of the row in the input corpus
+num_tokens        int32                                   real tokens (special tokens included)
+input_ids         list<int32>                             token ids, no padding
+token_type_ids    list<int8>                              segment ids (only when the tokenizer has them)
+logits            fixed_size_list<float32>[num_labels]    raw logits, no temperature
+hidden_<L>        list<float16>                           hidden state L, num_tokens × hidden values,
+                                                          row-major: token t is values[t*H:(t+1)*H]
+attention_<L>     list<float16>                           attention probabilities of layer L,
+                                                          heads × num_tokens × num_tokens, row-major
+================  ======================================  ==========================================
+
+``numpy.asarray(row["hidden_3"]).reshape(row["num_tokens"], hidden_size)`` gives one example's
+states. With ``hidden_mantissa_bits`` below 10, float16 values are rounded to that many mantissa
+bits (round half to even) before storing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+if TYPE_CHECKING:  # torch stays unimported for readers of the cache
+    from .batching import Encoded
+    from .model import InferenceOutput
+
+ROW_COLUMNS = ("row", "num_tokens", "input_ids", "token_type_ids", "logits")
+
+
+def hidden_column(layer: int) -> str:
+    return f"hidden_{layer}"
+
+
+def attention_column(layer: int) -> str:
+    return f"attention_{layer}"
+
+
+def output_schema(input_schema: pa.Schema, num_labels: int, layers, attentions, token_types: bool) -> pa.Schema:
+    fields = [f for f in input_schema if f.name not in ROW_COLUMNS]
+    fields += [pa.field("row", pa.int64(), nullable=False), pa.field("num_tokens", pa.int32(), nullable=False),
+               pa.field("input_ids", pa.list_(pa.int32()), nullable=False)]
+    if token_types:
+        fields.append(pa.field("token_type_ids", pa.list_(pa.int8()), nullable=False))
+    fields.append(pa.field("logits", pa.list_(pa.float32(), num_labels), nullable=False))
+    fields += [pa.field(hidden_column(layer), pa.list_(pa.float16()), nullable=False) for layer in layers]
+    fields += [pa.field(attention_column(layer), pa.list_(pa.float16()), nullable=False) for layer in attentions]
+    return pa.schema(fields)
+
+
+def float_columns(schema: pa.Schema) -> list[str]:
+    """Parquet leaf paths of the float columns (for byte-stream-split)."""
+    out = []
+    for f in schema:
+        t = f.type
+        if (pa.types.is_list(t) or pa.types.is_fixed_size_list(t)) and pa.types.is_floating(t.value_type):
+            out.append(f"{f.name}.list.element")
+        elif pa.types.is_floating(t):
+            out.append(f.name)
+    return out
+
+
+def round_mantissa(values: np.ndarray, bits: int) -> np.ndarray:
+    """float16 values rounded (half to even) to ``bits`` of the 10 mantissa bits; inf/nan kept."""
+    if bits >= 10:
+        return values
+    drop = 10 - bits
+    u = values.view(np.uint16).astype(np.uint32)
+    finite = (u & 0x7C00) != 0x7C00
+    rounded = (u + ((1 << (drop - 1)) - 1) + ((u >> drop) & 1)) >> drop << drop
+    # a carry into the exponent is the correct rounding; past the largest finite value it is inf
+    return np.where(finite, rounded, u).astype(np.uint16).view(np.float16)
+
+
+def _list_array(offsets: np.ndarray, values: np.ndarray, value_type: pa.DataType) -> pa.Array:
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32), pa.int32()), pa.array(values, value_type))
+
+
+def build_table(meta: pa.Table, first_row: int, enc: Encoded, out: InferenceOutput, schema: pa.Schema,
+                mantissa_bits: int = 10) -> pa.Table:
+    """One table of cache rows: ``meta`` holds the input columns of the same rows in the same order."""
+    n = meta.num_rows
+    lengths = enc.lengths
+    tok_offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=tok_offsets[1:])
+    cols: dict[str, pa.Array] = {}
+    for name in meta.column_names:
+        if name in schema.names:
+            cols[name] = meta.column(name)
+    cols["row"] = pa.array(np.arange(first_row, first_row + n, dtype=np.int64))
+    cols["num_tokens"] = pa.array(lengths.astype(np.int32))
+    flat_ids = np.concatenate(enc.input_ids) if n else np.zeros(0, np.int32)
+    cols["input_ids"] = _list_array(tok_offsets, flat_ids, pa.int32())
+    if "token_type_ids" in schema.names:
+        flat_tt = np.concatenate(enc.token_type_ids) if n else np.zeros(0, np.int8)
+        cols["token_type_ids"] = _list_array(tok_offsets, flat_tt, pa.int8())
+    num_labels = out.logits.shape[1]
+    cols["logits"] = pa.FixedSizeListArray.from_arrays(pa.array(out.logits.reshape(-1), pa.float32()), num_labels)
+    for layer, states in out.hidden.items():
+        width = states.shape[1]
+        cols[hidden_column(layer)] = _list_array(tok_offsets * width, round_mantissa(states.reshape(-1), mantissa_bits),
+                                                 pa.float16())
+    for layer, maps in out.attentions.items():
+        sizes = np.fromiter((m.size for m in maps), dtype=np.int64, count=n)
+        offs = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offs[1:])
+        flat = np.concatenate([m.reshape(-1) for m in maps]) if n else np.zeros(0, np.float16)
+        cols[attention_column(layer)] = _list_array(offs, round_mantissa(flat, mantissa_bits), pa.float16())
+    return pa.table([cols[f.name] if f.name in cols else pa.nulls(n, f.type) for f in schema], schema=schema)
+
+
+def row_bytes(lengths: np.ndarray, hidden_size: int, num_layers: int, num_heads: int, num_attn: int,
+              num_labels: int, text_bytes: np.ndarray | None = None) -> np.ndarray:
+    """In-memory bytes of each cache row, known from token counts before inference."""
+    lengths = lengths.astype(np.int64)
+    b = 8 + 4 + 4 * num_labels + lengths * (4 + 1) + lengths * hidden_size * 2 * num_layers
+    b = b + num_heads * lengths * lengths * 2 * num_attn + 4 * (3 + num_layers + num_attn)
+    return b + (text_bytes if text_bytes is not None else 0)

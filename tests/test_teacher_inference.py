@@ -1,0 +1,164 @@
+"""Teacher inference: cached logits / hidden states / attentions equal a plain forward per example."""
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.config import parse_config
+from pipeline.teacher import TeacherConfig, open_cache
+from pipeline.teacher.batching import padded_length, plan_batches, tokenize
+from pipeline.teacher.layers import LayerError, resolve_attentions, resolve_layers, tinybert_layers
+from pipeline.teacher.rows import round_mantissa
+from pipeline.teacher.stage import run_teacher
+from pipeline.teacher.testing import random_teacher, write_augmented
+
+WORDS = ("the film is a quietly moving portrait of grief and an unexpectedly funny one too but the "
+         "second half drags while its lead performance never quite lands").split()
+
+
+def corpus(n=37, seed=3):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        a = " ".join(rng.choice(WORDS, size=int(rng.integers(1, 30))))
+        b = " ".join(rng.choice(WORDS, size=int(rng.integers(1, 12)))) if i % 3 == 0 else None
+        rows.append({"example_id": f"e{i}", "text_a": a, "text_b": b, "label": "positive", "label_id": 1})
+    return rows
+
+
+def job(tmp_path):
+    return parse_config({"name": "t", "task": "sst2", "seed": 1, "output_dir": str(tmp_path / "out"),
+                         "labels": ["negative", "positive"],
+                         "inputs": {"train": {"path": "unused.tsv", "columns": {"text_a": "s", "label": "l"}}}},
+                        check_files=False)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one torch thread (two threads crawl when another process holds the other core)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher(tmp_path_factory):
+    return random_teacher(tmp_path_factory.mktemp("tiny"), "tiny", num_labels=2, seed=0, max_position_embeddings=64)
+
+
+def _plain_forward(model_dir, rows, attn_impl):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, attn_implementation=attn_impl).eval()
+    out = []
+    with torch.inference_mode():
+        for r in rows:
+            enc = tok(r["text_a"], r["text_b"], truncation=True, max_length=48, return_tensors="pt")
+            res = model(**enc, output_hidden_states=True, output_attentions=attn_impl == "eager")
+            out.append((enc["input_ids"][0].numpy(), res))
+    return out
+
+
+@pytest.mark.parametrize("attentions", [[2], []], ids=["eager+attentions", "sdpa"])
+def test_cache_equals_plain_forward(tmp_path, tiny_teacher, attentions):
+    rows = corpus()
+    cfg = job(tmp_path)
+    write_augmented(tmp_path / "out/augmented/train/tinybert", rows, part_rows=15)
+    tc = TeacherConfig(model=tiny_teacher, layers=[0, 1, 3], attentions=attentions, max_length=48,
+                       token_budget=96, shard_rows=10, row_group_bytes=1 << 16, cpu_threads=1,
+                       finetune={"enabled": False})
+    run_teacher(cfg, tc, inputs=["augmented/train/tinybert"], use_ray=False)
+    table = open_cache(str(tmp_path / "out/teacher/augmented/train/tinybert")).read_table()
+    assert table.column("example_id").to_pylist() == [r["example_id"] for r in rows]  # input order restored
+    assert table.column("row").to_pylist() == list(range(len(rows)))
+    ref = _plain_forward(tiny_teacher, rows, "eager" if attentions else "sdpa")
+    H = 32
+    for i, (ids, res) in enumerate(ref):
+        n = len(ids)
+        assert table.column("num_tokens")[i].as_py() == n
+        assert table.column("input_ids")[i].as_py() == ids.tolist()
+        np.testing.assert_allclose(table.column("logits")[i].as_py(), res.logits[0].numpy(), rtol=1e-4, atol=1e-5)
+        for layer in (0, 1, 3):
+            stored = np.asarray(table.column(f"hidden_{layer}")[i].values.to_numpy(zero_copy_only=False))
+            assert stored.dtype == np.float16 and stored.size == n * H  # exactly the real tokens, no padding
+            np.testing.assert_allclose(stored.reshape(n, H).astype(np.float32), res.hidden_states[layer][0].numpy(),
+                                       rtol=2e-3, atol=2e-3)
+        if attentions:
+            stored = table.column("attention_2")[i].values.to_numpy(zero_copy_only=False)
+            assert stored.size == 4 * n * n
+            np.testing.assert_allclose(stored.reshape(4, n, n).astype(np.float32), res.attentions[1][0].numpy(),
+                                       atol=1e-3)
+        else:
+            assert "attention_2" not in table.column_names
+
+
+def test_pairs_get_segment_ids(tmp_path, tiny_teacher):
+    rows = corpus(9)
+    cfg = job(tmp_path)
+    write_augmented(tmp_path / "out/augmented/train/tinybert", rows)
+    run_teacher(cfg, TeacherConfig(model=tiny_teacher, layers=[], max_length=48, cpu_threads=1,
+                                   finetune={"enabled": False}),
+                inputs=["augmented/train/tinybert"], use_ray=False)
+    table = open_cache(str(tmp_path / "out/teacher/augmented/train/tinybert")).read_table()
+    assert not [c for c in table.column_names if c.startswith("hidden_")]  # logits only
+    for r, tt in zip(rows, table.column("token_type_ids").to_pylist()):
+        assert (1 in tt) == (r["text_b"] is not None)
+
+
+def test_tinybert_layer_mapping():
+    assert tinybert_layers(12) == [0, 3, 6, 9, 12]
+    assert tinybert_layers(6) == [0, 2, 3, 5, 6]
+    assert tinybert_layers(24) == [0, 6, 12, 18, 24]
+    assert tinybert_layers(12, 6) == [0, 2, 4, 6, 8, 10, 12]
+    assert tinybert_layers(2) == [0, 1, 2]
+    assert resolve_layers("tinybert", 6) == [0, 2, 3, 5, 6]
+    with pytest.raises(LayerError, match="0..6"):
+        resolve_layers([0, 7], 6)
+    with pytest.raises(LayerError, match="1..6"):
+        resolve_attentions([0], 6)
+
+
+def test_batches_cover_rows_once_within_budget(tiny_teacher):
+    from transformers import AutoTokenizer
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 120, size=500)
+    batches = plan_batches(lengths, token_budget=1024, max_length=128)
+    seen = np.concatenate([rows for rows, _ in batches])
+    assert sorted(seen.tolist()) == list(range(500))
+    shapes = set()
+    for rows, length in batches:
+        assert len(rows) * length <= 1024 and lengths[rows].max() <= length
+        shapes.add(length)
+    assert len(shapes) <= 18  # lengths rounded to a few shapes
+    assert [padded_length(n, 128) for n in (1, 8, 9, 64, 65, 100, 129)] == [8, 8, 16, 64, 96, 128, 129]
+    tok = AutoTokenizer.from_pretrained(tiny_teacher)
+    enc = tokenize(tok, ["a b c", "hello"], ["x", None], max_length=16)
+    assert enc.lengths.tolist() == [7, 3] and enc.token_type_ids[0].tolist() == [0, 0, 0, 0, 0, 1, 1]
+    assert tok.convert_ids_to_tokens(enc.input_ids[1].tolist()) == ["[CLS]", "hello", "[SEP]"]  # a real vocabulary
+
+
+def test_round_mantissa():
+    x = np.random.default_rng(0).standard_normal(100_000).astype(np.float16)
+    assert round_mantissa(x, 10) is x
+    r = round_mantissa(x, 7)
+    rel = np.abs(r.astype(np.float32) - x.astype(np.float32)) / np.abs(x.astype(np.float32)).clip(1e-4)
+    assert rel.max() <= 2.0 ** -8 + 1e-6 and rel.max() > 0
+    assert (r.view(np.uint16) & 0b111).max() == 0  # three low mantissa bits cleared
+    special = np.array([np.inf, -np.inf, np.nan, 0.0, 65504.0], dtype=np.float16)
+    out = round_mantissa(special, 7)
+    assert np.isinf(out[0]) and np.isinf(out[1]) and np.isnan(out[2]) and out[3] == 0
+
+
+def test_config_rejects_bad_values():
+    from pydantic import ValidationError
+
+    for bad in ({"unknown": 1}, {"layers": [1, 1]}, {"inputs": ["augmented/train"]}, {"mlm_top_k": 5},
+                {"token_budget": 64, "max_length": 128}, {"dtype": "fp16"}, {"finetune": {"epochs": 0}}):
+        with pytest.raises(ValidationError):
+            TeacherConfig(**bad)
+    with pytest.raises(ValidationError, match="not implemented"):
+        TeacherConfig(mlm_top_k=5)
+    assert TeacherConfig(dtype="bf16").mantissa_bits == 7 and TeacherConfig().mantissa_bits == 10
