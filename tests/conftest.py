@@ -35,3 +35,14 @@ def job_dict(tmp_path):
         return job
 
     return make
+
+
+@pytest.fixture
+def torch_one_thread():
+    """One torch thread for tests of tiny models; restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -14,17 +14,12 @@ from pipeline.teacher.settings import FinetuneConfig
 from pipeline.teacher.stage import TeacherError, run_teacher
 from pipeline.teacher.testing import random_teacher, write_augmented, write_examples
 
+# Tiny models: one torch thread (two threads crawl when another process holds the other core).
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 POS, NEG = ["good", "great", "excellent", "wonderful"], ["bad", "awful", "terrible", "poor"]
 FILLER = "the movie was a plot with actors and really quite long scenes in it".split()
 SETTINGS = FinetuneConfig(epochs=5, lr=3e-3, batch_size=16, max_length=24, warmup_ratio=0.1)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def synthetic(n, seed):

@@ -12,6 +12,9 @@ from pipeline.teacher.rows import round_mantissa
 from pipeline.teacher.stage import run_teacher
 from pipeline.teacher.testing import random_teacher, write_augmented
 
+# Tiny models: one torch thread (two threads crawl when another process holds the other core).
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 WORDS = ("the film is a quietly moving portrait of grief and an unexpectedly funny one too but the "
          "second half drags while its lead performance never quite lands").split()
 
@@ -31,15 +34,6 @@ def job(tmp_path):
                          "labels": ["negative", "positive"],
                          "inputs": {"train": {"path": "unused.tsv", "columns": {"text_a": "s", "label": "l"}}}},
                         check_files=False)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one torch thread (two threads crawl when another process holds the other core)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import torch
 
 from pipeline.config import parse_config
 from pipeline.teacher import TeacherConfig, open_cache
@@ -17,17 +16,12 @@ from pipeline.teacher.manifest import MANIFEST_NAME
 from pipeline.teacher.stage import run_teacher
 from pipeline.teacher.testing import random_teacher, write_augmented, write_examples
 
+# Tiny models: one torch thread (two threads crawl when another process holds the other core).
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 N_ROWS = 47
 SHARD_ROWS = 10  # 5 shards, the last one of 7 rows; input parts of 20 rows: shards straddle files
 INPUT = "augmented/train/tinybert"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
