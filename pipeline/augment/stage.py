@@ -206,6 +206,13 @@ def _tinybert_params(cfg: JobConfig):
     # batch_tokens None is resolved per device by the MLM actor
 
 
+def _tasks(workers: int | None):
+    """CPU tasks, at most ``workers`` at a time (None: as many as the cluster's CPUs allow)."""
+    import ray.data
+
+    return ray.data.TaskPoolStrategy(size=workers) if workers else None
+
+
 class _TangPlan:
     """Tags each split once; the train split's counts give the unigram table."""
 
@@ -217,7 +224,7 @@ class _TangPlan:
             t = self.cfg.augment.tang
             ds = _read_examples(self.cfg, split, self.num_blocks).map_batches(
                 _tag_batch, fn_kwargs={"model": t.spacy_model, "attr": t.tag_attr, "batch_size": t.batch_size},
-                batch_size=t.batch_size, batch_format="pyarrow")
+                batch_size=t.batch_size, batch_format="pyarrow", compute=_tasks(t.workers))
             self._tagged[split] = ds.materialize()
         return self._tagged[split]
 
@@ -251,15 +258,14 @@ def _augment_split(cfg: JobConfig, split: str, method: str, tang: _TangPlan | No
         ds = tang.tagged(split).map_batches(
             _tang_batch, fn_kwargs={"params": _tang_params(cfg), "unigram_ref": tang.unigram_ref(), "seed": seed},
             batch_size=t.batch_size, batch_format="pyarrow",
-            compute=ray.data.TaskPoolStrategy(size=t.workers) if t.workers else None)
+            compute=_tasks(t.workers))
         return ds
     t = cfg.augment.tinybert
     params = _tinybert_params(cfg)
     ds = _read_examples(cfg, split, num_blocks)
     if t.mlm is None:
         return ds.map_batches(_tinybert_batch, fn_kwargs={"params": params, "glove_ref": glove_ref, "seed": seed},
-                              batch_size=t.batch_size, batch_format="pyarrow",
-                              compute=ray.data.TaskPoolStrategy(size=t.workers) if t.workers else None)
+                              batch_size=t.batch_size, batch_format="pyarrow", compute=_tasks(t.workers))
     gpus = cluster_gpus() if t.device != "cpu" else 0
     workers = t.workers or (gpus if gpus else 1)
     cpus = cluster_cpus()
