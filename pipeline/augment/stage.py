@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import functools
 from functools import lru_cache
 
 import pyarrow as pa
@@ -228,7 +229,9 @@ class _TangPlan:
             self._tagged[split] = ds.materialize()
         return self._tagged[split]
 
+    @functools.cached_property
     def unigram_ref(self) -> _Ref:
+        """The train split's unigram-by-tag counts, merged once and put in the object store."""
         import ray
 
         tables = [t for t in self.tagged("train").map_batches(_count_batch, batch_format="pyarrow",
@@ -256,7 +259,7 @@ def _augment_split(cfg: JobConfig, split: str, method: str, tang: _TangPlan | No
     if method == "tang":
         t = cfg.augment.tang
         ds = tang.tagged(split).map_batches(
-            _tang_batch, fn_kwargs={"params": _tang_params(cfg), "unigram_ref": tang.unigram_ref(), "seed": seed},
+            _tang_batch, fn_kwargs={"params": _tang_params(cfg), "unigram_ref": tang.unigram_ref, "seed": seed},
             batch_size=t.batch_size, batch_format="pyarrow",
             compute=_tasks(t.workers))
         return ds
