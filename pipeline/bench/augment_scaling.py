@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--methods", nargs="+", default=["tang", "tinybert"], choices=["tang", "tinybert"])
     ap.add_argument("--n", type=int, default=20, help="TinyBERT N and Tang n_iter")
     ap.add_argument("--blocks", type=int, default=16)
-    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=None, help="rows per Ray batch (default: the job config's)")
     args = ap.parse_args(argv)
 
     print(f"[scaling] {init_ray(num_cpus=os.cpu_count())}")
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
                     os.makedirs(out, exist_ok=True)
                     if not os.path.exists(f"{out}/examples"):
                         os.symlink(f"{tmp}/w1/examples", f"{out}/examples")
-                m = {"batch_size": args.batch_size, "workers": workers}
+                m = {"workers": workers, **({"batch_size": args.batch_size} if args.batch_size else {})}
                 cfg = parse_config({**base, "output_dir": out, "augment": {
                     "methods": [method], "tinybert": {**m, "n_aug": args.n}, "tang": {**m, "n_iter": args.n}}}, "bench")
                 started = time.perf_counter()
