@@ -143,11 +143,14 @@ def _tang_batch(batch: pa.Table, params, unigram_ref: _Ref, seed: int) -> pa.Tab
     return variants_table(batch, results, "tang", seed)
 
 
-def _tinybert_batch(batch: pa.Table, params, glove_ref: _Ref, seed: int) -> pa.Table:
-    augmenter = _tinybert_glove_only(params, glove_ref)
+def _tinybert_rows(augmenter, batch: pa.Table, seed: int) -> pa.Table:
     results = augmenter.augment(batch.column("example_id").to_pylist(), batch.column("text_a").to_pylist(),
                                 batch.column("text_b").to_pylist(), seed)
     return variants_table(batch, results, "tinybert", seed)
+
+
+def _tinybert_batch(batch: pa.Table, params, glove_ref: _Ref, seed: int) -> pa.Table:
+    return _tinybert_rows(_tinybert_glove_only(params, glove_ref), batch, seed)
 
 
 class TinyBertMlmWorker:
@@ -168,9 +171,7 @@ class TinyBertMlmWorker:
         self.seed = seed
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        results = self.augmenter.augment(batch.column("example_id").to_pylist(), batch.column("text_a").to_pylist(),
-                                         batch.column("text_b").to_pylist(), self.seed)
-        return variants_table(batch, results, "tinybert", self.seed)
+        return _tinybert_rows(self.augmenter, batch, self.seed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,9 +203,9 @@ def _tinybert_params(cfg: JobConfig):
     from .tinybert import TinyBertParams
 
     t = cfg.augment.tinybert
+    # batch_tokens None is resolved per device by the MLM actor (GloVe-only mode does not use it)
     return TinyBertParams(n_aug=cfg.tinybert_n, p=t.p, top_k=t.top_k, mlm_input=t.mlm_input,
                           max_seq_length=t.max_seq_length, batch_tokens=t.batch_tokens, do_lower_case=t.do_lower_case)
-    # batch_tokens None is resolved per device by the MLM actor
 
 
 def _tasks(workers: int | None):
