@@ -45,10 +45,6 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def is_uri(path: str) -> bool:
-    return "://" in path
-
-
 class ColumnMap(_Strict):
     """Which source columns (or JSON keys) hold the texts and the label."""
 
@@ -217,12 +213,6 @@ class JobConfig(_Strict):
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
-    def stage_dir(self, stage: str) -> str:
-        return _join(self.output_dir, stage)
-
-
-def _join(base: str, *parts: str) -> str:
-    return "/".join([base.rstrip("/"), *parts]) if is_uri(base) else str(Path(base, *parts))
 
 
 def _format_errors(path: str, err: ValidationError) -> str:
@@ -241,20 +231,19 @@ def _format_errors(path: str, err: ValidationError) -> str:
 
 
 def check_inputs_exist(cfg: JobConfig, source: str) -> None:
-    """Every input file must exist before any work starts."""
+    """Every input file (local path or pyarrow.fs URI) must exist before any work starts."""
     from pyarrow import fs as pafs
+
+    from .storage import resolve
 
     missing = []
     for split, spec in cfg.inputs.items():
-        if is_uri(spec.path):
-            try:
-                filesystem, p = pafs.FileSystem.from_uri(spec.path)
-                ok = filesystem.get_file_info(p).type == pafs.FileType.File
-            except Exception as exc:  # an unreachable or unknown filesystem is a config problem too
-                missing.append(f"  - inputs.{split}.path: cannot open {spec.path!r}: {exc}")
-                continue
-        else:
-            ok = Path(spec.path).is_file()
+        try:
+            filesystem, p = resolve(spec.path)
+            ok = filesystem.get_file_info(p).type == pafs.FileType.File
+        except Exception as exc:  # an unreachable or unknown filesystem is a config problem too
+            missing.append(f"  - inputs.{split}.path: cannot open {spec.path!r}: {exc}")
+            continue
         if not ok:
             missing.append(f"  - inputs.{split}.path: no such file {spec.path!r} (relative to {os.getcwd()})")
     if missing:

@@ -5,6 +5,7 @@ Rows in = rows kept + rows rejected, per split, checked before the stage reports
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -115,7 +116,7 @@ def _rules(cfg: JobConfig, split: str) -> Rules:
                                  f"(inputs.{split}.columns)")
     if len(set(names)) != len(names):
         raise readers.InputError(f"{spec.path}:1: duplicate column names in the header {names}")
-    return Rules(**{**base.__dict__, "header": tuple(names)})
+    return dataclasses.replace(base, header=tuple(names))
 
 
 def plan(cfg: JobConfig, split: str) -> tuple[Rules, list[readers.Chunk]]:
