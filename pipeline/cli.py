@@ -3,6 +3,7 @@
     pipeline ingest  jobs/demo.yaml     validate inputs → examples + rejects
     pipeline augment jobs/demo.yaml     TinyBERT / Tang augmentation of the ingested splits
     pipeline teacher jobs/demo.yaml     fine-tune a teacher, cache its logits / hidden states
+    pipeline student jobs/demo.yaml     train students offline from the cached teacher outputs
     pipeline run     jobs/demo.yaml     every stage of the job in order
 """
 
@@ -17,8 +18,11 @@ from .ingest.readers import InputError
 from .augment.stage import AugmentError
 from .ingest.stage import IngestFailed
 from .teacher.errors import TeacherError
+from .student.errors import StudentError, StudentStageError
+from .teacher.cache import CacheError
 
-STAGES = ("ingest", "augment", "teacher")
+STAGES = ("ingest", "augment", "teacher", "student")
+RAY_COMMANDS = ("ingest", "augment", "teacher", "run")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -45,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("teacher", help="fine-tune (optional) and cache teacher logits / hidden states of the job's corpora")
     _common(p)
     p.add_argument("--input", action="append", help="only these corpora, e.g. augmented/train/tinybert (repeatable)")
+
+    p = sub.add_parser("student", help="train the job's students from the teacher caches (offline, no Ray) and "
+                                       "write the result table")
+    _common(p)
+    p.add_argument("--run", action="append", help="only these runs of student.runs (repeatable)")
 
     p = sub.add_parser("run", help="run every stage of the job: " + " → ".join(STAGES))
     _common(p)
@@ -76,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.job}: OK (config hash {cfg.config_hash()})", file=sys.stderr)
             return 0
         cfg = _load(args)
-        _start_ray(cfg, args)
+        if args.command in RAY_COMMANDS:
+            _start_ray(cfg, args)
         if args.command in ("ingest", "run"):
             from .ingest.stage import run_ingest
 
@@ -89,7 +99,12 @@ def main(argv: list[str] | None = None) -> int:
             from .teacher.stage import run_teacher
 
             run_teacher(cfg, inputs=getattr(args, "input", None))
-    except (ConfigError, InputError, IngestFailed, AugmentError, TeacherError) as exc:
+        if args.command == "student" or (args.command == "run" and cfg.student is not None):
+            from .student.stage import run_student
+
+            run_student(cfg, runs=getattr(args, "run", None))
+    except (ConfigError, InputError, IngestFailed, AugmentError, TeacherError, StudentStageError, StudentError,
+            CacheError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"\n[{cfg.name}] {args.command} finished in {time.perf_counter() - started:,.1f} s; "

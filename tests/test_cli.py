@@ -7,7 +7,7 @@ from pipeline.cli import build_parser, main
 
 
 def test_every_subcommand_has_help(capsys):
-    for cmd in ("ingest", "augment", "teacher", "run", "validate"):
+    for cmd in ("ingest", "augment", "teacher", "student", "run", "validate"):
         with pytest.raises(SystemExit) as exc:
             build_parser().parse_args([cmd, "--help"])
         assert exc.value.code == 0
@@ -31,3 +31,13 @@ def test_run_prints_summary_and_writes_outputs(tmp_path, job_dict, ray_local, ca
     assert "== ingest train ==" in out and "2 in = 2 kept + 0 rejected" in out
     summary = json.loads((tmp_path / "o2" / "examples" / "train" / "_summary.json").read_text())
     assert summary["kept"] == 2
+
+
+def test_student_without_outputs_exits_2_naming_what_is_missing(tmp_path, job_dict, capsys):
+    job = job_dict(student={"runs": [{"name": "s", "model": "bilstm", "data": "examples/train"}], "test_split": None,
+                            "dev_split": "train"})
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job), encoding="utf-8")
+    assert main(["student", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "examples/train" in err and "has not been ingested" in err

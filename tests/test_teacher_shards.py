@@ -62,9 +62,9 @@ def count_computed(monkeypatch) -> list[str]:
     """The shards computed from now on, in order."""
     calls, real = [], compute_mod.ShardComputer.compute
 
-    def counting(self, task):
+    def counting(self, task, prepared=None):
         calls.append(task.name)
-        return real(self, task)
+        return real(self, task, prepared)
 
     monkeypatch.setattr(compute_mod.ShardComputer, "compute", counting)
     return calls
