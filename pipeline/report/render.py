@@ -102,12 +102,15 @@ def _bytes(n: float | None) -> str:
 
 def _table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozenset(), cls: str = "",
            total: list[str] | None = None) -> str:
+    num = ' class="num"'
+
     def cells(row, tag):
-        return "".join(f'<{tag}{" class=num" if i in numeric else ""}>{c}</{tag}>' for i, c in enumerate(row))
+        return "".join(f"<{tag}{num if i in numeric else ''}>{c}</{tag}>" for i, c in enumerate(row))
     body = "".join(f"<tr>{cells(r, 'td')}</tr>" for r in rows)
     if total:
         body += f'<tr class="total">{cells(total, "td")}</tr>'
-    return f'<table{f" class={cls}" if cls else ""}><thead><tr>{cells(headers, "th")}</tr></thead><tbody>{body}</tbody></table>'
+    attr = f' class="{cls}"' if cls else ""
+    return f'<table{attr}><thead><tr>{cells(headers, "th")}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def _section(sid: str, title: str, body: str) -> str:
