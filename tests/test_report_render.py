@@ -210,6 +210,17 @@ def test_report_of_a_job_with_only_ingest_says_what_did_not_run(job, tmp_path, c
     assert main(["report", str(job["job_file"]), "--output-dir", str(tmp_path / "absent")]) == 2
 
 
+def test_report_names_a_broken_cache_and_shows_the_others(job, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(job["root"] / "out", out, ignore=shutil.ignore_patterns("report.html"))
+    (out / "teacher" / "augmented" / "train" / "tang" / "shard-00000.parquet").unlink()
+    assert main(["report", str(job["job_file"]), "--output-dir", str(out)]) == 0
+    text = _text((out / "report.html").read_text(encoding="utf-8"))
+    assert "Cache not readable: augmented/train/tang: file is missing" in text
+    assert "No teacher cache of the tang corpus" in text
+    assert "augmented/train/tinybert: bytes per column" in text and "examples/dev: bytes per column" in text
+
+
 # ---------------------------------------------------------------------------------------------
 # Headless Chromium
 

@@ -265,22 +265,17 @@ def collect_teacher_and_cache(root: Path) -> tuple[Section, Section]:
         if unfinished:
             note += " Unfinished caches (no manifest): " + ", ".join(_cache_name(root, u) for u in unfinished) + "."
         return Section(note=note, data={"finetune": finetune}), Section(note=note)
-    teacher, caches, errors = [], [], []
+    teacher, caches, errors, labels = [], [], [], None
     for folder in done:
         name = _cache_name(root, folder)
         try:
             cache = open_cache(str(folder), verify="footer")
             teacher.append(_teacher_figures(name, _read_logits(cache), cache.labels))
             caches.append(_cache_figures(name, cache))
+            labels = labels or cache.labels
         except CacheError as exc:
             errors.append(f"{name}: {exc.reason}")
     extra = {"errors": errors, "unfinished": [_cache_name(root, u) for u in unfinished]}
-    labels = None
-    if done:
-        try:
-            labels = _read_json(done[0] / "manifest.json").get("labels")
-        except (OSError, ValueError):
-            labels = None
     return (Section(ran=bool(teacher) or bool(errors), data={"caches": teacher, "finetune": finetune,
                                                                "labels": labels, **extra}),
             Section(ran=bool(caches) or bool(errors), data={"caches": caches, **extra}))
