@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -79,24 +80,54 @@ def collect_ingest(root: Path) -> Section:
 # ---------------------------------------------------------------------------------------------
 # Augment
 
-def _read_corpus(folder: Path) -> pa.Table:
-    cols = ["example_id", "parent_id", "variant", "text_a", "text_b"]
-    files = _parquet_files(folder)
-    tables = [pq.read_table(f, columns=cols) for f in files]
-    return pa.concat_tables(tables) if tables else pa.table({c: [] for c in cols})
+@dataclass
+class _Corpus:
+    """The columns of an augmented corpus the report needs, as Python lists."""
+
+    ids: list[str]
+    parents: list[str]
+    variant: list[int]
+    text_a: list[str]
+    text_b: list[str | None]
+
+    @classmethod
+    def read(cls, folder: Path) -> "_Corpus":
+        cols = ["example_id", "parent_id", "variant", "text_a", "text_b"]
+        tables = [pq.read_table(f, columns=cols) for f in _parquet_files(folder)]
+        if not tables:
+            return cls([], [], [], [], [])
+        table = pa.concat_tables(tables)
+        return cls(*(table.column(c).to_pylist() for c in cols))
+
+    @cached_property
+    def originals(self) -> dict[str, int]:
+        """Row of each original (variant 0) by example id."""
+        return {e: i for i, (e, v) in enumerate(zip(self.ids, self.variant)) if v == 0}
+
+    def words(self, row: int, mask_token: str) -> int:
+        return len(stats.split_words(self.text_a[row], mask_token)) + len(stats.split_words(self.text_b[row], mask_token))
+
+    def edits(self, row: int, mask_token: str) -> stats.EditCounts:
+        """A variant's edits against its original (both texts of a pair)."""
+        o = self.originals[self.parents[row]]
+        counts = stats.edit_counts(self.text_a[o], self.text_a[row], mask_token)
+        if self.text_b[o] is not None or self.text_b[row] is not None:
+            counts = counts + stats.edit_counts(self.text_b[o], self.text_b[row], mask_token)
+        return counts
+
+    def diff(self, row: int, mask_token: str) -> dict:
+        o = self.originals[self.parents[row]]
+        out = {"a": stats.word_diff(self.text_a[o], self.text_a[row], mask_token)}
+        if self.text_b[o] is not None:
+            out["b"] = stats.word_diff(self.text_b[o], self.text_b[row], mask_token)
+        return out
 
 
-def _corpus_figures(method: str, table: pa.Table, summary: dict, mask_token: str, seed: int) -> dict:
-    ids = table.column("example_id").to_pylist()
-    parents = table.column("parent_id").to_pylist()
-    variant = table.column("variant").to_pylist()
-    text_a = table.column("text_a").to_pylist()
-    text_b = table.column("text_b").to_pylist()
-    originals = {e: i for i, (e, v) in enumerate(zip(ids, variant)) if v == 0}
-    per_example = stats.variants_per_example(parents, variant)
+def _corpus_figures(method: str, corpus: _Corpus, summary: dict, mask_token: str, seed: int) -> dict:
+    originals = corpus.originals
     examples = len(originals)
-    variants = len(ids) - examples
-    second_texts = sum(text_b[i] is not None for i in originals.values())
+    variants = len(corpus.ids) - examples
+    second_texts = sum(corpus.text_b[i] is not None for i in originals.values())
     tries_each = summary.get("tries_per_example")
     tries = stats.tries_made(method, tries_each, examples, second_texts) if tries_each is not None else None
 
@@ -105,32 +136,20 @@ def _corpus_figures(method: str, table: pa.Table, summary: dict, mask_token: str
     if examples > STATS_MAX_EXAMPLES:
         rng = np.random.default_rng(seed)
         chosen = set(rng.choice(sorted(originals), STATS_MAX_EXAMPLES, replace=False).tolist())
-    counts = []
-    for i, (parent, v) in enumerate(zip(parents, variant)):
-        if v > 0 and parent in chosen and parent in originals:
-            o = originals[parent]
-            c = stats.edit_counts(text_a[o], text_a[i], mask_token)
-            if text_b[o] is not None or text_b[i] is not None:
-                c = c + stats.edit_counts(text_b[o], text_b[i], mask_token)
-            counts.append(c)
-    rates = stats.method_rates(counts)
-    return {"method": method, "examples": examples, "variants": variants, "rows": len(ids),
+    counts = [corpus.edits(i, mask_token) for i, (p, v) in enumerate(zip(corpus.parents, corpus.variant))
+              if v > 0 and p in chosen]
+    return {"method": method, "examples": examples, "variants": variants, "rows": len(corpus.ids),
             "tries_per_example": tries_each, "tries": tries,
             "duplicates_dropped": tries - variants if tries is not None else None,
-            "variants_per_example": per_example, "rates": rates,
-            "stats_examples": len(chosen), "summary": summary,
-            "_index": (ids, parents, variant, text_a, text_b, originals)}
+            "variants_per_example": stats.variants_per_example(corpus.parents, corpus.variant),
+            "rates": stats.method_rates(counts), "stats_examples": len(chosen), "summary": summary}
 
 
-def _samples(corpora: dict[str, dict], mask_token: str, seed: int) -> list[dict]:
-    """A few originals (seeded choice among those every method has) with variants per method."""
-    methods = list(corpora)
+def _samples(corpora: dict[str, _Corpus], mask_token: str, seed: int) -> list[dict]:
+    """A few originals (seeded choice among the short ones every method has) with variants per method."""
     common = None
-    for fig in corpora.values():
-        ids, _, _, text_a, text_b, originals = fig["_index"]
-        short = {e for e, i in originals.items()
-                 if len(stats.split_words(text_a[i], mask_token)) + len(stats.split_words(text_b[i], mask_token))
-                 <= SAMPLE_MAX_WORDS}
+    for corpus in corpora.values():
+        short = {e for e, i in corpus.originals.items() if corpus.words(i, mask_token) <= SAMPLE_MAX_WORDS}
         common = short if common is None else common & short
     pool = sorted(common or ())
     if not pool:
@@ -138,32 +157,21 @@ def _samples(corpora: dict[str, dict], mask_token: str, seed: int) -> list[dict]
     rng = np.random.default_rng(seed)
     picked = [pool[k] for k in sorted(rng.choice(len(pool), min(SAMPLES_PER_SPLIT, len(pool)), replace=False))]
     children: dict[str, dict[str, list[int]]] = {}
-    for method, fig in corpora.items():
-        _, parents, variant, _, _, _ = fig["_index"]
-        wanted = set(picked)
-        kids: dict[str, list[int]] = {}
-        for i, (p, v) in enumerate(zip(parents, variant)):
-            if v > 0 and p in wanted:
-                kids.setdefault(p, []).append(i)
+    for method, corpus in corpora.items():
+        kids: dict[str, list[int]] = {p: [] for p in picked}
+        for i, (p, v) in enumerate(zip(corpus.parents, corpus.variant)):
+            if v > 0 and p in kids:
+                kids[p].append(i)
         children[method] = kids
     out = []
+    first = next(iter(corpora.values()))
     for parent in picked:
-        first = corpora[methods[0]]["_index"]
-        o = first[5][parent]
-        original = {"text_a": first[3][o], "text_b": first[4][o]}
-        per_method = {}
-        for method, fig in corpora.items():
-            _, _, _, text_a, text_b, originals = fig["_index"]
-            po = originals[parent]
-            rows = children[method].get(parent, [])
-            shown = []
-            for i in rows[:VARIANTS_SHOWN]:
-                entry = {"a": stats.word_diff(text_a[po], text_a[i], mask_token)}
-                if text_b[po] is not None:
-                    entry["b"] = stats.word_diff(text_b[po], text_b[i], mask_token)
-                shown.append(entry)
-            per_method[method] = {"total": len(rows), "shown": shown}
-        out.append({"parent_id": parent, "original": original, "methods": per_method})
+        o = first.originals[parent]
+        per_method = {m: {"total": len(children[m][parent]),
+                          "shown": [c.diff(i, mask_token) for i in children[m][parent][:VARIANTS_SHOWN]]}
+                      for m, c in corpora.items()}
+        out.append({"parent_id": parent, "original": {"text_a": first.text_a[o], "text_b": first.text_b[o]},
+                    "methods": per_method})
     return out
 
 
@@ -171,18 +179,15 @@ def collect_augment(root: Path, mask_token: str, seed: int) -> Section:
     summaries = sorted((root / "augmented").glob("*/*/_summary.json"))
     if not summaries:
         return Section(note=f"Augmentation did not run: no augmented/<split>/<method>/_summary.json under {root}.")
-    splits: dict[str, dict[str, dict]] = {}
+    splits: dict[str, dict[str, _Corpus]] = {}
+    out: dict[str, dict] = {}
     for path in summaries:
-        summary = _read_json(path)
         split, method = path.parent.parent.name, path.parent.name
-        table = _read_corpus(path.parent)
-        splits.setdefault(split, {})[method] = _corpus_figures(method, table, summary, mask_token, seed)
-    out = {}
+        corpus = splits.setdefault(split, {})[method] = _Corpus.read(path.parent)
+        figures = _corpus_figures(method, corpus, _read_json(path), mask_token, seed)
+        out.setdefault(split, {"methods": {}})["methods"][method] = figures
     for split, corpora in splits.items():
-        samples = _samples(corpora, mask_token, seed)
-        for fig in corpora.values():
-            del fig["_index"]
-        out[split] = {"methods": corpora, "samples": samples}
+        out[split]["samples"] = _samples(corpora, mask_token, seed)
     return Section(ran=True, data={"splits": out, "mask_token": mask_token})
 
 
