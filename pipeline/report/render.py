@@ -162,7 +162,7 @@ def _row_flow(data: ReportData) -> str:
                              _num(f["variants"]), _num(f["duplicates_dropped"]), _num(f["rows"]),
                              f"{np.mean(per):.2f}" if per else "–"])
         parts.append("<h3>Augmentation</h3>" + _table(
-            ["split", "method", "examples in", "tries / text", "tries", "variants kept", "duplicates dropped",
+            ["split", "method", "examples in", "tries each", "tries", "variants kept", "duplicates dropped",
              "rows out", "variants / example"], rows, {2, 3, 4, 5, 6, 7, 8}))
         parts.append('<p class="note">Rows out = examples (each original is kept as variant 0) + variants kept. '
                      'Duplicates dropped = tries − variants kept: tries that gave the original again or an earlier '
