@@ -4,7 +4,8 @@
     pipeline augment jobs/demo.yaml     TinyBERT / Tang augmentation of the ingested splits
     pipeline teacher jobs/demo.yaml     fine-tune a teacher, cache its logits / hidden states
     pipeline student jobs/demo.yaml     train students offline from the cached teacher outputs
-    pipeline run     jobs/demo.yaml     every stage of the job in order
+    pipeline run     jobs/demo.yaml     every stage of the job in order, then the job report
+    pipeline report  jobs/demo.yaml     (re)write <output_dir>/report.html from the job's outputs
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .ingest.stage import IngestFailed
 from .teacher.errors import TeacherError
 from .student.errors import StudentError, StudentStageError
 from .teacher.cache import CacheError
+from .report import ReportError
 
 STAGES = ("ingest", "augment", "teacher", "student")
 RAY_COMMANDS = ("ingest", "augment", "teacher", "run")
@@ -59,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--strict", action="store_true", default=None, help="fail when any row is rejected")
 
+    p = sub.add_parser("report", help="write <output_dir>/report.html from the outputs of a job (no Ray needed)")
+    p.add_argument("job", help="job YAML file (see jobs/)")
+    p.add_argument("--output-dir", default=None, help="report on this output folder instead of the job's output_dir")
+
     p = sub.add_parser("validate", help="check a job file and print the resolved configuration")
     p.add_argument("job")
     return parser
@@ -75,6 +81,16 @@ def _start_ray(cfg: JobConfig, args) -> None:
     print(f"[{cfg.name}] {init_ray(args.address or cfg.ray.address, cfg.ray.num_cpus)}", file=sys.stderr)
 
 
+def _report(cfg: JobConfig) -> str:
+    from .progress import print_summary
+    from .report import write_job_report
+
+    started = time.perf_counter()
+    path = write_job_report(cfg)
+    print_summary("report", [("report", path), ("seconds", time.perf_counter() - started)])
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
@@ -83,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
             cfg = load_config(args.job)
             print(cfg.model_dump_json(indent=2))
             print(f"{args.job}: OK (config hash {cfg.config_hash()})", file=sys.stderr)
+            return 0
+        if args.command == "report":  # reads finished outputs: no Ray, input files need not exist
+            overrides = {"output_dir": args.output_dir} if args.output_dir else None
+            cfg = load_config(args.job, check_files=False, overrides=overrides)
+            _report(cfg)
             return 0
         cfg = _load(args)
         if args.command in RAY_COMMANDS:
@@ -103,12 +124,13 @@ def main(argv: list[str] | None = None) -> int:
             from .student.stage import run_student
 
             run_student(cfg, runs=getattr(args, "run", None))
+        report = _report(cfg) if args.command == "run" else None
     except (ConfigError, InputError, IngestFailed, AugmentError, TeacherError, StudentStageError, StudentError,
-            CacheError) as exc:
+            CacheError, ReportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"\n[{cfg.name}] {args.command} finished in {time.perf_counter() - started:,.1f} s; "
-          f"outputs under {cfg.output_dir}", file=sys.stderr)
+          f"outputs under {cfg.output_dir}" + (f"; report {report}" if report else ""), file=sys.stderr)
     return 0
 
 
