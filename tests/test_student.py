@@ -156,6 +156,12 @@ def test_student_stage_end_to_end(out, capsys, torch_one_thread):
     rerun = run_student(cfg, runs=["bilstm-kd-tang"])["runs"]["bilstm-kd-tang"][0]
     assert [e["train_loss"] for e in rerun["history"]] == [e["train_loss"] for e in first["history"]]
     assert rerun["test"] == first["test"]
+    # the job report shows the real stage's table and curves
+    from pipeline.report import write_job_report
+
+    page = open(write_job_report(cfg), encoding="utf-8").read()
+    assert all(f">{name}<" in page for name in ("bilstm-hard", "bilstm-kd-tang", "bert-kd", "teacher"))
+    assert "student learning curves" in page
 
 
 def test_distilled_bilstm_fits_the_teacher_logits(out, torch_one_thread):
