@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "write the result table")
     _common(p)
     p.add_argument("--run", action="append", help="only these runs of student.runs (repeatable)")
+    p.add_argument("--seed", action="append", type=int, help="only these seeds of student.seeds (repeatable)")
 
     p = sub.add_parser("run", help="run every stage of the job: " + " → ".join(STAGES))
     _common(p)
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "student" or (args.command == "run" and cfg.student is not None):
             from .student.stage import run_student
 
-            run_student(cfg, runs=getattr(args, "run", None))
+            run_student(cfg, runs=getattr(args, "run", None), seeds=getattr(args, "seed", None))
         report = _report(cfg) if args.command == "run" else None
     except (ConfigError, InputError, IngestFailed, AugmentError, TeacherError, StudentStageError, StudentError,
             CacheError, ReportError) as exc:

@@ -156,6 +156,15 @@ def test_student_stage_end_to_end(out, capsys, torch_one_thread):
     rerun = run_student(cfg, runs=["bilstm-kd-tang"])["runs"]["bilstm-kd-tang"][0]
     assert [e["train_loss"] for e in rerun["history"]] == [e["train_loss"] for e in first["history"]]
     assert rerun["test"] == first["test"]
+    only = run_student(cfg, runs=["bilstm-hard"], seeds=[2])  # a subset of runs and seeds (other processes do the rest)
+    assert list(only["runs"]) == ["bilstm-hard"] and [r["seed"] for r in only["runs"]["bilstm-hard"]] == [2]
+    from pipeline.student.errors import StudentStageError
+
+    with pytest.raises(StudentStageError, match="unknown seed"):
+        run_student(cfg, seeds=[7])
+    with pytest.raises(StudentStageError, match="unknown run"):
+        run_student(cfg, runs=["nope"])
+    run_student(cfg)  # every run and seed again (all reused): the full table for the report
     # the job report shows the real stage's table and curves
     from pipeline.report import write_job_report
 

@@ -295,8 +295,10 @@ def plot_curves(per_run: dict[str, list[dict]], path: str) -> None:
     plt.close(fig)
 
 
-def run_student(cfg, student: StudentConfig | None = None, *, runs: list[str] | None = None, stream=None) -> dict:
-    """Train, evaluate and tabulate the job's student runs (``runs``: only these names)."""
+def run_student(cfg, student: StudentConfig | None = None, *, runs: list[str] | None = None,
+                seeds: list[int] | None = None, stream=None) -> dict:
+    """Train, evaluate and tabulate the job's student runs (``runs`` / ``seeds``: only these; several
+    processes or machines can split a job's runs this way, and a last run without them tabulates all)."""
     sc = student if student is not None else cfg.student
     if sc is None:
         raise StudentStageError("the job has no student section")
@@ -306,6 +308,11 @@ def run_student(cfg, student: StudentConfig | None = None, *, runs: list[str] | 
     unknown = sorted(set(runs or []) - {r.name for r in sc.runs})
     if unknown:
         raise StudentStageError(f"unknown run(s) {unknown}; the job has {[r.name for r in sc.runs]}")
+    unknown = sorted(set(seeds or []) - set(sc.seeds))
+    if unknown:
+        raise StudentStageError(f"unknown seed(s) {unknown}; the job has {sc.seeds}")
+    if seeds:
+        sc = sc.model_copy(update={"seeds": [s for s in sc.seeds if s in seeds]})
     ctx = _Context(cfg, sc, stream)
     for run in chosen:  # every cache is validated before the first step of training
         ctx.cache(run.data)
