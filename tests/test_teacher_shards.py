@@ -45,8 +45,9 @@ def make_job(tmp_path, name="out"):
 
 
 def teacher(model, **kw):
+    # device cpu: a retried shard is recomputed on the CPU below, so the run must be on the CPU too
     base = dict(model=model, layers=[0, 2], max_length=48, token_budget=64, shard_rows=SHARD_ROWS,
-                row_group_bytes=1 << 16, cpu_threads=1, finetune={"enabled": False})
+                row_group_bytes=1 << 16, cpu_threads=1, finetune={"enabled": False}, device="cpu")
     return TeacherConfig(**{**base, **kw})
 
 
