@@ -104,6 +104,11 @@ def test_shuffle_reader_every_row_once_bounded_and_seeded(built):
     again = [r for b in reader.epoch(0) for r in b.column("row").to_pylist()]
     other = [r for b in reader.epoch(1) for r in b.column("row").to_pylist()]
     assert again == rows and other != rows and sorted(other) == sorted(rows) and rows != sorted(rows)
+    half = ShuffleReader(cache, ["logits"], batch_size=8, buffer_rows=16, seed=4, fraction=0.5)
+    kept = sorted(r for b in half.epoch(0) for r in b.column("row").to_pylist())
+    assert kept == sorted(r for b in half.epoch(3) for r in b.column("row").to_pylist())  # same rows every epoch
+    assert len(kept) == half.num_rows and len(set(kept)) == len(kept) and 60 - 3 * 5.5 < len(kept) < 60 + 3 * 5.5
+    assert min(kept) < 20 and max(kept) > 100  # spread over the whole cache, not its first rows
     limited = ShuffleReader(cache, ["logits"], batch_size=8, buffer_rows=16, seed=4, max_rows=50)
     assert sorted(r for b in limited.epoch(0) for r in b.column("row").to_pylist()) == list(range(50))
 

@@ -74,6 +74,9 @@ class RunConfig(_Strict):
                           "None = no intermediate step")
     epochs: Annotated[int, Field(gt=0, le=100)] | None = Field(None, description="None = the model's default")
     max_rows: Annotated[int, Field(gt=0)] | None = Field(None, description="train on the first max_rows rows of each cache only")
+    fraction: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        1.0, description="train on this share of the rows of the run's data cache, spread over the whole cache "
+                         "(a fixed hash of the row number: the same rows for every seed and epoch)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "RunConfig":

@@ -107,7 +107,7 @@ def _train_bilstm(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict
     model = BiLstmClassifier(embeddings, bc.hidden, bc.mlp, len(ctx.labels), bc.dropout, pair).to(ctx.device)
     columns = [*texts, "label_id"] + ([] if run.loss == "hard" else ["logits"])
     reader = ShuffleReader(cache, columns, bc.batch_size, buffer_rows=ctx.sc.shuffle_buffer, seed=seed,
-                           max_rows=run.max_rows)
+                           max_rows=run.max_rows, fraction=run.fraction)
     optimizer = torch.optim.Adam(model.parameters(), lr=bc.lr)
 
     def forward(m, b):
@@ -169,7 +169,7 @@ def _train_bert(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict:
     columns = ["input_ids", "num_tokens", "label_id", *(["token_type_ids"] if "token_type_ids" in _names(cache) else []),
                *([] if run.loss == "hard" else ["logits"])]
     reader = ShuffleReader(cache, columns, bc.batch_size, buffer_rows=ctx.sc.shuffle_buffer, seed=seed,
-                           max_rows=run.max_rows)
+                           max_rows=run.max_rows, fraction=run.fraction)
     epochs = run.epochs or bc.epochs
     optimizer = torch.optim.AdamW(model.parameters(), lr=bc.lr, weight_decay=0.01)
     scheduler = linear_schedule(optimizer, epochs * reader.steps_per_epoch(), bc.warmup_ratio)
