@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
           f"token budget {args.token_budget}")
     print(f"command: {command}")
     util = min(u for r in results for u in r["cpu_utilisation"].values()) if results else 0.0
-    quiet = util >= 0.8 * args.threads
+    quiet = util >= 0.8 * args.threads or args.device == "cuda"  # on a GPU the host threads mostly wait
     print(f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} (1 min); "
           f"{os.cpu_count()} CPUs; {seconds:.0f} s")
     print(f"machine quiet: {'yes' if quiet else 'NO'} (lowest CPU use of this process {util:.2f} of "
