@@ -16,6 +16,7 @@ from .config import ConfigError, JobConfig, load_config
 from .ingest.readers import InputError
 from .augment.stage import AugmentError
 from .ingest.stage import IngestFailed
+from .storage import OutputError
 from .teacher.errors import TeacherError
 
 STAGES = ("ingest", "augment", "teacher")
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             from .teacher.stage import run_teacher
 
             run_teacher(cfg, inputs=getattr(args, "input", None))
-    except (ConfigError, InputError, IngestFailed, AugmentError, TeacherError) as exc:
+    except (ConfigError, InputError, IngestFailed, AugmentError, TeacherError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"\n[{cfg.name}] {args.command} finished in {time.perf_counter() - started:,.1f} s; "
