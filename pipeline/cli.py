@@ -4,6 +4,8 @@
     pipeline augment jobs/demo.yaml     TinyBERT / Tang augmentation of the ingested splits
     pipeline teacher jobs/demo.yaml     fine-tune a teacher, cache its logits / hidden states
     pipeline run     jobs/demo.yaml     every stage of the job in order
+    pipeline submit  jobs/demo.yaml --address http://HEAD:8265   the job on a Ray cluster (Ray Jobs);
+                     then pipeline status / logs / stop ID
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check a job file and print the resolved configuration")
     p.add_argument("job")
+
+    from .cluster import submit
+
+    submit.add_parsers(sub)
     return parser
 
 
@@ -69,6 +75,10 @@ def _start_ray(cfg: JobConfig, args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .cluster import submit
+
+    if args.command in submit.COMMANDS:
+        return submit.main(args)
     started = time.perf_counter()
     try:
         if args.command == "validate":
