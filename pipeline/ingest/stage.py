@@ -145,11 +145,16 @@ def rejects_path(cfg: JobConfig, split: str) -> str:
     return storage.join(cfg.output_dir, "rejects", f"{split}.jsonl")
 
 
-def completion_key(cfg: JobConfig, split: str) -> tuple[str, str]:
-    """(settings hash, input fingerprint) of a split's output: what a finished output must match."""
+def completion_key(cfg: JobConfig, split: str) -> tuple[str, str] | None:
+    """(settings hash, input fingerprint) of a split's output: what a finished output must match.
+    None when the input cannot be read (the stage then reports why)."""
     settings = {"stage": "ingest", "split": split, "input": cfg.inputs[split].model_dump(mode="json"),
                 "ingest": cfg.ingest.model_dump(mode="json", exclude={"strict"}), "labels": cfg.labels}
-    return completion.digest(settings), completion.digest(completion.fingerprint_file(cfg.inputs[split].path))
+    try:
+        fingerprint = completion.fingerprint_file(cfg.inputs[split].path)
+    except OSError:
+        return None
+    return completion.digest(settings), completion.digest(fingerprint)
 
 
 def ingest_split(cfg: JobConfig, split: str) -> SplitSummary:
@@ -158,7 +163,7 @@ def ingest_split(cfg: JobConfig, split: str) -> SplitSummary:
     spec = cfg.inputs[split]
     out_dir = examples_dir(cfg, split)
     key = completion_key(cfg, split)
-    if completion.finished(out_dir, *key):
+    if key is not None and completion.finished(out_dir, *key):
         return SplitSummary.from_dict(storage.read_json(storage.join(out_dir, "_summary.json")), reused=True)
     completion.start(out_dir)
     source = f"{split}/{os.path.basename(spec.path)}"
@@ -183,8 +188,9 @@ def ingest_split(cfg: JobConfig, split: str) -> SplitSummary:
     if summary.rows_in != summary.kept + summary.rejected:  # a broken invariant, never a user error
         raise IngestFailed(f"{split}: rows in {summary.rows_in} != kept {summary.kept} + rejected {summary.rejected}")
     storage.write_json(storage.join(out_dir, "_summary.json"), summary.as_dict())
-    files = [storage.join(out_dir, s["file"]) for s in summary.shards]
-    completion.mark_finished(out_dir, *key, files + [rejects_path(cfg, split), storage.join(out_dir, "_summary.json")])
+    if key is not None:
+        files = [storage.join(out_dir, s["file"]) for s in summary.shards]
+        completion.mark_finished(out_dir, *key, files + [rejects_path(cfg, split), storage.join(out_dir, "_summary.json")])
     return summary
 
 
