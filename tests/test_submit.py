@@ -97,3 +97,11 @@ def test_dockerfile_and_rayjob_match_the_project(monkeypatch):
     mounts = [m["mountPath"] for group in [spec["rayClusterSpec"]["headGroupSpec"], *spec["rayClusterSpec"]["workerGroupSpecs"]]
               for c in group["template"]["spec"]["containers"] for m in c["volumeMounts"]]
     assert mounts and all(out.startswith(m + "/") for m in mounts)  # every node writes the same storage
+
+
+def test_cluster_subcommands_have_help(capsys):
+    for cmd in ("submit", "status", "logs", "stop"):
+        with pytest.raises(SystemExit) as exc:
+            build_parser().parse_args([cmd, "--help"])
+        assert exc.value.code == 0
+        assert "--address" in capsys.readouterr().out
