@@ -78,3 +78,21 @@ def test_rerun_skips_finished_and_redoes_unfinished(tmp_path, ray_local):
     assert os.path.exists(rejects_path(cfg, "train"))
     after = run_augment(cfg)
     assert not any(r.get("reused") for r in after.values())
+
+
+def test_file_uri_output_dir(tmp_path, ray_local):
+    """Outputs through a pyarrow.fs URI (file://, the code path of s3:// and gs://) equal local ones
+    and resume the same way."""
+    lines = (ROOT / "data/rt-polarity/train.tsv").read_text(encoding="utf-8").splitlines()[:31]
+    train = tmp_path / "train.tsv"
+    train.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    local = _job(tmp_path / "local", train)
+    uri = parse_config({**local.model_dump(mode="json"), "output_dir": f"file://{tmp_path}/uri",
+                        "augment": {**local.augment.model_dump(mode="json"), "methods": ["tang"]}}, "test")
+    local = parse_config({**uri.model_dump(mode="json"), "output_dir": str(tmp_path / "local")}, "test")
+    for cfg in (local, uri):
+        run_ingest(cfg)
+        run_augment(cfg)
+    assert _content(tmp_path / "uri/examples/train") == _content(tmp_path / "local/examples/train")
+    assert _content(tmp_path / "uri/augmented/train/tang") == _content(tmp_path / "local/augmented/train/tang")
+    assert run_ingest(uri)["train"].reused and run_augment(uri)[("train", "tang")]["reused"]
