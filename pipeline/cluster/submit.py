@@ -93,7 +93,7 @@ def main(args: argparse.Namespace) -> int:
                 print(json.dumps(spec, indent=2))
                 return 0
             client = _client(args.address)
-            job_id = client.submit_job(**spec)
+            job_id = _submit(client, spec)
             print(job_id)
             print(f"submitted {job_id} to {client.get_address()}: {spec['entrypoint']}\n"
                   f"  pipeline status {job_id}\n  pipeline logs {job_id} --follow\n  pipeline stop {job_id}",
@@ -208,6 +208,20 @@ def _client(address: str | None):
         return JobSubmissionClient(address)
     except ConnectionError as exc:
         raise SubmitError(f"cannot reach the Ray job server at {address}: {exc}") from None
+
+
+def _submit(client, spec: dict, patience: float = 60.0) -> str:
+    """``submit_job``, retried while the job server says to try again later (it has no live node
+    agent to run the job yet, e.g. just after the head started or a node was lost)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return client.submit_job(**spec)
+        except RuntimeError as exc:
+            if "try again later" not in str(exc) or time.monotonic() > deadline:
+                raise
+            print(f"  job server busy ({exc}); retrying", file=sys.stderr)
+            time.sleep(2.0)
 
 
 def _print_status(client, job_id: str) -> None:
