@@ -162,9 +162,6 @@ def reference(cluster, teacher_model, tmp_path_factory):
     return _outputs(out)
 
 
-# Ray Jobs first, on the intact cluster: all nodes of this one-machine cluster share one IP address,
-# and after worker nodes are killed Ray's job server has been seen to lose track of the head
-# node's agent ("No available agent to submit job").
 def test_submit_status_logs_stop_through_ray_jobs(cluster, tmp_path):
     from pipeline.cli import main
 

@@ -30,8 +30,11 @@ class LocalCluster:
         from ray.cluster_utils import Cluster
 
         self.cpus_per_worker, self.object_store = cpus_per_worker, object_store_mb << 20
+        # Every port chosen here: Ray's defaults (6379, 8265, the agent's 52365) collide with any
+        # other Ray running on the machine, and the job server then finds no agent on the head.
         head = dict(num_cpus=0, gcs_server_port=free_port(), include_dashboard=dashboard,
-                    object_store_memory=self.object_store, _system_config=FAST_FAILURE_DETECTION)
+                    dashboard_agent_listen_port=free_port(), object_store_memory=self.object_store,
+                    _system_config=FAST_FAILURE_DETECTION)
         if dashboard:
             head.update(dashboard_host="127.0.0.1", dashboard_port=free_port())
         self._cluster = Cluster(initialize_head=True, head_node_args=head)
