@@ -16,6 +16,27 @@ FAST_FAILURE_DETECTION = {"health_check_period_ms": 300, "health_check_failure_t
                           "health_check_initial_delay_ms": 0, "health_check_timeout_ms": 300}
 
 
+def read_ray_address() -> str | None:
+    from ray._private.utils import read_ray_address as read
+
+    return read()
+
+
+def _restore_ray_address(previous: str | None, ours: str) -> None:
+    import os
+
+    from ray._private.utils import get_ray_address_file
+
+    path = get_ray_address_file(None)
+    if read_ray_address() != ours:
+        return
+    if previous:
+        with open(path, "w") as fh:
+            fh.write(previous)
+    else:
+        os.remove(path)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -37,7 +58,11 @@ class LocalCluster:
                     _system_config=FAST_FAILURE_DETECTION)
         if dashboard:
             head.update(dashboard_host="127.0.0.1", dashboard_port=free_port())
+        previous = read_ray_address()
         self._cluster = Cluster(initialize_head=True, head_node_args=head)
+        # Starting a head records its address for plain `ray.init()` on this machine to join; a
+        # private test cluster must not catch other programs' drivers: put the record back.
+        _restore_ray_address(previous, self._cluster.address)
         self.workers = []
         try:
             for _ in range(workers):
