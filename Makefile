@@ -8,7 +8,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test bench
+.PHONY: install demo test bench chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -21,5 +21,20 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/pipeline run jobs/demo.yaml
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(VENV)/bin/pytest -q
+
+# The job report's browser test renders the page in headless Chromium (Debian's package), installed
+# here when missing (as root, or through sudo). When it cannot be installed the test is skipped and
+# says why; the rest of the suite runs either way.
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" -eq 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo -n"; else sudo=none; fi; \
+	  if [ "$$sudo" = none ] || ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "chromium: missing and not installable here (needs apt-get and root or sudo); the browser test will be skipped"; \
+	  else \
+	    echo "chromium: installing Debian's chromium package"; \
+	    { $$sudo apt-get update -qq && \
+	      $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+	    || echo "chromium: installation failed; the browser test will be skipped"; \
+	  fi; }

@@ -3,7 +3,9 @@
     pipeline ingest  jobs/demo.yaml     validate inputs → examples + rejects
     pipeline augment jobs/demo.yaml     TinyBERT / Tang augmentation of the ingested splits
     pipeline teacher jobs/demo.yaml     fine-tune a teacher, cache its logits / hidden states
-    pipeline run     jobs/demo.yaml     every stage of the job in order
+    pipeline student jobs/demo.yaml     train students offline from the cached teacher outputs
+    pipeline run     jobs/demo.yaml     every stage of the job in order, then the job report
+    pipeline report  jobs/demo.yaml     (re)write <output_dir>/report.html from the job's outputs
     pipeline submit  jobs/demo.yaml --address http://HEAD:8265   the job on a Ray cluster (Ray Jobs);
                      then pipeline status / logs / stop ID
 """
@@ -20,8 +22,12 @@ from .augment.stage import AugmentError
 from .ingest.stage import IngestFailed
 from .storage import OutputError
 from .teacher.errors import TeacherError
+from .student.errors import StudentError, StudentStageError
+from .teacher.cache import CacheError
+from .report import ReportError
 
-STAGES = ("ingest", "augment", "teacher")
+STAGES = ("ingest", "augment", "teacher", "student")
+RAY_COMMANDS = ("ingest", "augment", "teacher", "run")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -49,9 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--input", action="append", help="only these corpora, e.g. augmented/train/tinybert (repeatable)")
 
+    p = sub.add_parser("student", help="train the job's students from the teacher caches (offline, no Ray) and "
+                                       "write the result table")
+    _common(p)
+    p.add_argument("--run", action="append", help="only these runs of student.runs (repeatable)")
+    p.add_argument("--seed", action="append", type=int, help="only these seeds of student.seeds (repeatable)")
+
     p = sub.add_parser("run", help="run every stage of the job: " + " → ".join(STAGES))
     _common(p)
     p.add_argument("--strict", action="store_true", default=None, help="fail when any row is rejected")
+
+    p = sub.add_parser("report", help="write <output_dir>/report.html from the outputs of a job (no Ray needed)")
+    p.add_argument("job", help="job YAML file (see jobs/)")
+    p.add_argument("--output-dir", default=None, help="report on this output folder instead of the job's output_dir")
 
     p = sub.add_parser("validate", help="check a job file and print the resolved configuration")
     p.add_argument("job")
@@ -73,6 +89,16 @@ def _start_ray(cfg: JobConfig, args) -> None:
     print(f"[{cfg.name}] {init_ray(args.address or cfg.ray.address, cfg.ray.num_cpus)}", file=sys.stderr)
 
 
+def _report(cfg: JobConfig) -> str:
+    from .progress import print_summary
+    from .report import write_job_report
+
+    started = time.perf_counter()
+    path = write_job_report(cfg)
+    print_summary("report", [("report", path), ("seconds", time.perf_counter() - started)])
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .cluster import submit
@@ -86,8 +112,14 @@ def main(argv: list[str] | None = None) -> int:
             print(cfg.model_dump_json(indent=2))
             print(f"{args.job}: OK (config hash {cfg.config_hash()})", file=sys.stderr)
             return 0
+        if args.command == "report":  # reads finished outputs: no Ray, input files need not exist
+            overrides = {"output_dir": args.output_dir} if args.output_dir else None
+            cfg = load_config(args.job, check_files=False, overrides=overrides)
+            _report(cfg)
+            return 0
         cfg = _load(args)
-        _start_ray(cfg, args)
+        if args.command in RAY_COMMANDS:
+            _start_ray(cfg, args)
         if args.command in ("ingest", "run"):
             from .ingest.stage import run_ingest
 
@@ -100,11 +132,17 @@ def main(argv: list[str] | None = None) -> int:
             from .teacher.stage import run_teacher
 
             run_teacher(cfg, inputs=getattr(args, "input", None))
-    except (ConfigError, InputError, IngestFailed, AugmentError, TeacherError, OutputError) as exc:
+        if args.command == "student" or (args.command == "run" and cfg.student is not None):
+            from .student.stage import run_student
+
+            run_student(cfg, runs=getattr(args, "run", None), seeds=getattr(args, "seed", None))
+        report = _report(cfg) if args.command == "run" else None
+    except (ConfigError, InputError, IngestFailed, AugmentError, TeacherError, StudentStageError, StudentError,
+            CacheError, ReportError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"\n[{cfg.name}] {args.command} finished in {time.perf_counter() - started:,.1f} s; "
-          f"outputs under {cfg.output_dir}", file=sys.stderr)
+          f"outputs under {cfg.output_dir}" + (f"; report {report}" if report else ""), file=sys.stderr)
     return 0
 
 

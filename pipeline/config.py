@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .student.settings import StudentConfig
 from .teacher.settings import TeacherConfig
 
 # Per-task defaults in one table: TinyBERT tries N (the reference script's values) and Tang's
@@ -163,6 +164,8 @@ class JobConfig(_Strict):
     ingest: IngestConfig = IngestConfig()
     augment: AugmentConfig = AugmentConfig()
     teacher: TeacherConfig | None = Field(None, description="teacher stage (fine-tune + cached outputs); None = not in `pipeline run`")
+    student: StudentConfig | None = Field(None, description="student stage (offline training from the teacher "
+                                                            "caches); None = not in `pipeline run`")
     ray: RayConfig = RayConfig()
 
     @field_validator("task")
@@ -196,6 +199,21 @@ class JobConfig(_Strict):
                     raise ValueError(f"teacher.inputs names {name!r}, but {split!r} is not in inputs ({sorted(self.inputs)})")
             if self.teacher.finetune.enabled and self.labels is None:
                 raise ValueError("teacher.finetune.enabled needs labels (the label set)")
+        if self.student is not None:
+            if self.labels is None:
+                raise ValueError("student needs labels (the label set)")
+            for split in (self.student.dev_split, self.student.test_split):
+                if split is not None and split not in self.inputs:
+                    raise ValueError(f"student names the split {split!r}, which is not in inputs ({sorted(self.inputs)})")
+            cached = self.teacher.inputs if self.teacher is not None else None
+            for run in self.student.runs:
+                for name in filter(None, (run.data, run.intermediate)):
+                    if cached is not None and name not in cached:
+                        raise ValueError(f"student run {run.name!r} reads the teacher cache {name!r}, which is not in "
+                                         f"teacher.inputs ({cached})")
+                if (run.intermediate and self.teacher is not None and not self.teacher.stores_states(run.intermediate)):
+                    raise ValueError(f"student run {run.name!r} needs hidden states of {run.intermediate!r}, which "
+                                     f"teacher.states_for leaves out ({self.teacher.states_for})")
         return self
 
     # derived values -------------------------------------------------------------------------

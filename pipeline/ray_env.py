@@ -8,7 +8,8 @@ import sys
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> str:
-    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start a local Ray with all CPUs.
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start a local Ray with all CPUs
+    (``address="local"`` or ``RAY_ADDRESS=local`` also ask for a local Ray).
 
     Returns a one-line description of where the job runs.
     """
@@ -20,7 +21,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> str:
         if address:
             ray.init(address=address, logging_level=logging.WARNING)
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
+            # address="local": always a fresh instance of our own, never a cluster that someone
+            # started with `ray start` on the same machine (plain ray.init() would join that one)
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
                      configure_logging=True)
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # outputs follow input order: deterministic files

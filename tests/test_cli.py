@@ -7,7 +7,7 @@ from pipeline.cli import build_parser, main
 
 
 def test_every_subcommand_has_help(capsys):
-    for cmd in ("ingest", "augment", "teacher", "run", "validate"):
+    for cmd in ("ingest", "augment", "teacher", "student", "run", "report", "validate"):
         with pytest.raises(SystemExit) as exc:
             build_parser().parse_args([cmd, "--help"])
         assert exc.value.code == 0
@@ -31,3 +31,24 @@ def test_run_prints_summary_and_writes_outputs(tmp_path, job_dict, ray_local, ca
     assert "== ingest train ==" in out and "2 in = 2 kept + 0 rejected" in out
     summary = json.loads((tmp_path / "o2" / "examples" / "train" / "_summary.json").read_text())
     assert summary["kept"] == 2
+    # the job report, from the stages' real outputs: row flow and augmentation counts, no teacher
+    report = tmp_path / "o2" / "report.html"
+    assert f"report   {report}" in out
+    page = report.read_text(encoding="utf-8")
+    for method in ("tinybert", "tang"):
+        aug = json.loads((tmp_path / "o2" / "augmented" / "train" / method / "_summary.json").read_text())
+        tries = aug["tries_per_example"] * 2
+        assert (f"<td>train</td><td>{method}</td><td class=\"num\">2</td><td class=\"num\">{aug['tries_per_example']}"
+                f"</td><td class=\"num\">{tries}</td><td class=\"num\">{aug['variants']}</td>"
+                f"<td class=\"num\">{tries - aug['variants']}</td><td class=\"num\">{aug['rows_out']}</td>") in page
+    assert "The teacher stage did not run" in page and "No student was trained" in page
+
+
+def test_student_without_outputs_exits_2_naming_what_is_missing(tmp_path, job_dict, capsys):
+    job = job_dict(student={"runs": [{"name": "s", "model": "bilstm", "data": "examples/train"}], "test_split": None,
+                            "dev_split": "train"})
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job), encoding="utf-8")
+    assert main(["student", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "examples/train" in err and "has not been ingested" in err

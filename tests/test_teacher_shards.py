@@ -45,8 +45,9 @@ def make_job(tmp_path, name="out"):
 
 
 def teacher(model, **kw):
+    # device cpu: a retried shard is recomputed on the CPU below, so the run must be on the CPU too
     base = dict(model=model, layers=[0, 2], max_length=48, token_budget=64, shard_rows=SHARD_ROWS,
-                row_group_bytes=1 << 16, cpu_threads=1, finetune={"enabled": False})
+                row_group_bytes=1 << 16, cpu_threads=1, finetune={"enabled": False}, device="cpu")
     return TeacherConfig(**{**base, **kw})
 
 
@@ -62,9 +63,9 @@ def count_computed(monkeypatch) -> list[str]:
     """The shards computed from now on, in order."""
     calls, real = [], compute_mod.ShardComputer.compute
 
-    def counting(self, task):
+    def counting(self, task, prepared=None):
         calls.append(task.name)
-        return real(self, task)
+        return real(self, task, prepared)
 
     monkeypatch.setattr(compute_mod.ShardComputer, "compute", counting)
     return calls

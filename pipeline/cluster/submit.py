@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 COMMANDS = ("submit", "status", "logs", "stop")
-STAGE_COMMANDS = ("run", "ingest", "augment", "teacher")
+STAGE_COMMANDS = ("run", "ingest", "augment", "teacher", "student")
 WORKING_DIR_EXCLUDES = [".venv", "venv", "out", ".git", ".bench", "build", "dist", "__pycache__", "*.pyc",
                         "*.egg-info", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".ipynb_checkpoints"]
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")

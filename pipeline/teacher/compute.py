@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -37,7 +38,7 @@ class InferenceSpec:
     device: str = "auto"
     dtype: str = "fp32"
     threads: int | None = None
-    mantissa_bits: int = 10
+    mantissa_bits: int = 7  # the stage default (TeacherConfig.hidden_mantissa_bits)
     float16_encoding: str = "byte_stream_split"
     row_group_bytes: int = 64 << 20
 
@@ -78,23 +79,39 @@ class ShardComputer:
                           m.num_labels, text_bytes)
         return meta, enc, sh.row_group_ranges(sizes, self.spec.row_group_bytes), self.schema(meta.schema)
 
-    def compute(self, task: sh.ShardTask) -> sh.ShardResult:
-        """Compute one shard and write it (temporary name, then rename)."""
+    def compute_many(self, tasks: list[sh.ShardTask]) -> Iterator[sh.ShardResult]:
+        """Compute shards in turn while a thread reads and tokenizes the next one (so that a GPU
+        does not wait for the host between shards)."""
+        if not tasks:
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-reader") as reader:
+            following = reader.submit(self.prepare, tasks[0])
+            for k, task in enumerate(tasks):
+                prepared = following.result()
+                following = reader.submit(self.prepare, tasks[k + 1]) if k + 1 < len(tasks) else None
+                yield self.compute(task, prepared)
+
+    def compute(self, task: sh.ShardTask, prepared=None) -> sh.ShardResult:
+        """Compute one shard and write it (temporary name, then rename); ``prepared``: what
+        :meth:`prepare` returned for this task, when it was read ahead."""
         started = time.perf_counter()
         spec, m = self.spec, self.model
-        meta, enc, ranges, schema = self.prepare(task)
+        meta, enc, ranges, schema = prepared if prepared is not None else self.prepare(task)
         options = sh.parquet_options(schema, float_columns(schema), spec.float16_encoding)
         result = sh.ShardResult(task.name, task.first_row, task.rows, 0, 0, "", computed=True)
         with sh.shard_file(task.out_path, schema, options, sh.shard_metadata(spec.cache_key, task)) as sink:
             # row group k is encoded and written (Arrow's C++ writer, no GIL) while row group k+1 is computed
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer") as writer:
                 pending = None
+                whole = m.infer(enc) if m.needs_whole_shard() else None
                 for start, stop in ranges:
                     part = enc.slice(start, stop)
-                    out = m.infer(part)
-                    result.model_seconds += out.model_seconds
-                    result.padded_tokens += out.padded_tokens
-                    result.nonfinite += out.nonfinite
+                    out = m.infer(part) if whole is None else whole.slice(start, stop, enc.lengths)
+                    if whole is None or start == 0:
+                        counted = out if whole is None else whole
+                        result.model_seconds += counted.model_seconds
+                        result.padded_tokens += counted.padded_tokens
+                        result.nonfinite += counted.nonfinite
                     table = build_table(meta.slice(start, stop - start), task.first_row + start, part, out, schema,
                                         spec.mantissa_bits)
                     if pending is not None:

@@ -34,6 +34,14 @@ class InferenceOutput:
     model_seconds: float = 0.0
     extra: dict = field(default_factory=dict)
 
+    def slice(self, start: int, stop: int, lengths: np.ndarray) -> "InferenceOutput":
+        """Rows [start, stop) of these outputs (``lengths``: token counts of all rows)."""
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        a, b = int(offsets[start]), int(offsets[stop])
+        return InferenceOutput(self.logits[start:stop], {k: v[a:b] for k, v in self.hidden.items()},
+                               {k: v[start:stop] for k, v in self.attentions.items()})
+
 
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
@@ -106,47 +114,65 @@ class TeacherModel:
         return tokenize(self.tokenizer, texts_a, texts_b, self.max_length)
 
     def infer(self, enc: Encoded) -> InferenceOutput:
-        """Logits, stored hidden states and attention maps of every row, in the rows' order."""
+        """Logits, stored hidden states and attention maps of every row, in the rows' order.
+
+        Outputs stay on the device until every batch has been launched and are copied back in one
+        transfer, so a GPU never waits for the host between batches; hidden states are trimmed to
+        the real tokens and cast to float16 on the device.
+        """
         import time
 
+        started = time.perf_counter()
         n = len(enc)
         lengths = enc.lengths
         offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         total = int(offsets[-1])
         logits = np.zeros((n, self.num_labels), dtype=np.float32)
-        hidden = torch.empty((len(self.layers), total, self.hidden_size), dtype=torch.float16) if self.layers else None
         attn: dict[int, list] = {layer: [None] * n for layer in self.attention_layers}
         out = InferenceOutput(logits, {}, attn)
+        order, batch_logits, batch_states, batch_dest = [], [], [], []
         for rows, length in plan_batches(lengths, self.token_budget, self.max_length):
             batch = collate(enc, rows, length, self.pad_id)
-            started = time.perf_counter()
             result = self.forward(batch)
-            logits[rows] = result.logits.float().cpu().numpy()
+            order.append(rows)
+            batch_logits.append(result.logits.float())
             if self.layers:
                 mask = batch["attention_mask"].to(self.device).bool()
-                real = int(lengths[rows].sum())
-                states = torch.empty((len(self.layers), real, self.hidden_size), dtype=torch.float16, device=self.device)
-                for i, layer in enumerate(self.layers):
-                    states[i] = result.hidden_states[layer][mask]  # real tokens only, row-major, cast to float16
-                out.nonfinite += _nonfinite(states)
+                # real tokens only, row-major, cast to float16 on the device: [layers, real tokens, hidden]
+                batch_states.append(torch.stack([result.hidden_states[layer][mask] for layer in self.layers])
+                                    .to(torch.float16))
                 # where this batch's tokens go among all rows' tokens, in the original row order
-                dest = torch.from_numpy(np.concatenate([np.arange(offsets[r], offsets[r + 1]) for r in rows]))
-                hidden.index_copy_(1, dest, states.cpu())
+                batch_dest.append(np.concatenate([np.arange(offsets[r], offsets[r + 1]) for r in rows]))
             for layer in self.attention_layers:
-                maps = result.attentions[layer - 1]
+                maps = result.attentions[layer - 1].to(torch.float16)
+                out.nonfinite += _nonfinite(maps)
+                maps = maps.cpu().numpy()
                 for j, r in enumerate(rows):
                     k = int(lengths[r])
-                    a = maps[j, :, :k, :k].to(torch.float16)
-                    out.nonfinite += _nonfinite(a)
-                    attn[layer][r] = a.cpu().numpy()
-            out.model_seconds += time.perf_counter() - started
+                    attn[layer][r] = np.ascontiguousarray(maps[j, :, :k, :k])
+            del result
             out.batches += 1
             out.padded_tokens += len(rows) * length
-        if hidden is not None:
-            values = hidden.numpy()
+        if order:
+            logits[np.concatenate(order)] = torch.cat(batch_logits).cpu().numpy()
+        if self.layers:
+            if batch_states:
+                states = torch.cat(batch_states, dim=1)
+                out.nonfinite += _nonfinite(states)
+                where = np.empty(total, dtype=np.int64)
+                where[np.concatenate(batch_dest)] = np.arange(total)
+                values = np.take(states.cpu().numpy(), where, axis=1)
+            else:
+                values = np.zeros((len(self.layers), 0, self.hidden_size), dtype=np.float16)
             out.hidden = {layer: values[i] for i, layer in enumerate(self.layers)}
+        out.model_seconds = time.perf_counter() - started
         return out
+
+    def needs_whole_shard(self) -> bool:
+        """On a GPU, batches are planned over the whole shard (big, length-sorted batches); on a CPU,
+        row group by row group, so that writing one overlaps computing the next."""
+        return self.device.type != "cpu"
 
 
 def _nonfinite(x: torch.Tensor) -> int:

@@ -68,6 +68,9 @@ class TeacherConfig(_Strict):
     student_layers: Annotated[int, Field(gt=0, le=48)] = Field(4, description="student depth for layers: tinybert")
     attentions: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=list, description="layers (1-based) whose attention probabilities are stored; [] = none")
+    states_for: list[Annotated[str, Field(pattern=INPUT_PATTERN)]] | None = Field(
+        None, description="corpora whose hidden states and attentions are cached; the others get logits only; "
+                          "None = every corpus")
     max_length: Annotated[int, Field(gt=8, le=4096)] = Field(128, description="tokens per example at inference (truncated)")
     token_budget: Annotated[int, Field(gt=0)] = Field(
         16384, description="padded tokens per inference batch (rows x padded length)")
@@ -81,10 +84,11 @@ class TeacherConfig(_Strict):
     shard_rows: Annotated[int, Field(gt=0)] = Field(4096, description="input rows per cache shard (one actor call)")
     row_group_bytes: Annotated[int, Field(ge=1 << 10, le=1 << 30)] = Field(
         64 << 20, description="target uncompressed bytes per Parquet row group")
-    hidden_mantissa_bits: Annotated[int, Field(ge=1, le=10)] | None = Field(
-        None, description="float16 mantissa bits kept in hidden states and attentions (10 = exact float16, 7 = "
-                          "bfloat16 precision: about 1.23 instead of 1.58 bytes per value on disk); None = 10 for fp32, 7 for "
-                          "bf16")
+    hidden_mantissa_bits: Annotated[int, Field(ge=1, le=10)] = Field(
+        7, description="float16 mantissa bits kept in hidden states and attentions: 7 (default) = bfloat16 "
+                       "precision, relative rounding error at most 2^-8, about 1.23 bytes per value on disk; 10 = "
+                       "exact float16, about 1.58 bytes per value (the low mantissa bits of activations are noise "
+                       "and do not compress)")
     float16_encoding: Literal["byte_stream_split", "plain"] = Field(
         "byte_stream_split", description="Parquet encoding of float16 columns; DuckDB (2.0) cannot decode "
                                          "byte_stream_split float16 columns: choose plain (about 7% larger) for DuckDB")
@@ -109,15 +113,21 @@ class TeacherConfig(_Strict):
         if self.mlm_top_k is not None:
             raise ValueError("mlm_top_k (MLM top-k logits for general distillation) is not implemented in this "
                              "version; remove the key")
+        if self.states_for is not None and self.inputs is not None:
+            unknown = [x for x in self.states_for if x not in self.inputs]
+            if unknown:
+                raise ValueError(f"states_for names {unknown}, which are not in inputs ({self.inputs})")
         if self.token_budget < self.max_length:
             raise ValueError(f"token_budget ({self.token_budget}) must be at least max_length ({self.max_length})")
         return self
 
     @property
     def mantissa_bits(self) -> int:
-        if self.hidden_mantissa_bits is not None:
-            return self.hidden_mantissa_bits
-        return 7 if self.dtype == "bf16" else 10
+        return self.hidden_mantissa_bits
+
+    def stores_states(self, name: str) -> bool:
+        """Whether hidden states / attentions are cached for corpus ``name`` (else logits only)."""
+        return self.states_for is None or name in self.states_for
 
     def model_source(self) -> str:
         return self.model or bundled_model_path()

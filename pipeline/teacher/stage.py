@@ -159,6 +159,9 @@ def prepare_teacher(cfg, tc: TeacherConfig, use_ray: bool, res: _Resources) -> t
 # ---------------------------------------------------------------------------------------------
 # Inference on Ray Data
 
+GPU_SHARDS_PER_CALL = 4
+
+
 class ShardActor:
     """Ray Data actor: the teacher loaded once; each call computes and writes one shard."""
 
@@ -166,8 +169,8 @@ class ShardActor:
         self.computer = ShardComputer(spec)
 
     def __call__(self, batch: dict) -> dict:
-        results = [json.dumps(self.computer.compute(sh.ShardTask.from_dict(json.loads(t))).to_dict())
-                   for t in batch["task"]]
+        tasks = [sh.ShardTask.from_dict(json.loads(t)) for t in batch["task"]]
+        results = [json.dumps(r.to_dict()) for r in self.computer.compute_many(tasks)]
         return {"result": np.array(results, dtype=object)}
 
 
@@ -176,7 +179,9 @@ def _run_on_ray(spec: InferenceSpec, tasks: list[sh.ShardTask], res: _Resources)
 
     items = [{"task": json.dumps(t.to_dict())} for t in tasks]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    ds = ds.map_batches(ShardActor, fn_constructor_args=(spec,), batch_size=1, batch_format="numpy",
+    # a GPU actor takes a few shards per call and reads / tokenizes the next while computing one
+    ds = ds.map_batches(ShardActor, fn_constructor_args=(spec,), batch_size=GPU_SHARDS_PER_CALL if res.gpus else 1,
+                        batch_format="numpy",
                         compute=ray.data.ActorPoolStrategy(size=max(1, min(res.workers, len(tasks)))),
                         num_gpus=1 if res.gpus else 0, num_cpus=1 if res.gpus else res.threads)
     for row in ds.iter_rows():
@@ -184,9 +189,7 @@ def _run_on_ray(spec: InferenceSpec, tasks: list[sh.ShardTask], res: _Resources)
 
 
 def _run_locally(spec: InferenceSpec, tasks: list[sh.ShardTask]) -> Iterator[sh.ShardResult]:
-    computer = ShardComputer(spec)
-    for task in tasks:
-        yield computer.compute(task)
+    yield from ShardComputer(spec).compute_many(tasks)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,14 +363,15 @@ def run_teacher(cfg, teacher: TeacherConfig | None = None, *, inputs: list[str] 
         raise TeacherError(f"teacher {info.source!r}: {exc}") from None
     results = {"finetune": ft_metrics, "inputs": {}}
     for name in names:
-        summary = cache_input(cfg, tc, name, info, layers, attentions, res, use_ray)
+        states = tc.stores_states(name)
+        summary = cache_input(cfg, tc, name, info, layers if states else [], attentions if states else [], res, use_ray)
         results["inputs"][name] = summary
         print_summary(f"teacher {name}", [
             ("rows", summary["rows"]), ("real tokens", summary["tokens"]),
             ("shards computed / reused", f"{summary['shards_computed']} / {summary['shards_reused']}"),
             ("tokens / s (computed)", summary["tokens_per_s"]),
-            ("hidden layers", str(layers) if layers else "none"),
-            ("bytes per hidden value", summary["bytes_per_hidden_value"] if layers else "-"),
+            ("hidden layers", str(layers) if layers and states else "none"),
+            ("bytes per hidden value", summary["bytes_per_hidden_value"] if layers and states else "-"),
             ("cache", summary["cache"]), ("seconds", summary["seconds"])])
     rows = [("teacher", info.source), ("weights sha256", info.weights[:16] + "…"),
             ("device", f"{res.device} x {res.workers} worker(s), {res.threads} thread(s)" if use_ray

@@ -1,0 +1,41 @@
+"""The job report: one self-contained ``report.html`` per output folder.
+
+    from pipeline.report import write_report
+    write_report("out/demo")                     # -> "out/demo/report.html"
+
+``stats`` holds the pure statistics, ``collect`` reads an output folder (no Ray), ``render``
+writes the page and ``plots`` its figures (matplotlib, inline PNG).
+"""
+
+from __future__ import annotations
+
+import os
+
+REPORT_NAME = "report.html"
+
+
+class ReportError(RuntimeError):
+    """An output folder the report cannot read (remote, or missing)."""
+
+
+def write_report(output_dir: str, title: str | None = None, mask_token: str = "[MASK]", seed: int = 0) -> str:
+    """Read ``output_dir`` (a local folder) and write ``<output_dir>/report.html``; returns its path."""
+    from .. import storage
+    from .collect import collect
+    from .render import render
+
+    if "://" in output_dir and not output_dir.startswith("file://"):
+        raise ReportError(f"{output_dir}: the report reads a local output folder, not a remote URI")
+    local = output_dir.removeprefix("file://")
+    if not os.path.isdir(local):
+        raise ReportError(f"{local}: no such output folder (has the job run?)")
+    page = render(collect(local, title=title, mask_token=mask_token, seed=seed))
+    path = storage.join(local, REPORT_NAME)
+    with storage.atomic_output(path) as out:
+        out.write(page.encode("utf-8"))
+    return path
+
+
+def write_job_report(cfg) -> str:
+    """The report of a job: its output folder, its name, its Tang mask token and its seed."""
+    return write_report(cfg.output_dir, title=cfg.name, mask_token=cfg.augment.tang.mask_token, seed=cfg.seed)

@@ -1,0 +1,126 @@
+"""The report's figures: matplotlib (Agg) drawn into inline PNG data URIs."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from . import stats  # noqa: E402
+
+COLORS = {"tinybert": "#3b6fb6", "tang": "#d9822b", "original": "#6b7785", "variant": "#3b6fb6"}
+_CYCLE = ["#3b6fb6", "#d9822b", "#4a9c5d", "#b54a68", "#7a5cb8", "#8c6d3f", "#2f9fa6", "#c4a21f"]
+
+plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
+                     "axes.titlesize": 10, "figure.dpi": 100, "savefig.dpi": 110, "legend.frameon": False})
+
+
+def color(name: str, i: int = 0) -> str:
+    return COLORS.get(name, _CYCLE[i % len(_CYCLE)])
+
+
+def to_data_uri(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def count_histograms(series: dict[str, Sequence[int]], xlabel: str, title: str) -> str:
+    """Side-by-side bars of integer counts (one colour per method), as shares of examples."""
+    fig, ax = plt.subplots(figsize=(5.2, 2.8))
+    values = [v for s in series.values() for v in s]
+    edges = stats.histogram_bins(values)
+    centres = (edges[:-1] + edges[1:]) / 2
+    width = 0.8 / max(len(series), 1)
+    for k, (name, vals) in enumerate(series.items()):
+        counts, _ = np.histogram(vals, edges)
+        share = counts / max(len(vals), 1)
+        ax.bar(centres + (k - (len(series) - 1) / 2) * width, share, width=width, color=color(name, k),
+               label=f"{name} (mean {np.mean(vals):.1f})" if len(vals) else name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("share of examples")
+    ax.set_title(title)
+    ax.legend()
+    return to_data_uri(fig)
+
+
+def length_change_cdf(series: dict[str, Sequence[int]]) -> str:
+    """Cumulative share of variants by length change: a heavy tail (Tang's n-gram sampling) stays readable."""
+    fig, ax = plt.subplots(figsize=(5.2, 2.8))
+    for k, (name, vals) in enumerate(series.items()):
+        if not len(vals):
+            continue
+        x = np.sort(np.asarray(vals))
+        ax.step(x, np.arange(1, len(x) + 1) / len(x), where="post", color=color(name, k), lw=1.6,
+                label=f"{name} (mean {np.mean(x):+.2f}, unchanged length {np.mean(x == 0):.0%})")
+    ax.axvline(0, color="#444", lw=0.8)
+    ax.set_xlabel("words in variant − words in original")
+    ax.set_ylabel("share of variants ≤ x")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("Length change (cumulative)")
+    ax.legend(loc="upper left", fontsize=7.5)
+    return to_data_uri(fig)
+
+
+def rate_bars(rates: dict[str, stats.MethodRates]) -> str:
+    kinds = [("replaced", "replaced_rate"), ("masked", "masked_rate"), ("dropped", "dropped_rate")]
+    fig, ax = plt.subplots(figsize=(5.2, 2.8))
+    x = np.arange(len(kinds))
+    width = 0.8 / max(len(rates), 1)
+    for k, (name, r) in enumerate(rates.items()):
+        vals = [getattr(r, attr) for _, attr in kinds]
+        bars = ax.bar(x + (k - (len(rates) - 1) / 2) * width, vals, width=width, color=color(name, k), label=name)
+        ax.bar_label(bars, labels=[f"{v:.1%}" for v in vals], fontsize=8, padding=2)
+    ax.set_xticks(x, [k for k, _ in kinds])
+    ax.set_ylabel("share of original words")
+    ax.set_title("Per-word edit rates")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
+    ax.margins(y=0.18)
+    ax.legend()
+    return to_data_uri(fig)
+
+
+def confidence_histograms(panels: list[tuple[str, Sequence[float], Sequence[float]]], num_labels: int | None) -> str:
+    """One panel per cache: the teacher's confidence on originals and on variants (shares)."""
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n + 0.4, 2.8), squeeze=False, sharey=True)
+    lo = 1 / num_labels if num_labels else 0.0
+    edges = np.linspace(lo, 1.0, 21)
+    for ax, (title, orig, var) in zip(axes[0], panels):
+        for name, vals in (("original", orig), ("variant", var)):
+            if len(vals):
+                ax.hist(vals, bins=edges, histtype="stepfilled", alpha=0.45, color=COLORS[name],
+                        weights=np.full(len(vals), 1 / len(vals)),
+                        label=f"{name}s (n={len(vals):,}, mean {np.mean(vals):.2f})")
+        ax.set_title(title)
+        ax.set_xlabel("teacher confidence (max softmax)")
+        ax.legend(loc="upper left", fontsize=7.5)
+    axes[0][0].set_ylabel("share of rows")
+    fig.tight_layout()
+    return to_data_uri(fig)
+
+
+def learning_curves(runs: list[dict]) -> str:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.6, 3.0))
+    for k, run in enumerate(runs):
+        # the prediction-layer epochs (a BERT student's intermediate-layer epochs have no dev score)
+        hist = [h for h in run.get("history") or [] if "dev_accuracy" in h and "train_loss" in h]
+        epochs = [h["epoch"] for h in hist]
+        c = _CYCLE[k % len(_CYCLE)]
+        left.plot(epochs, [h["train_loss"] for h in hist], marker="o", ms=3, color=c, label=run.get("run", f"run {k}"))
+        right.plot(epochs, [h["dev_accuracy"] for h in hist], marker="o", ms=3, color=c, label=run.get("run", f"run {k}"))
+    left.set_title("Training loss")
+    right.set_title("Dev accuracy")
+    for ax in (left, right):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    right.legend(fontsize=7.5, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return to_data_uri(fig)

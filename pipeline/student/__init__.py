@@ -1,0 +1,1 @@
+"""Student stage: offline training from cached teacher outputs (BiLSTM and small BERT students)."""

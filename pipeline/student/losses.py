@@ -1,0 +1,67 @@
+"""Distillation losses (DESIGN.md section 4). Plain functions of tensors, batch-mean reduced.
+
+- :func:`soft_cross_entropy`: Hinton et al. soft cross-entropy between softmax(z_t / T) and
+  softmax(z_s / T), multiplied by T² so that gradients keep their scale across temperatures.
+- :func:`logit_mse`: Tang et al.'s MSE between raw logits (mean over classes and rows).
+- :func:`hard_cross_entropy`: cross-entropy on labels; rows labelled -100 are ignored.
+- :func:`mixed`: α·hard + (1−α)·soft.
+- :func:`hidden_mse` / :func:`attention_mse`: TinyBERT's intermediate-layer losses, mean squared
+  error over the real tokens only (padding never counts).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+IGNORE = -100
+
+
+def soft_cross_entropy(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    t = float(temperature)
+    target = F.softmax(teacher_logits.float() / t, dim=-1)
+    log_p = F.log_softmax(student_logits.float() / t, dim=-1)
+    return -(target * log_p).sum(-1).mean() * (t * t)
+
+
+def logit_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(student_logits.float(), teacher_logits.float())
+
+
+def hard_cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    if not (labels != IGNORE).any():
+        return student_logits.sum() * 0.0  # no labelled row in the batch: no signal, keep the graph
+    return F.cross_entropy(student_logits.float(), labels, ignore_index=IGNORE)
+
+
+def mixed(student_logits, teacher_logits, labels, alpha: float, temperature: float = 1.0) -> torch.Tensor:
+    return (alpha * hard_cross_entropy(student_logits, labels)
+            + (1.0 - alpha) * soft_cross_entropy(student_logits, teacher_logits, temperature))
+
+
+def prediction_loss(kind: str, student_logits, teacher_logits, labels, *, temperature: float = 1.0,
+                    alpha: float = 0.5) -> torch.Tensor:
+    if kind == "hard":
+        return hard_cross_entropy(student_logits, labels)
+    if kind == "soft":
+        return soft_cross_entropy(student_logits, teacher_logits, temperature)
+    if kind == "mse":
+        return logit_mse(student_logits, teacher_logits)
+    if kind == "mix":
+        return mixed(student_logits, teacher_logits, labels, alpha, temperature)
+    raise ValueError(f"unknown loss {kind!r}")
+
+
+def hidden_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """MSE between [B, T, H] states over the real tokens (``mask`` [B, T], 1 = real)."""
+    m = mask.to(student.dtype).unsqueeze(-1)
+    diff = (student - teacher.to(student.dtype)) * m
+    return diff.pow(2).sum() / (m.sum() * student.shape[-1]).clamp_min(1.0)
+
+
+def attention_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """MSE between [B, heads, T, T] attention maps over real (query, key) pairs."""
+    m = mask.to(student.dtype)
+    pair = (m[:, :, None] * m[:, None, :]).unsqueeze(1)  # [B, 1, T, T]
+    diff = (student - teacher.to(student.dtype)) * pair
+    return diff.pow(2).sum() / (pair.sum() * student.shape[1]).clamp_min(1.0)

@@ -1,0 +1,342 @@
+"""The student stage: train every configured run once per seed from the teacher caches, evaluate,
+and write the result table. Offline: no Ray, no teacher inference (the teacher row of the table
+evaluates the teacher model once on the test split for its accuracy and speed).
+
+Outputs under ``<output_dir>/student/``:
+
+- ``<run>-seed<k>/metrics.json``: run, model, data, seed, params, per-epoch history (train loss,
+  dev accuracy, dev macro-F1), best epoch, test accuracy / macro-F1, sentences/s, and a key: a
+  re-run with the same key reuses the finished run instead of training it again;
+- ``<run>-seed<k>/model.pt`` (BiLSTM state + vocabulary) or a ``save_pretrained`` folder (BERT);
+- ``results.json`` / ``results.md``: mean ± std of test accuracy over seeds, macro-F1, params, speed;
+- ``curves.png``: dev accuracy per epoch of every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+from .. import storage
+from ..progress import print_summary
+from ..teacher.cache import CacheError, TeacherCache, open_cache
+from ..teacher.stage import cache_dir
+from .errors import StudentStageError
+from .evaluate import EvalSet, accuracy_f1, predict_bilstm, predict_transformer, read_split, timed
+from .reader import ShuffleReader
+from .settings import RunConfig, StudentConfig
+from .train import fit, fit_intermediate, linear_schedule, restore_best, seed_everything
+
+
+def student_dir(cfg) -> str:
+    return storage.join(cfg.output_dir, "student")
+
+
+def _device(name: str) -> torch.device:
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise StudentStageError("student.device is cuda but no GPU is visible")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _cache_fingerprint(cache: TeacherCache) -> str:
+    return _key(cache.manifest["cache_key"], [s["sha256"] for s in cache.manifest["shards"]])
+
+
+def _params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+class _Context:
+    """What every run of one stage shares: config, device, dev / test splits, opened caches."""
+
+    def __init__(self, cfg, sc: StudentConfig, stream):
+        self.cfg, self.sc, self.stream = cfg, sc, stream
+        self.device = _device(sc.device)
+        if sc.threads:
+            torch.set_num_threads(sc.threads)
+        self.labels = list(cfg.labels or [])
+        if len(self.labels) < 2:
+            raise StudentStageError("the student stage needs the job's labels (at least two)")
+        self.dev = self._split(sc.dev_split)
+        self.test = self._split(sc.test_split) if sc.test_split else None
+        self._caches: dict[str, TeacherCache] = {}
+
+    def _split(self, split: str) -> EvalSet:
+        path = storage.join(self.cfg.output_dir, "examples", split)
+        if not storage.exists(path):
+            raise StudentStageError(f"{path}: the {split!r} split has not been ingested (run `pipeline ingest`)")
+        return read_split(path)
+
+    def cache(self, name: str, layers=None, attentions=None) -> TeacherCache:
+        if name not in self._caches:
+            self._caches[name] = open_cache(cache_dir(self.cfg, name))  # validates every shard (CacheError)
+        cache = self._caches[name]
+        cache.validate(layers=layers, attentions=attentions, checksums=False)
+        if cache.labels != self.labels:
+            raise CacheError(cache.path, f"labels {cache.labels} differ from the job's {self.labels}")
+        return cache
+
+
+# --- BiLSTM --------------------------------------------------------------------------------
+def _train_bilstm(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict:
+    from ..augment.glove import default_glove_path, read_vectors
+    from .bilstm import BiLstmClassifier, collate_words
+    from .words import Vocab, glove_matrix
+
+    bc = ctx.sc.bilstm
+    cache = ctx.cache(run.data)
+    seed_everything(seed)
+    pair = ctx.dev.pair
+    texts = ["text_a", "text_b"] if pair else ["text_a"]
+    glove_words, glove = read_vectors(bc.glove or default_glove_path(), rows=10**9)
+    corpus = (t for table in cache.iter_tables(columns=texts) for col in texts for t in table.column(col).to_pylist())
+    vocab = Vocab.build(corpus, extra=glove_words[:bc.glove_rows])
+    embeddings, found = glove_matrix(vocab, glove_words, glove, seed)
+    model = BiLstmClassifier(embeddings, bc.hidden, bc.mlp, len(ctx.labels), bc.dropout, pair).to(ctx.device)
+    columns = [*texts, "label_id"] + ([] if run.loss == "hard" else ["logits"])
+    reader = ShuffleReader(cache, columns, bc.batch_size, buffer_rows=ctx.sc.shuffle_buffer, seed=seed,
+                           max_rows=run.max_rows, fraction=run.fraction)
+    optimizer = torch.optim.Adam(model.parameters(), lr=bc.lr)
+
+    def forward(m, b):
+        return m(b["ids_a"], b["len_a"], b.get("ids_b"), b.get("len_b"))
+
+    def predict(data):
+        return predict_bilstm(model, vocab, data, bc.max_words, ctx.device)
+
+    history = fit(model, reader, lambda t: collate_words(t, vocab, bc.max_words, pair), forward, loss=run.loss,
+                  epochs=run.epochs or bc.epochs, optimizer=optimizer, predict=predict, dev=ctx.dev,
+                  num_labels=len(ctx.labels), label=f"{run.name} seed {seed}", device=ctx.device,
+                  temperature=run.temperature, alpha=run.alpha, max_grad_norm=5.0, stream=ctx.stream)
+    restore_best(model, history)
+    storage.makedirs(folder)
+    torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "vocab": vocab.itos, "pair": pair,
+                "settings": bc.model_dump(), "labels": ctx.labels}, os.path.join(folder, "model.pt"))
+    params = _params(model)
+    return {"history": history.epochs, "best_epoch": history.best_epoch, "params": params,
+            "params_without_embeddings": params - model.embed.weight.numel(), "vocab": len(vocab),
+            "glove_words_found": found, "train_rows": reader.num_rows, "predict": predict}
+
+
+# --- small BERT ------------------------------------------------------------------------------
+def _train_bert(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict:
+    from transformers import AutoTokenizer
+
+    from .bert import HiddenProjection, build_student, collate_tokens, layer_map
+
+    bc = ctx.sc.bert
+    cache = ctx.cache(run.data)
+    teacher_path = cache.manifest["teacher"]["path"]
+    teacher_layers = int(cache.manifest["teacher"]["num_layers"])
+    g = layer_map(teacher_layers, bc.layers, bc.layer_map)
+    seed_everything(seed)
+    inter = None
+    attention = False
+    if run.intermediate and bc.intermediate_epochs:
+        attention = bc.attention_loss
+        inter = ctx.cache(run.intermediate, layers=g, attentions=g[1:] if attention else None)
+        if inter.teacher_hash != cache.teacher_hash:
+            raise CacheError(inter.path, f"made by teacher {inter.teacher_hash[:12]}, the run's data cache by "
+                                         f"{cache.teacher_hash[:12]}")
+    model = build_student(teacher_path, bc.layers, bc.init, g, hidden_size=bc.hidden_size,
+                          intermediate_size=bc.intermediate_size, seed=seed, attentions=attention).to(ctx.device)
+    tokenizer = AutoTokenizer.from_pretrained(teacher_path)
+    label = f"{run.name} seed {seed}"
+    stages = []
+    if inter is not None:
+        proj = HiddenProjection(model.config.hidden_size, inter.hidden_size).to(ctx.device)
+        columns = ["input_ids", "num_tokens", *(["token_type_ids"] if "token_type_ids" in _names(inter) else []),
+                   *[f"hidden_{x}" for x in g], *([f"attention_{x}" for x in g[1:]] if attention else [])]
+        reader = ShuffleReader(inter, columns, bc.batch_size, buffer_rows=min(ctx.sc.shuffle_buffer, 4096), seed=seed,
+                               max_rows=run.max_rows)
+        stages = fit_intermediate(model, proj, reader, lambda t: collate_tokens(t, inter.hidden_size, inter.num_heads),
+                                  g=g, attention=attention, epochs=bc.intermediate_epochs, lr=bc.intermediate_lr,
+                                  warmup_ratio=bc.warmup_ratio, device=ctx.device, label=label, stream=ctx.stream)
+        if attention:  # back to the fast attention kernels for the prediction step
+            model.set_attn_implementation("sdpa")
+    columns = ["input_ids", "num_tokens", "label_id", *(["token_type_ids"] if "token_type_ids" in _names(cache) else []),
+               *([] if run.loss == "hard" else ["logits"])]
+    reader = ShuffleReader(cache, columns, bc.batch_size, buffer_rows=ctx.sc.shuffle_buffer, seed=seed,
+                           max_rows=run.max_rows, fraction=run.fraction)
+    epochs = run.epochs or bc.epochs
+    optimizer = torch.optim.AdamW(model.parameters(), lr=bc.lr, weight_decay=0.01)
+    scheduler = linear_schedule(optimizer, epochs * reader.steps_per_epoch(), bc.warmup_ratio)
+
+    def forward(m, b):
+        inputs = {k: b[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in b}
+        return m(**inputs).logits
+
+    def predict(data):
+        return predict_transformer(model, tokenizer, data, ctx.device, int(cache.manifest["max_length"]))
+
+    history = fit(model, reader, collate_tokens, forward, loss=run.loss, epochs=epochs, optimizer=optimizer,
+                  scheduler=scheduler, predict=predict, dev=ctx.dev, num_labels=len(ctx.labels), label=label,
+                  device=ctx.device, temperature=run.temperature, alpha=run.alpha, stream=ctx.stream)
+    restore_best(model, history)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return {"history": stages + history.epochs, "best_epoch": history.best_epoch, "params": _params(model),
+            "params_without_embeddings": _params(model) - _params(model.get_input_embeddings()),
+            "layer_map": g, "init": bc.init, "train_rows": reader.num_rows, "predict": predict}
+
+
+def _names(cache: TeacherCache) -> list[str]:
+    import pyarrow.parquet as pq
+
+    filesystem, p = storage.resolve(cache.files[0])
+    with filesystem.open_input_file(p) as f:
+        return pq.read_schema(f).names
+
+
+# --- one run, the table ------------------------------------------------------------------------
+def _run_once(ctx: _Context, run: RunConfig, seed: int) -> dict:
+    folder = storage.join(student_dir(ctx.cfg), f"{run.name}-seed{seed}")
+    data_fp = _cache_fingerprint(ctx.cache(run.data))
+    inter_fp = _cache_fingerprint(ctx.cache(run.intermediate)) if run.intermediate else None
+    settings = ctx.sc.bilstm if run.model == "bilstm" else ctx.sc.bert
+    key = _key(run.model_dump(), seed, data_fp, inter_fp, settings.model_dump(), ctx.sc.dev_split, ctx.sc.test_split)
+    mpath = storage.join(folder, "metrics.json")
+    if storage.exists(mpath):
+        old = storage.read_json(mpath)
+        if old.get("key") == key:
+            print(f"  {run.name} seed {seed}: finished earlier (key {key}), reused", file=ctx.stream)
+            return {**old, "reused": True}
+    started = time.perf_counter()
+    trainer = _train_bilstm if run.model == "bilstm" else _train_bert
+    result = trainer(ctx, run, seed, folder)
+    predict = result.pop("predict")
+    test, speed = {}, None
+    if ctx.test is not None:
+        logits, speed = timed(predict, ctx.test)
+        test = accuracy_f1(logits.argmax(-1), ctx.test.labels, len(ctx.labels))
+    metrics = {"run": run.name, "model": run.model, "data": run.data, "loss": run.loss, "seed": seed, **result,
+               "test": test, "sentences_per_s": round(speed, 1) if speed else None,
+               "seconds": round(time.perf_counter() - started, 3), "key": key}
+    storage.write_json(mpath, metrics)
+    print(f"  {run.name} seed {seed}: dev {max(e.get('dev_accuracy', 0) for e in metrics['history']):.4f}, "
+          f"test {test.get('accuracy', float('nan')):.4f} ({metrics['seconds']:.0f} s)", file=ctx.stream)
+    return metrics
+
+
+def _teacher_row(ctx: _Context) -> dict | None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    if ctx.test is None:
+        return None
+    cache = ctx.cache(ctx.sc.runs[0].data)
+    path = cache.manifest["teacher"]["path"]
+    model = AutoModelForSequenceClassification.from_pretrained(path).to(ctx.device)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    logits, speed = timed(lambda d: predict_transformer(model, tokenizer, d, ctx.device,
+                                                        int(cache.manifest["max_length"])), ctx.test)
+    scores = accuracy_f1(logits.argmax(-1), ctx.test.labels, len(ctx.labels))
+    return {"name": "teacher", "model": cache.manifest["teacher"].get("model_type", "teacher"), "data": "fine-tuned",
+            "seeds": [ctx.cfg.seed], "accuracy_mean": scores["accuracy"], "accuracy_std": None,
+            "macro_f1_mean": scores["macro_f1"], "params": _params(model), "sentences_per_s": round(speed, 1)}
+
+
+def aggregate(run: RunConfig, results: list[dict]) -> dict:
+    acc = np.array([r["test"].get("accuracy", np.nan) for r in results], dtype=float)
+    f1 = np.array([r["test"].get("macro_f1", np.nan) for r in results], dtype=float)
+    return {"name": run.name, "model": run.model, "data": run.data, "loss": run.loss,
+            "seeds": [r["seed"] for r in results], "accuracy_mean": float(acc.mean()),
+            "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else None, "macro_f1_mean": float(f1.mean()),
+            "params": int(results[0]["params"]),
+            "params_without_embeddings": int(results[0].get("params_without_embeddings", results[0]["params"])),
+            "sentences_per_s": float(np.mean([r["sentences_per_s"] or 0 for r in results])),
+            "train_rows": int(results[0].get("train_rows", 0))}
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| model | trained on | loss | test accuracy (mean ± std) | macro-F1 | params | sentences/s |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        std = f" ± {100 * r['accuracy_std']:.2f}" if r.get("accuracy_std") is not None else ""
+        seeds = len(r["seeds"])
+        lines.append(f"| {r['name']} | {r['data']} | {r.get('loss', '-')} | {100 * r['accuracy_mean']:.2f}{std} "
+                     f"({seeds} seed{'s' if seeds > 1 else ''}) | {100 * r['macro_f1_mean']:.2f} | "
+                     f"{r['params'] / 1e6:.2f} M | {r['sentences_per_s']:,.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(per_run: dict[str, list[dict]], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    for name, results in per_run.items():
+        curves = [[e["dev_accuracy"] for e in r["history"] if "dev_accuracy" in e] for r in results]
+        n = min(len(c) for c in curves)
+        if n:
+            mean = np.mean([c[:n] for c in curves], axis=0)
+            ax.plot(range(1, n + 1), 100 * mean, marker="o", label=name)
+    ax.set_xlabel("epoch (prediction-layer step)")
+    ax.set_ylabel("dev accuracy, mean over seeds (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    filesystem, p = storage.resolve(path)
+    with filesystem.open_output_stream(p) as f:
+        fig.savefig(f, format="png")
+    plt.close(fig)
+
+
+def run_student(cfg, student: StudentConfig | None = None, *, runs: list[str] | None = None,
+                seeds: list[int] | None = None, stream=None) -> dict:
+    """Train, evaluate and tabulate the job's student runs (``runs`` / ``seeds``: only these; several
+    processes or machines can split a job's runs this way, and a last run without them tabulates all)."""
+    sc = student if student is not None else cfg.student
+    if sc is None:
+        raise StudentStageError("the job has no student section")
+    stream = stream or sys.stderr
+    started = time.perf_counter()
+    chosen = [r for r in sc.runs if runs is None or r.name in runs]
+    unknown = sorted(set(runs or []) - {r.name for r in sc.runs})
+    if unknown:
+        raise StudentStageError(f"unknown run(s) {unknown}; the job has {[r.name for r in sc.runs]}")
+    unknown = sorted(set(seeds or []) - set(sc.seeds))
+    if unknown:
+        raise StudentStageError(f"unknown seed(s) {unknown}; the job has {sc.seeds}")
+    if seeds:
+        sc = sc.model_copy(update={"seeds": [s for s in sc.seeds if s in seeds]})
+    ctx = _Context(cfg, sc, stream)
+    for run in chosen:  # every cache is validated before the first step of training
+        ctx.cache(run.data)
+        if run.intermediate:
+            ctx.cache(run.intermediate)
+    per_run: dict[str, list[dict]] = {}
+    for run in chosen:
+        per_run[run.name] = [_run_once(ctx, run, seed) for seed in sc.seeds]
+    rows = []
+    if sc.teacher_row:
+        teacher = _teacher_row(ctx)
+        if teacher:
+            rows.append(teacher)
+    rows += [aggregate(run, per_run[run.name]) for run in chosen]
+    out = student_dir(cfg)
+    storage.write_json(storage.join(out, "results.json"), {"rows": rows, "seeds": sc.seeds,
+                                                           "device": str(ctx.device), "threads": torch.get_num_threads()})
+    table = markdown_table(rows)
+    filesystem, p = storage.resolve(storage.join(out, "results.md"))
+    with filesystem.open_output_stream(p) as f:
+        f.write(table.encode())
+    plot_curves(per_run, storage.join(out, "curves.png"))
+    print(table, file=sys.stdout)
+    print_summary("student", [("runs", len(chosen)), ("seeds", str(sc.seeds)), ("device", str(ctx.device)),
+                              ("results", storage.join(out, "results.md")),
+                              ("seconds", time.perf_counter() - started)])
+    return {"rows": rows, "runs": per_run}
