@@ -6,6 +6,8 @@
     pipeline student jobs/demo.yaml     train students offline from the cached teacher outputs
     pipeline run     jobs/demo.yaml     every stage of the job in order, then the job report
     pipeline report  jobs/demo.yaml     (re)write <output_dir>/report.html from the job's outputs
+    pipeline submit  jobs/demo.yaml --address http://HEAD:8265   the job on a Ray cluster (Ray Jobs);
+                     then pipeline status / logs / stop ID
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from .config import ConfigError, JobConfig, load_config
 from .ingest.readers import InputError
 from .augment.stage import AugmentError
 from .ingest.stage import IngestFailed
+from .storage import OutputError
 from .teacher.errors import TeacherError
 from .student.errors import StudentError, StudentStageError
 from .teacher.cache import CacheError
@@ -68,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check a job file and print the resolved configuration")
     p.add_argument("job")
+
+    from .cluster import submit
+
+    submit.add_parsers(sub)
     return parser
 
 
@@ -94,6 +101,10 @@ def _report(cfg: JobConfig) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .cluster import submit
+
+    if args.command in submit.COMMANDS:
+        return submit.main(args)
     started = time.perf_counter()
     try:
         if args.command == "validate":
@@ -127,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             run_student(cfg, runs=getattr(args, "run", None), seeds=getattr(args, "seed", None))
         report = _report(cfg) if args.command == "run" else None
     except (ConfigError, InputError, IngestFailed, AugmentError, TeacherError, StudentStageError, StudentError,
-            CacheError, ReportError) as exc:
+            CacheError, ReportError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"\n[{cfg.name}] {args.command} finished in {time.perf_counter() - started:,.1f} s; "

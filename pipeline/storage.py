@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import uuid
@@ -41,16 +42,64 @@ def _tmp_name(path: str) -> str:
     return f"{head}/.{tail}.{uuid.uuid4().hex[:8]}.tmp"
 
 
+class OutputError(OSError):
+    """Writing an output failed (disk full, permission denied, ...).
+
+    The message names the output's final path and the reason. Nothing was left under that name,
+    and files written before are untouched.
+    """
+
+    def __init__(self, path: str, cause: BaseException):
+        code = _errno(cause)
+        reason = os.strerror(code) if code else f"{type(cause).__name__}: {cause}"
+        super().__init__(code or errno.EIO, f"cannot write {path}: {reason}; nothing was written under this name")
+        self.path = path
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def _errno(exc: BaseException) -> int | None:
+    """The errno of an OSError, also when pyarrow reports it only in the message ("[errno 28] ...")."""
+    if getattr(exc, "errno", None):
+        return exc.errno
+    text = str(exc)
+    for code in (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT, errno.EPERM, errno.EIO):
+        if f"[errno {code}]" in text.lower():
+            return code
+    return None
+
+
+# Errors that only a write can raise: inside the caller's block they are the stream's.
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str) -> Iterator[pa.NativeFile]:
-    """A stream whose content appears under ``path`` only once it is complete (write, then rename)."""
+    """A stream whose content appears under ``path`` only once it is complete (write, then rename).
+
+    On any error the temporary file is removed. An ``OSError`` while opening, closing or renaming,
+    or a full disk / read-only filesystem while writing, raises :class:`OutputError` naming
+    ``path`` and the reason.
+    """
     filesystem, p = resolve(path)
     tmp = _tmp_name(p)
-    stream = filesystem.open_output_stream(tmp)
     try:
-        yield stream
-        stream.close()
-        filesystem.move(tmp, p)
+        stream = filesystem.open_output_stream(tmp)
+    except OSError as exc:
+        raise OutputError(path, exc) from exc
+    try:
+        try:
+            yield stream
+        except OSError as exc:
+            if _errno(exc) in _WRITE_ERRNOS and not isinstance(exc, OutputError):
+                raise OutputError(path, exc) from exc
+            raise
+        try:
+            stream.close()
+            filesystem.move(tmp, p)
+        except OSError as exc:
+            raise OutputError(path, exc) from exc
     except BaseException:
         with contextlib.suppress(Exception):
             stream.close()
@@ -86,13 +135,12 @@ class ShardWriter:
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
         makedirs(directory)
-        self._remove_old_shards()
+        self._remove_files(lambda name: name.startswith(f".{self.prefix}-") and name.endswith(".tmp"))
 
-    def _remove_old_shards(self) -> None:
-        """A rewrite replaces the whole set: shards of an earlier, longer run must not linger."""
+    def _remove_files(self, stale) -> None:
         filesystem, p = resolve(self.directory)
         for info in filesystem.get_file_info(pafs.FileSelector(p)):
-            if info.base_name.startswith(self.prefix + "-") and info.base_name.endswith(".parquet"):
+            if info.type == pafs.FileType.File and stale(info.base_name):
                 filesystem.delete_file(info.path)
 
     def write(self, table: pa.Table) -> None:
@@ -111,6 +159,11 @@ class ShardWriter:
             table = pa.concat_tables(self._pending) if self._pending else self.schema.empty_table()
             self._flush(table)
         self._pending, self._pending_rows = [], 0
+        # A rewrite replaces the whole set: shards of an earlier, longer run must not linger. They
+        # go only now, so a write that fails part-way loses nothing that was complete before.
+        written = {s["file"] for s in self.shards}
+        self._remove_files(lambda name: name.startswith(self.prefix + "-") and name.endswith(".parquet")
+                           and name not in written)
         return self.shards
 
     def _flush(self, table: pa.Table) -> None:

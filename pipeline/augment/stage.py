@@ -9,7 +9,9 @@
   the cluster has GPUs).
 
 Rows come back in input order and are written by the driver into fixed-size shards, so the files
-are byte-identical whatever the number of blocks or workers.
+are byte-identical whatever the number of blocks or workers. A (split, method) output is finished
+when its ``_complete.json`` is written (last); a re-run with the same examples and settings skips
+it and redoes an unfinished one from scratch (``completion.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from functools import lru_cache
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import storage
+from .. import completion, storage
 from ..config import JobConfig
 from ..ingest.stage import examples_dir
 from ..progress import Progress, print_summary
@@ -283,18 +285,46 @@ def _augment_split(cfg: JobConfig, split: str, method: str, tang: _TangPlan | No
         num_gpus=1 if gpus else 0, num_cpus=claim)
 
 
+# Settings that do not change the output (tested): left out of the completion key.
+_PERFORMANCE_ONLY = {"workers", "batch_size"}
+
+
+def completion_key(cfg: JobConfig, split: str, method: str) -> tuple[str, str]:
+    """(settings hash, input fingerprint) of one (split, method) output."""
+    params = getattr(cfg.augment, method).model_dump(mode="json", exclude=_PERFORMANCE_ONLY)
+    tries = cfg.tang_n_iter if method == "tang" else cfg.tinybert_n
+    settings = {"stage": "augment", "split": split, "method": method, "seed": cfg.seed, "tries": tries,
+                "params": params, "shard_rows": cfg.augment.shard_rows}
+    inputs = {split: completion.fingerprint_dir(examples_dir(cfg, split))}
+    if method == "tang":  # the unigram-by-tag table comes from the train split
+        inputs["train"] = inputs.get("train") or completion.fingerprint_dir(examples_dir(cfg, "train"))
+    return completion.digest(settings), completion.digest(inputs)
+
+
 def run_augment(cfg: JobConfig, methods: list[str] | None = None, num_blocks: int | None = None) -> dict:
     """Augment every split of ``cfg.augment.splits`` with each method; ``num_blocks`` overrides
     Ray's choice of input blocks (the output does not depend on it)."""
     methods = methods or list(cfg.augment.methods)
     tang = _TangPlan(cfg, num_blocks) if "tang" in methods else None
-    glove_ref = _glove_ref(cfg) if "tinybert" in methods else None
+    glove = functools.cache(lambda: _glove_ref(cfg))  # loaded only when some output is (re)written
     results = {}
     for split in cfg.augment.splits:
         for method in methods:
             started = time.perf_counter()
-            ds = _augment_split(cfg, split, method, tang, glove_ref, num_blocks)
             out_dir = augmented_dir(cfg, split, method)
+            if not storage.exists(examples_dir(cfg, split)):
+                raise AugmentError(f"{examples_dir(cfg, split)}: no ingested examples for split {split!r}; "
+                                   f"run `pipeline ingest` first")
+            key = completion_key(cfg, split, method)
+            if completion.finished(out_dir, *key):
+                summary = storage.read_json(storage.join(out_dir, "_summary.json"))
+                results[(split, method)] = {**summary, "reused": True}
+                print_summary(f"augment {split} {method}", [
+                    ("examples in", summary["examples_in"]), ("rows out", summary["rows_out"]), ("output", out_dir),
+                    ("up to date", "finished by an earlier run with the same examples and settings; not redone")])
+                continue
+            completion.start(out_dir)
+            ds = _augment_split(cfg, split, method, tang, glove() if method == "tinybert" else None, num_blocks)
             writer = storage.ShardWriter(out_dir, AUGMENTED_SCHEMA, cfg.augment.shard_rows)
             progress = Progress(f"augment {split} {method}")
             parents = rows = 0
@@ -313,6 +343,8 @@ def run_augment(cfg: JobConfig, methods: list[str] | None = None, num_blocks: in
             if method == "tinybert":
                 summary["mlm"] = cfg.augment.tinybert.mlm or "none (GloVe neighbours for every eligible word)"
             storage.write_json(storage.join(out_dir, "_summary.json"), summary)
+            completion.mark_finished(out_dir, *key, [storage.join(out_dir, s["file"]) for s in shards]
+                                     + [storage.join(out_dir, "_summary.json")])
             results[(split, method)] = summary
             print_summary(f"augment {split} {method}", [
                 ("examples in", parents), ("rows out", rows),

@@ -1,6 +1,8 @@
 """The ingest stage: validate every input row on Ray Data, write examples and rejects.
 
 Rows in = rows kept + rows rejected, per split, checked before the stage reports success.
+A split's output is finished when ``examples/<split>/_complete.json`` is written (last); a re-run
+with the same input file and settings skips it (``completion.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import storage
+from .. import completion, storage
 from ..config import JobConfig
 from ..progress import Progress, print_summary
 from . import readers
@@ -70,6 +72,7 @@ class SplitSummary:
     fixes: dict[str, int] = field(default_factory=lambda: {FIX_CRLF: 0, FIX_BOM: 0, FIX_TRUNCATED: 0})
     shards: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    reused: bool = False  # finished by an earlier run with the same input and settings
 
     @property
     def rejected(self) -> int:
@@ -94,6 +97,11 @@ class SplitSummary:
                 "kept": self.kept, "rejected": self.rejected,
                 "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())), "fixes": self.fixes,
                 "shards": self.shards, "seconds": round(self.seconds, 3)}
+
+    @classmethod
+    def from_dict(cls, d: dict, reused: bool = False) -> "SplitSummary":
+        return cls(d["split"], d["source"], d["path"], d["rows_in"], d["kept"], dict(d["rejected_by_reason"]),
+                   dict(d["fixes"]), list(d["shards"]), d["seconds"], reused)
 
 
 def _rules(cfg: JobConfig, split: str) -> Rules:
@@ -137,14 +145,30 @@ def rejects_path(cfg: JobConfig, split: str) -> str:
     return storage.join(cfg.output_dir, "rejects", f"{split}.jsonl")
 
 
+def completion_key(cfg: JobConfig, split: str) -> tuple[str, str] | None:
+    """(settings hash, input fingerprint) of a split's output: what a finished output must match.
+    None when the input cannot be read (the stage then reports why)."""
+    settings = {"stage": "ingest", "split": split, "input": cfg.inputs[split].model_dump(mode="json"),
+                "ingest": cfg.ingest.model_dump(mode="json", exclude={"strict"}), "labels": cfg.labels}
+    try:
+        fingerprint = completion.fingerprint_file(cfg.inputs[split].path)
+    except OSError:
+        return None
+    return completion.digest(settings), completion.digest(fingerprint)
+
+
 def ingest_split(cfg: JobConfig, split: str) -> SplitSummary:
     import ray.data
 
     spec = cfg.inputs[split]
+    out_dir = examples_dir(cfg, split)
+    key = completion_key(cfg, split)
+    if key is not None and completion.finished(out_dir, *key):
+        return SplitSummary.from_dict(storage.read_json(storage.join(out_dir, "_summary.json")), reused=True)
+    completion.start(out_dir)
     source = f"{split}/{os.path.basename(spec.path)}"
     rules, chunks = plan(cfg, split)
     summary = SplitSummary(split, source, spec.path)
-    out_dir = examples_dir(cfg, split)
     writer = storage.ShardWriter(out_dir, EXAMPLE_SCHEMA, cfg.ingest.shard_rows)
     progress = Progress(f"ingest {split}")
     storage.makedirs(storage.join(cfg.output_dir, "rejects"))
@@ -164,6 +188,9 @@ def ingest_split(cfg: JobConfig, split: str) -> SplitSummary:
     if summary.rows_in != summary.kept + summary.rejected:  # a broken invariant, never a user error
         raise IngestFailed(f"{split}: rows in {summary.rows_in} != kept {summary.kept} + rejected {summary.rejected}")
     storage.write_json(storage.join(out_dir, "_summary.json"), summary.as_dict())
+    if key is not None:
+        files = [storage.join(out_dir, s["file"]) for s in summary.shards]
+        completion.mark_finished(out_dir, *key, files + [rejects_path(cfg, split), storage.join(out_dir, "_summary.json")])
     return summary
 
 
@@ -180,6 +207,8 @@ def run_ingest(cfg: JobConfig, splits: list[str] | None = None, strict: bool | N
                  ("examples", examples_dir(cfg, split)),
                  ("rejects", rejects_path(cfg, split)),
                  ("seconds", s.seconds)]
+        if s.reused:
+            rows.append(("up to date", "finished by an earlier run with the same input and settings; not redone"))
         print_summary(f"ingest {split}", rows)
     bad = {k: v.rejected for k, v in results.items() if v.rejected}
     if strict and bad:

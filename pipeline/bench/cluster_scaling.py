@@ -1,0 +1,92 @@
+"""Augmentation throughput on a local multi-node Ray cluster: 1 worker node vs 2 worker nodes.
+
+    python -m pipeline.bench.cluster_scaling --sentences 2000 --methods tang tinybert
+
+Starts a cluster on this machine (``pipeline.cluster.local``: a head node with no CPUs, worker
+nodes of ``--cpus-per-node`` CPUs each, every node its own raylet and object store), ingests the
+first N Rotten Tomatoes training sentences once, then runs the augment stage per method on 1 and
+then 2 worker nodes (a fresh cluster each), the driver joining as with ``--address``. Prints input
+sentences/s, output rows/s, the speed-up and whether the output files are byte-identical. The
+time counted is the stage's wall-clock with Ray scheduling included, the best of ``--repeats``
+runs on the same cluster (the first also loads the models into fresh worker processes); the
+driver (which writes the output) runs on the head node, on the same cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _digest(directory: str) -> str:
+    h = hashlib.sha256()
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".parquet"):
+            h.update(Path(directory, name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--input", default=str(ROOT / "data/rt-polarity/train.tsv"))
+    ap.add_argument("--sentences", type=int, default=2000)
+    ap.add_argument("--methods", nargs="+", default=["tang", "tinybert"], choices=["tang", "tinybert"])
+    ap.add_argument("--n", type=int, default=20, help="TinyBERT N and Tang n_iter")
+    ap.add_argument("--cpus-per-node", type=int, default=1)
+    ap.add_argument("--blocks", type=int, default=16, help="input blocks (the output does not depend on it)")
+    ap.add_argument("--repeats", type=int, default=2, help="runs per configuration; the best counts")
+    args = ap.parse_args(argv)
+
+    import ray
+
+    from ..augment.stage import augmented_dir, run_augment
+    from ..cluster.local import LocalCluster
+    from ..config import parse_config
+    from ..ingest.stage import run_ingest
+    from ..ray_env import init_ray
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = {"name": "cluster-scaling", "task": "sst2", "seed": 1, "labels": ["negative", "positive"],
+                "inputs": {"train": {"path": args.input, "limit": args.sentences,
+                                     "columns": {"text_a": "sentence", "label": "label"}}}}
+        seen: dict[str, dict[int, tuple[float, float]]] = {m: {} for m in args.methods}
+        digests: dict[str, set[str]] = {m: set() for m in args.methods}  # every run's output
+        for nodes in (1, 2):
+            with LocalCluster(workers=nodes, cpus_per_worker=args.cpus_per_node, dashboard=False) as cluster:
+                print(f"[cluster-scaling] {init_ray(cluster.address)}", flush=True)
+                for method in args.methods:
+                    for repeat in range(args.repeats):  # a fresh output each time: nothing to skip
+                        out = f"{tmp}/nodes{nodes}-{method}-{repeat}"
+                        cfg = parse_config({**base, "output_dir": out, "augment": {
+                            "methods": [method], "tinybert": {"n_aug": args.n}, "tang": {"n_iter": args.n}}}, "bench")
+                        if not os.path.exists(f"{tmp}/examples"):
+                            run_ingest(cfg)
+                            shutil.copytree(f"{out}/examples", f"{tmp}/examples")
+                        else:
+                            shutil.copytree(f"{tmp}/examples", f"{out}/examples")
+                        started = time.perf_counter()
+                        res = run_augment(cfg, [method], num_blocks=args.blocks)[("train", method)]
+                        seconds = time.perf_counter() - started
+                        print(f"[cluster-scaling] {method}, {nodes} worker node(s), run {repeat + 1}: {seconds:.2f} s",
+                              flush=True)
+                        digests[method].add(_digest(augmented_dir(cfg, "train", method)))
+                        best = seen[method].get(nodes)
+                        if best is None or res["examples_in"] / seconds > best[0]:
+                            seen[method][nodes] = (res["examples_in"] / seconds, res["rows_out"] / seconds)
+                ray.shutdown()
+        for method in args.methods:
+            (s1, r1), (s2, r2) = seen[method][1], seen[method][2]
+            print(f"\n[cluster-scaling] {method}: 1 worker node {s1:,.1f} sentences/s ({r1:,.0f} rows/s); "
+                  f"2 worker nodes {s2:,.1f} sentences/s ({r2:,.0f} rows/s); speed-up {s2 / s1:.2f}x; "
+                  f"identical output in all {2 * args.repeats} runs: {len(digests[method]) == 1}")
+
+
+if __name__ == "__main__":
+    main()

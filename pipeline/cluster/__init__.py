@@ -1,0 +1,1 @@
+"""Running jobs on a Ray cluster: submission through Ray Jobs (``submit.py``)."""
