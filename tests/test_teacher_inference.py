@@ -152,12 +152,13 @@ def test_round_mantissa():
 def test_config_rejects_bad_values():
     from pydantic import ValidationError
 
-    for bad in ({"unknown": 1}, {"layers": [1, 1]}, {"inputs": ["augmented/train"]}, {"mlm_top_k": 5},
+    for bad in ({"unknown": 1}, {"layers": [1, 1]}, {"inputs": ["augmented/train"]}, {"mlm_top_k": 0},
                 {"token_budget": 64, "max_length": 128}, {"dtype": "fp16"}, {"finetune": {"epochs": 0}}):
         with pytest.raises(ValidationError):
             TeacherConfig(**bad)
-    with pytest.raises(ValidationError, match="not implemented"):
-        TeacherConfig(mlm_top_k=5)
+    with pytest.raises(ValidationError, match="mlm_top_k is not"):
+        TeacherConfig(mlm_model="some/folder")
+    assert TeacherConfig(mlm_top_k=5).mlm_source() == TeacherConfig().model_source()
     assert TeacherConfig().mantissa_bits == 7 and TeacherConfig(hidden_mantissa_bits=10).mantissa_bits == 10
 
 
@@ -182,3 +183,53 @@ def test_whole_shard_batches_give_the_same_cache(tmp_path, tiny_teacher, monkeyp
         assert tables[True].column(name).equals(tables[False].column(name)), name
     np.testing.assert_allclose(np.stack(tables[True].column("logits").to_numpy(zero_copy_only=False)),
                                np.stack(tables[False].column("logits").to_numpy(zero_copy_only=False)), atol=1e-5)
+
+
+def _tiny_mlm(folder, seed=4):
+    from transformers import BertConfig, BertForMaskedLM
+
+    from pipeline.teacher.testing import SHAPES, save_tokenizer
+
+    torch.manual_seed(seed)
+    BertForMaskedLM(BertConfig(vocab_size=30522, max_position_embeddings=64, **SHAPES["tiny"])).eval().save_pretrained(folder)
+    save_tokenizer(folder)
+    return str(folder)
+
+
+def test_mlm_top_k_equals_the_masked_lm_forward(tmp_path, tiny_teacher):
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from pipeline.teacher.cache import to_torch
+
+    mlm = _tiny_mlm(tmp_path / "mlm")
+    rows = corpus(11)
+    write_augmented(tmp_path / "out/augmented/train/tinybert", rows)
+    tc = TeacherConfig(model=tiny_teacher, layers=[], max_length=48, token_budget=96, shard_rows=5, cpu_threads=1,
+                       finetune={"enabled": False}, mlm_top_k=5, mlm_model=mlm)
+    run_teacher(job(tmp_path), tc, inputs=["augmented/train/tinybert"], use_ray=False)
+    cache = open_cache(str(tmp_path / "out/teacher/augmented/train/tinybert"))
+    assert cache.mlm_top_k == 5 and cache.manifest["mlm_teacher"]["weights_sha256"]
+    table = cache.read_table()
+    tok, model = AutoTokenizer.from_pretrained(mlm), AutoModelForMaskedLM.from_pretrained(mlm).eval()
+    for i, r in enumerate(rows):
+        enc = tok(r["text_a"], r["text_b"], truncation=True, max_length=48, return_tensors="pt")
+        with torch.inference_mode():
+            values, ids = model(**enc).logits[0].topk(5, dim=-1)
+        n = enc["input_ids"].shape[1]
+        stored_ids = np.asarray(table.column("mlm_top_ids")[i].as_py()).reshape(n, 5)
+        stored = np.asarray(table.column("mlm_top_logits")[i].as_py()).reshape(n, 5)
+        np.testing.assert_allclose(stored, values.numpy(), rtol=1e-4, atol=1e-4)
+        assert (stored_ids == ids.numpy()).mean() > 0.99  # only exact ties may order differently
+    batch = to_torch(table.slice(0, 4), cache.hidden_size)
+    lens = table.column("num_tokens").to_numpy()[:4]
+    assert batch["mlm_top_ids"].shape == (4, lens.max(), 5) and (batch["mlm_top_ids"][0, lens[0]:] == -1).all()
+
+
+def test_mlm_top_k_needs_a_masked_lm_head(tmp_path, tiny_teacher):
+    from pipeline.teacher import TeacherError
+
+    write_augmented(tmp_path / "out/augmented/train/tinybert", corpus(3))
+    tc = TeacherConfig(model=tiny_teacher, layers=[], max_length=48, cpu_threads=1, finetune={"enabled": False},
+                       mlm_top_k=5)  # the classifier itself has no masked-LM head
+    with pytest.raises(TeacherError, match="no masked-LM head"):
+        run_teacher(job(tmp_path), tc, inputs=["augmented/train/tinybert"], use_ray=False)

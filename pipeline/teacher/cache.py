@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from .. import storage
 from . import shards as sh
 from .manifest import FORMAT, MANIFEST_NAME, VERSION
-from .rows import attention_column, hidden_column
+from .rows import MLM_IDS, MLM_LOGITS, attention_column, hidden_column
 
 _REQUIRED = ("format", "version", "teacher", "tokenizer", "max_length", "labels", "layers", "attentions",
              "hidden_size", "cache_key", "rows", "shards")
@@ -83,6 +83,11 @@ class TeacherCache:
     @property
     def labels(self) -> list[str]:
         return list(self.manifest["labels"])
+
+    @property
+    def mlm_top_k(self) -> int:
+        """k of the stored masked-LM top-k logits (0 = none stored)."""
+        return int(self.manifest.get("mlm_top_k") or 0)
 
     @property
     def num_rows(self) -> int:
@@ -161,6 +166,8 @@ class TeacherCache:
                 "logits": pa.list_(pa.float32(), len(self.labels))}
         cols.update({hidden_column(l): pa.list_(pa.float16()) for l in self.layers})
         cols.update({attention_column(l): pa.list_(pa.float16()) for l in self.attentions})
+        if self.mlm_top_k:
+            cols.update({MLM_IDS: pa.list_(pa.int32()), MLM_LOGITS: pa.list_(pa.float32())})
         return cols
 
     # reading ---------------------------------------------------------------------------------
@@ -263,6 +270,13 @@ def to_torch(table: pa.Table, hidden_size: int, num_heads: int = 0, hidden_dtype
             arr = np.zeros((n, T, hidden_size), dtype=np.float16)
             arr[mask] = _flat(table, name).reshape(-1, hidden_size)
             out[name] = torch.from_numpy(arr).to(hidden_dtype)
+        elif name in (MLM_IDS, MLM_LOGITS):  # [B, T, k]; ids -1 and logits -inf at padding
+            flat = _flat(table, name)
+            k = flat.size // max(1, int(lens.sum())) if n else 0
+            fill, dtype = (-1, np.int64) if name == MLM_IDS else (-np.inf, np.float32)
+            arr = np.full((n, T, k), fill, dtype=dtype)
+            arr[mask] = flat.reshape(-1, k).astype(dtype)
+            out[name] = torch.from_numpy(arr)
         elif name.startswith("attention_") and name != "attention_mask":
             arr = np.zeros((n, num_heads, T, T), dtype=np.float16)
             col = table.column(name).combine_chunks()

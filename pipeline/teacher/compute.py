@@ -41,6 +41,9 @@ class InferenceSpec:
     mantissa_bits: int = 7  # the stage default (TeacherConfig.hidden_mantissa_bits)
     float16_encoding: str = "byte_stream_split"
     row_group_bytes: int = 64 << 20
+    mlm_model: str = ""          # masked-LM teacher for the top-k logits ("" = none)
+    mlm_weights_sha256: str = ""
+    mlm_top_k: int = 0
 
 
 class ShardComputer:
@@ -53,15 +56,20 @@ class ShardComputer:
             if spec.weights_sha256 and weights_sha256(folder) != spec.weights_sha256:
                 raise RuntimeError(f"teacher {spec.model!r} on this worker ({folder}) has other weights than the "
                                    f"driver's (sha256 {spec.weights_sha256[:16]}…)")
+            mlm_folder = local_model_dir(spec.mlm_model) if spec.mlm_top_k else None
+            if mlm_folder and spec.mlm_weights_sha256 and weights_sha256(mlm_folder) != spec.mlm_weights_sha256:
+                raise RuntimeError(f"masked-LM teacher {spec.mlm_model!r} on this worker ({mlm_folder}) has other "
+                                   f"weights than the driver's (sha256 {spec.mlm_weights_sha256[:16]}…)")
             model = TeacherModel.load(folder, layers=spec.layers, attentions=spec.attentions, device=spec.device,
                                       dtype=spec.dtype, token_budget=spec.token_budget, max_length=spec.max_length,
-                                      threads=spec.threads)
+                                      threads=spec.threads, mlm=mlm_folder, mlm_top_k=spec.mlm_top_k)
         self.model = model
         self.token_types = "token_type_ids" in getattr(self.model.tokenizer, "model_input_names", [])
 
     def schema(self, input_schema: pa.Schema) -> pa.Schema:
         m = self.model
-        return output_schema(input_schema, m.num_labels, m.layers, m.attention_layers, self.token_types)
+        return output_schema(input_schema, m.num_labels, m.layers, m.attention_layers, self.token_types,
+                             m.mlm_top_k)
 
     def prepare(self, task: sh.ShardTask):
         """Read and tokenize a shard's rows; cut them into row groups by bytes.

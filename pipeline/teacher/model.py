@@ -33,6 +33,8 @@ class InferenceOutput:
     padded_tokens: int = 0
     model_seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    mlm_ids: np.ndarray | None = None        # [real tokens of all rows, k] int32 (with mlm_top_k)
+    mlm_logits: np.ndarray | None = None     # [real tokens of all rows, k] float32, descending
 
     def slice(self, start: int, stop: int, lengths: np.ndarray) -> "InferenceOutput":
         """Rows [start, stop) of these outputs (``lengths``: token counts of all rows)."""
@@ -40,7 +42,9 @@ class InferenceOutput:
         np.cumsum(lengths, out=offsets[1:])
         a, b = int(offsets[start]), int(offsets[stop])
         return InferenceOutput(self.logits[start:stop], {k: v[a:b] for k, v in self.hidden.items()},
-                               {k: v[start:stop] for k, v in self.attentions.items()})
+                               {k: v[start:stop] for k, v in self.attentions.items()},
+                               mlm_ids=None if self.mlm_ids is None else self.mlm_ids[a:b],
+                               mlm_logits=None if self.mlm_logits is None else self.mlm_logits[a:b])
 
 
 def resolve_device(device: str) -> torch.device:
@@ -62,7 +66,8 @@ class TeacherModel:
     """A sequence classifier and its fast tokenizer, ready for batched inference."""
 
     def __init__(self, model, tokenizer, *, layers=(), attentions=(), device: str = "cpu", dtype: str = "fp32",
-                 token_budget: int = 16384, max_length: int = 128, threads: int | None = None):
+                 token_budget: int = 16384, max_length: int = 128, threads: int | None = None, mlm=None,
+                 mlm_top_k: int = 0):
         if not getattr(tokenizer, "is_fast", False):
             raise TeacherLoadError(f"{type(tokenizer).__name__} is not a fast tokenizer; the teacher needs one")
         if dtype not in ("fp32", "bf16"):
@@ -83,17 +88,29 @@ class TeacherModel:
         limit = getattr(config, "max_position_embeddings", None)
         if limit and max_length > limit:
             raise TeacherLoadError(f"max_length {max_length} exceeds the model's {limit} positions")
+        self.mlm, self.mlm_top_k = None, 0
+        if mlm is not None and mlm_top_k:
+            vocab = mlm.config.vocab_size
+            if vocab < len(tokenizer):
+                raise TeacherLoadError(f"the masked-LM teacher predicts {vocab} tokens but the tokenizer has "
+                                       f"{len(tokenizer)}: they must share one vocabulary")
+            if mlm_top_k > vocab:
+                raise TeacherLoadError(f"mlm_top_k {mlm_top_k} exceeds the vocabulary ({vocab})")
+            self.mlm, self.mlm_top_k = mlm.eval().to(self.device), mlm_top_k
 
     @classmethod
     def load(cls, source: str, *, layers=(), attentions=(), device: str = "auto", dtype: str = "fp32",
-             token_budget: int = 16384, max_length: int = 128, threads: int | None = None) -> "TeacherModel":
+             token_budget: int = 16384, max_length: int = 128, threads: int | None = None, mlm: str | None = None,
+             mlm_top_k: int = 0) -> "TeacherModel":
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(source)
         impl = "eager" if attentions else "sdpa"
         model = AutoModelForSequenceClassification.from_pretrained(source, dtype=torch.float32, attn_implementation=impl)
+        mlm_model = load_masked_lm(mlm) if mlm and mlm_top_k else None
         return cls(model, tokenizer, layers=layers, attentions=attentions, device=device, dtype=dtype,
-                   token_budget=token_budget, max_length=max_length, threads=threads)
+                   token_budget=token_budget, max_length=max_length, threads=threads, mlm=mlm_model,
+                   mlm_top_k=mlm_top_k)
 
     def autocast(self):
         if self.dtype == "bf16":
@@ -131,12 +148,16 @@ class TeacherModel:
         logits = np.zeros((n, self.num_labels), dtype=np.float32)
         attn: dict[int, list] = {layer: [None] * n for layer in self.attention_layers}
         out = InferenceOutput(logits, {}, attn)
-        order, batch_logits, batch_states, batch_dest = [], [], [], []
+        order, batch_logits, batch_states, batch_dest, batch_mlm = [], [], [], [], []
         for rows, length in plan_batches(lengths, self.token_budget, self.max_length):
             batch = collate(enc, rows, length, self.pad_id)
             result = self.forward(batch)
             order.append(rows)
             batch_logits.append(result.logits.float())
+            if self.mlm is not None:
+                batch_mlm.append(self._mlm_top_k(batch))
+                if not self.layers:
+                    batch_dest.append(np.concatenate([np.arange(offsets[r], offsets[r + 1]) for r in rows]))
             if self.layers:
                 mask = batch["attention_mask"].to(self.device).bool()
                 # real tokens only, row-major, cast to float16 on the device: [layers, real tokens, hidden]
@@ -156,6 +177,14 @@ class TeacherModel:
             out.padded_tokens += len(rows) * length
         if order:
             logits[np.concatenate(order)] = torch.cat(batch_logits).cpu().numpy()
+        if self.mlm is not None:
+            where = np.empty(total, dtype=np.int64)
+            if batch_dest:
+                where[np.concatenate(batch_dest)] = np.arange(total)
+            ids = torch.cat([i for i, _ in batch_mlm]).cpu().numpy() if batch_mlm else np.zeros((0, self.mlm_top_k))
+            vals = torch.cat([v for _, v in batch_mlm]).cpu().numpy() if batch_mlm else np.zeros((0, self.mlm_top_k))
+            out.mlm_ids = np.ascontiguousarray(ids[where].astype(np.int32))
+            out.mlm_logits = np.ascontiguousarray(vals[where].astype(np.float32))
         if self.layers:
             if batch_states:
                 states = torch.cat(batch_states, dim=1)
@@ -169,10 +198,32 @@ class TeacherModel:
         out.model_seconds = time.perf_counter() - started
         return out
 
+    def _mlm_top_k(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The masked-LM teacher's k highest logits (and token ids) at every real token of a batch,
+        packed row-major like the hidden states: ([real tokens, k] ids, [real tokens, k] logits)."""
+        inputs = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        with torch.inference_mode(), self.autocast():
+            scores = self.mlm(**inputs).logits
+        mask = inputs["attention_mask"].bool()
+        values, ids = scores[mask].float().topk(self.mlm_top_k, dim=-1)
+        return ids.to(torch.int32), values
+
     def needs_whole_shard(self) -> bool:
         """On a GPU, batches are planned over the whole shard (big, length-sorted batches); on a CPU,
         row group by row group, so that writing one overlaps computing the next."""
         return self.device.type != "cpu"
+
+
+def load_masked_lm(source: str):
+    """A masked-LM model (with its head) from a local folder; a clear error when the checkpoint has none."""
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    config = AutoConfig.from_pretrained(source)
+    archs = config.architectures or []
+    if archs and not any(a.endswith(("ForMaskedLM", "ForPreTraining")) for a in archs):
+        raise TeacherLoadError(f"{source}: a {archs[0]} has no masked-LM head; mlm_top_k needs a masked-LM "
+                               f"checkpoint (set teacher.mlm_model)")
+    return AutoModelForMaskedLM.from_pretrained(source, dtype=torch.float32)
 
 
 def _nonfinite(x: torch.Tensor) -> int:

@@ -14,6 +14,9 @@ hidden_<L>        list<float16>                           hidden state L, num_to
                                                           row-major: token t is values[t*H:(t+1)*H]
 attention_<L>     list<float16>                           attention probabilities of layer L,
                                                           heads × num_tokens × num_tokens, row-major
+mlm_top_ids       list<int32>                             with mlm_top_k = k: num_tokens × k token ids,
+                                                          the k highest masked-LM logits per token
+mlm_top_logits    list<float32>                           their raw logits, num_tokens × k, descending
 ================  ======================================  ==========================================
 
 ``numpy.asarray(row["hidden_3"]).reshape(row["num_tokens"], hidden_size)`` gives one example's
@@ -43,7 +46,11 @@ def attention_column(layer: int) -> str:
     return f"attention_{layer}"
 
 
-def output_schema(input_schema: pa.Schema, num_labels: int, layers, attentions, token_types: bool) -> pa.Schema:
+MLM_IDS, MLM_LOGITS = "mlm_top_ids", "mlm_top_logits"
+
+
+def output_schema(input_schema: pa.Schema, num_labels: int, layers, attentions, token_types: bool,
+                  mlm_top_k: int = 0) -> pa.Schema:
     fields = [f for f in input_schema if f.name not in ROW_COLUMNS]
     fields += [pa.field("row", pa.int64(), nullable=False), pa.field("num_tokens", pa.int32(), nullable=False),
                pa.field("input_ids", pa.list_(pa.int32()), nullable=False)]
@@ -52,6 +59,9 @@ def output_schema(input_schema: pa.Schema, num_labels: int, layers, attentions, 
     fields.append(pa.field("logits", pa.list_(pa.float32(), num_labels), nullable=False))
     fields += [pa.field(hidden_column(layer), pa.list_(pa.float16()), nullable=False) for layer in layers]
     fields += [pa.field(attention_column(layer), pa.list_(pa.float16()), nullable=False) for layer in attentions]
+    if mlm_top_k:
+        fields += [pa.field(MLM_IDS, pa.list_(pa.int32()), nullable=False),
+                   pa.field(MLM_LOGITS, pa.list_(pa.float32()), nullable=False)]
     return pa.schema(fields)
 
 
@@ -113,6 +123,10 @@ def build_table(meta: pa.Table, first_row: int, enc: Encoded, out: InferenceOutp
         np.cumsum(sizes, out=offs[1:])
         flat = np.concatenate([m.reshape(-1) for m in maps]) if n else np.zeros(0, np.float16)
         cols[attention_column(layer)] = _list_array(offs, round_mantissa(flat, mantissa_bits), pa.float16())
+    if out.mlm_ids is not None:
+        k = out.mlm_ids.shape[1]
+        cols[MLM_IDS] = _list_array(tok_offsets * k, out.mlm_ids.reshape(-1), pa.int32())
+        cols[MLM_LOGITS] = _list_array(tok_offsets * k, out.mlm_logits.reshape(-1), pa.float32())
     return pa.table([cols[f.name] if f.name in cols else pa.nulls(n, f.type) for f in schema], schema=schema)
 
 

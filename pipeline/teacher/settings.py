@@ -92,7 +92,12 @@ class TeacherConfig(_Strict):
     float16_encoding: Literal["byte_stream_split", "plain"] = Field(
         "byte_stream_split", description="Parquet encoding of float16 columns; DuckDB (2.0) cannot decode "
                                          "byte_stream_split float16 columns: choose plain (about 7% larger) for DuckDB")
-    mlm_top_k: Annotated[int, Field(gt=0)] | None = Field(None, description="not implemented: MLM top-k logits")
+    mlm_top_k: Annotated[int, Field(gt=0, le=1000)] | None = Field(
+        None, description="also store, per real token, the k highest masked-LM logits and their token ids (general "
+                          "distillation); needs a model with its masked-LM head: mlm_model")
+    mlm_model: str | None = Field(
+        None, description="hub id or local folder of the masked-LM teacher for mlm_top_k (same tokenizer); None = "
+                          "model (the source before fine-tuning, which must keep its masked-LM head)")
 
     @field_validator("layers", "attentions")
     @classmethod
@@ -110,9 +115,8 @@ class TeacherConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "TeacherConfig":
-        if self.mlm_top_k is not None:
-            raise ValueError("mlm_top_k (MLM top-k logits for general distillation) is not implemented in this "
-                             "version; remove the key")
+        if self.mlm_model is not None and self.mlm_top_k is None:
+            raise ValueError("mlm_model is set but mlm_top_k is not: say how many top logits to store")
         if self.states_for is not None and self.inputs is not None:
             unknown = [x for x in self.states_for if x not in self.inputs]
             if unknown:
@@ -131,6 +135,9 @@ class TeacherConfig(_Strict):
 
     def model_source(self) -> str:
         return self.model or bundled_model_path()
+
+    def mlm_source(self) -> str | None:
+        return (self.mlm_model or self.model_source()) if self.mlm_top_k else None
 
 
 def input_parts(name: str) -> tuple[str, ...]:

@@ -32,7 +32,7 @@ from .layers import LayerError, resolve_attentions, resolve_layers
 from .manifest import (ModelSourceError, build_manifest, cache_key, local_model_dir, remove_manifest,
                        tokenizer_sha256, weights_sha256, write_manifest)
 from .model import cpu_threads_default, has_classification_head, visible_cpus
-from .rows import attention_column, hidden_column
+from .rows import MLM_IDS, MLM_LOGITS, attention_column, hidden_column
 from .settings import TeacherConfig, input_parts
 
 
@@ -210,6 +210,7 @@ class _TeacherInfo:
         self.layers, self.hidden_size = config.num_hidden_layers, config.hidden_size
         self.heads, self.num_labels = config.num_attention_heads, config.num_labels
         self.weights = weights_sha256(model_path)
+        self.mlm: dict | None = None  # the masked-LM teacher of mlm_top_k, when asked for
         self.token_types = "token_type_ids" in tokenizer.model_input_names
         model_labels = [config.id2label[i] for i in range(config.num_labels)]
         if labels is not None and len(labels) != config.num_labels:
@@ -241,6 +242,27 @@ def _columns_doc(info: _TeacherInfo, layers, attentions) -> dict[str, str]:
     return cols
 
 
+def _mlm_teacher(source: str, info: "_TeacherInfo") -> dict:
+    """The masked-LM teacher of mlm_top_k: checked to have its head and the teacher's vocabulary."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    path = local_model_dir(source)
+    config = AutoConfig.from_pretrained(path)
+    archs = config.architectures or []
+    if not any(a.endswith(("ForMaskedLM", "ForPreTraining")) for a in archs):
+        raise TeacherError(f"mlm_top_k: {source!r} ({archs[0] if archs else config.model_type}) has no masked-LM "
+                           f"head; set teacher.mlm_model to a masked-LM checkpoint with the teacher's vocabulary")
+    try:
+        same = AutoTokenizer.from_pretrained(path).get_vocab() == AutoTokenizer.from_pretrained(info.path).get_vocab()
+    except (OSError, ValueError):
+        same = config.vocab_size == info.config.vocab_size  # no tokenizer files: the vocabulary sizes must agree
+    if not same:
+        raise TeacherError(f"mlm_top_k: the masked-LM teacher {source!r} and the teacher {info.source!r} have "
+                           f"different vocabularies")
+    return {"model": source, "path": path, "weights_sha256": weights_sha256(path), "architecture": archs[0],
+            "vocab_size": config.vocab_size}
+
+
 def cache_input(cfg, tc: TeacherConfig, name: str, info: _TeacherInfo, layers: list[int], attentions: list[int],
                 res: _Resources, use_ray: bool) -> dict:
     """Cache the teacher's outputs on one input corpus; returns the summary."""
@@ -252,9 +274,11 @@ def cache_input(cfg, tc: TeacherConfig, name: str, info: _TeacherInfo, layers: l
         stage = "augment" if name.startswith("augmented/") else "ingest"
         raise TeacherError(f"{in_dir}: input {name!r} has no Parquet files; run `pipeline {stage}` first")
     input_fp = cache_key(files=[f.sha256 for f in files])
+    mlm = info.mlm if tc.mlm_top_k else None
     key = cache_key(teacher=info.weights, tokenizer=info.tokenizer["sha256"], max_length=tc.max_length,
                     layers=layers, attentions=attentions, mantissa_bits=tc.mantissa_bits, dtype=tc.dtype,
-                    float16_encoding=tc.float16_encoding, labels=info.labels, input=input_fp, shard_rows=tc.shard_rows)
+                    float16_encoding=tc.float16_encoding, labels=info.labels, input=input_fp, shard_rows=tc.shard_rows,
+                    **({"mlm": mlm["weights_sha256"], "mlm_top_k": tc.mlm_top_k} if mlm else {}))
     tasks = sh.plan_shards(files, tc.shard_rows, out_dir)
     storage.makedirs(out_dir)
     remove_manifest(out_dir)
@@ -270,7 +294,9 @@ def cache_input(cfg, tc: TeacherConfig, name: str, info: _TeacherInfo, layers: l
     spec = InferenceSpec(model=info.source, weights_sha256=info.weights, cache_key=key, layers=tuple(layers),
                          attentions=tuple(attentions), max_length=tc.max_length, token_budget=tc.token_budget,
                          device=res.device, dtype=tc.dtype, threads=res.threads, mantissa_bits=tc.mantissa_bits,
-                         float16_encoding=tc.float16_encoding, row_group_bytes=tc.row_group_bytes)
+                         float16_encoding=tc.float16_encoding, row_group_bytes=tc.row_group_bytes,
+                         mlm_model=mlm["model"] if mlm else "", mlm_weights_sha256=mlm["weights_sha256"] if mlm else "",
+                         mlm_top_k=tc.mlm_top_k or 0)
     progress = Progress(f"teacher {name}")
     progress.add(sum(r.rows for r in results.values()))
     if todo:
@@ -301,17 +327,23 @@ def _manifest(cfg, tc: TeacherConfig, name: str, in_dir: str, files, info: _Teac
     shards = [{"file": r.name, "first_row": r.first_row, "rows": r.rows, "tokens": r.tokens, "bytes": r.bytes,
                "sha256": r.sha256} for r in results]
     float16_paths = [f"{c}.list.element" for c in [*map(hidden_column, layers), *map(attention_column, attentions)]]
-    bss = ["logits.list.element"] + (float16_paths if tc.float16_encoding == "byte_stream_split" else [])
+    bss = ["logits.list.element"] + ([f"{MLM_LOGITS}.list.element"] if tc.mlm_top_k else []) \
+        + (float16_paths if tc.float16_encoding == "byte_stream_split" else [])
+    columns = _columns_doc(info, layers, attentions)
+    if tc.mlm_top_k:
+        columns[MLM_IDS] = f"list<int32>: num_tokens x {tc.mlm_top_k} token ids of the highest masked-LM logits"
+        columns[MLM_LOGITS] = f"list<float32>: num_tokens x {tc.mlm_top_k} raw masked-LM logits, descending"
     return build_manifest(
         input_name=name, input_dir=in_dir, input_files=files, teacher=info.teacher, tokenizer=info.tokenizer,
         max_length=tc.max_length, labels=info.labels, layers=layers, attentions=attentions,
-        hidden_size=info.hidden_size, num_heads=info.heads, columns=_columns_doc(info, layers, attentions),
+        hidden_size=info.hidden_size, num_heads=info.heads, columns=columns,
         dtypes={"logits": "float32", "hidden": "float16", "attention": "float16", "input_ids": "int32",
                 "hidden_mantissa_bits": tc.mantissa_bits, "compute_dtype": tc.dtype},
         encoding={"compression": "zstd", "byte_stream_split": bss, "float16_encoding": tc.float16_encoding,
                   "row_group_bytes": tc.row_group_bytes, "page_checksums": True},
         config_hash=cfg.config_hash(), key=key, shard_rows=tc.shard_rows, shards=shards, seed=cfg.seed,
         extra={"student_layers": tc.student_layers if tc.layers == "tinybert" else None,
+               "mlm_top_k": tc.mlm_top_k or 0, "mlm_teacher": info.mlm if tc.mlm_top_k else None,
                "nonfinite_values": sum(r.nonfinite for r in results)})
 
 
@@ -353,6 +385,8 @@ def run_teacher(cfg, teacher: TeacherConfig | None = None, *, inputs: list[str] 
     info = _TeacherInfo(source, finetuned=ft_metrics is not None, labels=cfg.labels)
     if ft_metrics is not None:
         info.teacher["base_model"] = tc.model or f"bundled all-MiniLM-L6-v2 ({tc.model_source()})"
+    if tc.mlm_top_k:
+        info.mlm = _mlm_teacher(tc.mlm_source(), info)
     positions = getattr(info.config, "max_position_embeddings", None)
     if positions and tc.max_length > positions:
         raise TeacherError(f"teacher.max_length {tc.max_length} exceeds the teacher's {positions} positions")
