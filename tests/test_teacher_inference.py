@@ -163,14 +163,15 @@ def test_config_rejects_bad_values():
 
 
 def test_whole_shard_batches_give_the_same_cache(tmp_path, tiny_teacher, monkeypatch):
-    """The GPU plan (batches over the whole shard, outputs sliced per row group) writes what the CPU
-    plan (row group by row group) writes."""
+    """The GPU plan (batches over the whole shard, states gathered after the last batch, outputs sliced
+    per row group) writes what the CPU plan (row group by row group, states placed per batch) writes."""
     from pipeline.teacher.model import TeacherModel
 
     rows = corpus()
     tables = {}
     for whole in (False, True):
         monkeypatch.setattr(TeacherModel, "needs_whole_shard", lambda self, w=whole: w)
+        monkeypatch.setattr(TeacherModel, "places_per_batch", lambda self, w=whole: not w)  # the GPU's gathering
         root = tmp_path / str(whole)
         write_augmented(root / "out/augmented/train/tinybert", rows, part_rows=15)
         tc = TeacherConfig(model=tiny_teacher, layers=[0, 3], attentions=[2], max_length=48, token_budget=96,

@@ -148,7 +148,10 @@ class TeacherModel:
         logits = np.zeros((n, self.num_labels), dtype=np.float32)
         attn: dict[int, list] = {layer: [None] * n for layer in self.attention_layers}
         out = InferenceOutput(logits, {}, attn)
-        order, batch_logits, batch_states, batch_dest, batch_mlm = [], [], [], [], []
+        order, batch_logits, batch_states, batch_dest, batch_mlm, mlm_dest = [], [], [], [], [], []
+        on_cpu = self.places_per_batch()
+        placed = torch.empty((len(self.layers), total, self.hidden_size), dtype=torch.float16) \
+            if self.layers and on_cpu else None
         for rows, length in plan_batches(lengths, self.token_budget, self.max_length):
             batch = collate(enc, rows, length, self.pad_id)
             result = self.forward(batch)
@@ -156,15 +159,19 @@ class TeacherModel:
             batch_logits.append(result.logits.float())
             if self.mlm is not None:
                 batch_mlm.append(self._mlm_top_k(batch))
-                if not self.layers:
-                    batch_dest.append(np.concatenate([np.arange(offsets[r], offsets[r + 1]) for r in rows]))
+                mlm_dest.append(np.concatenate([np.arange(offsets[r], offsets[r + 1]) for r in rows]))
             if self.layers:
                 mask = batch["attention_mask"].to(self.device).bool()
                 # real tokens only, row-major, cast to float16 on the device: [layers, real tokens, hidden]
-                batch_states.append(torch.stack([result.hidden_states[layer][mask] for layer in self.layers])
-                                    .to(torch.float16))
+                states = torch.stack([result.hidden_states[layer][mask] for layer in self.layers]).to(torch.float16)
                 # where this batch's tokens go among all rows' tokens, in the original row order
-                batch_dest.append(np.concatenate([np.arange(offsets[r], offsets[r + 1]) for r in rows]))
+                dest = np.concatenate([np.arange(offsets[r], offsets[r + 1]) for r in rows])
+                if on_cpu:  # straight into place: one copy, no concatenation at the end
+                    out.nonfinite += _nonfinite(states)
+                    placed.index_copy_(1, torch.from_numpy(dest), states)
+                else:
+                    batch_states.append(states)
+                    batch_dest.append(dest)
             for layer in self.attention_layers:
                 maps = result.attentions[layer - 1].to(torch.float16)
                 out.nonfinite += _nonfinite(maps)
@@ -179,13 +186,16 @@ class TeacherModel:
             logits[np.concatenate(order)] = torch.cat(batch_logits).cpu().numpy()
         if self.mlm is not None:
             where = np.empty(total, dtype=np.int64)
-            if batch_dest:
-                where[np.concatenate(batch_dest)] = np.arange(total)
+            if mlm_dest:
+                where[np.concatenate(mlm_dest)] = np.arange(total)
             ids = torch.cat([i for i, _ in batch_mlm]).cpu().numpy() if batch_mlm else np.zeros((0, self.mlm_top_k))
             vals = torch.cat([v for _, v in batch_mlm]).cpu().numpy() if batch_mlm else np.zeros((0, self.mlm_top_k))
             out.mlm_ids = np.ascontiguousarray(ids[where].astype(np.int32))
             out.mlm_logits = np.ascontiguousarray(vals[where].astype(np.float32))
-        if self.layers:
+        if self.layers and on_cpu:
+            values = placed.numpy()
+            out.hidden = {layer: values[i] for i, layer in enumerate(self.layers)}
+        elif self.layers:
             if batch_states:
                 states = torch.cat(batch_states, dim=1)
                 out.nonfinite += _nonfinite(states)
@@ -207,6 +217,11 @@ class TeacherModel:
         mask = inputs["attention_mask"].bool()
         values, ids = scores[mask].float().topk(self.mlm_top_k, dim=-1)
         return ids.to(torch.int32), values
+
+    def places_per_batch(self) -> bool:
+        """On a CPU each batch's hidden states go straight into place (one copy); on a GPU they stay
+        on the device and are copied back together after the last batch."""
+        return self.device.type == "cpu"
 
     def needs_whole_shard(self) -> bool:
         """On a GPU, batches are planned over the whole shard (big, length-sorted batches); on a CPU,
