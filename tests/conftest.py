@@ -7,6 +7,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Test clusters live on loopback only. Ray 2.60 turns token authentication on for a Ray started by
+# ray.init and records that in os.environ, so nodes and drivers started later from the same test
+# process would disagree on it (runtime-env package downloads on worker nodes then fail): one mode
+# for the whole session.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
 @pytest.fixture(scope="session")

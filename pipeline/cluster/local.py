@@ -9,7 +9,6 @@ default of several seconds.
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 
@@ -60,10 +59,6 @@ class LocalCluster:
         if dashboard:
             head.update(dashboard_host="127.0.0.1", dashboard_port=free_port())
         previous = read_ray_address()
-        # A Ray started earlier in this process (ray.init) leaves RAY_AUTH_MODE=token in os.environ;
-        # nodes started from here would inherit it and their runtime-env downloads from the GCS
-        # then fail. The cluster's processes get the environment the process started with.
-        self._auth_mode = os.environ.pop("RAY_AUTH_MODE", None)
         self._cluster = Cluster(initialize_head=True, head_node_args=head)
         # Starting a head records its address for plain `ray.init()` on this machine to join; a
         # private test cluster must not catch other programs' drivers: put the record back.
@@ -115,8 +110,6 @@ class LocalCluster:
     def shutdown(self) -> None:
         self._cluster.shutdown()
         self.workers = []
-        if self._auth_mode is not None:
-            os.environ["RAY_AUTH_MODE"] = self._auth_mode
 
     def __enter__(self) -> "LocalCluster":
         return self
