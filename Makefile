@@ -22,7 +22,8 @@ demo: $(STAMP)
 	$(VENV)/bin/pipeline run jobs/demo.yaml
 
 test: $(STAMP) chromium
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -m "not isolated"
+	$(VENV)/bin/pytest -q -m isolated
 
 # The job report's browser test renders the page in headless Chromium (Debian's package), installed
 # here when missing (as root, or through sudo). When it cannot be installed the test is skipped and

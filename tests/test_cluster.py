@@ -162,6 +162,7 @@ def reference(cluster, teacher_model, tmp_path_factory):
     return _outputs(out)
 
 
+@pytest.mark.isolated
 def test_submit_status_logs_stop_through_ray_jobs(cluster, tmp_path):
     from pipeline.cli import main
 
