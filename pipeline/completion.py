@@ -17,6 +17,7 @@ import json
 from pyarrow import fs as pafs
 
 from . import storage
+from .storage import file_sha256
 
 MARKER = "_complete.json"
 
@@ -25,15 +26,6 @@ def digest(obj: object) -> str:
     """A short stable hash of a JSON-able value (settings, fingerprints)."""
     canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
-
-
-def file_sha256(path: str) -> str:
-    filesystem, p = storage.resolve(path)
-    h = hashlib.sha256()
-    with filesystem.open_input_stream(p) as fh:
-        while chunk := fh.read(8 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def fingerprint_file(path: str) -> dict:

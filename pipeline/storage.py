@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import uuid
@@ -172,3 +173,13 @@ class ShardWriter:
             pq.write_table(table.combine_chunks(), out, row_group_size=self.row_group_rows,
                            compression="zstd", **self.options)
         self.shards.append({"file": name, "rows": table.num_rows})
+
+
+def file_sha256(path: str) -> str:
+    """SHA-256 of a file (local path or pyarrow.fs URI), read in 8 MiB chunks."""
+    filesystem, p = resolve(path)
+    h = hashlib.sha256()
+    with filesystem.open_input_stream(p) as fh:
+        while chunk := fh.read(8 << 20):
+            h.update(chunk)
+    return h.hexdigest()

@@ -14,7 +14,6 @@ token lengths before inference), which also bounds a worker's memory to about on
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
@@ -26,6 +25,7 @@ import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
 from .. import storage
+from ..storage import file_sha256  # noqa: F401  (sh.file_sha256 for the stage and the reader)
 
 SHARD_RE = re.compile(r"^shard-(\d{5,})\.parquet$")
 KEY_CACHE = b"kd_teacher.cache_key"
@@ -84,15 +84,6 @@ class ShardResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def file_sha256(path: str) -> str:
-    filesystem, p = storage.resolve(path)
-    h = hashlib.sha256()
-    with filesystem.open_input_stream(p) as fh:
-        while chunk := fh.read(8 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def list_input_files(directory: str) -> list[InputFile]:
