@@ -147,6 +147,8 @@ class AugmentConfig(_Strict):
     tinybert: TinyBertConfig = TinyBertConfig()
     tang: TangConfig = TangConfig()
     shard_rows: Annotated[int, Field(gt=0)] = 100_000
+    block_rows: Annotated[int, Field(gt=0)] = Field(
+        4096, description="input examples per Ray block at most; a split gets at least two blocks per worker")
 
 
 class RayConfig(_Strict):

@@ -6,9 +6,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.augment.stage import AUGMENTED_SCHEMA, augmented_dir, run_augment
+from pipeline.augment.stage import AUGMENTED_SCHEMA, augmented_dir, plan_blocks, run_augment
 from pipeline.config import parse_config
-from pipeline.ingest.stage import run_ingest
+from pipeline.ingest.stage import examples_dir, run_ingest
 
 pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,14 +69,34 @@ def test_tang_and_glove_tinybert_outputs(tmp_path, ray_local):
 
 def test_output_identical_across_blocks_and_workers(tmp_path, ray_local):
     outputs = []
-    for blocks, workers in ((1, 1), (8, 2)):
+    for blocks, workers in ((1, 1), (8, 2), (None, 2)):  # None: the stage's own block plan
         cfg = _job(tmp_path / f"b{blocks}", tinybert={"n_aug": 3, "workers": workers, "batch_size": 4},
                    tang={"n_iter": 3, "workers": workers, "batch_size": 4})
         run_ingest(cfg)
         run_augment(cfg, num_blocks=blocks)
         outputs.append({m: _files(cfg, m) for m in ("tinybert", "tang")})
-    assert outputs[0] == outputs[1]
+    assert outputs[0] == outputs[1] == outputs[2]
     assert all(len(files) >= 2 for files in outputs[0].values())
+
+
+def test_block_plan():
+    assert plan_blocks(10_233, slots=1, block_rows=4096) == 3  # at most block_rows per block
+    assert plan_blocks(10_233, slots=2, block_rows=4096) == 4  # at least two per worker
+    assert plan_blocks(1_000_000, slots=2, block_rows=4096) == 245
+    assert plan_blocks(3, slots=8, block_rows=4096) == 3  # never more blocks than examples
+    assert plan_blocks(0, slots=2, block_rows=4096) == 1
+
+
+def test_a_single_ingested_file_is_split_between_workers(tmp_path, ray_local):
+    """Ingest writes one file for a small split; with no block count given, the stage still cuts
+    it so that every worker gets work."""
+    from pipeline.augment.stage import _read_examples
+
+    cfg = _job(tmp_path / "job", tang={"workers": 2})
+    cfg = cfg.model_copy(update={"ingest": cfg.ingest.model_copy(update={"shard_rows": 1000})})
+    run_ingest(cfg)
+    assert [n for n in os.listdir(examples_dir(cfg, "train")) if n.endswith(".parquet")] == ["part-00000.parquet"]
+    assert _read_examples(cfg, "train", None, slots=2).materialize().num_blocks() == 4
 
 
 def test_sentence_pairs(tmp_path, ray_local):

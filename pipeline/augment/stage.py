@@ -183,14 +183,37 @@ class AugmentError(RuntimeError):
     pass
 
 
-def _read_examples(cfg: JobConfig, split: str, num_blocks: int | None):
+def plan_blocks(rows: int, slots: int, block_rows: int) -> int:
+    """Pure: how many Ray blocks a split of ``rows`` examples is cut into for ``slots`` workers.
+
+    At least two blocks per worker (so every worker has work and the last blocks even out), at
+    most ``block_rows`` examples per block, never more blocks than examples. Fewer, larger
+    blocks keep the per-task scheduling cost low; the output does not depend on the choice.
+    """
+    return max(1, min(rows, max(2 * slots, -(-rows // block_rows))))
+
+
+def _read_examples(cfg: JobConfig, split: str, num_blocks: int | None, slots: int):
     import ray.data
 
     path = examples_dir(cfg, split)
     if not storage.exists(path):
         raise AugmentError(f"{path}: no ingested examples for split {split!r}; run `pipeline ingest` first")
     ds = ray.data.read_parquet(path, file_extensions=["parquet"])
-    return ds.repartition(num_blocks) if num_blocks else ds
+    # The ingest stage writes few, large files: without a split, one worker would get them all.
+    blocks = num_blocks or plan_blocks(_count_rows(path), slots, cfg.augment.block_rows)
+    return ds.repartition(blocks)
+
+
+def _count_rows(directory: str) -> int:
+    """Rows of the Parquet files of ``directory``, from their footers."""
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    filesystem, p = storage.resolve(directory)
+    infos = filesystem.get_file_info(pafs.FileSelector(p))
+    return sum(pq.ParquetFile(filesystem.open_input_file(i.path)).metadata.num_rows
+               for i in infos if i.type == pafs.FileType.File and i.base_name.endswith(".parquet"))
 
 
 def _tang_params(cfg: JobConfig):
@@ -210,6 +233,11 @@ def _tinybert_params(cfg: JobConfig):
                           max_seq_length=t.max_seq_length, batch_tokens=t.batch_tokens, do_lower_case=t.do_lower_case)
 
 
+def _slots(workers: int | None) -> int:
+    """CPU tasks that run at once: ``workers``, else one per CPU of the cluster."""
+    return workers or cluster_cpus()
+
+
 def _tasks(workers: int | None):
     """CPU tasks, at most ``workers`` at a time (None: as many as the cluster's CPUs allow)."""
     import ray.data
@@ -226,7 +254,7 @@ class _TangPlan:
     def tagged(self, split: str):
         if split not in self._tagged:
             t = self.cfg.augment.tang
-            ds = _read_examples(self.cfg, split, self.num_blocks).map_batches(
+            ds = _read_examples(self.cfg, split, self.num_blocks, _slots(t.workers)).map_batches(
                 _tag_batch, fn_kwargs={"model": t.spacy_model, "attr": t.tag_attr, "batch_size": t.batch_size},
                 batch_size=t.batch_size, batch_format="pyarrow", compute=_tasks(t.workers))
             self._tagged[split] = ds.materialize()
@@ -268,12 +296,13 @@ def _augment_split(cfg: JobConfig, split: str, method: str, tang: _TangPlan | No
         return ds
     t = cfg.augment.tinybert
     params = _tinybert_params(cfg)
-    ds = _read_examples(cfg, split, num_blocks)
     if t.mlm is None:
+        ds = _read_examples(cfg, split, num_blocks, _slots(t.workers))
         return ds.map_batches(_tinybert_batch, fn_kwargs={"params": params, "glove_ref": glove_ref, "seed": seed},
                               batch_size=t.batch_size, batch_format="pyarrow", compute=_tasks(t.workers))
     gpus = cluster_gpus() if t.device != "cpu" else 0
     workers = t.workers or (gpus if gpus else 1)
+    ds = _read_examples(cfg, split, num_blocks, workers)
     cpus = cluster_cpus()
     threads = max(1, cpus // workers) if not gpus else 4
     # Actors that claim every logical CPU starve the read tasks and the dataset hangs (Ray issue
@@ -286,7 +315,7 @@ def _augment_split(cfg: JobConfig, split: str, method: str, tang: _TangPlan | No
 
 
 # Settings that do not change the output (tested): left out of the completion key.
-_PERFORMANCE_ONLY = {"workers", "batch_size"}
+_PERFORMANCE_ONLY = {"workers", "batch_size"}  # (augment.block_rows, not a method setting, is not in the key either)
 
 
 def completion_key(cfg: JobConfig, split: str, method: str) -> tuple[str, str]:

@@ -15,47 +15,28 @@ driver (which writes the output) runs on the head node, on the same cores.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import tempfile
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _digest(directory: str) -> str:
-    h = hashlib.sha256()
-    for name in sorted(os.listdir(directory)):
-        if name.endswith(".parquet"):
-            h.update(Path(directory, name).read_bytes())
-    return h.hexdigest()[:16]
+from .scaling_common import add_arguments, augment_config, base_job, timed_augment
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--input", default=str(ROOT / "data/rt-polarity/train.tsv"))
-    ap.add_argument("--sentences", type=int, default=2000)
-    ap.add_argument("--methods", nargs="+", default=["tang", "tinybert"], choices=["tang", "tinybert"])
-    ap.add_argument("--n", type=int, default=20, help="TinyBERT N and Tang n_iter")
+    add_arguments(ap)
     ap.add_argument("--cpus-per-node", type=int, default=1)
-    ap.add_argument("--blocks", type=int, default=16, help="input blocks (the output does not depend on it)")
     ap.add_argument("--repeats", type=int, default=2, help="runs per configuration; the best counts")
     args = ap.parse_args(argv)
 
     import ray
 
-    from ..augment.stage import augmented_dir, run_augment
     from ..cluster.local import LocalCluster
-    from ..config import parse_config
     from ..ingest.stage import run_ingest
     from ..ray_env import init_ray
 
     with tempfile.TemporaryDirectory() as tmp:
-        base = {"name": "cluster-scaling", "task": "sst2", "seed": 1, "labels": ["negative", "positive"],
-                "inputs": {"train": {"path": args.input, "limit": args.sentences,
-                                     "columns": {"text_a": "sentence", "label": "label"}}}}
+        base = base_job(args, "cluster-scaling")
         seen: dict[str, dict[int, tuple[float, float]]] = {m: {} for m in args.methods}
         digests: dict[str, set[str]] = {m: set() for m in args.methods}  # every run's output
         for nodes in (1, 2):
@@ -64,22 +45,19 @@ def main(argv: list[str] | None = None) -> None:
                 for method in args.methods:
                     for repeat in range(args.repeats):  # a fresh output each time: nothing to skip
                         out = f"{tmp}/nodes{nodes}-{method}-{repeat}"
-                        cfg = parse_config({**base, "output_dir": out, "augment": {
-                            "methods": [method], "tinybert": {"n_aug": args.n}, "tang": {"n_iter": args.n}}}, "bench")
+                        cfg = augment_config(base, out, method, args.n)
                         if not os.path.exists(f"{tmp}/examples"):
                             run_ingest(cfg)
                             shutil.copytree(f"{out}/examples", f"{tmp}/examples")
                         else:
                             shutil.copytree(f"{tmp}/examples", f"{out}/examples")
-                        started = time.perf_counter()
-                        res = run_augment(cfg, [method], num_blocks=args.blocks)[("train", method)]
-                        seconds = time.perf_counter() - started
-                        print(f"[cluster-scaling] {method}, {nodes} worker node(s), run {repeat + 1}: {seconds:.2f} s",
-                              flush=True)
-                        digests[method].add(_digest(augmented_dir(cfg, "train", method)))
+                        run = timed_augment(cfg, method, args.blocks)
+                        print(f"[cluster-scaling] {method}, {nodes} worker node(s), run {repeat + 1}: "
+                              f"{run.seconds:.2f} s", flush=True)
+                        digests[method].add(run.digest)
                         best = seen[method].get(nodes)
-                        if best is None or res["examples_in"] / seconds > best[0]:
-                            seen[method][nodes] = (res["examples_in"] / seconds, res["rows_out"] / seconds)
+                        if best is None or run.sentences_per_s > best[0]:
+                            seen[method][nodes] = (run.sentences_per_s, run.rows_per_s)
                 ray.shutdown()
         for method in args.methods:
             (s1, r1), (s2, r2) = seen[method][1], seen[method][2]
