@@ -149,6 +149,22 @@ def test_round_mantissa():
     assert np.isinf(out[0]) and np.isinf(out[1]) and np.isnan(out[2]) and out[3] == 0
 
 
+def test_round_mantissa_on_every_float16():
+    """All 65,536 bit patterns against the rounding done in 32-bit integers, as written out here;
+    non-finite values (any NaN payload, both signs) come back unchanged."""
+    every = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    for bits in (5, 7, 9):
+        drop = 10 - bits
+        u = every.view(np.uint16).astype(np.uint32)
+        expected = (u + ((1 << (drop - 1)) - 1) + ((u >> drop) & 1)) >> drop << drop
+        finite = (u & 0x7C00) != 0x7C00
+        expected = np.where(finite, expected, u).astype(np.uint16)
+        assert np.array_equal(round_mantissa(every.copy(), bits).view(np.uint16), expected)
+        finite_only = every[np.isfinite(every)]
+        assert np.array_equal(round_mantissa(finite_only, bits, all_finite=True).view(np.uint16),
+                              expected[finite])
+
+
 def test_config_rejects_bad_values():
     from pydantic import ValidationError
 

@@ -61,13 +61,13 @@ def run(cfg, tc):
 
 def count_computed(monkeypatch) -> list[str]:
     """The shards computed from now on, in order."""
-    calls, real = [], compute_mod.ShardComputer.compute
+    calls, real = [], compute_mod.ShardComputer.start
 
-    def counting(self, task, prepared=None):
+    def counting(self, task, *args):
         calls.append(task.name)
-        return real(self, task, prepared)
+        return real(self, task, *args)
 
-    monkeypatch.setattr(compute_mod.ShardComputer, "compute", counting)
+    monkeypatch.setattr(compute_mod.ShardComputer, "start", counting)
     return calls
 
 
@@ -152,6 +152,30 @@ def test_crash_mid_write_then_rerun_gives_clean_rows_once(tmp_path, tiny_teacher
     np.testing.assert_array_equal(np.stack(table.column("logits").to_numpy(zero_copy_only=False)),
                                   np.stack(clean.column("logits").to_numpy(zero_copy_only=False)))
     assert table.column("hidden_2").equals(clean.column("hidden_2"))
+
+
+def test_inference_error_mid_shard_leaves_finished_shards_only(tmp_path, tiny_teacher, monkeypatch):
+    """An error while inferring (the writer of the same shard is waiting for row groups) drops that
+    shard's temporary file; the shards written before stay, and the error reaches the caller."""
+    tc = teacher(tiny_teacher, row_group_bytes=8000)
+    cfg = make_job(tmp_path)
+    real_infer = compute_mod.TeacherModel.infer
+    seen = []
+
+    def failing_infer(self, enc):
+        seen.append(len(enc))
+        if len(seen) == 5:
+            raise RuntimeError("injected inference error")
+        return real_infer(self, enc)
+
+    monkeypatch.setattr(compute_mod.TeacherModel, "infer", failing_infer)
+    with pytest.raises(RuntimeError, match="injected inference error"):
+        run(cfg, tc)
+    names = sorted(os.listdir(cache_path(tmp_path)))
+    assert names and all(sh.SHARD_RE.match(n) for n in names), names  # no temporary file
+    for name in names:  # whole shards only
+        assert pq.ParquetFile(cache_path(tmp_path) / name).metadata.num_rows == SHARD_ROWS
+    assert len(names) < 5
 
 
 def test_plain_readers_and_encodings(tmp_path, tiny_teacher):

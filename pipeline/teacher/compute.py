@@ -7,7 +7,10 @@ run or a test runs one in-process. Either way one call computes and writes one w
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+import contextlib
+import queue
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -88,48 +91,116 @@ class ShardComputer:
         return meta, enc, sh.row_group_ranges(sizes, self.spec.row_group_bytes), self.schema(meta.schema)
 
     def compute_many(self, tasks: list[sh.ShardTask]) -> Iterator[sh.ShardResult]:
-        """Compute shards in turn while a thread reads and tokenizes the next one (so that a GPU
-        does not wait for the host between shards)."""
+        """Compute shards in turn, results in task order. Three threads share the work: a reader
+        reads and tokenizes the next shard ahead, the calling thread only infers, and a writer
+        builds, encodes and writes row groups, then finishes each shard (close, rename, checksum)
+        while the next one is being computed."""
         if not tasks:
             return
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-reader") as reader:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-reader") as reader, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer") as writer:
             following = reader.submit(self.prepare, tasks[0])
+            failed = threading.Event()  # a shard's writer failed: the later ones write nothing
+            finishing: list[Future] = []
             for k, task in enumerate(tasks):
+                while len(finishing) >= _SHARDS_IN_WRITING:  # bounds the outputs held in memory
+                    yield finishing.pop(0).result()
                 prepared = following.result()
                 following = reader.submit(self.prepare, tasks[k + 1]) if k + 1 < len(tasks) else None
-                yield self.compute(task, prepared)
+                try:
+                    finishing.append(self.start(task, prepared, writer, failed))
+                except BaseException:
+                    for future in finishing:  # the first error is the one to report
+                        future.exception()
+                        future.result()
+                    raise
+                while finishing and finishing[0].done():
+                    yield finishing.pop(0).result()
+            for future in finishing:
+                yield future.result()
 
     def compute(self, task: sh.ShardTask, prepared=None) -> sh.ShardResult:
         """Compute one shard and write it (temporary name, then rename); ``prepared``: what
         :meth:`prepare` returned for this task, when it was read ahead."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer") as writer:
+            return self.start(task, prepared if prepared is not None else self.prepare(task), writer).result()
+
+    def start(self, task: sh.ShardTask, prepared, writer: ThreadPoolExecutor,
+              failed: threading.Event | None = None) -> Future:
+        """Infer a shard's row groups in this thread and hand each to a job on ``writer`` that
+        writes the shard file; returns that job's future (its ShardResult). On an error here the
+        job drops the file; an error of the job (a full disk) surfaces here at the next row group."""
         started = time.perf_counter()
-        spec, m = self.spec, self.model
-        meta, enc, ranges, schema = prepared if prepared is not None else self.prepare(task)
-        options = sh.parquet_options(schema, float_columns(schema), spec.float16_encoding)
+        m = self.model
+        meta, enc, ranges, schema = prepared
         result = sh.ShardResult(task.name, task.first_row, task.rows, 0, 0, "", computed=True)
-        with sh.shard_file(task.out_path, schema, options, sh.shard_metadata(spec.cache_key, task)) as sink:
-            # row group k is encoded and written (Arrow's C++ writer, no GIL) while row group k+1 is computed
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer") as writer:
-                pending = None
-                whole = m.infer(enc) if m.needs_whole_shard() else None
-                for start, stop in ranges:
-                    part = enc.slice(start, stop)
-                    out = m.infer(part) if whole is None else whole.slice(start, stop, enc.lengths)
-                    if whole is None or start == 0:
-                        counted = out if whole is None else whole
-                        result.model_seconds += counted.model_seconds
-                        result.padded_tokens += counted.padded_tokens
-                        result.nonfinite += counted.nonfinite
-                    table = build_table(meta.slice(start, stop - start), task.first_row + start, part, out, schema,
-                                        spec.mantissa_bits)
-                    if pending is not None:
-                        pending.result()  # at most one row group waits; a write error surfaces here
-                    pending = writer.submit(sink.write, table)
-                if pending is not None:
-                    pending.result()
+        # on a CPU at most one row group waits; a GPU computed the whole shard already, so it is
+        # handed over at once and the GPU goes on with the next shard while this one is written
+        row_groups: queue.Queue = queue.Queue(maxsize=0 if m.needs_whole_shard() else 1)
+        job = writer.submit(self._write_shard, task, schema, row_groups, result, started, failed or threading.Event())
+        try:
+            whole = m.infer(enc) if m.needs_whole_shard() else None
+            for start, stop in ranges:
+                part = enc.slice(start, stop)
+                out = m.infer(part) if whole is None else whole.slice(start, stop, enc.lengths)
+                if whole is None or start == 0:
+                    counted = out if whole is None else whole
+                    result.model_seconds += counted.model_seconds
+                    result.padded_tokens += counted.padded_tokens
+                    result.nonfinite += counted.nonfinite
+                all_finite = (out if whole is None else whole).nonfinite == 0  # (a slice counts none)
+                _hand_over(row_groups, (meta.slice(start, stop - start), task.first_row + start, part, out, schema,
+                                        self.spec.mantissa_bits, all_finite), job)
+            _hand_over(row_groups, _DONE, job)
+        except BaseException:
+            if not job.done():
+                with contextlib.suppress(BaseException):
+                    _hand_over(row_groups, _DROP, job)
+            raise
+        return job
+
+    def _write_shard(self, task: sh.ShardTask, schema: pa.Schema, row_groups: queue.Queue, result: sh.ShardResult,
+                     started: float, failed: threading.Event) -> sh.ShardResult:
+        if failed.is_set():
+            raise _Dropped(task.name)
+        try:
+            return self._write_shard_file(task, schema, row_groups, result, started)
+        except BaseException:
+            failed.set()
+            raise
+
+    def _write_shard_file(self, task: sh.ShardTask, schema: pa.Schema, row_groups: queue.Queue,
+                          result: sh.ShardResult, started: float) -> sh.ShardResult:
+        options = sh.parquet_options(schema, float_columns(schema), self.spec.float16_encoding)
+        with sh.shard_file(task.out_path, schema, options, sh.shard_metadata(self.spec.cache_key, task)) as sink:
+            while (item := row_groups.get()) is not _DONE:
+                if item is _DROP:
+                    raise _Dropped(task.name)  # the temporary file goes, nothing appears
+                sink.write(build_table(*item))
         result.tokens = sink.tokens
         filesystem, p = sh.storage.resolve(task.out_path)
         result.bytes = filesystem.get_file_info(p).size
         result.sha256 = sh.file_sha256(task.out_path)
         result.seconds = time.perf_counter() - started
         return result
+
+
+_DONE, _DROP = object(), object()
+_SHARDS_IN_WRITING = 2  # shards whose file is still being written when the next one starts
+
+
+class _Dropped(Exception):
+    """The inferring thread failed: the writer drops the shard."""
+
+
+def _hand_over(row_groups: queue.Queue, item, job: Future) -> None:
+    """Put ``item`` for the writer job, or raise the job's own error if it stopped first."""
+    while True:
+        if job.done():
+            job.result()  # raises the writer's error (a finished job takes no more items)
+            raise RuntimeError("the shard writer finished before its last row group")
+        try:
+            row_groups.put(item, timeout=0.05)
+            return
+        except queue.Full:
+            continue

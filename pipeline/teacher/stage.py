@@ -159,11 +159,12 @@ def prepare_teacher(cfg, tc: TeacherConfig, use_ray: bool, res: _Resources) -> t
 # ---------------------------------------------------------------------------------------------
 # Inference on Ray Data
 
-GPU_SHARDS_PER_CALL = 4
+GPU_SHARDS_PER_CALL = 4  # a GPU actor reads and tokenizes the next shard while computing one
+CPU_SHARDS_PER_CALL = 2  # a CPU actor finishes writing one shard while computing the next
 
 
 class ShardActor:
-    """Ray Data actor: the teacher loaded once; each call computes and writes one shard."""
+    """Ray Data actor: the teacher loaded once; each call computes and writes a few shards."""
 
     def __init__(self, spec: InferenceSpec):
         self.computer = ShardComputer(spec)
@@ -179,8 +180,8 @@ def _run_on_ray(spec: InferenceSpec, tasks: list[sh.ShardTask], res: _Resources)
 
     items = [{"task": json.dumps(t.to_dict())} for t in tasks]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    # a GPU actor takes a few shards per call and reads / tokenizes the next while computing one
-    ds = ds.map_batches(ShardActor, fn_constructor_args=(spec,), batch_size=GPU_SHARDS_PER_CALL if res.gpus else 1,
+    ds = ds.map_batches(ShardActor, fn_constructor_args=(spec,),
+                        batch_size=GPU_SHARDS_PER_CALL if res.gpus else CPU_SHARDS_PER_CALL,
                         batch_format="numpy",
                         compute=ray.data.ActorPoolStrategy(size=max(1, min(res.workers, len(tasks)))),
                         num_gpus=1 if res.gpus else 0, num_cpus=1 if res.gpus else res.threads)
