@@ -6,7 +6,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.augment.stage import AUGMENTED_SCHEMA, augmented_dir, plan_blocks, run_augment
+from pipeline.augment.blocks import plan_blocks, plan_reads, read_pieces
+from pipeline.augment.stage import AUGMENTED_SCHEMA, augmented_dir, run_augment
 from pipeline.config import parse_config
 from pipeline.ingest.stage import examples_dir, run_ingest
 
@@ -87,6 +88,29 @@ def test_block_plan():
     assert plan_blocks(0, slots=2, block_rows=4096) == 1
 
 
+def test_read_plan_covers_every_row_once(tmp_path):
+    import pyarrow as pa
+
+    files, offset = [], 0
+    for k, (rows, group) in enumerate(((7, 3), (0, 5), (12, 5), (1, 1))):  # row groups of `group` rows
+        path = str(tmp_path / f"part-{k}.parquet")
+        pq.write_table(pa.table({"i": pa.array(range(offset, offset + rows), pa.int64())}), path, row_group_size=group)
+        files.append((path, rows))
+        offset += rows
+    total = sum(n for _, n in files)
+    for blocks in (1, 2, 3, 7, total):
+        plan = plan_reads(files, blocks)
+        assert len(plan) == blocks
+        got = [read_pieces(pieces).column("i").to_pylist() for pieces in plan]
+        assert sum(got, []) == list(range(total))  # in order, each row once
+        assert max(map(len, got)) - min(map(len, got)) <= 1  # near-equal blocks
+    empty = str(tmp_path / "empty.parquet")
+    pq.write_table(pa.table({"i": pa.array([], pa.int64())}), empty)
+    (only,) = plan_reads([(empty, 0)], 4)
+    table = read_pieces(only)
+    assert table.num_rows == 0 and table.column_names == ["i"]
+
+
 def test_a_single_ingested_file_is_split_between_workers(tmp_path, ray_local):
     """Ingest writes one file for a small split; with no block count given, the stage still cuts
     it so that every worker gets work."""
@@ -96,7 +120,7 @@ def test_a_single_ingested_file_is_split_between_workers(tmp_path, ray_local):
     cfg = cfg.model_copy(update={"ingest": cfg.ingest.model_copy(update={"shard_rows": 1000})})
     run_ingest(cfg)
     assert [n for n in os.listdir(examples_dir(cfg, "train")) if n.endswith(".parquet")] == ["part-00000.parquet"]
-    assert _read_examples(cfg, "train", None, slots=2).materialize().num_blocks() == 4
+    assert _read_examples(cfg, "train", None, slots=2).count() == 4  # work items, one per block
 
 
 def test_sentence_pairs(tmp_path, ray_local):

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import completion, storage
+from . import blocks
 from ..config import JobConfig
 from ..ingest.stage import examples_dir
 from ..progress import Progress, print_summary
@@ -155,10 +156,25 @@ def _tinybert_batch(batch: pa.Table, params, glove_ref: _Ref, seed: int) -> pa.T
     return _tinybert_rows(_tinybert_glove_only(params, glove_ref), batch, seed)
 
 
+def _in_batches(table: pa.Table, batch_size: int, fn) -> pa.Table:
+    """``fn`` over ``table`` ``batch_size`` rows at a time (once on an empty table), outputs joined."""
+    parts = [fn(table.slice(i, batch_size)) for i in range(0, table.num_rows, batch_size)] or [fn(table)]
+    return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+
+def _tag_block(item: pa.Table, model: str, attr: str, batch_size: int) -> pa.Table:
+    return _in_batches(_read_block(item), batch_size, lambda b: _tag_batch(b, model, attr, batch_size))
+
+
+def _tinybert_block(item: pa.Table, params, glove_ref: _Ref, seed: int, batch_size: int) -> pa.Table:
+    return _in_batches(_read_block(item), batch_size, lambda b: _tinybert_batch(b, params, glove_ref, seed))
+
+
 class TinyBertMlmWorker:
     """Actor: the MLM (and GloVe) loaded once, then batches of examples augmented."""
 
-    def __init__(self, params, mlm: str, device: str, dtype: str, num_threads: int, glove_ref: _Ref | None, seed: int):
+    def __init__(self, params, mlm: str, device: str, dtype: str, num_threads: int, glove_ref: _Ref | None, seed: int,
+                 batch_size: int):
         import torch
 
         from .mlm import MlmCandidates
@@ -170,10 +186,11 @@ class TinyBertMlmWorker:
             params = dataclasses.replace(params, batch_tokens=8192 if device == "cuda" else 2048)
         model = MlmCandidates.from_pretrained(mlm, device=device, dtype=dtype, num_threads=num_threads)
         self.augmenter = TinyBertAugmenter(params, _glove(glove_ref) if glove_ref else None, model)
-        self.seed = seed
+        self.seed, self.batch_size = seed, batch_size
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        return _tinybert_rows(self.augmenter, batch, self.seed)
+    def __call__(self, item: pa.Table) -> pa.Table:
+        """One planned block of examples, augmented ``batch_size`` examples at a time."""
+        return _in_batches(_read_block(item), self.batch_size, lambda b: _tinybert_rows(self.augmenter, b, self.seed))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,37 +200,30 @@ class AugmentError(RuntimeError):
     pass
 
 
-def plan_blocks(rows: int, slots: int, block_rows: int) -> int:
-    """Pure: how many Ray blocks a split of ``rows`` examples is cut into for ``slots`` workers.
-
-    At least two blocks per worker (so every worker has work and the last blocks even out), at
-    most ``block_rows`` examples per block, never more blocks than examples. Fewer, larger
-    blocks keep the per-task scheduling cost low; the output does not depend on the choice.
-    """
-    return max(1, min(rows, max(2 * slots, -(-rows // block_rows))))
-
-
 def _read_examples(cfg: JobConfig, split: str, num_blocks: int | None, slots: int):
+    """The split's planned blocks (for ``slots`` workers) as a dataset of work items, one row each:
+    the task (or actor call) that takes an item reads its rows itself (``_read_block``)."""
+    import json
+
     import ray.data
 
     path = examples_dir(cfg, split)
     if not storage.exists(path):
         raise AugmentError(f"{path}: no ingested examples for split {split!r}; run `pipeline ingest` first")
-    ds = ray.data.read_parquet(path, file_extensions=["parquet"])
-    # The ingest stage writes few, large files: without a split, one worker would get them all.
-    blocks = num_blocks or plan_blocks(_count_rows(path), slots, cfg.augment.block_rows)
-    return ds.repartition(blocks)
+    files = blocks.list_files(path)
+    if not files:
+        raise AugmentError(f"{path}: no Parquet files; run `pipeline ingest` first")
+    count = num_blocks or blocks.plan_blocks(sum(n for _, n in files), slots, cfg.augment.block_rows)
+    plan = blocks.plan_reads(files, count)
+    return ray.data.from_items([{"pieces": json.dumps(pieces)} for pieces in plan], override_num_blocks=len(plan))
 
 
-def _count_rows(directory: str) -> int:
-    """Rows of the Parquet files of ``directory``, from their footers."""
-    import pyarrow.fs as pafs
-    import pyarrow.parquet as pq
+def _read_block(item: pa.Table) -> pa.Table:
+    """The examples of the one work item in ``item``."""
+    import json
 
-    filesystem, p = storage.resolve(directory)
-    infos = filesystem.get_file_info(pafs.FileSelector(p))
-    return sum(pq.ParquetFile(filesystem.open_input_file(i.path)).metadata.num_rows
-               for i in infos if i.type == pafs.FileType.File and i.base_name.endswith(".parquet"))
+    (pieces,) = item.column("pieces").to_pylist()
+    return blocks.read_pieces([tuple(p) for p in json.loads(pieces)])
 
 
 def _tang_params(cfg: JobConfig):
@@ -255,8 +265,8 @@ class _TangPlan:
         if split not in self._tagged:
             t = self.cfg.augment.tang
             ds = _read_examples(self.cfg, split, self.num_blocks, _slots(t.workers)).map_batches(
-                _tag_batch, fn_kwargs={"model": t.spacy_model, "attr": t.tag_attr, "batch_size": t.batch_size},
-                batch_size=t.batch_size, batch_format="pyarrow", compute=_tasks(t.workers))
+                _tag_block, fn_kwargs={"model": t.spacy_model, "attr": t.tag_attr, "batch_size": t.batch_size},
+                batch_size=1, batch_format="pyarrow", compute=_tasks(t.workers))
             self._tagged[split] = ds.materialize()
         return self._tagged[split]
 
@@ -298,8 +308,9 @@ def _augment_split(cfg: JobConfig, split: str, method: str, tang: _TangPlan | No
     params = _tinybert_params(cfg)
     if t.mlm is None:
         ds = _read_examples(cfg, split, num_blocks, _slots(t.workers))
-        return ds.map_batches(_tinybert_batch, fn_kwargs={"params": params, "glove_ref": glove_ref, "seed": seed},
-                              batch_size=t.batch_size, batch_format="pyarrow", compute=_tasks(t.workers))
+        return ds.map_batches(_tinybert_block, fn_kwargs={"params": params, "glove_ref": glove_ref, "seed": seed,
+                                                          "batch_size": t.batch_size},
+                              batch_size=1, batch_format="pyarrow", compute=_tasks(t.workers))
     gpus = cluster_gpus() if t.device != "cpu" else 0
     workers = t.workers or (gpus if gpus else 1)
     ds = _read_examples(cfg, split, num_blocks, workers)
@@ -309,8 +320,8 @@ def _augment_split(cfg: JobConfig, split: str, method: str, tang: _TangPlan | No
     # 44687), so CPU actors leave one CPU's worth of claims free; torch still uses `threads`.
     claim = 1 if gpus else min(threads, max(0.25, (cpus - 1) / workers))
     return ds.map_batches(
-        TinyBertMlmWorker, fn_constructor_args=(params, t.mlm, t.device, t.dtype, threads, glove_ref, seed),
-        batch_size=t.batch_size, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=workers),
+        TinyBertMlmWorker, fn_constructor_args=(params, t.mlm, t.device, t.dtype, threads, glove_ref, seed, t.batch_size),
+        batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=workers),
         num_gpus=1 if gpus else 0, num_cpus=claim)
 
 
