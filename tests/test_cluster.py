@@ -30,7 +30,7 @@ from pipeline.teacher.testing import random_teacher
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "rt-polarity"
-AUG_TASKS = ("_tinybert_batch", "_tang_batch", "_tag_batch")
+AUG_TASKS = ("_tinybert_block", "_tang_batch", "_tag_block")
 TEACHER_INPUTS = ["augmented/train/tang"]
 # A teacher heavy enough that a shard takes a moment (4 layers x 256), light enough for 2 cores.
 TEACHER_SHAPE = dict(num_hidden_layers=4, hidden_size=256, num_attention_heads=4, intermediate_size=1024)
