@@ -8,6 +8,8 @@
 - TinyBERT with an MLM: an actor pool, the model loaded once per actor (one GPU per actor when
   the cluster has GPUs).
 
+A split is planned into blocks (``blocks.py``: at least two per worker, at most ``block_rows``
+examples each) and every task reads its own block's rows from the ingested Parquet files.
 Rows come back in input order and are written by the driver into fixed-size shards, so the files
 are byte-identical whatever the number of blocks or workers. A (split, method) output is finished
 when its ``_complete.json`` is written (last); a re-run with the same examples and settings skips
