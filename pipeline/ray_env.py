@@ -27,6 +27,11 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> str:
                      configure_logging=True)
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # outputs follow input order: deterministic files
+    # Ray Data reserves a share of the CPUs for every operator of a dataset, the in-memory inputs
+    # of our stages included; a map over the planned blocks then starts one task, and the second
+    # worker waits for the first task to finish (measured: 4 one-second tasks on 2 workers took
+    # 3.2 s instead of 2.1 s). Each stage caps its own concurrency (workers / actor pools).
+    ctx.op_resource_reservation_enabled = False
     ctx.enable_progress_bars = sys.stderr.isatty()
     if not ctx.enable_progress_bars:  # Progress lines come from the stages themselves.
         logging.getLogger("ray.data").setLevel(logging.ERROR)
