@@ -2,15 +2,15 @@
 
     python -m pipeline.bench.augment_scaling --sentences 10233 --methods tang tinybert
 
-Ingests the first N Rotten Tomatoes training sentences once. Then, per method and per worker
-count (``workers: 1``, ``workers: 2``), it starts a fresh local Ray and runs the augment stage
-twice into fresh output folders:
+Ingests the first N Rotten Tomatoes training sentences once. Then, per method:
 
-- cold: the first run, in new Ray worker processes that still have to import and load their
-  models (spaCy, GloVe), as for the first stage of a job;
-- warm: the same stage again in the same Ray, whose worker processes keep their models, as for
-  every later split or method of a job. Per-run work (GloVe neighbours, tagging, writing) is
-  all done again.
+- cold: for ``workers: 1`` and then ``workers: 2``, a fresh local Ray and one augment stage run,
+  whose new Ray worker processes still have to import and load their models (spaCy, GloVe), as
+  for the first stage of a job;
+- warm: one fresh local Ray, an untimed run with 2 workers (so that every worker process holds
+  the models: Ray may give a 1-worker stage either process), then timed runs with 1 and with 2
+  workers, as for every later split or method of a job. Per-run work (GloVe neighbours,
+  tagging, writing) is all done again each time.
 
 Prints input sentences/s, output rows/s, the 2-worker speed-up of each and whether every run's
 output files are byte-identical. The time counted is the stage's wall-clock with Ray
@@ -42,28 +42,36 @@ def main(argv: list[str] | None = None) -> None:
         base = base_job(args, "scaling")
         examples = f"{tmp}/ingest"
         results = {}
+
+        def run(method: str, workers: int, name: str):
+            out = f"{tmp}/{method}-w{workers}-{name}"
+            os.makedirs(out)
+            os.symlink(f"{examples}/examples", f"{out}/examples")
+            result = timed_augment(augment_config(base, out, method, args.n, workers), method, args.blocks)
+            print(f"[scaling] {method}, {workers} worker(s), {name}: {result.seconds:.2f} s", flush=True)
+            return result
+
         for method in args.methods:
             for workers in (1, 2):
-                print(f"[scaling] {method}, {workers} worker(s): {init_ray(num_cpus=os.cpu_count())}", flush=True)
+                print(f"[scaling] {method}, cold: {init_ray(num_cpus=os.cpu_count())}", flush=True)
                 if not os.path.exists(f"{examples}/examples"):
                     run_ingest(augment_config(base, examples, method, args.n))
-                for phase in PHASES:
-                    out = f"{tmp}/{method}-w{workers}-{phase}"
-                    os.makedirs(out)
-                    os.symlink(f"{examples}/examples", f"{out}/examples")
-                    run = timed_augment(augment_config(base, out, method, args.n, workers), method, args.blocks)
-                    results[(method, workers, phase)] = run
-                    print(f"[scaling] {method}, {workers} worker(s), {phase}: {run.seconds:.2f} s", flush=True)
+                results[(method, workers, "cold")] = run(method, workers, "cold")
                 ray.shutdown()
+            print(f"[scaling] {method}, warm: {init_ray(num_cpus=os.cpu_count())}", flush=True)
+            results[(method, 0, "warm-up")] = run(method, 2, "warm-up (not counted)")
+            for workers in (1, 2):
+                results[(method, workers, "warm")] = run(method, workers, "warm")
+            ray.shutdown()
         print()
         for method in args.methods:
-            digests = {results[(method, w, p)].digest for w in (1, 2) for p in PHASES}
+            digests = {r.digest for (m, _, _), r in results.items() if m == method}
             for phase in PHASES:
                 one, two = results[(method, 1, phase)], results[(method, 2, phase)]
                 print(f"[scaling] {method} {phase}: 1 worker {one.sentences_per_s:,.1f} sentences/s "
                       f"({one.rows_per_s:,.0f} rows/s); 2 workers {two.sentences_per_s:,.1f} sentences/s "
                       f"({two.rows_per_s:,.0f} rows/s); speed-up {two.sentences_per_s / one.sentences_per_s:.2f}x")
-            print(f"[scaling] {method}: identical output in all {len(PHASES) * 2} runs: {len(digests) == 1}")
+            print(f"[scaling] {method}: identical output in all {len(PHASES) * 2 + 1} runs: {len(digests) == 1}")
 
 
 if __name__ == "__main__":
