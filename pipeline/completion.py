@@ -73,10 +73,7 @@ def finished(directory: str, config_hash: str, input_fingerprint: str) -> dict |
 
 def start(directory: str) -> None:
     """Before an output is (re)written: without a marker it reads as unfinished."""
-    path = storage.join(directory, MARKER)
-    if storage.exists(path):
-        filesystem, p = storage.resolve(path)
-        filesystem.delete_file(p)
+    storage.delete_if_exists(storage.join(directory, MARKER))
 
 
 def mark_finished(directory: str, config_hash: str, input_fingerprint: str, files: list[str]) -> None:

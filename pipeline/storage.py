@@ -38,6 +38,69 @@ def exists(path: str) -> bool:
     return filesystem.get_file_info(p).type != pafs.FileType.NotFound
 
 
+def delete_if_exists(path: str) -> None:
+    filesystem, p = resolve(path)
+    if filesystem.get_file_info(p).type != pafs.FileType.NotFound:
+        filesystem.delete_file(p)
+
+
+# ---------------------------------------------------------------------------------------------
+# Row ranges over a folder of Parquet files (a corpus read in pieces by many tasks)
+
+RowPiece = tuple[str, int, int]  # (Parquet file, first row, end row) within that file
+
+
+def parquet_row_counts(directory: str) -> list[tuple[str, int]]:
+    """The Parquet files of ``directory`` in name order (temporary dot-files left out), with
+    their row counts from the footers; none when the folder does not exist."""
+    filesystem, p = resolve(directory)
+    infos = [i for i in filesystem.get_file_info(pafs.FileSelector(p, allow_not_found=True))
+             if i.type == pafs.FileType.File and i.base_name.endswith(".parquet") and not i.base_name.startswith(".")]
+    out = []
+    for info in sorted(infos, key=lambda i: i.base_name):
+        with filesystem.open_input_file(info.path) as fh:
+            out.append((join(directory, info.base_name), pq.ParquetFile(fh).metadata.num_rows))
+    return out
+
+
+def row_pieces(files: list[tuple[str, int]], start: int, stop: int) -> list[RowPiece]:
+    """Pure: rows [start, stop) of the concatenation of ``files`` ((path, rows), in order), as
+    pieces of files."""
+    pieces, offset = [], 0
+    for path, n in files:
+        lo, hi = max(start, offset), min(stop, offset + n)
+        if lo < hi:
+            pieces.append((path, lo - offset, hi - offset))
+        offset += n
+    return pieces
+
+
+def read_row_pieces(pieces: list[RowPiece], columns: list[str] | None = None) -> pa.Table:
+    """The rows of ``pieces``, in order, reading only the row groups that hold them; a piece of
+    no rows gives the file's (empty) schema; no pieces give an empty table."""
+    tables = []
+    for path, start, stop in pieces:
+        filesystem, p = resolve(path)
+        with filesystem.open_input_file(p) as fh:
+            pf = pq.ParquetFile(fh)
+            groups, first, offset = [], 0, 0
+            for g in range(pf.metadata.num_row_groups):
+                n = pf.metadata.row_group(g).num_rows
+                if offset < stop and offset + n > start:
+                    first = offset if not groups else first
+                    groups.append(g)
+                offset += n
+            if groups:
+                table = pf.read_row_groups(groups, columns=columns)
+            else:
+                table = pf.schema_arrow.empty_table()
+                table = table.select(columns) if columns is not None else table
+        tables.append(table.slice(start - first, stop - start))
+    if not tables:
+        return pa.table({})
+    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+
 def _tmp_name(path: str) -> str:
     head, _, tail = path.rpartition("/")
     return f"{head}/.{tail}.{uuid.uuid4().hex[:8]}.tmp"

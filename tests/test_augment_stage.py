@@ -6,9 +6,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.augment.blocks import plan_blocks, plan_reads, read_pieces
+from pipeline.augment.blocks import plan_blocks, plan_reads
 from pipeline.augment.stage import AUGMENTED_SCHEMA, augmented_dir, run_augment
 from pipeline.config import parse_config
+from pipeline.storage import read_row_pieces
 from pipeline.ingest.stage import examples_dir, run_ingest
 
 pytestmark = pytest.mark.ray
@@ -101,13 +102,13 @@ def test_read_plan_covers_every_row_once(tmp_path):
     for blocks in (1, 2, 3, 7, total):
         plan = plan_reads(files, blocks)
         assert len(plan) == blocks
-        got = [read_pieces(pieces).column("i").to_pylist() for pieces in plan]
+        got = [read_row_pieces(pieces).column("i").to_pylist() for pieces in plan]
         assert sum(got, []) == list(range(total))  # in order, each row once
         assert max(map(len, got)) - min(map(len, got)) <= 1  # near-equal blocks
     empty = str(tmp_path / "empty.parquet")
     pq.write_table(pa.table({"i": pa.array([], pa.int64())}), empty)
     (only,) = plan_reads([(empty, 0)], 4)
-    table = read_pieces(only)
+    table = read_row_pieces(only)
     assert table.num_rows == 0 and table.column_names == ["i"]
 
 

@@ -212,7 +212,7 @@ def _read_examples(cfg: JobConfig, split: str, num_blocks: int | None, slots: in
     path = examples_dir(cfg, split)
     if not storage.exists(path):
         raise AugmentError(f"{path}: no ingested examples for split {split!r}; run `pipeline ingest` first")
-    files = blocks.list_files(path)
+    files = storage.parquet_row_counts(path)
     if not files:
         raise AugmentError(f"{path}: no Parquet files; run `pipeline ingest` first")
     count = num_blocks or blocks.plan_blocks(sum(n for _, n in files), slots, cfg.augment.block_rows)
@@ -225,7 +225,7 @@ def _read_block(item: pa.Table) -> pa.Table:
     import json
 
     (pieces,) = item.column("pieces").to_pylist()
-    return blocks.read_pieces([tuple(p) for p in json.loads(pieces)])
+    return storage.read_row_pieces([tuple(p) for p in json.loads(pieces)])
 
 
 def _tang_params(cfg: JobConfig):

@@ -134,7 +134,4 @@ def write_manifest(directory: str, manifest: dict) -> str:
 
 def remove_manifest(directory: str) -> None:
     """Before any shard changes: a directory without a manifest is an unfinished cache."""
-    path = storage.join(directory, MANIFEST_NAME)
-    if storage.exists(path):
-        filesystem, p = storage.resolve(path)
-        filesystem.delete_file(p)
+    storage.delete_if_exists(storage.join(directory, MANIFEST_NAME))

@@ -88,51 +88,24 @@ class ShardResult:
 
 def list_input_files(directory: str) -> list[InputFile]:
     """The Parquet files of an input corpus in name order, with row counts and checksums."""
-    filesystem, p = storage.resolve(directory)
-    infos = [i for i in filesystem.get_file_info(pafs.FileSelector(p, allow_not_found=True))
-             if i.type == pafs.FileType.File and i.base_name.endswith(".parquet") and not i.base_name.startswith(".")]
-    out = []
-    for info in sorted(infos, key=lambda i: i.base_name):
-        path = storage.join(directory, info.base_name)
-        with filesystem.open_input_file(info.path) as fh:
-            rows = pq.ParquetFile(fh).metadata.num_rows
-        out.append(InputFile(path, rows, file_sha256(path)))
-    return out
+    return [InputFile(path, rows, file_sha256(path)) for path, rows in storage.parquet_row_counts(directory)]
 
 
 def plan_shards(files: list[InputFile], shard_rows: int, out_dir: str) -> list[ShardTask]:
     """Fixed contiguous row ranges over the concatenated input files."""
-    total = sum(f.rows for f in files)
-    starts = np.cumsum([0] + [f.rows for f in files])
+    counts = [(f.path, f.rows) for f in files]
+    total = sum(rows for _, rows in counts)
     tasks = []
     for index, first in enumerate(range(0, total, shard_rows)):
         stop = min(first + shard_rows, total)
-        sources = []
-        for f, s0 in zip(files, starts[:-1]):
-            lo, hi = max(first, int(s0)), min(stop, int(s0) + f.rows)
-            if lo < hi:
-                sources.append((f.path, lo - int(s0), hi - int(s0)))
-        tasks.append(ShardTask(index, first, stop - first, tuple(sources), storage.join(out_dir, shard_name(index))))
+        tasks.append(ShardTask(index, first, stop - first, tuple(storage.row_pieces(counts, first, stop)),
+                               storage.join(out_dir, shard_name(index))))
     return tasks
 
 
 def read_rows(sources, columns: list[str] | None = None) -> pa.Table:
     """The rows of a shard from its input files, reading only the row groups that hold them."""
-    tables = []
-    for path, start, stop in sources:
-        filesystem, p = storage.resolve(path)
-        with filesystem.open_input_file(p) as fh:
-            pf = pq.ParquetFile(fh)
-            groups, first, pos = [], None, 0
-            for g in range(pf.metadata.num_row_groups):
-                n = pf.metadata.row_group(g).num_rows
-                if pos + n > start and pos < stop:
-                    groups.append(g)
-                    first = pos if first is None else first
-                pos += n
-            table = pf.read_row_groups(groups, columns=columns)
-        tables.append(table.slice(start - first, stop - start))
-    return pa.concat_tables(tables) if tables else pa.table({})
+    return storage.read_row_pieces(list(sources), columns)
 
 
 def row_group_ranges(row_bytes: np.ndarray, target: int) -> list[tuple[int, int]]:
