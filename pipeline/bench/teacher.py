@@ -5,7 +5,7 @@ Rotten Tomatoes review sentences (``data/rt-polarity/train.tsv``) plus simple se
 (word dropout, one adjacent swap) standing in for an augmented corpus. For each teacher:
 
 1. end to end, logits only: read the Parquet corpus, tokenize, infer, build Arrow rows and
-   write zstd Parquet shards (``ShardComputer.compute``, exactly what an actor runs);
+   write zstd Parquet shards (``ShardComputer.compute_many``, exactly what an actor runs);
 2. the same with 5 hidden layers (the TinyBERT mapping) stored as float16 with the stage's
    default precision (``hidden_mantissa_bits: 7``);
 3. model only, for 1 and 2: the very same padded batches through the model, nothing else
@@ -16,9 +16,10 @@ real (unpadded) tokens per second for each, the ratios, and the bytes per stored
 (compressed hidden columns over tokens × hidden × layers) with 7 mantissa bits (the timed run's
 shards) and exact (one more, untimed, end-to-end pass with ``hidden_mantissa_bits: 10``). The
 contenders take turns (as many shards per turn as the stage's Ray actor takes per call: 2 on a
-CPU, where one shard's file is finished while the next is computed) for ``--repeats`` rounds and the best round of each counts,
-which damps interference from other processes; load averages and this process's CPU use are
-printed, and the run is flagged when other processes took the cores.
+CPU, where one shard's file is finished while the next is computed) for ``--repeats`` rounds
+and the best round of each counts, which damps interference from other processes; load averages
+and this process's CPU use are printed, and the run is flagged when other processes took the
+cores.
 
     python -m pipeline.bench.teacher                       # MiniLM (real weights) + BERT-base shape
     python -m pipeline.bench.teacher --models minilm --rows-minilm 2000
@@ -121,8 +122,8 @@ def bench_model(label: str, model_dir: str, corpus: str, work: Path, args, layer
             if kind == "logits":
                 shard_texts.append(meta.column("text_a").to_pylist())
 
-    # each contender takes a list of shard indices: a Ray actor's call per turn on a CPU, every shard of the
-    # round in one turn on a GPU (where the stage reads and tokenizes the next shard ahead)
+    # each contender takes a list of shard indices: one Ray actor call's shards per turn on a CPU,
+    # every shard of the round in one turn on a GPU (where the stage reads and tokenizes ahead)
     def e2e(kind):
         def run(idx):
             return sum(r.tokens for r in computers[kind].compute_many([tasks[kind][i] for i in idx]))
@@ -167,7 +168,7 @@ def bench_model(label: str, model_dir: str, corpus: str, work: Path, args, layer
     per_turn = n_shards if args.device == "cuda" else CPU_SHARDS_PER_CALL
     turns = [list(range(i, min(n_shards, i + per_turn))) for i in range(0, n_shards, per_turn)]
     for r in range(args.repeats):
-        # contenders take turns shard by shard (rotating who goes first), so a burst of load from
+        # contenders take turns (rotating who goes first), so a burst of load from
         # another process hits all of them alike
         totals = {name: [0, 0.0, 0.0] for name in fns}
         for i, idx in enumerate(turns):
