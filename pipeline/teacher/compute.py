@@ -111,7 +111,6 @@ class ShardComputer:
                     finishing.append(self.start(task, prepared, writer, failed))
                 except BaseException:
                     for future in finishing:  # the first error is the one to report
-                        future.exception()
                         future.result()
                     raise
                 while finishing and finishing[0].done():
