@@ -250,3 +250,20 @@ def test_mlm_top_k_needs_a_masked_lm_head(tmp_path, tiny_teacher):
                        mlm_top_k=5)  # the classifier itself has no masked-LM head
     with pytest.raises(TeacherError, match="no masked-LM head"):
         run_teacher(job(tmp_path), tc, inputs=["augmented/train/tinybert"], use_ray=False)
+
+
+def test_cpu_inference_layout():
+    """One single-threaded actor per CPU; CPUs spread over the actors when shards are fewer; never
+    more actors than shards; teacher.workers / teacher.cpu_threads fix either number."""
+    from pipeline.teacher.stage import cpu_inference_layout
+
+    assert cpu_inference_layout(2, 5) == (2, 1)
+    assert cpu_inference_layout(16, 100) == (16, 1)
+    assert cpu_inference_layout(16, 4) == (4, 4)
+    assert cpu_inference_layout(32, 3) == (3, 8)  # at most 8 threads per actor
+    assert cpu_inference_layout(2, 1) == (1, 2)
+    assert cpu_inference_layout(2, 0) == (1, 2)
+    assert cpu_inference_layout(8, 100, workers=2) == (2, 4)
+    assert cpu_inference_layout(8, 100, threads=4) == (2, 4)
+    assert cpu_inference_layout(8, 1, threads=4) == (1, 4)
+    assert cpu_inference_layout(8, 100, workers=3, threads=1) == (3, 1)

@@ -71,6 +71,19 @@ def count_computed(monkeypatch) -> list[str]:
     return calls
 
 
+@pytest.fixture(params=["cpu", "gpu"])
+def shard_plan(request, monkeypatch):
+    """Both ways a ShardComputer runs: a CPU's (row group by row group, each written in turn in the
+    calling thread) and a GPU's (the whole shard inferred at once, written by a writer thread while
+    the next shard computes), the latter on this CPU."""
+    from pipeline.teacher.model import TeacherModel
+
+    whole = request.param == "gpu"
+    monkeypatch.setattr(TeacherModel, "needs_whole_shard", lambda self: whole)
+    monkeypatch.setattr(TeacherModel, "places_per_batch", lambda self: not whole)
+    return request.param
+
+
 def mtimes(path):
     return {p.name: p.stat().st_mtime_ns for p in Path(path).glob("shard-*.parquet")}
 
@@ -108,7 +121,7 @@ def test_counts_add_up_and_rerun_computes_nothing(tmp_path, tiny_teacher, monkey
     assert sorted(os.listdir(cache_path(tmp_path))) == [MANIFEST_NAME, "shard-00000.parquet", "shard-00001.parquet"]
 
 
-def test_crash_mid_write_then_rerun_gives_clean_rows_once(tmp_path, tiny_teacher, monkeypatch):
+def test_crash_mid_write_then_rerun_gives_clean_rows_once(tmp_path, tiny_teacher, monkeypatch, shard_plan):
     tc = teacher(tiny_teacher, row_group_bytes=8000)  # several row groups per shard
     clean_cfg = make_job(tmp_path, "clean")
     run(clean_cfg, tc)
@@ -154,9 +167,9 @@ def test_crash_mid_write_then_rerun_gives_clean_rows_once(tmp_path, tiny_teacher
     assert table.column("hidden_2").equals(clean.column("hidden_2"))
 
 
-def test_inference_error_mid_shard_leaves_finished_shards_only(tmp_path, tiny_teacher, monkeypatch):
-    """An error while inferring (the writer of the same shard is waiting for row groups) drops that
-    shard's temporary file; the shards written before stay, and the error reaches the caller."""
+def test_inference_error_mid_shard_leaves_finished_shards_only(tmp_path, tiny_teacher, monkeypatch, shard_plan):
+    """An error while inferring (with a GPU's plan, the writer of the same shard waits for row groups)
+    drops that shard's temporary file; the shards written before stay, and the error reaches the caller."""
     tc = teacher(tiny_teacher, row_group_bytes=8000)
     cfg = make_job(tmp_path)
     real_infer = compute_mod.TeacherModel.infer

@@ -225,7 +225,7 @@ class TeacherModel:
 
     def needs_whole_shard(self) -> bool:
         """On a GPU, batches are planned over the whole shard (big, length-sorted batches); on a CPU,
-        row group by row group, so that writing one overlaps computing the next."""
+        row group by row group, each written before the next is computed (compute.py says why)."""
         return self.device.type != "cpu"
 
 

@@ -78,9 +78,12 @@ class TeacherConfig(_Strict):
     dtype: Literal["fp32", "bf16"] = Field("fp32", description="compute dtype (bf16 = bfloat16 autocast); outputs "
                                                                "are stored as float32 logits / float16 states")
     workers: Annotated[int, Field(gt=0)] | None = Field(None, description="inference actors; None = one per GPU, "
-                                                                          "else one per cpu_threads CPUs")
+                                                                          "else one per cpu_threads CPUs (one per "
+                                                                          "CPU by default), never more than shards")
     cpu_threads: Annotated[int, Field(gt=0)] | None = Field(
-        None, description="torch threads (and Ray CPUs) per CPU actor; None = all CPUs up to 8")
+        None, description="torch threads (and Ray CPUs) per CPU actor; None = 1 (one actor per CPU), or the CPUs "
+                          "spread over the actors (up to 8 each) when there are fewer shards than CPUs; "
+                          "fine-tuning uses all CPUs up to 8")
     shard_rows: Annotated[int, Field(gt=0)] = Field(4096, description="input rows per cache shard (one actor call)")
     row_group_bytes: Annotated[int, Field(ge=1 << 10, le=1 << 30)] = Field(
         64 << 20, description="target uncompressed bytes per Parquet row group")
