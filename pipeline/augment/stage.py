@@ -102,10 +102,19 @@ def _glove(ref_box: tuple):
 
 
 @lru_cache(maxsize=2)
-def _tinybert_glove_only(params, ref_box: tuple):
+def _tinybert_glove_only(params, ref_box: tuple, table_box: tuple | None = None):
+    import ray
+
     from .tinybert import TinyBertAugmenter
 
-    return TinyBertAugmenter(params, _glove(ref_box), None)
+    augmenter = TinyBertAugmenter(params, _glove(ref_box), None)
+    if table_box is not None:
+        augmenter.prime_neighbours(ray.get(table_box[0]))
+    return augmenter
+
+
+def _neighbour_chunk(ref_box: tuple, words: list[str], k: int) -> list[list[str]]:
+    return _glove(ref_box).neighbours(words, k)
 
 
 class _Ref(tuple):
@@ -154,8 +163,8 @@ def _tinybert_rows(augmenter, batch: pa.Table, seed: int) -> pa.Table:
     return variants_table(batch, results, "tinybert", seed)
 
 
-def _tinybert_batch(batch: pa.Table, params, glove_ref: _Ref, seed: int) -> pa.Table:
-    return _tinybert_rows(_tinybert_glove_only(params, glove_ref), batch, seed)
+def _tinybert_batch(batch: pa.Table, params, glove_ref: _Ref, seed: int, table_ref: _Ref | None = None) -> pa.Table:
+    return _tinybert_rows(_tinybert_glove_only(params, glove_ref, table_ref), batch, seed)
 
 
 def _in_batches(table: pa.Table, batch_size: int, fn) -> pa.Table:
@@ -168,8 +177,9 @@ def _tag_block(item: pa.Table, model: str, attr: str, batch_size: int) -> pa.Tab
     return _in_batches(_read_block(item), batch_size, lambda b: _tag_batch(b, model, attr, batch_size))
 
 
-def _tinybert_block(item: pa.Table, params, glove_ref: _Ref, seed: int, batch_size: int) -> pa.Table:
-    return _in_batches(_read_block(item), batch_size, lambda b: _tinybert_batch(b, params, glove_ref, seed))
+def _tinybert_block(item: pa.Table, params, glove_ref: _Ref, seed: int, batch_size: int,
+                    table_ref: _Ref | None = None) -> pa.Table:
+    return _in_batches(_read_block(item), batch_size, lambda b: _tinybert_batch(b, params, glove_ref, seed, table_ref))
 
 
 class TinyBertMlmWorker:
@@ -294,6 +304,37 @@ def _glove_ref(cfg: JobConfig) -> _Ref:
     return _Ref((ray.put((glove.words, glove.matrix)),))
 
 
+def _neighbour_table(cfg: JobConfig, split: str, params, glove_ref: _Ref, slots: int) -> _Ref | None:
+    """GloVe neighbours of the split's word types, computed once by ``slots`` parallel tasks and
+    shared with every block through the object store.
+
+    Without it each worker's memo computes the common types again (the search costs about 0.2 ms
+    per type on one core, half the work of GloVe-only augmentation). The driver finds the types
+    with a regular expression (:meth:`WordSplitter.likely_eligible`); a type it misses is computed
+    by the block that meets it, so the output never depends on this table.
+    """
+    import itertools
+
+    import ray
+
+    from .words import WordSplitter
+
+    columns = ["text_a", "text_b"]
+    table = storage.read_row_pieces([(path, 0, n) for path, n in storage.parquet_row_counts(examples_dir(cfg, split))],
+                                    columns)
+    texts = itertools.chain.from_iterable(table.column(c).to_pylist() for c in columns if c in table.column_names)
+    types = sorted(WordSplitter(params.do_lower_case).likely_eligible(texts))
+    if not types:
+        return None
+    chunks = [c for c in (types[i::slots] for i in range(slots)) if c]  # one task per slot, ``slots`` at once
+    task = ray.remote(_neighbour_chunk).options(num_cpus=1)
+    refs = [task.remote(glove_ref, chunk, params.top_k) for chunk in chunks]
+    found: dict[str, list[str]] = {}
+    for chunk, ref in zip(chunks, refs):
+        found.update(zip(chunk, ray.get(ref)))
+    return _Ref((ray.put(found),))
+
+
 def _augment_split(cfg: JobConfig, split: str, method: str, tang: _TangPlan | None, glove_ref: _Ref | None,
                    num_blocks: int | None):
     import ray.data
@@ -309,9 +350,11 @@ def _augment_split(cfg: JobConfig, split: str, method: str, tang: _TangPlan | No
     t = cfg.augment.tinybert
     params = _tinybert_params(cfg)
     if t.mlm is None:
-        ds = _read_examples(cfg, split, num_blocks, _slots(t.workers))
+        slots = _slots(t.workers)
+        ds = _read_examples(cfg, split, num_blocks, slots)
+        table_ref = _neighbour_table(cfg, split, params, glove_ref, slots)
         return ds.map_batches(_tinybert_block, fn_kwargs={"params": params, "glove_ref": glove_ref, "seed": seed,
-                                                          "batch_size": t.batch_size},
+                                                          "batch_size": t.batch_size, "table_ref": table_ref},
                               batch_size=1, batch_format="pyarrow", compute=_tasks(t.workers))
     gpus = cluster_gpus() if t.device != "cpu" else 0
     workers = t.workers or (gpus if gpus else 1)

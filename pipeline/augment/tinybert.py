@@ -77,6 +77,11 @@ class TinyBertAugmenter:
         self.splitter = WordSplitter(params.do_lower_case)
         self._neighbours = NeighbourCache(glove, params.top_k) if glove is not None else None
 
+    def prime_neighbours(self, table: dict[str, list[str]]) -> None:
+        """GloVe neighbours of word types computed beforehand (same vectors and top-K)."""
+        if self._neighbours is not None:
+            self._neighbours.prime(table)
+
     def augment(
         self,
         example_ids: Sequence[str],
