@@ -29,7 +29,8 @@ import torch
 DEFAULT_ROWS = 100_000
 KUMO_MATRIX = "glove_6B_50d_emb.npy"
 KUMO_INDEX = "glove_6B_index.parquet"
-_QUERY_CHUNK = 256  # words per matrix product: 256 x 100k float32 scores = 100 MB
+_QUERY_CHUNK = 64  # words per matrix product: 64 x 100k float32 scores = 25 MB (less memory traffic than 256 words
+# at once: measured 204 against 212 us per word on one core, 223-232 against 259-274 with two at once)
 
 
 class GloveVectors:

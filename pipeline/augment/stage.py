@@ -309,7 +309,8 @@ def _neighbour_table(cfg: JobConfig, split: str, params, glove_ref: _Ref, slots:
     shared with every block through the object store.
 
     Without it each worker's memo computes the common types again (the search costs about 0.2 ms
-    per type on one core, half the work of GloVe-only augmentation). The driver finds the types
+    per type on one core, half the work of GloVe-only augmentation); with one slot there is nothing
+    to share, and the worker's memo does the same work without the extra pass. The driver finds the types
     with a regular expression (:meth:`WordSplitter.likely_eligible`); a type it misses is computed
     by the block that meets it, so the output never depends on this table.
     """
@@ -318,6 +319,9 @@ def _neighbour_table(cfg: JobConfig, split: str, params, glove_ref: _Ref, slots:
     import ray
 
     from .words import WordSplitter
+
+    if slots < 2:
+        return None
 
     columns = ["text_a", "text_b"]
     table = storage.read_row_pieces([(path, 0, n) for path, n in storage.parquet_row_counts(examples_dir(cfg, split))],

@@ -65,7 +65,9 @@ class WordSplitter:
             if not text:
                 continue
             if lower:
-                text = "".join(c for c in unicodedata.normalize("NFD", text.lower()) if unicodedata.category(c) != "Mn")
+                text = text.lower()
+                if not text.isascii():
+                    text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
             found.update(_LETTER_RUNS.findall(text))
         return {w for w in found if self.is_eligible(w)}
 
