@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 
-from .scaling_common import add_arguments, augment_config, base_job, timed_augment
+from .scaling_common import add_arguments, augment_config, base_job, import_driver_modules, timed_augment
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cpus-per-node", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=2, help="runs per configuration; the best counts")
     args = ap.parse_args(argv)
+    import_driver_modules()
 
     import ray
 

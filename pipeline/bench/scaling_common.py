@@ -52,6 +52,12 @@ class Timed:
         return self.rows / self.seconds
 
 
+def import_driver_modules() -> None:
+    """Import what the stage's driver imports (torch with GloVe, spaCy's wrapper) before any timed
+    run: else the first timed run alone pays for it in this process, which is not a worker's cost."""
+    from ..augment import glove, pos, stage, tinybert  # noqa: F401
+
+
 def timed_augment(cfg, method: str, blocks: int | None) -> Timed:
     """One augment stage run (models loaded and Ray scheduling included) and its output's digest."""
     from ..augment.stage import augmented_dir, run_augment
