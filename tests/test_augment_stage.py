@@ -115,13 +115,13 @@ def test_read_plan_covers_every_row_once(tmp_path):
 def test_a_single_ingested_file_is_split_between_workers(tmp_path, ray_local):
     """Ingest writes one file for a small split; with no block count given, the stage still cuts
     it so that every worker gets work."""
-    from pipeline.augment.stage import _read_examples
+    from pipeline.augment.stage import _example_files, _read_examples
 
     cfg = _job(tmp_path / "job", tang={"workers": 2})
     cfg = cfg.model_copy(update={"ingest": cfg.ingest.model_copy(update={"shard_rows": 1000})})
     run_ingest(cfg)
     assert [n for n in os.listdir(examples_dir(cfg, "train")) if n.endswith(".parquet")] == ["part-00000.parquet"]
-    assert _read_examples(cfg, "train", None, slots=2).count() == 4  # work items, one per block
+    assert _read_examples(cfg, _example_files(cfg, "train"), None, slots=2).count() == 4  # work items, one per block
 
 
 def test_sentence_pairs(tmp_path, ray_local):

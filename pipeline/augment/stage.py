@@ -212,19 +212,25 @@ class AugmentError(RuntimeError):
     pass
 
 
-def _read_examples(cfg: JobConfig, split: str, num_blocks: int | None, slots: int):
-    """The split's planned blocks (for ``slots`` workers) as a dataset of work items, one row each:
-    the task (or actor call) that takes an item reads its rows itself (``_read_block``)."""
-    import json
-
-    import ray.data
-
+def _example_files(cfg: JobConfig, split: str) -> list[tuple[str, int]]:
+    """The split's ingested Parquet files with their row counts (from the footers)."""
     path = examples_dir(cfg, split)
     if not storage.exists(path):
         raise AugmentError(f"{path}: no ingested examples for split {split!r}; run `pipeline ingest` first")
     files = storage.parquet_row_counts(path)
     if not files:
         raise AugmentError(f"{path}: no Parquet files; run `pipeline ingest` first")
+    return files
+
+
+def _read_examples(cfg: JobConfig, files: list[tuple[str, int]], num_blocks: int | None, slots: int):
+    """A split's planned blocks (``files`` from :func:`_example_files`, for ``slots`` workers) as a
+    dataset of work items, one row each: the task (or actor call) that takes an item reads its rows
+    itself (``_read_block``)."""
+    import json
+
+    import ray.data
+
     count = num_blocks or blocks.plan_blocks(sum(n for _, n in files), slots, cfg.augment.block_rows)
     plan = blocks.plan_reads(files, count)
     return ray.data.from_items([{"pieces": json.dumps(pieces)} for pieces in plan], override_num_blocks=len(plan))
@@ -276,7 +282,8 @@ class _TangPlan:
     def tagged(self, split: str):
         if split not in self._tagged:
             t = self.cfg.augment.tang
-            ds = _read_examples(self.cfg, split, self.num_blocks, _slots(t.workers)).map_batches(
+            ds = _read_examples(self.cfg, _example_files(self.cfg, split), self.num_blocks,
+                                _slots(t.workers)).map_batches(
                 _tag_block, fn_kwargs={"model": t.spacy_model, "attr": t.tag_attr, "batch_size": t.batch_size},
                 batch_size=1, batch_format="pyarrow", compute=_tasks(t.workers))
             self._tagged[split] = ds.materialize()
@@ -304,15 +311,15 @@ def _glove_ref(cfg: JobConfig) -> _Ref:
     return _Ref((ray.put((glove.words, glove.matrix)),))
 
 
-def _neighbour_table(cfg: JobConfig, split: str, params, glove_ref: _Ref, slots: int) -> _Ref | None:
-    """GloVe neighbours of the split's word types, computed once by ``slots`` parallel tasks and
-    shared with every block through the object store.
+def _neighbour_table(files: list[tuple[str, int]], params, glove_ref: _Ref, slots: int) -> _Ref | None:
+    """GloVe neighbours of the word types of a split (its ``files``), computed once by ``slots``
+    parallel tasks and shared with every block through the object store.
 
     Without it each worker's memo computes the common types again (the search costs about 0.2 ms
-    per type on one core, half the work of GloVe-only augmentation); with one slot there is nothing
-    to share, and the worker's memo does the same work without the extra pass. The driver finds the types
-    with a regular expression (:meth:`WordSplitter.likely_eligible`); a type it misses is computed
-    by the block that meets it, so the output never depends on this table.
+    per type on one core, half the work of GloVe-only augmentation); with one slot there is
+    nothing to share, and the worker's memo does the same work without the extra pass. The driver
+    finds the types with a regular expression (:meth:`WordSplitter.likely_eligible`); a type it
+    misses is computed by the block that meets it, so the output never depends on this table.
     """
     import itertools
 
@@ -324,9 +331,8 @@ def _neighbour_table(cfg: JobConfig, split: str, params, glove_ref: _Ref, slots:
         return None
 
     columns = ["text_a", "text_b"]
-    table = storage.read_row_pieces([(path, 0, n) for path, n in storage.parquet_row_counts(examples_dir(cfg, split))],
-                                    columns)
-    texts = itertools.chain.from_iterable(table.column(c).to_pylist() for c in columns if c in table.column_names)
+    table = storage.read_row_pieces([(path, 0, n) for path, n in files], columns)
+    texts = itertools.chain.from_iterable(table.column(c).to_pylist() for c in columns)
     types = sorted(WordSplitter(params.do_lower_case).likely_eligible(texts))
     if not types:
         return None
@@ -354,15 +360,15 @@ def _augment_split(cfg: JobConfig, split: str, method: str, tang: _TangPlan | No
     t = cfg.augment.tinybert
     params = _tinybert_params(cfg)
     if t.mlm is None:
-        slots = _slots(t.workers)
-        ds = _read_examples(cfg, split, num_blocks, slots)
-        table_ref = _neighbour_table(cfg, split, params, glove_ref, slots)
+        slots, files = _slots(t.workers), _example_files(cfg, split)
+        ds = _read_examples(cfg, files, num_blocks, slots)
+        table_ref = _neighbour_table(files, params, glove_ref, slots)
         return ds.map_batches(_tinybert_block, fn_kwargs={"params": params, "glove_ref": glove_ref, "seed": seed,
                                                           "batch_size": t.batch_size, "table_ref": table_ref},
                               batch_size=1, batch_format="pyarrow", compute=_tasks(t.workers))
     gpus = cluster_gpus() if t.device != "cpu" else 0
     workers = t.workers or (gpus if gpus else 1)
-    ds = _read_examples(cfg, split, num_blocks, workers)
+    ds = _read_examples(cfg, _example_files(cfg, split), num_blocks, workers)
     cpus = cluster_cpus()
     threads = max(1, cpus // workers) if not gpus else 4
     # Actors that claim every logical CPU starve the read tasks and the dataset hangs (Ray issue
