@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from pipeline.augment.glove import KUMO_INDEX, KUMO_MATRIX, GloveVectors, NeighbourCache, default_glove_path
 
@@ -99,6 +100,26 @@ def test_neighbours_match_brute_force_cosine():
         expected = [words[j] for j in np.sort(np.argsort(-sims[i])[:15])]
         assert cands == expected  # the top-15 set, in row order
         assert q not in cands
+
+
+@pytest.mark.parametrize("device", ["torch on the CPU", "cuda"])
+def test_device_search_gives_the_numpy_search(device, monkeypatch):
+    """The torch search (on a GPU in the MLM actors) finds exactly what the NumPy search finds, also
+    for more words than one device product takes."""
+    import pipeline.augment.glove as glove_module
+
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no GPU here")
+    rng = np.random.default_rng(5)
+    words = [f"w{i}" for i in range(3000)] + ["Paris"]
+    glove = GloveVectors(words, rng.normal(size=(len(words), 24)))
+    searched = glove.on_device("cuda") if device == "cuda" else glove._searching_with(torch.from_numpy(glove.matrix))
+    assert glove.on_device("cpu") is glove and searched is not glove and searched.matrix is glove.matrix
+    queries = words[::3] + ["W5", "missing", "Paris"]
+    monkeypatch.setattr(glove_module, "_DEVICE_QUERY_CHUNK", 128)  # several device products
+    got = searched.neighbours(queries, 15)
+    assert got == glove.neighbours(queries, 15)
+    assert got[-2] == [] and all(c.istitle() for c in got[-1]) and len(got[0]) == 15
 
 
 def test_neighbours_title_case_and_missing_words(vectors):

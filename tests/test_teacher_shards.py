@@ -63,9 +63,9 @@ def count_computed(monkeypatch) -> list[str]:
     """The shards computed from now on, in order."""
     calls, real = [], compute_mod.ShardComputer.start
 
-    def counting(self, task, *args):
+    def counting(self, task, *args, **kwargs):
         calls.append(task.name)
-        return real(self, task, *args)
+        return real(self, task, *args, **kwargs)
 
     monkeypatch.setattr(compute_mod.ShardComputer, "start", counting)
     return calls
@@ -74,13 +74,14 @@ def count_computed(monkeypatch) -> list[str]:
 @pytest.fixture(params=["cpu", "gpu"])
 def shard_plan(request, monkeypatch):
     """Both ways a ShardComputer runs: a CPU's (row group by row group, each written in turn in the
-    calling thread) and a GPU's (the whole shard inferred at once, written by a writer thread while
-    the next shard computes), the latter on this CPU."""
+    calling thread) and a GPU's (the whole shard inferred at once, written by writer threads while
+    the next shards compute; 3 of them here, as on a machine with 5 CPUs), the latter on this CPU."""
     from pipeline.teacher.model import TeacherModel
 
     whole = request.param == "gpu"
     monkeypatch.setattr(TeacherModel, "needs_whole_shard", lambda self: whole)
     monkeypatch.setattr(TeacherModel, "places_per_batch", lambda self: not whole)
+    monkeypatch.setattr(compute_mod, "gpu_writers", lambda: 3)
     return request.param
 
 

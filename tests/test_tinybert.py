@@ -232,12 +232,23 @@ def test_multi_piece_words_take_glove_neighbours(uncased_mlm, glove):
     assert any(len(pieces[i]) > 1 for i in found.positions)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU here")
+def test_candidates_on_a_gpu_equal_the_one_at_a_time_reference(uncased_dir):
+    mlm = MlmCandidates.from_pretrained(str(uncased_dir), device="cuda")
+    expected = [direct_candidates(uncased_dir, t, "pair", True) for t in UNCASED_TEXTS]
+    got = TinyBertAugmenter(TinyBertParams(batch_tokens=8192), None, mlm).candidates(UNCASED_TEXTS)
+    assert [dict(zip(g.positions, g.candidates)) for g in got] == expected
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
 @pytest.mark.parametrize("dtype", ["fp32", "bf16", "int8"])
-def test_dtypes_give_well_formed_candidates_and_leave_the_model_alone(uncased_dir, dtype):
+def test_dtypes_give_well_formed_candidates_and_leave_the_model_alone(uncased_dir, dtype, device):
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
+    if device == "cuda" and (dtype == "int8" or not torch.cuda.is_available()):
+        pytest.skip("int8 runs on the CPU only" if dtype == "int8" else "no GPU here")
     model = AutoModelForMaskedLM.from_pretrained(uncased_dir)
-    mlm = MlmCandidates(model, AutoTokenizer.from_pretrained(uncased_dir), dtype=dtype)
+    mlm = MlmCandidates(model, AutoTokenizer.from_pretrained(uncased_dir), dtype=dtype, device=device)
     got = TinyBertAugmenter(TinyBertParams(), None, mlm).candidates(UNCASED_TEXTS[:2])
     lists = [c for g in got for c in g.candidates]
     assert lists and all(0 < len(c) <= 15 and not any(t.startswith("##") for t in c) for c in lists)

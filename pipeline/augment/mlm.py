@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..attention import variable_shape_attention
+
 DTYPES = ("fp32", "bf16", "int8")
 MLM_INPUTS = ("pair", "single")
 _HEAD_NAMES = ("cls", "lm_head", "predictions")  # BERT, RoBERTa-like, ALBERT
@@ -177,7 +179,7 @@ class MlmCandidates:
             inputs["token_type_ids"] = types
         inputs = {k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()}
         index = (torch.arange(rows, device=self.device), torch.from_numpy(positions).to(self.device))
-        with torch.inference_mode():
+        with torch.inference_mode(), variable_shape_attention(self.device):
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.dtype == "bf16"):
                 output = self._encoder(**inputs)
             if self._head is None:

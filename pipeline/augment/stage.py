@@ -197,7 +197,9 @@ class TinyBertMlmWorker:
         if params.batch_tokens is None:
             params = dataclasses.replace(params, batch_tokens=8192 if device == "cuda" else 2048)
         model = MlmCandidates.from_pretrained(mlm, device=device, dtype=dtype, num_threads=num_threads)
-        self.augmenter = TinyBertAugmenter(params, _glove(glove_ref) if glove_ref else None, model)
+        # GloVe searches where the MLM runs: on a GPU one product and top-k for thousands of words
+        glove = _glove(glove_ref).on_device(device) if glove_ref else None
+        self.augmenter = TinyBertAugmenter(params, glove, model)
         self.seed, self.batch_size = seed, batch_size
 
     def __call__(self, item: pa.Table) -> pa.Table:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..attention import variable_shape_attention
 from .batching import Encoded, collate, plan_batches
 
 
@@ -122,7 +123,7 @@ class TeacherModel:
         hidden = bool(self.layers) if hidden is None else hidden
         attentions = bool(self.attention_layers) if attentions is None else attentions
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-        with torch.inference_mode(), self.autocast():
+        with torch.inference_mode(), self.autocast(), variable_shape_attention(self.device):
             return self.model(**batch, output_hidden_states=hidden, output_attentions=attentions)
 
     def encode(self, texts_a, texts_b=None) -> Encoded:
@@ -168,7 +169,7 @@ class TeacherModel:
                 dest = np.concatenate([np.arange(offsets[r], offsets[r + 1]) for r in rows])
                 if on_cpu:  # straight into place: one copy, no concatenation at the end
                     out.nonfinite += _nonfinite(states)
-                    placed.index_copy_(1, torch.from_numpy(dest), states)
+                    placed.index_copy_(1, torch.from_numpy(dest), states.cpu())  # no-op on a CPU
                 else:
                     batch_states.append(states)
                     batch_dest.append(dest)
@@ -212,7 +213,7 @@ class TeacherModel:
         """The masked-LM teacher's k highest logits (and token ids) at every real token of a batch,
         packed row-major like the hidden states: ([real tokens, k] ids, [real tokens, k] logits)."""
         inputs = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-        with torch.inference_mode(), self.autocast():
+        with torch.inference_mode(), self.autocast(), variable_shape_attention(self.device):
             scores = self.mlm(**inputs).logits
         mask = inputs["attention_mask"].bool()
         values, ids = scores[mask].float().topk(self.mlm_top_k, dim=-1)

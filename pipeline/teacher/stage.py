@@ -185,7 +185,7 @@ def prepare_teacher(cfg, tc: TeacherConfig, use_ray: bool, res: _Resources) -> t
 # ---------------------------------------------------------------------------------------------
 # Inference on Ray Data
 
-GPU_SHARDS_PER_CALL = 4  # a GPU actor reads and tokenizes the next shard while computing one
+GPU_SHARDS_PER_CALL = 8  # a GPU actor reads the next shard while computing one and writes several at once
 CPU_SHARDS_PER_CALL = 1  # a CPU actor computes its shards one step after the other (compute_many)
 
 
