@@ -148,7 +148,8 @@ class AugmentConfig(_Strict):
     tang: TangConfig = TangConfig()
     shard_rows: Annotated[int, Field(gt=0)] = 100_000
     block_rows: Annotated[int, Field(gt=0)] = Field(
-        4096, description="input examples per Ray block at most; a split gets at least two blocks per worker")
+        8192, description="input examples per Ray block at most; a split is cut into whole rounds of one block per "
+                          "worker (two blocks with one worker)")
 
 
 class RayConfig(_Strict):

@@ -82,11 +82,14 @@ def test_output_identical_across_blocks_and_workers(tmp_path, ray_local):
 
 
 def test_block_plan():
+    assert plan_blocks(10_233, slots=1, block_rows=8192) == 2  # one worker: at least two blocks
     assert plan_blocks(10_233, slots=1, block_rows=4096) == 3  # at most block_rows per block
-    assert plan_blocks(10_233, slots=2, block_rows=4096) == 4  # at least two per worker
-    assert plan_blocks(1_000_000, slots=2, block_rows=4096) == 245
-    assert plan_blocks(3, slots=8, block_rows=4096) == 3  # never more blocks than examples
-    assert plan_blocks(0, slots=2, block_rows=4096) == 1
+    assert plan_blocks(10_233, slots=2, block_rows=8192) == 2  # one round of one block per worker
+    assert plan_blocks(10_233, slots=2, block_rows=4096) == 4  # two rounds
+    assert plan_blocks(1_000_000, slots=2, block_rows=8192) == 124  # whole rounds
+    assert plan_blocks(1_000_000, slots=3, block_rows=8192) == 123
+    assert plan_blocks(3, slots=8, block_rows=8192) == 3  # never more blocks than examples
+    assert plan_blocks(0, slots=2, block_rows=8192) == 1
 
 
 def test_read_plan_covers_every_row_once(tmp_path):
@@ -121,7 +124,7 @@ def test_a_single_ingested_file_is_split_between_workers(tmp_path, ray_local):
     cfg = cfg.model_copy(update={"ingest": cfg.ingest.model_copy(update={"shard_rows": 1000})})
     run_ingest(cfg)
     assert [n for n in os.listdir(examples_dir(cfg, "train")) if n.endswith(".parquet")] == ["part-00000.parquet"]
-    assert _read_examples(cfg, _example_files(cfg, "train"), None, slots=2).count() == 4  # work items, one per block
+    assert _read_examples(cfg, _example_files(cfg, "train"), None, slots=2).count() == 2  # work items: one per worker
 
 
 def test_sentence_pairs(tmp_path, ray_local):

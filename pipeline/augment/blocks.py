@@ -16,11 +16,15 @@ Piece = storage.RowPiece  # (Parquet file, first row, end row) within that file
 def plan_blocks(rows: int, slots: int, block_rows: int) -> int:
     """Pure: how many Ray blocks a split of ``rows`` examples is cut into for ``slots`` workers.
 
-    At least two blocks per worker (so every worker has work and the last blocks even out), at
-    most ``block_rows`` examples per block, never more blocks than examples. Fewer, larger
-    blocks keep the per-task scheduling cost low; the output does not depend on the choice.
+    Whole rounds: a multiple of ``slots`` blocks (every worker gets one block per round), as few
+    rounds as keep every block at most ``block_rows`` examples, and never fewer than two blocks
+    nor more blocks than examples. A second round costs a scheduling gap on every worker, and the
+    driver writes the last round's rows after the compute, so a small split takes one round when
+    there are two or more workers; one worker gets two blocks, so that the driver writes the first
+    block's rows while the second computes. The output does not depend on the choice.
     """
-    return max(1, min(rows, max(2 * slots, -(-rows // block_rows))))
+    rounds = max(1, -(-rows // (block_rows * max(1, slots))))
+    return max(1, min(rows, max(2, rounds * slots)))
 
 
 def plan_reads(files: list[tuple[str, int]], blocks: int) -> list[list[Piece]]:

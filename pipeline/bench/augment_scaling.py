@@ -12,8 +12,10 @@ Ingests the first N Rotten Tomatoes training sentences once. Then, per method:
   workers, as for every later split or method of a job. Per-run work (GloVe neighbours,
   tagging, writing) is all done again each time.
 
-Prints input sentences/s, output rows/s, the 2-worker speed-up of each and whether every run's
-output files are byte-identical. The time counted is the stage's wall-clock with Ray
+Each pair of runs is repeated ``--repeats`` times, 1 and 2 workers taking turns to go first (run
+to run, the same stage run varies by up to 10% on a small shared VM). Prints the median input
+sentences/s and output rows/s of each, the speed-up of the medians and of each pair, and whether
+every run's output files are byte-identical. The time counted is the stage's wall-clock with Ray
 scheduling, the driver's reads and writes included (its modules imported beforehand, untimed).
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 
 from .scaling_common import add_arguments, augment_config, base_job, import_driver_modules, timed_augment
@@ -31,6 +34,7 @@ PHASES = ("cold", "warm")
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(ap)
+    ap.add_argument("--repeats", type=int, default=3, help="pairs of runs (1 and 2 workers) per phase")
     args = ap.parse_args(argv)
     import_driver_modules()
 
@@ -45,35 +49,40 @@ def main(argv: list[str] | None = None) -> None:
         results = {}
 
         def run(method: str, workers: int, name: str):
-            out = f"{tmp}/{method}-w{workers}-{name}"
+            out = f"{tmp}/{method}-w{workers}-{name.split()[0]}-{sum(map(len, results.values()))}"
             os.makedirs(out)
             os.symlink(f"{examples}/examples", f"{out}/examples")
             result = timed_augment(augment_config(base, out, method, args.n, workers), method, args.blocks)
             print(f"[scaling] {method}, {workers} worker(s), {name}: {result.seconds:.2f} s", flush=True)
-            return result
+            results.setdefault((method, workers, name.split()[0]), []).append(result)
 
         for method in args.methods:
-            for workers in (1, 2):
-                print(f"[scaling] {method}, cold: {init_ray(num_cpus=os.cpu_count())}", flush=True)
-                if not os.path.exists(f"{examples}/examples"):
-                    run_ingest(augment_config(base, examples, method, args.n))
-                results[(method, workers, "cold")] = run(method, workers, "cold")
-                ray.shutdown()
+            for r in range(args.repeats):
+                for workers in (1, 2) if r % 2 == 0 else (2, 1):  # who goes first alternates
+                    print(f"[scaling] {method}, cold: {init_ray(num_cpus=os.cpu_count())}", flush=True)
+                    if not os.path.exists(f"{examples}/examples"):
+                        run_ingest(augment_config(base, examples, method, args.n))
+                    run(method, workers, "cold")
+                    ray.shutdown()
             print(f"[scaling] {method}, warm: {init_ray(num_cpus=os.cpu_count())}", flush=True)
-            results[(method, 0, "warm-up")] = run(method, 2, "warm-up (not counted)")
-            for workers in (1, 2):
-                results[(method, workers, "warm")] = run(method, workers, "warm")
+            run(method, 2, "warm-up (not counted)")
+            for r in range(args.repeats):
+                for workers in (1, 2) if r % 2 == 0 else (2, 1):
+                    run(method, workers, "warm")
             ray.shutdown()
         print()
         for method in args.methods:
-            digests = {r.digest for (m, _, _), r in results.items() if m == method}
+            digests = {t.digest for (m, _, _), runs in results.items() if m == method for t in runs}
+            count = sum(len(runs) for (m, _, _), runs in results.items() if m == method)
             for phase in PHASES:
                 one, two = results[(method, 1, phase)], results[(method, 2, phase)]
-                print(f"[scaling] {method} {phase}: 1 worker {one.sentences_per_s:,.1f} sentences/s "
-                      f"({one.rows_per_s:,.0f} rows/s); 2 workers {two.sentences_per_s:,.1f} sentences/s "
-                      f"({two.rows_per_s:,.0f} rows/s); speed-up {two.sentences_per_s / one.sentences_per_s:.2f}x")
-            print(f"[scaling] {method}: identical output in all {len(PHASES) * 2 + 1} runs: {len(digests) == 1}")
-
+                m1, m2 = (statistics.median(t.sentences_per_s for t in runs) for runs in (one, two))
+                rows1, rows2 = (statistics.median(t.rows_per_s for t in runs) for runs in (one, two))
+                each = ", ".join(f"{b.sentences_per_s / a.sentences_per_s:.2f}" for a, b in zip(one, two))
+                print(f"[scaling] {method} {phase} (median of {len(one)}): 1 worker {m1:,.1f} sentences/s "
+                      f"({rows1:,.0f} rows/s); 2 workers {m2:,.1f} sentences/s ({rows2:,.0f} rows/s); "
+                      f"speed-up {m2 / m1:.2f}x (pairwise: {each})")
+            print(f"[scaling] {method}: identical output in all {count} runs: {len(digests) == 1}")
 
 if __name__ == "__main__":
     main()
