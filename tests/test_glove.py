@@ -86,6 +86,16 @@ def test_unit_float32_matrix_is_used_as_given_even_read_only(vectors):
     np.testing.assert_allclose(np.linalg.norm(raw.matrix, axis=1), 1.0, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_normalised_rows_are_float64_division_rounded_once(dtype):
+    matrix = np.random.default_rng(11).normal(size=(500, 50)).astype(dtype)
+    matrix[7] = 0  # a zero row stays zero
+    norms = np.linalg.norm(matrix.astype(np.float64), axis=1)
+    expected = (matrix.astype(np.float64) / np.where(norms == 0, 1.0, norms)[:, None]).astype(np.float32)
+    got = GloveVectors([f"w{i}" for i in range(500)], matrix[::1]).matrix
+    assert got.dtype == np.float32 and np.array_equal(got, expected) and not got[7].any()
+
+
 def test_neighbours_match_brute_force_cosine():
     rng = np.random.default_rng(3)
     words = [f"w{i}" for i in range(400)]
