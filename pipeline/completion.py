@@ -36,11 +36,8 @@ def fingerprint_file(path: str) -> dict:
 
 def fingerprint_dir(directory: str, suffix: str = ".parquet") -> list[dict]:
     """Name, size and SHA-256 of the data files of a directory, in name order."""
-    filesystem, p = storage.resolve(directory)
-    infos = [i for i in filesystem.get_file_info(pafs.FileSelector(p, allow_not_found=True))
-             if i.type == pafs.FileType.File and i.base_name.endswith(suffix) and not i.base_name.startswith(".")]
     return [{"file": i.base_name, "size": i.size, "sha256": file_sha256(storage.join(directory, i.base_name))}
-            for i in sorted(infos, key=lambda i: i.base_name)]
+            for i in storage.data_files(directory, suffix)]
 
 
 def _sizes(paths: list[str]) -> dict[str, int | None]:

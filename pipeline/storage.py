@@ -50,14 +50,20 @@ def delete_if_exists(path: str) -> None:
 RowPiece = tuple[str, int, int]  # (Parquet file, first row, end row) within that file
 
 
-def parquet_row_counts(directory: str) -> list[tuple[str, int]]:
-    """The Parquet files of ``directory`` in name order (temporary dot-files left out), with
-    their row counts from the footers; none when the folder does not exist."""
+def data_files(directory: str, suffix: str = ".parquet") -> list[pafs.FileInfo]:
+    """The files of ``directory`` ending in ``suffix``, in name order, temporary dot-files left
+    out; none when the folder does not exist."""
     filesystem, p = resolve(directory)
     infos = [i for i in filesystem.get_file_info(pafs.FileSelector(p, allow_not_found=True))
-             if i.type == pafs.FileType.File and i.base_name.endswith(".parquet") and not i.base_name.startswith(".")]
+             if i.type == pafs.FileType.File and i.base_name.endswith(suffix) and not i.base_name.startswith(".")]
+    return sorted(infos, key=lambda i: i.base_name)
+
+
+def parquet_row_counts(directory: str) -> list[tuple[str, int]]:
+    """The Parquet files of ``directory`` (:func:`data_files`) with their row counts from the footers."""
+    filesystem, _ = resolve(directory)
     out = []
-    for info in sorted(infos, key=lambda i: i.base_name):
+    for info in data_files(directory):
         with filesystem.open_input_file(info.path) as fh:
             out.append((join(directory, info.base_name), pq.ParquetFile(fh).metadata.num_rows))
     return out

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
 from importlib import resources
 from typing import Iterable, Sequence
 
@@ -67,7 +66,7 @@ class WordSplitter:
             if lower:
                 text = text.lower()
                 if not text.isascii():
-                    text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
+                    text = self._basic._run_strip_accents(text)  # the basic tokenizer's own rule
             found.update(_LETTER_RUNS.findall(text))
         return {w for w in found if self.is_eligible(w)}
 

@@ -249,13 +249,9 @@ class _Dropped(Exception):
 
 
 def _hand_over(row_groups: queue.Queue, item, job: Future) -> None:
-    """Put ``item`` for the writer job, or raise the job's own error if it stopped first."""
-    while True:
-        if job.done():
-            job.result()  # raises the writer's error (a finished job takes no more items)
-            raise RuntimeError("the shard writer finished before its last row group")
-        try:
-            row_groups.put(item, timeout=0.05)
-            return
-        except queue.Full:
-            continue
+    """Put ``item`` for the writer job (the queue is unbounded: the whole shard is computed
+    already), or raise the job's own error if it stopped first."""
+    if job.done():
+        job.result()  # raises the writer's error (a finished job takes no more items)
+        raise RuntimeError("the shard writer finished before its last row group")
+    row_groups.put(item)
