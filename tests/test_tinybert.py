@@ -164,10 +164,7 @@ def test_words_and_eligibility():
 def test_likely_eligible_words_are_the_eligible_words():
     """The quick regular-expression scan finds every eligible word of the basic tokenization (on
     Rotten Tomatoes sentences and on awkward texts) and only a few others."""
-    import csv
-
-    with open(ROOT / "data/rt-polarity/train.tsv", encoding="utf-8", newline="") as fh:
-        sentences = [r["sentence"] for r in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)][:3000]
+    sentences = rt_sentences(3000)
     awkward = ["The Café's naïve  movie—great!", "abc123 x2y ©word ÉCOLE façade", "don't can't U.S.A.", "", "!!!",
                "Straße and Ærø, über-cool", "日本 film", None]
     for splitter in (WordSplitter(True), WordSplitter(False)):
@@ -179,6 +176,28 @@ def test_likely_eligible_words_are_the_eligible_words():
     assert WordSplitter(True).likely_eligible(["Café ÉCOLE"]) == {"cafe", "ecole"}
     # "x": extra (basic tokenization keeps "x2y" whole; "y" is a stop word), harmless
     assert WordSplitter(False).likely_eligible(["Café Paris the x2y"]) == {"Paris", "x"}
+
+
+def rt_sentences(count: int) -> list[str]:
+    import csv
+
+    with open(ROOT / "data/rt-polarity/train.tsv", encoding="utf-8", newline="") as fh:
+        return [r["sentence"] for r in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)][:count]
+
+
+def test_words_are_the_basic_tokenization_whole_text_or_token_by_token():
+    """Plain-ASCII texts are split token by token from a memo; the result is always what
+    BasicTokenizer gives for the whole text (control characters and other whitespace included)."""
+    awkward = ["The Café's naïve  movie—great!", "tab\tsep\nline\r\nend  ", "a\x0bb c\x0cd e\x1cf g\x1fh i\x7fj",
+               "don't can't U.S.A. (x) [y]", "", "   ", "!!!", "日本 film", "a\x00b \ufffd c", "e\u0301cole",
+               "Hello, WORLD... 42nd-street #1 @home $5 ~tilde `back` {br} |p|", "a\u00a0b \u2003c"]
+    texts = rt_sentences(2000) + awkward
+    for lower in (True, False):
+        splitter, basic = WordSplitter(lower), BasicTokenizer(do_lower_case=lower)
+        for _ in range(2):  # second pass from the memo
+            for text in texts:
+                assert splitter.words(text) == basic.tokenize(text), repr(text)
+    assert WordSplitter(True).words("a\x0bb") == ["ab"]  # removed as a control character, not a space
 
 
 # --------------------------------------------------------------------------------------------
@@ -300,6 +319,39 @@ def test_replacement_rate_and_uniform_pick(toy_glove):
     assert abs(replaced / trials - p) < 5 * sigma
     sigma_rank = (replaced * (1 / 15) * (14 / 15)) ** 0.5
     assert np.all(np.abs(ranks - replaced / 15) < 5 * sigma_rank)
+
+
+def test_variants_are_the_tries_kept_by_whole_normal_form(glove):
+    """Generation against its definition, written plainly: each try replaces the words it draws,
+    its whole word list is normalised, and it is kept when that normal form is new."""
+    from pipeline.seeding import example_rng
+
+    params = TinyBertParams(n_aug=20, p=0.4)
+    aug = TinyBertAugmenter(params, glove, None)
+    texts = rt_sentences(300) + ["The Café's naïve  movie—great!", "U.S. film-makers", "the and of"]
+    ids = [f"v{i}" for i in range(len(texts))]
+    out = aug.augment(ids, texts, [None] * len(texts), seed=5)
+    splitter = WordSplitter(True)
+    kept = 0
+    for example_id, text, found, rows in zip(ids, texts, aug.candidates(texts), out):
+        expected = []
+        if found.positions:
+            rng = example_rng(5, example_id, "tinybert:a")
+            sizes = np.array([len(c) for c in found.candidates])
+            picks = rng.integers(0, sizes, size=(params.n_aug, len(sizes)))
+            replace = rng.random((params.n_aug, len(sizes))) < params.p
+            seen = {splitter.normal_form(found.words)}
+            for t in range(params.n_aug):
+                words = list(found.words)
+                for j in range(len(sizes)):
+                    if replace[t, j]:
+                        words[found.positions[j]] = found.candidates[j][picks[t, j]]
+                if splitter.normal_form(words) not in seen:
+                    seen.add(splitter.normal_form(words))
+                    expected.append(" ".join(words))
+        assert rows == [(text, None)] + [(v, None) for v in expected]
+        kept += len(expected)
+    assert kept > 20 * 250  # most tries of real sentences are new
 
 
 def test_rows_start_with_original_are_unique_and_bounded(uncased_mlm, glove):

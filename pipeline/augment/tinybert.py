@@ -31,7 +31,8 @@ import numpy as np
 
 from pipeline.augment.glove import GloveVectors, NeighbourCache
 from pipeline.augment.mlm import MlmCandidates
-from pipeline.augment.words import WordSplitter
+from pipeline.augment.words import WordSplitter, joined_normals
+from pipeline.gc_pause import paused_gc
 from pipeline.seeding import example_rng
 
 
@@ -94,6 +95,10 @@ class TinyBertAugmenter:
         example_rng(seed, id, 'tinybert:a') and (..., 'tinybert:b')."""
         if not len(example_ids) == len(texts_a) == len(texts_b):
             raise ValueError("example_ids, texts_a and texts_b must have the same length")
+        with paused_gc():  # many small lists, no cycles: see pipeline.gc_pause
+            return self._augment(example_ids, texts_a, texts_b, seed)
+
+    def _augment(self, example_ids, texts_a, texts_b, seed):
         texts = list(dict.fromkeys([*texts_a, *(b for b in texts_b if b is not None)]))
         found = dict(zip(texts, self.candidates(texts)))
         out = []
@@ -158,16 +163,21 @@ class TinyBertAugmenter:
             return []
         tries, width = self.params.n_aug, len(found.positions)
         sizes = np.array([len(c) for c in found.candidates])
-        picks = rng.integers(0, sizes, size=(tries, width))
-        replace = rng.random((tries, width)) < self.params.p
-        seen = {self.splitter.normal_form(found.words)}
+        picks = rng.integers(0, sizes, size=(tries, width)).tolist()
+        replace = (rng.random((tries, width)) < self.params.p).tolist()
+        normal = self.splitter.word_normal
+        words, positions, candidates = found.words, found.positions, found.candidates
+        normals = [normal(w) for w in words]
+        seen = {joined_normals(normals)}
         variants = []
-        for t in range(tries):
-            words = list(found.words)
-            for j in np.flatnonzero(replace[t]):
-                words[found.positions[j]] = found.candidates[j][picks[t, j]]
-            normal = self.splitter.normal_form(words)
-            if normal not in seen:
-                seen.add(normal)
-                variants.append(" ".join(words))
+        for pick_row, replace_row in zip(picks, replace):
+            new_words, new_normals = list(words), list(normals)
+            for j, replaced in enumerate(replace_row):
+                if replaced:
+                    word = candidates[j][pick_row[j]]
+                    new_words[positions[j]], new_normals[positions[j]] = word, normal(word)
+            key = joined_normals(new_normals)
+            if key not in seen:
+                seen.add(key)
+                variants.append(" ".join(new_words))
         return variants

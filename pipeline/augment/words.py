@@ -8,6 +8,11 @@ models, punctuation split). A word may be replaced when it consists of the lette
 Variants are compared in one normal form: the basic-tokenized words joined by single spaces.
 Basic tokenization works whitespace-token by whitespace-token, so the normal form of a word
 list is the concatenation of the normal forms of its words, which are memoised.
+
+The same holds for a whole text made of printable ASCII, tabs and line breaks: the basic
+tokenizer's whole-text passes (control characters, CJK spacing, NFC) leave such a text as it
+is, so its words are the memoised words of its whitespace tokens. Other texts go through the
+basic tokenizer whole.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ STOPWORDS_RESOURCE = "nltk_english_stopwords.txt"
 EXTRA_STOPWORDS = ("'s", "'re")
 _LETTERS = re.compile("[a-z]+")
 _LETTER_RUNS = re.compile(r"[^\W\d_]+")  # runs of (any script's) letters
+_PLAIN_ASCII = re.compile(r"[\t\n\r -~]*")  # texts the basic tokenizer splits token by token
 _MAX_MEMO = 1_000_000
 
 
@@ -51,6 +57,7 @@ class WordSplitter:
         self._basic = BasicTokenizer(do_lower_case=do_lower_case)
         self._stopwords = english_stopwords()
         self._normal: dict[str, str] = {}
+        self._token_words: dict[str, list[str]] = {}
 
     def likely_eligible(self, texts: Iterable[str | None]) -> set[str]:
         """The eligible words of ``texts``, found quickly by a regular expression rather than by
@@ -71,23 +78,39 @@ class WordSplitter:
         return {w for w in found if self.is_eligible(w)}
 
     def words(self, text: str) -> list[str]:
-        """The basic-tokenized words of ``text``."""
-        return self._basic.tokenize(text)
+        """The basic-tokenized words of ``text`` (``BasicTokenizer.tokenize``)."""
+        if not _PLAIN_ASCII.fullmatch(text):
+            return self._basic.tokenize(text)
+        out: list[str] = []
+        memo = self._token_words
+        for token in text.split():
+            words = memo.get(token)
+            if words is None:
+                if len(memo) >= _MAX_MEMO:
+                    memo.clear()
+                words = memo[token] = self._basic.tokenize(token)
+            out += words
+        return out
 
     def is_eligible(self, word: str) -> bool:
         """Letters a-z only (after lower-casing) and not a stop word."""
         lowered = word.lower()
         return _LETTERS.fullmatch(lowered) is not None and lowered not in self._stopwords
 
+    def word_normal(self, word: str) -> str:
+        """The normal form of one word ("" for a word that is all spaces or removed characters)."""
+        normal = self._normal.get(word)
+        if normal is None:
+            if len(self._normal) >= _MAX_MEMO:
+                self._normal.clear()
+            normal = self._normal[word] = " ".join(self._basic.tokenize(word))
+        return normal
+
     def normal_form(self, words: Sequence[str]) -> str:
         """The basic tokenization of ``" ".join(words)``, joined by single spaces."""
-        out = []
-        for word in words:
-            normal = self._normal.get(word)
-            if normal is None:
-                if len(self._normal) >= _MAX_MEMO:
-                    self._normal.clear()
-                normal = self._normal[word] = " ".join(self._basic.tokenize(word))
-            if normal:
-                out.append(normal)
-        return " ".join(out)
+        return joined_normals([self.word_normal(w) for w in words])
+
+
+def joined_normals(normals: Sequence[str]) -> str:
+    """The normal form of a word list from the normal forms of its words."""
+    return " ".join(filter(None, normals))
