@@ -145,9 +145,16 @@ class MlmCandidates:
                 if offset + 1 < limit:
                     jobs.append((length, i, j, offset + 1))
         jobs.sort()
+        # One batch in flight: the next batch is launched before the last one's results are
+        # read back, so on a GPU the host's work overlaps the device's (on a CPU it is sequential).
+        pending = None
         for batch in _batches(jobs, batch_tokens):
-            for (_, i, j, _), ids in zip(batch, self._top_ids(batch, templates, top_k)):
-                out[i][j] = [self._tokens[t] for t in ids]
+            launched = (batch, self._launch(batch, templates, top_k))
+            if pending is not None:
+                self._collect(*pending, out)
+            pending = launched
+        if pending is not None:
+            self._collect(*pending, out)
         return out
 
     def _template(self, pieces: Sequence[int], mlm_input: str, max_len: int):
@@ -162,23 +169,23 @@ class MlmCandidates:
         types[first:] = 1
         return np.array(ids), types
 
-    def _top_ids(self, batch, templates, top_k: int) -> list[np.ndarray]:
-        """Run one batch; the kept candidate ids of each row, sorted."""
+    def _launch(self, batch, templates, top_k: int) -> torch.Tensor:
+        """Start one batch; its ``top_k`` token ids per row (on the device, maybe not ready yet)."""
         rows, width = len(batch), batch[-1][0]
-        ids = np.full((rows, width), self._pad, dtype=np.int64)
-        types = np.zeros((rows, width), dtype=np.int64)
-        attention = np.zeros((rows, width), dtype=np.int64)
+        host = np.zeros((3, rows, width), dtype=np.int64)  # ids, segment ids, attention
+        ids, types, attention = host
+        ids[:] = self._pad
         positions = np.empty(rows, dtype=np.int64)
         for r, (length, i, _, pos) in enumerate(batch):
             ids[r, :length], types[r, :length] = templates[i]
             attention[r, :length] = 1
             positions[r] = pos
         ids[np.arange(rows), positions] = self._mask
-        inputs = {"input_ids": ids, "attention_mask": attention}
+        stacked = self._to_device(host)
+        inputs = {"input_ids": stacked[0], "attention_mask": stacked[2]}
         if self._token_types:
-            inputs["token_type_ids"] = types
-        inputs = {k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()}
-        index = (torch.arange(rows, device=self.device), torch.from_numpy(positions).to(self.device))
+            inputs["token_type_ids"] = stacked[1]
+        index = (torch.arange(rows, device=self.device), self._to_device(positions))
         with torch.inference_mode(), variable_shape_attention(self.device):
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.dtype == "bf16"):
                 output = self._encoder(**inputs)
@@ -186,8 +193,21 @@ class MlmCandidates:
                 logits = output.logits[index].float()
             else:
                 logits = self._head(output.last_hidden_state[index].float())
-            top = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).indices.cpu().numpy()
-        return [np.sort(row[~self._dropped[row]]) for row in top]
+            return torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).indices
+
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        """A host array on the device; to a GPU from pinned memory, so the copy does not wait
+        for the batch in flight (a copy from pageable memory synchronises)."""
+        tensor = torch.from_numpy(array)
+        if self.device.type != "cuda":
+            return tensor.to(self.device)
+        return tensor.pin_memory().to(self.device, non_blocking=True)
+
+    def _collect(self, batch, top: torch.Tensor, out: list[list[list[str]]]) -> None:
+        """Wait for a launched batch; its kept candidates, sorted by token id, into ``out``."""
+        tokens, dropped = self._tokens, self._dropped
+        for (_, i, j, _), row in zip(batch, top.cpu().numpy()):
+            out[i][j] = [tokens[t] for t in np.sort(row[~dropped[row]])]
 
 
 def _batches(jobs: list, batch_tokens: int):
