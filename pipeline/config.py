@@ -108,13 +108,19 @@ class TinyBertConfig(_Strict):
     mlm_input: Literal["pair", "single"] = "pair"
     max_seq_length: Annotated[int, Field(gt=8, le=4096)] = 512
     batch_tokens: Annotated[int, Field(gt=0)] | None = Field(
-        None, description="padded tokens per MLM batch; None = 2048 on CPU (fastest here), 8192 on GPU")
+        None, description="padded tokens per MLM batch; None = 2048 on CPU (fastest here), 65536 on GPU "
+                          "(fewer kernel launches)")
     dtype: Literal["fp32", "bf16", "int8"] = "fp32"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     do_lower_case: bool = True
     glove: GloveConfig = GloveConfig()
-    workers: Annotated[int, Field(gt=0)] | None = Field(None, description="actors; None = one per CPU (or GPU)")
-    batch_size: Annotated[int, Field(gt=0)] = 64
+    workers: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="tasks or MLM actors; None = one per CPU (MLM actors: actors_per_gpu per GPU, else one)")
+    actors_per_gpu: Annotated[int, Field(gt=0, le=16)] = Field(
+        1, description="MLM actors sharing each GPU (each claims 1/actors_per_gpu of it); more than one lets "
+                       "several processes do the host-side work of one GPU")
+    batch_size: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="examples per augment call; None = 64, or 256 for MLM actors on a GPU")
 
     @field_validator("mlm")
     @classmethod

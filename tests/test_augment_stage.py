@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.augment.blocks import plan_blocks, plan_reads
-from pipeline.augment.stage import AUGMENTED_SCHEMA, augmented_dir, run_augment
+from pipeline.augment.stage import AUGMENTED_SCHEMA, MlmActorLayout, augmented_dir, completion_key, mlm_actor_layout, run_augment
 from pipeline.config import parse_config
 from pipeline.storage import read_row_pieces
 from pipeline.ingest.stage import examples_dir, run_ingest
@@ -90,6 +90,27 @@ def test_block_plan():
     assert plan_blocks(1_000_000, slots=3, block_rows=8192) == 123
     assert plan_blocks(3, slots=8, block_rows=8192) == 3  # never more blocks than examples
     assert plan_blocks(0, slots=2, block_rows=8192) == 1
+
+
+def test_mlm_actor_layout():
+    # one GPU: one actor by default, or actors_per_gpu sharing it; torch threads from the CPUs, at most 4
+    assert mlm_actor_layout(cpus=16, gpus=1, workers=None, actors_per_gpu=1) == MlmActorLayout(1, 4, 1, 1.0)
+    assert mlm_actor_layout(cpus=16, gpus=1, workers=None, actors_per_gpu=4) == MlmActorLayout(4, 4, 1, 0.25)
+    assert mlm_actor_layout(cpus=8, gpus=2, workers=None, actors_per_gpu=4) == MlmActorLayout(8, 1, 1, 0.25)
+    assert mlm_actor_layout(cpus=16, gpus=2, workers=3, actors_per_gpu=2) == MlmActorLayout(3, 4, 1, 0.5)
+    # CPUs only: the actors share the CPUs and leave one CPU's worth of claims free for the reads
+    assert mlm_actor_layout(cpus=2, gpus=0, workers=None, actors_per_gpu=4) == MlmActorLayout(1, 2, 1, 0)
+    assert mlm_actor_layout(cpus=2, gpus=0, workers=2, actors_per_gpu=1) == MlmActorLayout(2, 1, 0.5, 0)
+    assert mlm_actor_layout(cpus=8, gpus=0, workers=2, actors_per_gpu=1) == MlmActorLayout(2, 4, 3.5, 0)
+
+
+def test_performance_settings_leave_the_completion_key_alone(tmp_path):
+    base = _job(tmp_path, tinybert={"n_aug": 3}, tang={"n_iter": 3})
+    keys = completion_key(base, "train", "tinybert")
+    for change in ({"workers": 2}, {"actors_per_gpu": 4}, {"batch_size": 8}):
+        cfg = _job(tmp_path, tinybert={"n_aug": 3, **change}, tang={"n_iter": 3})
+        assert completion_key(cfg, "train", "tinybert") == keys, change
+    assert completion_key(_job(tmp_path, tinybert={"n_aug": 4}, tang={"n_iter": 3}), "train", "tinybert") != keys
 
 
 def test_read_plan_covers_every_row_once(tmp_path):

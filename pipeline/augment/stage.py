@@ -182,11 +182,16 @@ def _tinybert_block(item: pa.Table, params, glove_ref: _Ref, seed: int, batch_si
     return _in_batches(_read_block(item), batch_size, lambda b: _tinybert_batch(b, params, glove_ref, seed, table_ref))
 
 
+CPU_BATCH_SIZE = 64  # examples per augment call (augment.tinybert.batch_size None)
+GPU_BATCH_SIZE = 256  # with an MLM on a GPU: bigger MLM batches, fewer kernel launches per sentence
+GPU_BATCH_TOKENS = 65536  # padded tokens per MLM batch on a GPU (augment.tinybert.batch_tokens None)
+
+
 class TinyBertMlmWorker:
     """Actor: the MLM (and GloVe) loaded once, then batches of examples augmented."""
 
     def __init__(self, params, mlm: str, device: str, dtype: str, num_threads: int, glove_ref: _Ref | None, seed: int,
-                 batch_size: int):
+                 batch_size: int | None):
         import torch
 
         from .mlm import MlmCandidates
@@ -195,7 +200,9 @@ class TinyBertMlmWorker:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if params.batch_tokens is None:
-            params = dataclasses.replace(params, batch_tokens=8192 if device == "cuda" else 2048)
+            params = dataclasses.replace(params, batch_tokens=GPU_BATCH_TOKENS if device == "cuda" else 2048)
+        if batch_size is None:
+            batch_size = GPU_BATCH_SIZE if device == "cuda" else CPU_BATCH_SIZE
         model = MlmCandidates.from_pretrained(mlm, device=device, dtype=dtype, num_threads=num_threads)
         # GloVe searches where the MLM runs: on a GPU one product and top-k for thousands of words
         glove = _glove(glove_ref).on_device(device) if glove_ref else None
@@ -366,24 +373,46 @@ def _augment_split(cfg: JobConfig, split: str, method: str, tang: _TangPlan | No
         ds = _read_examples(cfg, files, num_blocks, slots)
         table_ref = _neighbour_table(files, params, glove_ref, slots)
         return ds.map_batches(_tinybert_block, fn_kwargs={"params": params, "glove_ref": glove_ref, "seed": seed,
-                                                          "batch_size": t.batch_size, "table_ref": table_ref},
+                                                          "batch_size": t.batch_size or CPU_BATCH_SIZE,
+                                                          "table_ref": table_ref},
                               batch_size=1, batch_format="pyarrow", compute=_tasks(t.workers))
     gpus = cluster_gpus() if t.device != "cpu" else 0
-    workers = t.workers or (gpus if gpus else 1)
-    ds = _read_examples(cfg, _example_files(cfg, split), num_blocks, workers)
-    cpus = cluster_cpus()
-    threads = max(1, cpus // workers) if not gpus else 4
-    # Actors that claim every logical CPU starve the read tasks and the dataset hangs (Ray issue
-    # 44687), so CPU actors leave one CPU's worth of claims free; torch still uses `threads`.
-    claim = 1 if gpus else min(threads, max(0.25, (cpus - 1) / workers))
+    layout = mlm_actor_layout(cluster_cpus(), gpus, t.workers, t.actors_per_gpu)
+    ds = _read_examples(cfg, _example_files(cfg, split), num_blocks, layout.actors)
     return ds.map_batches(
-        TinyBertMlmWorker, fn_constructor_args=(params, t.mlm, t.device, t.dtype, threads, glove_ref, seed, t.batch_size),
-        batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=workers),
-        num_gpus=1 if gpus else 0, num_cpus=claim)
+        TinyBertMlmWorker,
+        fn_constructor_args=(params, t.mlm, t.device, t.dtype, layout.threads, glove_ref, seed, t.batch_size),
+        batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=layout.actors),
+        num_gpus=layout.gpus_each, num_cpus=layout.cpus_each)
+
+
+@dataclasses.dataclass(frozen=True)
+class MlmActorLayout:
+    actors: int
+    threads: int  # torch threads per actor
+    cpus_each: float  # Ray resource claims per actor
+    gpus_each: float
+
+
+def mlm_actor_layout(cpus: int, gpus: int, workers: int | None, actors_per_gpu: int) -> MlmActorLayout:
+    """How many MLM actors, with what claims and torch threads.
+
+    With GPUs: ``actors_per_gpu`` actors per GPU by default, each claiming that share of a GPU and
+    one CPU, with up to 4 torch threads (the host's share of the CPUs). Without: one actor, or
+    ``workers``, sharing the CPUs. Actors that claim every logical CPU starve the read tasks and
+    the dataset hangs (Ray issue 44687), so CPU actors leave one CPU's worth of claims free;
+    torch still uses ``threads``.
+    """
+    if gpus:
+        actors = workers or gpus * actors_per_gpu
+        return MlmActorLayout(actors, max(1, min(4, cpus // actors)), 1, 1 / actors_per_gpu)
+    actors = workers or 1
+    threads = max(1, cpus // actors)
+    return MlmActorLayout(actors, threads, min(threads, max(0.25, (cpus - 1) / actors)), 0)
 
 
 # Settings that do not change the output (tested): left out of the completion key.
-_PERFORMANCE_ONLY = {"workers", "batch_size"}  # (augment.block_rows, not a method setting, is not in the key either)
+_PERFORMANCE_ONLY = {"workers", "actors_per_gpu", "batch_size"}  # (augment.block_rows, not a method setting, is not in the key either)
 
 
 def completion_key(cfg: JobConfig, split: str, method: str) -> tuple[str, str]:
