@@ -98,6 +98,7 @@ def test_mlm_actor_layout():
     assert mlm_actor_layout(cpus=16, gpus=1, workers=None, actors_per_gpu=4) == MlmActorLayout(4, 4, 1, 0.25)
     assert mlm_actor_layout(cpus=8, gpus=2, workers=None, actors_per_gpu=4) == MlmActorLayout(8, 1, 1, 0.25)
     assert mlm_actor_layout(cpus=16, gpus=2, workers=3, actors_per_gpu=2) == MlmActorLayout(3, 4, 1, 0.5)
+    assert mlm_actor_layout(cpus=16, gpus=2, workers=5, actors_per_gpu=1) == MlmActorLayout(5, 3, 1, 1 / 3)  # all fit
     # CPUs only: the actors share the CPUs and leave one CPU's worth of claims free for the reads
     assert mlm_actor_layout(cpus=2, gpus=0, workers=None, actors_per_gpu=4) == MlmActorLayout(1, 2, 1, 0)
     assert mlm_actor_layout(cpus=2, gpus=0, workers=2, actors_per_gpu=1) == MlmActorLayout(2, 1, 0.5, 0)

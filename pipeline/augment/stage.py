@@ -398,14 +398,16 @@ def mlm_actor_layout(cpus: int, gpus: int, workers: int | None, actors_per_gpu: 
     """How many MLM actors, with what claims and torch threads.
 
     With GPUs: ``actors_per_gpu`` actors per GPU by default, each claiming that share of a GPU and
-    one CPU, with up to 4 torch threads (the host's share of the CPUs). Without: one actor, or
+    one CPU, with up to 4 torch threads (the host's share of the CPUs); ``workers`` beyond that
+    share the GPUs more finely, so that every actor can be placed. Without: one actor, or
     ``workers``, sharing the CPUs. Actors that claim every logical CPU starve the read tasks and
     the dataset hangs (Ray issue 44687), so CPU actors leave one CPU's worth of claims free;
     torch still uses ``threads``.
     """
     if gpus:
         actors = workers or gpus * actors_per_gpu
-        return MlmActorLayout(actors, max(1, min(4, cpus // actors)), 1, 1 / actors_per_gpu)
+        per_gpu = max(actors_per_gpu, -(-actors // gpus))
+        return MlmActorLayout(actors, max(1, min(4, cpus // actors)), 1, 1 / per_gpu)
     actors = workers or 1
     threads = max(1, cpus // actors)
     return MlmActorLayout(actors, threads, min(threads, max(0.25, (cpus - 1) / actors)), 0)
