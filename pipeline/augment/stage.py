@@ -184,7 +184,8 @@ def _tinybert_block(item: pa.Table, params, glove_ref: _Ref, seed: int, batch_si
 
 CPU_BATCH_SIZE = 64  # examples per augment call (augment.tinybert.batch_size None)
 GPU_BATCH_SIZE = 256  # with an MLM on a GPU: bigger MLM batches, fewer kernel launches per sentence
-GPU_BATCH_TOKENS = 65536  # padded tokens per MLM batch on a GPU (augment.tinybert.batch_tokens None)
+CPU_BATCH_TOKENS = 2048  # padded tokens per MLM batch on a CPU (augment.tinybert.batch_tokens None)
+GPU_BATCH_TOKENS = 65536  # and on a GPU
 
 
 class TinyBertMlmWorker:
@@ -200,7 +201,7 @@ class TinyBertMlmWorker:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if params.batch_tokens is None:
-            params = dataclasses.replace(params, batch_tokens=GPU_BATCH_TOKENS if device == "cuda" else 2048)
+            params = dataclasses.replace(params, batch_tokens=GPU_BATCH_TOKENS if device == "cuda" else CPU_BATCH_TOKENS)
         if batch_size is None:
             batch_size = GPU_BATCH_SIZE if device == "cuda" else CPU_BATCH_SIZE
         model = MlmCandidates.from_pretrained(mlm, device=device, dtype=dtype, num_threads=num_threads)
