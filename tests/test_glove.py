@@ -116,7 +116,7 @@ def test_neighbours_match_brute_force_cosine():
 def test_device_search_gives_the_numpy_search(device, monkeypatch):
     """The torch search (on a GPU in the MLM actors) finds exactly what the NumPy search finds, also
     for more words than one device product takes."""
-    import pipeline.augment.glove as glove_module
+    import pipeline.augment.neighbour_search as search_module
 
     if device == "cuda" and not torch.cuda.is_available():
         pytest.skip("no GPU here")
@@ -126,7 +126,7 @@ def test_device_search_gives_the_numpy_search(device, monkeypatch):
     searched = glove.on_device("cuda") if device == "cuda" else glove._searching_with(torch.from_numpy(glove.matrix))
     assert glove.on_device("cpu") is glove and searched is not glove and searched.matrix is glove.matrix
     queries = words[::3] + ["W5", "missing", "Paris"]
-    monkeypatch.setattr(glove_module, "_DEVICE_QUERY_CHUNK", 128)  # several device products
+    monkeypatch.setattr(search_module, "DEVICE_CHUNK", 128)  # several device products
     got = searched.neighbours(queries, 15)
     assert got == glove.neighbours(queries, 15)
     assert got[-2] == [] and all(c.istitle() for c in got[-1]) and len(got[0]) == 15

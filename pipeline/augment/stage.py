@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from .. import completion, storage
 from . import blocks
 from ..config import JobConfig
+from ..gc_pause import paused_gc
 from ..ingest.stage import examples_dir
 from ..progress import Progress, print_summary
 from ..ray_env import cluster_cpus, cluster_gpus
@@ -109,7 +110,8 @@ def _tinybert_glove_only(params, ref_box: tuple, table_box: tuple | None = None)
 
     augmenter = TinyBertAugmenter(params, _glove(ref_box), None)
     if table_box is not None:
-        augmenter.prime_neighbours(ray.get(table_box[0]))
+        with paused_gc():  # unpickling the table makes tens of thousands of lists: see pipeline.gc_pause
+            augmenter.prime_neighbours(ray.get(table_box[0]))
     return augmenter
 
 
@@ -325,8 +327,8 @@ def _neighbour_table(files: list[tuple[str, int]], params, glove_ref: _Ref, slot
     """GloVe neighbours of the word types of a split (its ``files``), computed once by ``slots``
     parallel tasks and shared with every block through the object store.
 
-    Without it each worker's memo computes the common types again (the search costs about 0.2 ms
-    per type on one core, half the work of GloVe-only augmentation); with one slot there is
+    Without it each worker's memo computes the common types again (the search costs about 0.1 ms
+    per type on one core, a third of the work of GloVe-only augmentation); with one slot there is
     nothing to share, and the worker's memo does the same work without the extra pass. The driver
     finds the types with a regular expression (:meth:`WordSplitter.likely_eligible`); a type it
     misses is computed by the block that meets it, so the output never depends on this table.
@@ -350,8 +352,9 @@ def _neighbour_table(files: list[tuple[str, int]], params, glove_ref: _Ref, slot
     task = ray.remote(_neighbour_chunk).options(num_cpus=1)
     refs = [task.remote(glove_ref, chunk, params.top_k) for chunk in chunks]
     found: dict[str, list[str]] = {}
-    for chunk, ref in zip(chunks, refs):
-        found.update(zip(chunk, ray.get(ref)))
+    with paused_gc():
+        for chunk, ref in zip(chunks, refs):
+            found.update(zip(chunk, ray.get(ref)))
     return _Ref((ray.put(found),))
 
 
