@@ -195,6 +195,18 @@ def test_words_are_the_basic_tokenization_whole_text_or_token_by_token():
     assert WordSplitter(True).words("a\x0bb") == ["ab"]  # removed as a control character, not a space
 
 
+def test_word_normals_are_the_basic_tokenization_of_each_word(glove):
+    """A word's normal form (memoised; ASCII letters and digits taken directly) is its basic
+    tokenization joined by spaces, for GloVe's vocabulary and for awkward words."""
+    awkward = ["Paris", "ÉCOLE", "naïve", "U.S.", "don't", "42nd", "x2Y", "a b", "\x0b", "", "日本", "e\u0301cole",
+               "ﬁne", "ǅemal", "K", "İstanbul", "straße"]
+    for lower in (True, False):
+        splitter, basic = WordSplitter(lower), BasicTokenizer(do_lower_case=lower)
+        for _ in range(2):  # second pass from the memo
+            for word in glove.words + awkward:
+                assert splitter.word_normal(word) == " ".join(basic.tokenize(word)), repr(word)
+
+
 # --------------------------------------------------------------------------------------------
 # candidates
 

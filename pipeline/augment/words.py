@@ -29,6 +29,7 @@ EXTRA_STOPWORDS = ("'s", "'re")
 _LETTERS = re.compile("[a-z]+")
 _LETTER_RUNS = re.compile(r"[^\W\d_]+")  # runs of (any script's) letters
 _PLAIN_ASCII = re.compile(r"[\t\n\r -~]*")  # texts the basic tokenizer splits token by token
+_ALNUM = re.compile(r"[A-Za-z0-9]+")  # tokens the basic tokenizer only lower-cases (uncased) or keeps
 _MAX_MEMO = 1_000_000
 
 
@@ -88,9 +89,15 @@ class WordSplitter:
             if words is None:
                 if len(memo) >= _MAX_MEMO:
                     memo.clear()
-                words = memo[token] = self._basic.tokenize(token)
+                words = memo[token] = self._token(token)
             out += words
         return out
+
+    def _token(self, token: str) -> list[str]:
+        """``BasicTokenizer.tokenize(token)``; a token of ASCII letters and digits directly."""
+        if _ALNUM.fullmatch(token):
+            return [token.lower() if self._basic.do_lower_case else token]
+        return self._basic.tokenize(token)
 
     def is_eligible(self, word: str) -> bool:
         """Letters a-z only (after lower-casing) and not a stop word."""
@@ -103,7 +110,7 @@ class WordSplitter:
         if normal is None:
             if len(self._normal) >= _MAX_MEMO:
                 self._normal.clear()
-            normal = self._normal[word] = " ".join(self._basic.tokenize(word))
+            normal = self._normal[word] = " ".join(self._token(word))
         return normal
 
     def normal_form(self, words: Sequence[str]) -> str:
