@@ -4,9 +4,9 @@ The reference ranks every row of the (unit-row) GloVe matrix by its float64 dot 
 query row and keeps the best ``k``, the query's own row left out. :class:`NeighbourSearch` gives
 that same set (ties go to the lower row) without computing 100,000 float64 products per query:
 
-1. Scores in low precision (bfloat16 where the CPU multiplies it fast, else float32) for a chunk of
-   queries, one tile of matrix rows at a time; while a tile's scores are in cache, each block of
-   ``BLOCK`` consecutive rows is reduced to its maximum.
+1. Scores in low precision (on a CPU bfloat16 where it multiplies that fast, else float32; on a
+   GPU float32) for a chunk of queries, one tile of matrix rows at a time; while a tile's scores
+   are in cache, each block of ``BLOCK`` consecutive rows is reduced to its maximum.
 2. Every low-precision score is within ``slack`` of the float64 one (below). Let τ be the
    (k+1)-th highest block maximum of a query: k+1 distinct rows score at least τ, so at least k
    rows other than the query's own have exact scores of at least τ - slack, and every row of the
@@ -52,7 +52,8 @@ class NeighbourSearch:
         self.tile = max(BLOCK, -(-width // BLOCK) * BLOCK)
         self.tiles_count = max(1, -(-self.n // self.tile))
         self.blocks = -(-self.n // BLOCK)
-        errors = self._errors(precisions or (torch.bfloat16, torch.float32))
+        # On a GPU float32 (fast enough there, and cuBLAS may reduce bfloat16 products in bfloat16)
+        errors = self._errors(precisions or ((torch.bfloat16, torch.float32) if cpu else (torch.float32,)))
         accurate = [d for d, error in errors.items() if error <= SLACK[d] / 2] or [torch.float64]
         self.dtype = accurate[0] if len(accurate) == 1 or not cpu else self._fastest(accurate)
         self.slack = SLACK[self.dtype]
