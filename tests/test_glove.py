@@ -69,6 +69,31 @@ def test_kumo_layout_loader(tmp_path, vectors):
     check(GloveVectors.load(tmp_path / KUMO_MATRIX, fmt="kumo"), len(WORDS), vectors)
 
 
+@pytest.mark.parametrize("bad,reason", [
+    ("film 0.1 0.2", "line 8: 3 fields, expected a word and 6 values"),
+    ("film 0.1 0.2 x 0.4 0.5 0.6", "line 8: could not convert string to float: 'x'"),
+    ("film 0.1 0.2 nan 0.4 0.5 0.6", r"line 8 \('film'\): a vector value is not a finite number"),
+])
+def test_bad_text_lines_are_refused_with_file_and_line(tmp_path, vectors, bad, reason):
+    path = tmp_path / "g.txt"
+    write_text(path, WORDS, vectors)
+    lines = path.read_text().splitlines()
+    lines[7] = bad
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=f"g.txt, {reason}"):
+        GloveVectors.load(path)
+
+
+def test_non_finite_vectors_are_refused_in_every_format(tmp_path, vectors):
+    bad = vectors.copy()
+    bad[3, 2] = np.inf
+    np.save(tmp_path / KUMO_MATRIX, bad)
+    pq.write_table(pa.table({"index": WORDS}), tmp_path / KUMO_INDEX)
+    with pytest.raises(ValueError, match=r"row 4 \('man'\): a vector value is not a finite number"):
+        GloveVectors.load(tmp_path)
+    assert len(GloveVectors.load(tmp_path, rows=3)) == 3  # the first rows alone are fine
+
+
 def test_unknown_format_is_refused(tmp_path, vectors):
     write_text(tmp_path / "g.txt", WORDS, vectors)
     with pytest.raises(ValueError, match="unknown GloVe format"):

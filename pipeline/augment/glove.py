@@ -137,13 +137,16 @@ def read_vectors(path: str | Path, fmt: str = "auto", rows: int = DEFAULT_ROWS) 
     """The first ``rows`` words and their raw (not normalised) vectors; formats as :meth:`GloveVectors.load`."""
     path = Path(path)
     fmt = _detect_format(path) if fmt == "auto" else fmt
-    if fmt == "text":
-        return _read_text(path, rows)
-    if fmt == "gensim":
-        return _read_gensim(path, rows)
-    if fmt == "kumo":
-        return _read_kumo(path, rows)
-    raise ValueError(f"unknown GloVe format {fmt!r}: use auto, text, gensim or kumo")
+    readers = {"text": _read_text, "gensim": _read_gensim, "kumo": _read_kumo}
+    if fmt not in readers:
+        raise ValueError(f"unknown GloVe format {fmt!r}: use auto, text, gensim or kumo")
+    words, matrix = readers[fmt](path, rows)
+    finite = np.isfinite(matrix).all(axis=1)
+    if not finite.all():
+        row = int(np.argmin(finite))
+        where = f"line {row + 1}" if fmt == "text" else f"row {row + 1}"
+        raise ValueError(f"{path}, {where} ({words[row]!r}): a vector value is not a finite number")
+    return words, matrix
 
 
 def default_glove_path() -> Path:
@@ -201,10 +204,15 @@ def _read_text(path: Path, rows: int) -> tuple[list[str], np.ndarray]:
         if not head:
             raise ValueError(f"no vectors in {path}")
         dim = Counter(len(line.rstrip().split(" ")) for line in head).most_common(1)[0][0] - 1
-        for line in itertools.chain(head, lines):
+        for number, line in enumerate(itertools.chain(head, lines), 1):
             parts = line.rstrip().split(" ")
+            if len(parts) <= dim:
+                raise ValueError(f"{path}, line {number}: {len(parts)} fields, expected a word and {dim} values")
             words.append(" ".join(parts[:-dim]))
-            vectors.append(np.asarray(parts[-dim:], dtype=np.float32))
+            try:
+                vectors.append(np.asarray(parts[-dim:], dtype=np.float32))
+            except ValueError as err:
+                raise ValueError(f"{path}, line {number}: {err}") from None
     return words, np.stack(vectors)
 
 
