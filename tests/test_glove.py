@@ -139,8 +139,9 @@ def test_neighbours_match_brute_force_cosine():
 
 @pytest.mark.parametrize("device", ["torch on the CPU", "cuda"])
 def test_device_search_gives_the_numpy_search(device, monkeypatch):
-    """The torch search (on a GPU in the MLM actors) finds exactly what the NumPy search finds, also
-    for more words than one device product takes."""
+    """A search on another torch device (a GPU in the MLM actors: float32 candidates) finds exactly
+    what the default search finds (bfloat16 candidates here), also for more words than one device
+    product takes; both rank their candidates in float64."""
     import pipeline.augment.neighbour_search as search_module
 
     if device == "cuda" and not torch.cuda.is_available():

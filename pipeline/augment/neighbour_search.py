@@ -41,7 +41,11 @@ _CHECK_TARGETS = 8192
 
 class NeighbourSearch:
     """The exact ``k`` nearest rows of ``matrix`` (a float32 tensor with unit or zero rows, on any
-    device, used as given) for query rows of the same matrix."""
+    device, used as given) for query rows of the same matrix.
+
+    Holds a low-precision copy of the matrix (10 MB in bfloat16 for GloVe 6B 50d's first 100,000
+    rows) and reuses one score buffer (26 MB on a CPU): one searching thread per object.
+    """
 
     def __init__(self, matrix: torch.Tensor, tile: int | None = None, precisions=None):
         self.matrix = matrix
