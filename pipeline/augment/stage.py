@@ -337,7 +337,7 @@ def _neighbour_table(files: list[tuple[str, int]], params, glove_ref: _Ref, slot
     object store.
 
     Without it each worker's memo computes the common types again (the search costs about 0.1 ms
-    per type on one core, a third of the work of GloVe-only augmentation); with one slot there is
+    per type on one core, about half the work of GloVe-only augmentation); with one slot there is
     nothing to share, and the worker's memo does the same work without the extra pass. The driver
     finds the types with a regular expression (:meth:`WordSplitter.likely_eligible`); a type it
     misses is computed by the block that meets it, so the output never depends on this table.
