@@ -474,7 +474,10 @@ def run_augment(cfg: JobConfig, methods: list[str] | None = None, num_blocks: in
             writer = storage.ShardWriter(out_dir, AUGMENTED_SCHEMA, cfg.augment.shard_rows)
             progress = Progress(f"augment {split} {method}")
             parents = rows = 0
-            for table in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+            # prefetch_batches=0: a finished block is written at once (with the default of 1 the
+            # iterator holds each block back until the next one is ready: measured, one worker's
+            # first block of two reached the writer only when the second had finished)
+            for table in ds.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=0):
                 writer.write(table)
                 n_parents = pc.sum(pc.equal(table.column("variant"), 0)).as_py() or 0
                 parents += n_parents
