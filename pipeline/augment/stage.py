@@ -109,9 +109,8 @@ def _tinybert_glove_only(params, ref_box: tuple, table_box: tuple | None = None)
     from .tinybert import TinyBertAugmenter
 
     augmenter = TinyBertAugmenter(params, _glove(ref_box), None)
-    if table_box is not None:
-        with paused_gc():  # unpickling the table makes tens of thousands of lists: see pipeline.gc_pause
-            augmenter.prime_neighbours(ray.get(table_box[0]))
+    if table_box is not None:  # (called inside _tinybert_block, with the collector paused)
+        augmenter.prime_neighbours(ray.get(table_box[0]))
     return augmenter
 
 
@@ -182,8 +181,9 @@ def _tag_block(item: pa.Table, model: str, attr: str, batch_size: int) -> pa.Tab
 
 def _tinybert_block(item: pa.Table, params, glove_ref: _Ref, seed: int, batch_size: int,
                     table_ref: _Ref | None = None) -> pa.Table:
-    # The collector paused for the whole block: in a worker's first block, loading GloVe and the
-    # table and importing the modules otherwise cost about 0.4 s of full collections (measured).
+    # The collector paused for the whole block: in a worker's first block, loading GloVe,
+    # unpickling the neighbour table (tens of thousands of lists) and importing the modules
+    # otherwise cost about 0.4 s of full collections (measured).
     with paused_gc():
         return _in_batches(_read_block(item), batch_size, lambda b: _tinybert_batch(b, params, glove_ref, seed, table_ref))
 
@@ -365,7 +365,7 @@ def _neighbour_table(files: list[tuple[str, int]], params, glove_ref: _Ref, slot
     if not pending:
         return None
     found: dict[str, list[str]] = {}
-    with paused_gc():  # see _tinybert_glove_only
+    with paused_gc():  # unpickling the results makes tens of thousands of lists: see pipeline.gc_pause
         while pending:  # merged as they finish
             ready, pending = ray.wait(pending, num_returns=1)
             found.update(ray.get(ready[0]))
