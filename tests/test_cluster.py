@@ -128,6 +128,22 @@ def _running_on_worker(cluster: LocalCluster, names: tuple[str, ...]):
     return None
 
 
+def _actor_on_worker(cluster: LocalCluster, name: str):
+    """A worker node with a live actor whose class name contains ``name``, else None."""
+    from ray.util.state import list_actors
+
+    try:
+        actors = list_actors(address=cluster.dashboard_url, filters=[("state", "=", "ALIVE")], limit=10_000,
+                             timeout=10, raise_on_missing_output=False)
+    except Exception:  # the state API is briefly unavailable right after a node dies
+        return None
+    for actor in actors:
+        node = cluster.worker_by_id(actor.node_id) if name in actor.class_name else None
+        if node is not None:
+            return node
+    return None
+
+
 def _outputs(out: Path) -> dict:
     """Everything a job produced, comparable across runs: file bytes for ingest / augment,
     Parquet contents for the teacher caches (whose manifests hold creation times)."""
@@ -224,10 +240,13 @@ def test_worker_nodes_killed_during_augment_and_teacher(cluster, reference, teac
     cluster.kill_worker(node)
     cluster.add_worker()  # as an autoscaler would replace the lost machine
 
-    manifest = out / "teacher/augmented/train/tang/manifest.json"
-    node, task = _wait_for("a teacher shard is computed on a worker node",
-                           lambda: None if manifest.exists() else _running_on_worker(cluster, ("ShardActor",)),
-                           driver, poll=0.2)
+    # The teacher's shard computations are short, and task states reach the state API up to a second
+    # late (an actor's tasks may never show as running): the kill is timed by the cache itself (a shard
+    # written, the manifest not yet) and aimed at a live teacher actor, whose state the GCS holds at once.
+    cache = out / "teacher/augmented/train/tang"
+    node = _wait_for("a teacher shard is computed on a worker node",
+                     lambda: None if (cache / "manifest.json").exists() or not any(cache.glob("shard-*.parquet"))
+                     else _actor_on_worker(cluster, "ShardActor"), driver, poll=0.02)
     cluster.kill_worker(node)
     cluster.add_worker()
 
