@@ -30,6 +30,21 @@ def stable_hex(*parts: object, length: int = 16) -> str:
     return h.hexdigest()[:length]
 
 
+def stable_hexes(prefix: tuple, lasts, length: int = 16) -> list[str]:
+    """``[stable_hex(*prefix, last, length=length) for last in lasts]``, the prefix hashed once."""
+    head = hashlib.blake2b(digest_size=16)
+    for part in prefix:
+        head.update(str(part).encode("utf-8"))
+        head.update(b"\x1f")
+    out = []
+    for last in lasts:
+        h = head.copy()
+        h.update(str(last).encode("utf-8"))
+        h.update(b"\x1f")
+        out.append(h.hexdigest()[:length])
+    return out
+
+
 def example_rng(seed: int, example_id: str, method: str) -> np.random.Generator:
     """The random stream of one example for one method."""
     h = stable_hash64(example_id, method)

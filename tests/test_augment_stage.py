@@ -3,14 +3,17 @@
 import os
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from pipeline.augment.blocks import plan_blocks, plan_reads
-from pipeline.augment.stage import AUGMENTED_SCHEMA, MlmActorLayout, augmented_dir, completion_key, mlm_actor_layout, run_augment
+from pipeline.augment.stage import (AUGMENTED_SCHEMA, MlmActorLayout, augmented_dir, completion_key, mlm_actor_layout,
+                                    run_augment, variants_table)
 from pipeline.config import parse_config
 from pipeline.storage import read_row_pieces
 from pipeline.ingest.stage import examples_dir, run_ingest
+from pipeline.seeding import stable_hex, stable_hexes
 
 pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,6 +82,32 @@ def test_output_identical_across_blocks_and_workers(tmp_path, ray_local):
         outputs.append({m: _files(cfg, m) for m in ("tinybert", "tang")})
     assert outputs[0] == outputs[1] == outputs[2]
     assert all(len(files) >= 2 for files in outputs[0].values())
+
+
+def test_variants_table_rows_follow_their_parents():
+    batch = pa.table({"example_id": ["p0", "p1", "p2", "p3"], "text_a": ["a0", "a1", "a2", "a3"],
+                      "text_b": pa.array([None, "b1", None, None], pa.string()), "label": ["neg", "pos", "pos", "neg"],
+                      "label_id": pa.array([0, 1, 1, 0], pa.int64())})
+    results = [[("a0", None), ("x", None), ("y", None)], [("a1", "b1"), ("u", "b1"), ("a1", "v")], [],
+               [("a3", None)]]
+    table = variants_table(batch, results, "tang", 9)
+    assert table.schema.equals(AUGMENTED_SCHEMA)
+    expected = []  # the definition, row by row
+    for parent, label, label_id, rows in zip(["p0", "p1", "p2", "p3"], ["neg", "pos", "pos", "neg"], [0, 1, 1, 0], results):
+        for variant, (a, b) in enumerate(rows):
+            expected.append({"example_id": parent if variant == 0 else stable_hex(parent, "tang", variant),
+                             "parent_id": parent, "method": "tang", "variant": variant, "text_a": a, "text_b": b,
+                             "label": label, "label_id": label_id, "seed": 9})
+    assert table.to_pylist() == expected
+    assert len({r["example_id"] for r in expected}) == 7
+    assert variants_table(batch.slice(0, 0), [], "tang", 9).num_rows == 0
+    with pytest.raises(ValueError, match="3 results for 4 examples"):
+        variants_table(batch, results[:3], "tang", 9)
+
+
+def test_stable_hexes_hash_the_prefix_once_with_the_same_result():
+    assert stable_hexes(("p", "tang"), range(1, 40)) == [stable_hex("p", "tang", v) for v in range(1, 40)]
+    assert stable_hexes(("é", 3), ["x", 7], length=32) == [stable_hex("é", 3, "x", length=32), stable_hex("é", 3, 7, length=32)]
 
 
 def test_block_plan():

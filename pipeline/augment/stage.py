@@ -23,6 +23,7 @@ import time
 import functools
 from functools import lru_cache
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -33,7 +34,7 @@ from ..gc_pause import paused_gc
 from ..ingest.stage import examples_dir
 from ..progress import Progress, print_summary
 from ..ray_env import cluster_cpus, cluster_gpus
-from ..seeding import stable_hex
+from ..seeding import stable_hexes
 
 AUGMENTED_SCHEMA = pa.schema([
     ("example_id", pa.string()),
@@ -54,23 +55,35 @@ def augmented_dir(cfg: JobConfig, split: str, method: str) -> str:
 
 
 def variants_table(batch: pa.Table, results: list[list[tuple[str, str | None]]], method: str, seed: int) -> pa.Table:
-    """Pure: per-example augmenter output → rows of the augmented corpus (original first)."""
-    parents = batch.column("example_id").to_pylist()
-    labels = batch.column("label").to_pylist()
-    label_ids = batch.column("label_id").to_pylist()
-    cols: dict[str, list] = {name: [] for name in AUGMENTED_SCHEMA.names}
-    for parent, label, label_id, rows in zip(parents, labels, label_ids, results, strict=True):
-        for variant, (a, b) in enumerate(rows):
-            cols["example_id"].append(parent if variant == 0 else stable_hex(parent, method, variant))
-            cols["parent_id"].append(parent)
-            cols["method"].append(method)
-            cols["variant"].append(variant)
-            cols["text_a"].append(a)
-            cols["text_b"].append(b)
-            cols["label"].append(label)
-            cols["label_id"].append(label_id)
-            cols["seed"].append(seed)
-    return pa.table(cols, schema=AUGMENTED_SCHEMA)
+    """Pure: per-example augmenter output → rows of the augmented corpus (original first).
+
+    A variant's ``example_id`` is ``stable_hex(parent, method, variant)``; the parent's columns
+    are repeated with one Arrow ``take`` each (this runs for every output row: building the
+    columns as Python lists, one hash from scratch per row, cost about as much as augmenting)."""
+    counts = np.fromiter((len(rows) for rows in results), dtype=np.int64, count=len(results))
+    if len(counts) != batch.num_rows:
+        raise ValueError(f"{len(counts)} results for {batch.num_rows} examples")
+    total = int(counts.sum())
+    parent_index = np.repeat(np.arange(len(counts)), counts)
+    starts = np.cumsum(counts) - counts
+    variant = np.arange(total, dtype=np.int32) - starts[parent_index].astype(np.int32)
+    ids: list[str] = []
+    for parent, n in zip(batch.column("example_id").to_pylist(), counts.tolist()):
+        if n:
+            ids.append(parent)
+            ids += stable_hexes((parent, method), range(1, n))
+    take = pa.array(parent_index)
+    return pa.table({
+        "example_id": pa.array(ids, pa.string()),
+        "parent_id": batch.column("example_id").take(take),
+        "method": pa.array([method] * total, pa.string()),
+        "variant": pa.array(variant, pa.int32()),
+        "text_a": pa.array([a for rows in results for a, _ in rows], pa.string()),
+        "text_b": pa.array([b for rows in results for _, b in rows], pa.string()),
+        "label": batch.column("label").take(take),
+        "label_id": batch.column("label_id").take(take),
+        "seed": pa.array(np.full(total, seed, dtype=np.int64)),
+    }, schema=AUGMENTED_SCHEMA)
 
 
 # ---------------------------------------------------------------------------------------------
