@@ -195,15 +195,24 @@ class ShardWriter:
     Each shard is written to a temporary name and renamed when complete, so a reader never sees
     a half-written file under a final name. Shard names depend only on the row order, so the
     same rows give the same files whatever the number of Ray blocks.
+
+    ``writers`` > 1 encodes up to that many shards at once in background threads (Parquet
+    encoding releases the GIL), so the caller goes on receiving rows meanwhile and the shards of
+    the last rows are written side by side; the files are the same. A failed write is raised by
+    the next ``write`` or by ``close``, after every shard in flight has finished or failed, the
+    first failure in shard order first.
     """
 
     def __init__(self, directory: str, schema: pa.Schema, shard_rows: int, prefix: str = "part",
-                 row_group_rows: int = 16_384, **parquet_options):
+                 row_group_rows: int = 16_384, writers: int = 1, **parquet_options):
         self.directory, self.schema, self.shard_rows = directory, schema, shard_rows
         self.prefix, self.row_group_rows, self.options = prefix, row_group_rows, parquet_options
         self.shards: list[dict] = []
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
+        self._writers = max(1, writers)
+        self._pool = None
+        self._in_flight: list = []  # (name, future) of the shards being written, in shard order
         makedirs(directory)
         self._remove_files(lambda name: name.startswith(f".{self.prefix}-") and name.endswith(".tmp"))
 
@@ -229,6 +238,12 @@ class ShardWriter:
             table = pa.concat_tables(self._pending) if self._pending else self.schema.empty_table()
             self._flush(table)
         self._pending, self._pending_rows = [], 0
+        try:
+            self._wait(0)
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
         # A rewrite replaces the whole set: shards of an earlier, longer run must not linger. They
         # go only now, so a write that fails part-way loses nothing that was complete before.
         written = {s["file"] for s in self.shards}
@@ -238,10 +253,40 @@ class ShardWriter:
 
     def _flush(self, table: pa.Table) -> None:
         name = f"{self.prefix}-{len(self.shards):05d}.parquet"
+        self.shards.append({"file": name, "rows": table.num_rows})
+        if self._writers == 1:
+            self._write_file(name, table)
+            return
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self._writers, thread_name_prefix="shard-writer")
+        self._wait(self._writers - 1)  # at most `writers` shards (and their rows) held at once
+        self._in_flight.append((name, self._pool.submit(self._write_file, name, table)))
+
+    def _wait(self, keep: int) -> None:
+        """Until at most ``keep`` shards are in flight. On a failure: until none is; the shards
+        after the failed one that were finished meanwhile are removed (what stays is the run of
+        complete shards from the first, as when writing one at a time); then the failure is raised."""
+        from concurrent.futures import wait
+
+        while len(self._in_flight) > keep:
+            _, first = self._in_flight.pop(0)
+            if first.exception() is None:
+                continue
+            later, self._in_flight = self._in_flight, []
+            wait([f for _, f in later])
+            filesystem, _ = resolve(self.directory)
+            for name, f in later:
+                if f.exception() is None:
+                    with contextlib.suppress(OSError):
+                        filesystem.delete_file(resolve(join(self.directory, name))[1])
+            raise first.exception()
+
+    def _write_file(self, name: str, table: pa.Table) -> None:
         with atomic_output(join(self.directory, name)) as out:
             pq.write_table(table.combine_chunks(), out, row_group_size=self.row_group_rows,
                            compression="zstd", **self.options)
-        self.shards.append({"file": name, "rows": table.num_rows})
 
 
 def file_sha256(path: str) -> str:

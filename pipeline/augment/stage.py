@@ -484,7 +484,9 @@ def run_augment(cfg: JobConfig, methods: list[str] | None = None, num_blocks: in
                 continue
             completion.start(out_dir)
             ds = _augment_split(cfg, split, method, tang, glove() if method == "tinybert" else None, num_blocks)
-            writer = storage.ShardWriter(out_dir, AUGMENTED_SCHEMA, cfg.augment.shard_rows)
+            # two shards encoded at once in the background: the rows of the blocks that finish
+            # last (with several workers, most of the output) are written side by side
+            writer = storage.ShardWriter(out_dir, AUGMENTED_SCHEMA, cfg.augment.shard_rows, writers=2)
             progress = Progress(f"augment {split} {method}")
             parents = rows = 0
             # prefetch_batches=0: a finished block is written at once (with the default of 1 the
