@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.augment.blocks import plan_blocks, plan_reads
 from pipeline.augment.stage import (AUGMENTED_SCHEMA, MlmActorLayout, augmented_dir, completion_key, mlm_actor_layout,
-                                    run_augment, variants_table)
+                                    run_augment, unigram_counts, variants_table)
 from pipeline.config import parse_config
 from pipeline.storage import read_row_pieces
 from pipeline.ingest.stage import examples_dir, run_ingest
@@ -103,6 +103,24 @@ def test_variants_table_rows_follow_their_parents():
     assert variants_table(batch.slice(0, 0), [], "tang", 9).num_rows == 0
     with pytest.raises(ValueError, match="3 results for 4 examples"):
         variants_table(batch, results[:3], "tang", 9)
+
+
+def test_unigram_counts_are_the_counts_of_every_tagged_word():
+    from pipeline.augment.pos import PosUnigram
+
+    lists = pa.list_(pa.string())
+    tagged = [[(["The", "cat", "sat"], ["DT", "NN", "VBD"]), None],
+              [(["A", "cat"], ["DT", "NN"]), (["sat", "sat"], ["VBD", "VBN"])],
+              [([], []), ([], [])]]
+    tables = [pa.table({"words_a": pa.array([a[0]], lists), "tags_a": pa.array([a[1]], lists),
+                        "words_b": pa.array([b[0] if b else None], lists), "tags_b": pa.array([b[1] if b else None], lists)})
+              for a, b in tagged]
+    expected = PosUnigram.count([p for pair in tagged for p in pair if p]).to_arrow()
+    got = unigram_counts(tables)
+    assert got.equals(expected) and got.num_rows == 5
+    counts = dict(zip(zip(got["tag"].to_pylist(), got["word"].to_pylist()), got["count"].to_pylist()))
+    assert counts[("NN", "cat")] == counts[("VBD", "sat")] == 2 and counts[("VBN", "sat")] == 1
+    assert unigram_counts([]).equals(PosUnigram().to_arrow())
 
 
 def test_stable_hexes_hash_the_prefix_once_with_the_same_result():

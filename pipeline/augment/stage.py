@@ -1,8 +1,8 @@
 """The augment stage: thin Ray Data adapters around the pure augmenters.
 
 - Tang: CPU tasks tag the texts with spaCy (the tagger loaded once per worker process), the
-  train split's per-tag unigram counts are summed per batch and merged in the driver, and the
-  merged table is shared with every augmenting task through the object store.
+  driver counts the train split's (tag, word) pairs with Arrow from the tagged blocks, and the
+  table is shared with every augmenting task through the object store.
 - TinyBERT without an MLM: CPU tasks; the GloVe matrix is put in the object store once and read
   zero-copy by every worker.
 - TinyBERT with an MLM: an actor pool, the model loaded once per actor (one GPU per actor when
@@ -153,12 +153,19 @@ def _tag_batch(batch: pa.Table, model: str, attr: str, batch_size: int) -> pa.Ta
         .append_column("tags_b", pa.array([x[1] if x else None for x in tagged_b], lists))
 
 
-def _count_batch(batch: pa.Table) -> pa.Table:
-    from .pos import PosUnigram
-
-    pairs = list(zip(batch.column("words_a").to_pylist(), batch.column("tags_a").to_pylist()))
-    pairs += [p for p in zip(batch.column("words_b").to_pylist(), batch.column("tags_b").to_pylist()) if p[0]]
-    return PosUnigram.count(pairs).to_arrow()
+def unigram_counts(tagged: list[pa.Table]) -> pa.Table:
+    """Pure: the (tag, word) counts of tagged tables (``words_a``/``tags_a``, ``words_b``/``tags_b``
+    list columns), as :meth:`PosUnigram.to_arrow` gives them: columns tag, word, count, sorted.
+    Counted by Arrow in the driver from the tagged blocks (as Ray tasks, the count cost a second
+    pass with its scheduling gaps)."""
+    pairs = [pa.table({"tag": pc.list_flatten(t.column(tags)), "word": pc.list_flatten(t.column(words))})
+             for t in tagged for words, tags in (("words_a", "tags_a"), ("words_b", "tags_b"))]
+    if not pairs:
+        pairs = [pa.table({"tag": pa.array([], pa.string()), "word": pa.array([], pa.string())})]
+    counted = pa.concat_tables(pairs).group_by(["tag", "word"], use_threads=False).aggregate([([], "count_all")])
+    counted = counted.rename_columns(["tag", "word", "count"]).cast(
+        pa.schema([("tag", pa.string()), ("word", pa.string()), ("count", pa.int64())]))
+    return counted.sort_by([("tag", "ascending"), ("word", "ascending")])
 
 
 def _tang_batch(batch: pa.Table, params, unigram_ref: _Ref, seed: int) -> pa.Table:
@@ -322,14 +329,11 @@ class _TangPlan:
 
     @functools.cached_property
     def unigram_ref(self) -> _Ref:
-        """The train split's unigram-by-tag counts, merged once and put in the object store."""
+        """The train split's unigram-by-tag counts, counted once and put in the object store."""
         import ray
 
-        tables = [t for t in self.tagged("train").map_batches(_count_batch, batch_format="pyarrow",
-                                                              batch_size=4096).iter_batches(batch_format="pyarrow", batch_size=None)]
-        merged = pa.concat_tables(tables).group_by(["tag", "word"]).aggregate([("count", "sum")])
-        merged = merged.rename_columns(["tag", "word", "count"]).sort_by([("tag", "ascending"), ("word", "ascending")])
-        return _Ref((ray.put(merged),))
+        blocks = self.tagged("train").iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=0)
+        return _Ref((ray.put(unigram_counts(list(blocks))),))
 
 
 def _glove_ref(cfg: JobConfig) -> _Ref:
