@@ -251,6 +251,18 @@ class ShardWriter:
                            and name not in written)
         return self.shards
 
+    def abort(self) -> None:
+        """After a failure elsewhere: wait for the shards in flight (so that nothing is written once
+        the caller has given up) without raising; the rows not yet in a shard are dropped."""
+        from concurrent.futures import wait
+
+        self._pending, self._pending_rows = [], 0
+        wait([f for _, f in self._in_flight])
+        self._in_flight = []
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
     def _flush(self, table: pa.Table) -> None:
         name = f"{self.prefix}-{len(self.shards):05d}.parquet"
         self.shards.append({"file": name, "rows": table.num_rows})
@@ -276,6 +288,8 @@ class ShardWriter:
                 continue
             later, self._in_flight = self._in_flight, []
             wait([f for _, f in later])
+            self._pool.shutdown()  # the writer is done with: no thread is left behind
+            self._pool = None
             filesystem, _ = resolve(self.directory)
             for name, f in later:
                 if f.exception() is None:

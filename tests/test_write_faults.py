@@ -210,8 +210,22 @@ def test_a_failed_background_write_is_raised_in_shard_order(tmp_path, monkeypatc
             writer.write(table)
         writer.close()
     assert fs.failures
+    assert writer._pool is None  # its threads ended with the failure
     _assert_no_partial_files(out)
     written = _digests(out)
     # the shards before the failed one, whole and right; the next shard, finished in the background
     # meanwhile, is removed again
     assert written == {n: expected[n] for n in ("part-00000.parquet", "part-00001.parquet")}
+
+
+def test_abort_waits_for_the_shards_in_flight(tmp_path):
+    tables = _shard_stream()
+    writer = storage.ShardWriter(str(tmp_path), tables[0].schema, shard_rows=50, writers=2)
+    for table in tables[:5]:  # 185 rows: three shards handed to the writers, 35 rows pending
+        writer.write(table)
+    threads = list(writer._pool._threads)
+    writer.abort()
+    assert threads and not [t for t in threads if t.is_alive()]  # the writer's threads are gone
+    _assert_no_partial_files(tmp_path)
+    assert sorted(_digests(tmp_path)) == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    writer.abort()  # twice is harmless

@@ -498,13 +498,17 @@ def run_augment(cfg: JobConfig, methods: list[str] | None = None, num_blocks: in
             # prefetch_batches=0: a finished block is written at once (with the default of 1 the
             # iterator holds each block back until the next one is ready: measured, one worker's
             # first block of two reached the writer only when the second had finished)
-            for table in ds.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=0):
-                writer.write(table)
-                n_parents = pc.sum(pc.equal(table.column("variant"), 0)).as_py() or 0
-                parents += n_parents
-                rows += table.num_rows
-                progress.add(table.num_rows)
-            shards = writer.close()
+            try:
+                for table in ds.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=0):
+                    writer.write(table)
+                    n_parents = pc.sum(pc.equal(table.column("variant"), 0)).as_py() or 0
+                    parents += n_parents
+                    rows += table.num_rows
+                    progress.add(table.num_rows)
+                shards = writer.close()
+            except BaseException:
+                writer.abort()  # no shard is still being written once the error is reported
+                raise
             seconds = time.perf_counter() - started
             tries = cfg.tang_n_iter if method == "tang" else cfg.tinybert_n
             summary = {"split": split, "method": method, "examples_in": parents, "rows_out": rows,
