@@ -111,20 +111,24 @@ def _wait_for(what: str, condition, driver: Driver, timeout: float = 180, poll: 
     pytest.fail(f"timed out waiting for {what}")
 
 
+def _state(listing, cluster: LocalCluster, state: str) -> list:
+    """Ray's state API ``listing`` (list_tasks, list_actors) in ``state``; [] while it is unavailable,
+    as it briefly is right after a node dies."""
+    try:
+        return listing(address=cluster.dashboard_url, filters=[("state", "=", state)], limit=10_000, timeout=10,
+                       raise_on_missing_output=False)
+    except Exception:
+        return []
+
+
 def _running_on_worker(cluster: LocalCluster, names: tuple[str, ...]):
     """A worker node with a running task whose name contains one of ``names``, else None."""
     from ray.util.state import list_tasks
 
-    try:
-        tasks = list_tasks(address=cluster.dashboard_url, filters=[("state", "=", "RUNNING")], limit=10_000,
-                           timeout=10, raise_on_missing_output=False)
-    except Exception:  # the state API is briefly unavailable right after a node dies
-        return None
-    for task in tasks:
-        if any(n in task.name for n in names):
-            node = cluster.worker_by_id(task.node_id)
-            if node is not None:
-                return node, task.name
+    for task in _state(list_tasks, cluster, "RUNNING"):
+        node = cluster.worker_by_id(task.node_id) if any(n in task.name for n in names) else None
+        if node is not None:
+            return node, task.name
     return None
 
 
@@ -132,12 +136,7 @@ def _actor_on_worker(cluster: LocalCluster, name: str):
     """A worker node with a live actor whose class name contains ``name``, else None."""
     from ray.util.state import list_actors
 
-    try:
-        actors = list_actors(address=cluster.dashboard_url, filters=[("state", "=", "ALIVE")], limit=10_000,
-                             timeout=10, raise_on_missing_output=False)
-    except Exception:  # the state API is briefly unavailable right after a node dies
-        return None
-    for actor in actors:
+    for actor in _state(list_actors, cluster, "ALIVE"):
         node = cluster.worker_by_id(actor.node_id) if name in actor.class_name else None
         if node is not None:
             return node
