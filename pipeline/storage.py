@@ -265,10 +265,11 @@ class ShardWriter:
 
     def _flush(self, table: pa.Table) -> None:
         name = f"{self.prefix}-{len(self.shards):05d}.parquet"
-        self.shards.append({"file": name, "rows": table.num_rows})
         if self._writers == 1:
             self._write_file(name, table)
+            self.shards.append({"file": name, "rows": table.num_rows})
             return
+        self.shards.append({"file": name, "rows": table.num_rows})  # (a failure is raised before close returns them)
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
