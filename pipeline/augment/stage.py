@@ -123,7 +123,8 @@ def _tinybert_glove_only(params, ref_box: tuple, table_box: tuple | None = None)
 
     augmenter = TinyBertAugmenter(params, _glove(ref_box), None)
     if table_box is not None:  # (called inside _tinybert_block, with the collector paused)
-        augmenter.prime_neighbours(ray.get(table_box[0]))
+        for part in ray.get(list(table_box)):
+            augmenter.prime_neighbours(part)
     return augmenter
 
 
@@ -383,12 +384,9 @@ def _neighbour_table(files: list[tuple[str, int]], params, glove_ref: _Ref, slot
         pending += [task.remote(glove_ref, chunk, params.top_k) for chunk in chunks if chunk]
     if not pending:
         return None
-    found: dict[str, list[str]] = {}
-    with paused_gc():  # unpickling the results makes tens of thousands of lists: see pipeline.gc_pause
-        while pending:  # merged as they finish
-            ready, pending = ray.wait(pending, num_returns=1)
-            found.update(ray.get(ready[0]))
-    return _Ref((ray.put(found),))
+    # the blocks read the parts themselves: the driver neither unpickles nor merges nor puts them
+    ray.wait(pending, num_returns=len(pending), fetch_local=False)
+    return _Ref(pending)
 
 
 def _augment_split(cfg: JobConfig, split: str, method: str, tang: _TangPlan | None, glove_ref: _Ref | None,
