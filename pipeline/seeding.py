@@ -12,37 +12,28 @@ import hashlib
 import numpy as np
 
 
-def stable_hash64(*parts: object) -> int:
-    """A 64-bit hash of the parts that is the same in every process and on every machine."""
-    h = hashlib.blake2b(digest_size=8)
+def _absorb(h, parts):
+    """``h`` updated with each part's UTF-8 text and a separator; ``h`` itself is returned."""
     for part in parts:
         h.update(str(part).encode("utf-8"))
         h.update(b"\x1f")
-    return int.from_bytes(h.digest(), "little")
+    return h
+
+
+def stable_hash64(*parts: object) -> int:
+    """A 64-bit hash of the parts that is the same in every process and on every machine."""
+    return int.from_bytes(_absorb(hashlib.blake2b(digest_size=8), parts).digest(), "little")
 
 
 def stable_hex(*parts: object, length: int = 16) -> str:
     """A hex digest of the parts (``length`` hex characters, at most 32)."""
-    h = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        h.update(str(part).encode("utf-8"))
-        h.update(b"\x1f")
-    return h.hexdigest()[:length]
+    return _absorb(hashlib.blake2b(digest_size=16), parts).hexdigest()[:length]
 
 
 def stable_hexes(prefix: tuple, lasts, length: int = 16) -> list[str]:
     """``[stable_hex(*prefix, last, length=length) for last in lasts]``, the prefix hashed once."""
-    head = hashlib.blake2b(digest_size=16)
-    for part in prefix:
-        head.update(str(part).encode("utf-8"))
-        head.update(b"\x1f")
-    out = []
-    for last in lasts:
-        h = head.copy()
-        h.update(str(last).encode("utf-8"))
-        h.update(b"\x1f")
-        out.append(h.hexdigest()[:length])
-    return out
+    head = _absorb(hashlib.blake2b(digest_size=16), prefix)
+    return [_absorb(head.copy(), (last,)).hexdigest()[:length] for last in lasts]
 
 
 def example_rng(seed: int, example_id: str, method: str) -> np.random.Generator:

@@ -241,9 +241,7 @@ class ShardWriter:
         try:
             self._wait(0)
         finally:
-            if self._pool is not None:
-                self._pool.shutdown()
-                self._pool = None
+            self._stop_pool()
         # A rewrite replaces the whole set: shards of an earlier, longer run must not linger. They
         # go only now, so a write that fails part-way loses nothing that was complete before.
         written = {s["file"] for s in self.shards}
@@ -259,6 +257,9 @@ class ShardWriter:
         self._pending, self._pending_rows = [], 0
         wait([f for _, f in self._in_flight])
         self._in_flight = []
+        self._stop_pool()
+
+    def _stop_pool(self) -> None:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
@@ -289,13 +290,12 @@ class ShardWriter:
                 continue
             later, self._in_flight = self._in_flight, []
             wait([f for _, f in later])
-            self._pool.shutdown()  # the writer is done with: no thread is left behind
-            self._pool = None
-            filesystem, _ = resolve(self.directory)
+            self._stop_pool()  # the writer is done with: no thread is left behind
             for name, f in later:
                 if f.exception() is None:
+                    filesystem, path = resolve(join(self.directory, name))
                     with contextlib.suppress(OSError):
-                        filesystem.delete_file(resolve(join(self.directory, name))[1])
+                        filesystem.delete_file(path)
             raise first.exception()
 
     def _write_file(self, name: str, table: pa.Table) -> None:

@@ -28,7 +28,8 @@ import pyarrow as pa
 Tagged = tuple[list[str], list[str]]
 
 # Components the tags do not depend on, per tag attribute: tags identical to the full pipeline on
-# 3,000 review sentences (`python -m pipeline.bench.tang --sweep`). One core, review sentences:
+# 3,000 review sentences (`python -m pipeline.bench.tang --sweep`). One core, review sentences, with
+# thinc's default BLIS kernels (PosTagger uses NumPy's BLAS, about twice as fast):
 # tok2vec + tagger about 1,150 sentences/s at batch_size 64-256 (1024: 900/s); + attribute ruler
 # 840/s; + parser 630/s. UPOS without the parser agrees on only 98.4% of tokens.
 _EXCLUDE = {
@@ -56,14 +57,14 @@ class PosTagger:
         self.attr = attr
         self.batch_size = batch_size
         current = get_current_ops()
-        if type(current) is NumpyOps and current.use_blis != blis:  # (a GPU's ops are left alone)
+        swap = type(current) is NumpyOps and current.use_blis != blis  # (a GPU's ops are left alone)
+        if swap:
             set_current_ops(NumpyOps(use_blis=blis))  # the ops of every layer made while loading
-            try:
-                self.nlp = spacy.load(model, exclude=list(_EXCLUDE[attr]))
-            finally:
-                set_current_ops(current)
-        else:
+        try:
             self.nlp = spacy.load(model, exclude=list(_EXCLUDE[attr]))
+        finally:
+            if swap:
+                set_current_ops(current)
 
     def tag(self, texts: Sequence[str]) -> list[Tagged]:
         """(words, tags) per text; whitespace tokens are dropped."""
@@ -73,6 +74,9 @@ class PosTagger:
             tokens = [t for t in doc if not t.is_space]
             out.append(([t.text for t in tokens], [getattr(t, attr) for t in tokens]))
         return out
+
+
+UNIGRAM_SCHEMA = pa.schema([("tag", pa.string()), ("word", pa.string()), ("count", pa.int64())])  # to_arrow's
 
 
 class PosUnigram:
@@ -108,13 +112,8 @@ class PosUnigram:
     def to_arrow(self) -> pa.Table:
         """Columns tag, word, count, sorted by (tag, word)."""
         keys = list(self.counts)
-        table = pa.table(
-            {
-                "tag": pa.array([tag for tag, _ in keys], pa.string()),
-                "word": pa.array([word for _, word in keys], pa.string()),
-                "count": pa.array(list(self.counts.values()), pa.int64()),
-            }
-        )
+        table = pa.table({"tag": [tag for tag, _ in keys], "word": [word for _, word in keys],
+                          "count": list(self.counts.values())}, schema=UNIGRAM_SCHEMA)
         return table.sort_by([("tag", "ascending"), ("word", "ascending")])
 
     @classmethod

@@ -35,6 +35,7 @@ from ..ingest.stage import examples_dir
 from ..progress import Progress, print_summary
 from ..ray_env import cluster_cpus, cluster_gpus
 from ..seeding import stable_hexes
+from .pos import UNIGRAM_SCHEMA
 
 AUGMENTED_SCHEMA = pa.schema([
     ("example_id", pa.string()),
@@ -164,8 +165,7 @@ def unigram_counts(tagged: list[pa.Table]) -> pa.Table:
     if not pairs:
         pairs = [pa.table({"tag": pa.array([], pa.string()), "word": pa.array([], pa.string())})]
     counted = pa.concat_tables(pairs).group_by(["tag", "word"], use_threads=False).aggregate([([], "count_all")])
-    counted = counted.rename_columns(["tag", "word", "count"]).cast(
-        pa.schema([("tag", pa.string()), ("word", pa.string()), ("count", pa.int64())]))
+    counted = counted.rename_columns(UNIGRAM_SCHEMA.names).cast(UNIGRAM_SCHEMA)
     return counted.sort_by([("tag", "ascending"), ("word", "ascending")])
 
 
