@@ -7,12 +7,23 @@ import os
 import sys
 
 
+METADATA_THREAD_ENV = "RAY_DATA_METADATA_PREFETCH_ON_THREAD"
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> str:
     """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start a local Ray with all CPUs
     (``address="local"`` or ``RAY_ADDRESS=local`` also ask for a local Ray).
 
     Returns a one-line description of where the job runs.
     """
+    # Ray Data's scheduling loop handles a finished task only once every running task has
+    # finished or 0.1 s has passed, and by default it fetches block metadata on a second thread,
+    # which frees the finished task's slot one pass later still. Fetched in the loop itself (the
+    # switch Ray Data documents in its metadata_fetcher module), the next task starts sooner:
+    # measured on 40,932 sentences with 2 workers (Tang, tagging in 6 blocks), the workers sat
+    # idle 0.26-0.30 s in all between their tasks instead of 0.61-0.72 s. Read when Ray Data's
+    # executor is first imported (at the first execution); a value the user set stands.
+    os.environ.setdefault(METADATA_THREAD_ENV, "0")
     import ray
     import ray.data
 
