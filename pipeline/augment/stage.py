@@ -185,7 +185,7 @@ def _tang_batch(batch: pa.Table, params, unigram_ref: _Ref, seed: int) -> pa.Tab
 
 
 def _tinybert_rows(augmenter, block: pa.Table, seed: int, batch_size: int) -> pa.Table:
-    """A block's examples augmented ``batch_size`` at a time (one MLM pass each), and its rows built
+    """A block's examples augmented ``batch_size`` at a time (one augment call each), and its rows built
     as one table: a block's output in one piece per column goes into the object store about 2.5x
     as fast as the same rows in one chunk per batch (measured on 100,000 rows: 13 ms against 33)."""
     ids, texts_a, texts_b = (block.column(c).to_pylist() for c in ("example_id", "text_a", "text_b"))
