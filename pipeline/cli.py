@@ -16,15 +16,8 @@ import argparse
 import sys
 import time
 
-from .config import ConfigError, JobConfig, load_config
-from .ingest.readers import InputError
-from .augment.stage import AugmentError
-from .ingest.stage import IngestFailed
-from .storage import OutputError
-from .teacher.errors import TeacherError
-from .student.errors import StudentError, StudentStageError
-from .teacher.cache import CacheError
-from .report import ReportError
+from .config import JobConfig, load_config
+from .errors import PipelineError
 
 STAGES = ("ingest", "augment", "teacher", "student")
 RAY_COMMANDS = ("ingest", "augment", "teacher", "run")
@@ -35,6 +28,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", default=None,
                    help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray started here)")
     p.add_argument("--output-dir", default=None, help="override output_dir of the job file")
+    p.add_argument("--executor", choices=["ray", "local"], default="ray",
+                   help="ray (default): tasks on Ray; local: every task in this process, one after the other "
+                        "(no Ray; debugging)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +80,7 @@ def _load(args) -> JobConfig:
 
 
 def _start_ray(cfg: JobConfig, args) -> None:
-    from .ray_env import init_ray
+    from .runtime.ray_env import init_ray
 
     print(f"[{cfg.name}] {init_ray(args.address or cfg.ray.address, cfg.ray.num_cpus)}", file=sys.stderr)
 
@@ -118,27 +114,27 @@ def main(argv: list[str] | None = None) -> int:
             _report(cfg)
             return 0
         cfg = _load(args)
-        if args.command in RAY_COMMANDS:
+        executor = getattr(args, "executor", "ray")
+        if args.command in RAY_COMMANDS and executor == "ray":
             _start_ray(cfg, args)
         if args.command in ("ingest", "run"):
             from .ingest.stage import run_ingest
 
-            run_ingest(cfg, getattr(args, "split", None), args.strict)
+            run_ingest(cfg, getattr(args, "split", None), args.strict, executor=executor)
         if args.command in ("augment", "run"):
             from .augment.stage import run_augment
 
-            run_augment(cfg, getattr(args, "method", None))
+            run_augment(cfg, getattr(args, "method", None), executor=executor)
         if args.command == "teacher" or (args.command == "run" and cfg.teacher is not None):
             from .teacher.stage import run_teacher
 
-            run_teacher(cfg, inputs=getattr(args, "input", None))
+            run_teacher(cfg, inputs=getattr(args, "input", None), use_ray=executor == "ray")
         if args.command == "student" or (args.command == "run" and cfg.student is not None):
             from .student.stage import run_student
 
             run_student(cfg, runs=getattr(args, "run", None), seeds=getattr(args, "seed", None))
         report = _report(cfg) if args.command == "run" else None
-    except (ConfigError, InputError, IngestFailed, AugmentError, TeacherError, StudentStageError, StudentError,
-            CacheError, ReportError, OutputError) as exc:
+    except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"\n[{cfg.name}] {args.command} finished in {time.perf_counter() - started:,.1f} s; "

@@ -6,8 +6,6 @@ and missing input files fail with a message that names the file, the key and wha
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -15,6 +13,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .errors import PipelineError
 from .student.settings import StudentConfig
 from .teacher.settings import TeacherConfig
 
@@ -38,7 +37,7 @@ _EXTENSIONS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
-class ConfigError(ValueError):
+class ConfigError(PipelineError, ValueError):
     """A job configuration that cannot run; the message names the file, the key and the reason."""
 
 
@@ -90,8 +89,8 @@ class IngestConfig(_Strict):
     crlf: Literal["normalise", "reject"] = Field("normalise", description="CRLF line endings")
     bom: Literal["strip", "reject"] = Field("strip", description="a UTF-8 byte-order mark at the start of a file")
     strict: bool = Field(False, description="any rejected row fails the stage")
-    chunk_bytes: Annotated[int, Field(ge=4096)] = Field(8 << 20, description="bytes of text input per Ray task")
-    shard_rows: Annotated[int, Field(gt=0)] = Field(100_000, description="rows per output Parquet file")
+    chunk_bytes: Annotated[int, Field(ge=256)] = Field(
+        8 << 20, description="bytes of text input per task (each task writes one examples file)")
 
 
 class GloveConfig(_Strict):
@@ -152,10 +151,9 @@ class AugmentConfig(_Strict):
     splits: list[str] = Field(default_factory=lambda: ["train"])
     tinybert: TinyBertConfig = TinyBertConfig()
     tang: TangConfig = TangConfig()
-    shard_rows: Annotated[int, Field(gt=0)] = 100_000
-    block_rows: Annotated[int, Field(gt=0)] = Field(
-        8192, description="input examples per Ray block at most; a split is cut into whole rounds of one block per "
-                          "worker (two blocks with one worker)")
+    shard_rows: Annotated[int, Field(gt=0)] = Field(
+        1024, description="input examples per task; each task writes one output file of their originals and "
+                          "variants (the plan, and so the files, never depend on the number of workers)")
 
 
 class RayConfig(_Strict):
@@ -237,8 +235,9 @@ class JobConfig(_Strict):
         return TASK_DEFAULTS[self.task]["tang_n_iter"] if n is None else n
 
     def config_hash(self) -> str:
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        from .runtime.digest import digest
+
+        return digest(self.model_dump(mode="json"), length=16)
 
 
 

@@ -9,8 +9,8 @@ import time
 class Progress:
     """Prints ``label: N rows (R rows/s)`` to stderr at most every ``every`` seconds."""
 
-    def __init__(self, label: str, every: float = 5.0, stream=None):
-        self.label, self.every, self.stream = label, every, stream or sys.stderr
+    def __init__(self, label: str, every: float = 5.0, stream=None, unit: str = "rows"):
+        self.label, self.every, self.stream, self.unit = label, every, stream or sys.stderr, unit
         self.start = self.last = time.perf_counter()
         self.count = 0
 
@@ -28,7 +28,7 @@ class Progress:
 
     def _print(self, now: float) -> None:
         rate = self.count / max(now - self.start, 1e-9)
-        print(f"  {self.label}: {self.count:,} rows ({rate:,.0f} rows/s)", file=self.stream, flush=True)
+        print(f"  {self.label}: {self.count:,} {self.unit} ({rate:,.1f} {self.unit}/s)", file=self.stream, flush=True)
 
 
 def print_summary(title: str, rows: list[tuple[str, object]], stream=None) -> None:

@@ -14,6 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
+from .errors import PipelineError
+
 
 def resolve(path: str) -> tuple[pafs.FileSystem, str]:
     """The filesystem and the path inside it, for a local path or a URI (s3://, gs://, hdfs://, file://)."""
@@ -112,7 +114,7 @@ def _tmp_name(path: str) -> str:
     return f"{head}/.{tail}.{uuid.uuid4().hex[:8]}.tmp"
 
 
-class OutputError(OSError):
+class OutputError(PipelineError, OSError):
     """Writing an output failed (disk full, permission denied, ...).
 
     The message names the output's final path and the reason. Nothing was left under that name,
@@ -189,119 +191,24 @@ def read_json(path: str) -> object:
         return json.loads(fh.read().decode())
 
 
-class ShardWriter:
-    """Writes an ordered stream of Arrow tables into Parquet files of ``shard_rows`` rows each.
+def write_parquet(path: str, table: pa.Table, row_group_rows: int = 16_384, **options) -> dict:
+    """One whole Parquet file (zstd), under its final name only once complete; returns its record."""
+    with atomic_output(path) as out:
+        pq.write_table(table.combine_chunks(), out, row_group_size=row_group_rows, compression="zstd", **options)
+    return file_record(path, table.num_rows)
 
-    Each shard is written to a temporary name and renamed when complete, so a reader never sees
-    a half-written file under a final name. Shard names depend only on the row order, so the
-    same rows give the same files whatever the number of Ray blocks.
 
-    ``writers`` > 1 encodes up to that many shards at once in background threads (Parquet
-    encoding releases the GIL), so the caller goes on receiving rows meanwhile and the shards of
-    the last rows are written side by side; the files are the same. A failed write is raised by
-    the next ``write`` or by ``close``, after every shard in flight has finished or failed, the
-    first failure in shard order first.
-    """
+def write_lines(path: str, lines: list[str]) -> dict:
+    """A text file of ``lines`` (each ending in a newline), written whole; returns its record."""
+    with atomic_output(path) as out:
+        out.write("".join(line + "\n" for line in lines).encode())
+    return file_record(path, len(lines))
 
-    def __init__(self, directory: str, schema: pa.Schema, shard_rows: int, prefix: str = "part",
-                 row_group_rows: int = 16_384, writers: int = 1, **parquet_options):
-        self.directory, self.schema, self.shard_rows = directory, schema, shard_rows
-        self.prefix, self.row_group_rows, self.options = prefix, row_group_rows, parquet_options
-        self.shards: list[dict] = []
-        self._pending: list[pa.Table] = []
-        self._pending_rows = 0
-        self._writers = max(1, writers)
-        self._pool = None
-        self._in_flight: list = []  # (name, future) of the shards being written, in shard order
-        makedirs(directory)
-        self._remove_files(lambda name: name.startswith(f".{self.prefix}-") and name.endswith(".tmp"))
 
-    def _remove_files(self, stale) -> None:
-        filesystem, p = resolve(self.directory)
-        for info in filesystem.get_file_info(pafs.FileSelector(p)):
-            if info.type == pafs.FileType.File and stale(info.base_name):
-                filesystem.delete_file(info.path)
-
-    def write(self, table: pa.Table) -> None:
-        if table.num_rows == 0:
-            return
-        self._pending.append(table.select(self.schema.names).cast(self.schema))
-        self._pending_rows += table.num_rows
-        while self._pending_rows >= self.shard_rows:
-            combined = pa.concat_tables(self._pending)
-            self._flush(combined.slice(0, self.shard_rows))
-            rest = combined.slice(self.shard_rows)
-            self._pending, self._pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
-
-    def close(self) -> list[dict]:
-        if self._pending_rows or not self.shards:
-            table = pa.concat_tables(self._pending) if self._pending else self.schema.empty_table()
-            self._flush(table)
-        self._pending, self._pending_rows = [], 0
-        try:
-            self._wait(0)
-        finally:
-            self._stop_pool()
-        # A rewrite replaces the whole set: shards of an earlier, longer run must not linger. They
-        # go only now, so a write that fails part-way loses nothing that was complete before.
-        written = {s["file"] for s in self.shards}
-        self._remove_files(lambda name: name.startswith(self.prefix + "-") and name.endswith(".parquet")
-                           and name not in written)
-        return self.shards
-
-    def abort(self) -> None:
-        """After a failure elsewhere: wait for the shards in flight (so that nothing is written once
-        the caller has given up) without raising; the rows not yet in a shard are dropped."""
-        from concurrent.futures import wait
-
-        self._pending, self._pending_rows = [], 0
-        wait([f for _, f in self._in_flight])
-        self._in_flight = []
-        self._stop_pool()
-
-    def _stop_pool(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
-
-    def _flush(self, table: pa.Table) -> None:
-        name = f"{self.prefix}-{len(self.shards):05d}.parquet"
-        if self._writers == 1:
-            self._write_file(name, table)
-            self.shards.append({"file": name, "rows": table.num_rows})
-            return
-        self.shards.append({"file": name, "rows": table.num_rows})  # (a failure is raised before close returns them)
-        if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._pool = ThreadPoolExecutor(self._writers, thread_name_prefix="shard-writer")
-        self._wait(self._writers - 1)  # at most `writers` shards (and their rows) held at once
-        self._in_flight.append((name, self._pool.submit(self._write_file, name, table)))
-
-    def _wait(self, keep: int) -> None:
-        """Until at most ``keep`` shards are in flight. On a failure: until none is; the shards
-        after the failed one that were finished meanwhile are removed (what stays is the run of
-        complete shards from the first, as when writing one at a time); then the failure is raised."""
-        from concurrent.futures import wait
-
-        while len(self._in_flight) > keep:
-            _, first = self._in_flight.pop(0)
-            if first.exception() is None:
-                continue
-            later, self._in_flight = self._in_flight, []
-            wait([f for _, f in later])
-            self._stop_pool()  # the writer is done with: no thread is left behind
-            for name, f in later:
-                if f.exception() is None:
-                    filesystem, path = resolve(join(self.directory, name))
-                    with contextlib.suppress(OSError):
-                        filesystem.delete_file(path)
-            raise first.exception()
-
-    def _write_file(self, name: str, table: pa.Table) -> None:
-        with atomic_output(join(self.directory, name)) as out:
-            pq.write_table(table.combine_chunks(), out, row_group_size=self.row_group_rows,
-                           compression="zstd", **self.options)
+def file_record(path: str, rows: int | None = None) -> dict:
+    """What a task reports of a file it wrote: path, rows, bytes, SHA-256."""
+    filesystem, p = resolve(path)
+    return {"path": path, "rows": rows, "bytes": filesystem.get_file_info(p).size, "sha256": file_sha256(path)}
 
 
 def file_sha256(path: str) -> str:

@@ -19,7 +19,7 @@ def ray_local():
     """One local Ray instance (2 CPUs) shared by every test that needs Ray."""
     import ray
 
-    from pipeline.ray_env import init_ray
+    from pipeline.runtime.ray_env import init_ray
 
     init_ray(num_cpus=2)
     yield ray

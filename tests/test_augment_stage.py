@@ -7,12 +7,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.augment.blocks import plan_blocks, plan_reads
-from pipeline.augment.stage import (AUGMENTED_SCHEMA, MlmActorLayout, augmented_dir, completion_key, mlm_actor_layout,
-                                    run_augment, unigram_counts, variants_table)
+from pipeline.augment.stage import (AUGMENTED_SCHEMA, MlmActorLayout, augment_stage, augmented_dir, make_methods,
+                                    mlm_actor_layout, plan_ranges, run_augment, unigram_counts, variants_table)
 from pipeline.config import parse_config
 from pipeline.storage import read_row_pieces
-from pipeline.ingest.stage import examples_dir, run_ingest
+from pipeline.ingest.stage import run_ingest
 from pipeline.seeding import stable_hex, stable_hexes
 
 pytestmark = pytest.mark.ray
@@ -37,8 +36,8 @@ def _job(tmp_path, **augment):
         "name": "t", "task": "sst2", "seed": 5, "output_dir": str(tmp_path / "out"),
         "labels": ["negative", "positive"],
         "inputs": {"train": {"path": str(train), "columns": {"text_a": "sentence", "label": "label"}}},
-        "ingest": {"shard_rows": 7},
-        "augment": {"shard_rows": 50, **augment},
+        "ingest": {"chunk_bytes": 256},
+        "augment": {"shard_rows": 7, **augment},
     }, "test")
 
 
@@ -72,16 +71,16 @@ def test_tang_and_glove_tinybert_outputs(tmp_path, ray_local):
     assert [r["text_a"] for r in tb if r["text_a"] in ("!!!", "the and of")].count("!!!") == 5
 
 
-def test_output_identical_across_blocks_and_workers(tmp_path, ray_local):
+def test_output_identical_across_workers_and_executors(tmp_path, ray_local):
     outputs = []
-    for blocks, workers in ((1, 1), (8, 2), (None, 2)):  # None: the stage's own block plan
-        cfg = _job(tmp_path / f"b{blocks}", tinybert={"n_aug": 3, "workers": workers, "batch_size": 4},
+    for workers, executor in ((1, "ray"), (2, "ray"), (None, "local")):
+        cfg = _job(tmp_path / f"w{workers}{executor}", tinybert={"n_aug": 3, "workers": workers, "batch_size": 4},
                    tang={"n_iter": 3, "workers": workers, "batch_size": 4})
-        run_ingest(cfg)
-        run_augment(cfg, num_blocks=blocks)
+        run_ingest(cfg, executor=executor)
+        run_augment(cfg, executor=executor)
         outputs.append({m: _files(cfg, m) for m in ("tinybert", "tang")})
     assert outputs[0] == outputs[1] == outputs[2]
-    assert all(len(files) >= 2 for files in outputs[0].values())
+    assert all(len(files) == 5 for files in outputs[0].values())  # 30 examples, 7 per task
 
 
 def test_ray_data_fetches_block_metadata_in_its_scheduling_loop(ray_local):
@@ -138,17 +137,6 @@ def test_stable_hexes_hash_the_prefix_once_with_the_same_result():
     assert stable_hexes(("é", 3), ["x", 7], length=32) == [stable_hex("é", 3, "x", length=32), stable_hex("é", 3, 7, length=32)]
 
 
-def test_block_plan():
-    assert plan_blocks(10_233, slots=1, block_rows=8192) == 2  # one worker: at least two blocks
-    assert plan_blocks(10_233, slots=1, block_rows=4096) == 3  # at most block_rows per block
-    assert plan_blocks(10_233, slots=2, block_rows=8192) == 2  # one round of one block per worker
-    assert plan_blocks(10_233, slots=2, block_rows=4096) == 4  # two rounds
-    assert plan_blocks(1_000_000, slots=2, block_rows=8192) == 124  # whole rounds
-    assert plan_blocks(1_000_000, slots=3, block_rows=8192) == 123
-    assert plan_blocks(3, slots=8, block_rows=8192) == 3  # never more blocks than examples
-    assert plan_blocks(0, slots=2, block_rows=8192) == 1
-
-
 def test_mlm_actor_layout():
     # one GPU: one actor by default, or actors_per_gpu sharing it; torch threads from the CPUs, at most 4
     assert mlm_actor_layout(cpus=16, gpus=1, workers=None, actors_per_gpu=1) == MlmActorLayout(1, 4, 1, 1.0)
@@ -162,16 +150,21 @@ def test_mlm_actor_layout():
     assert mlm_actor_layout(cpus=8, gpus=0, workers=2, actors_per_gpu=1) == MlmActorLayout(2, 4, 3.5, 0)
 
 
-def test_performance_settings_leave_the_completion_key_alone(tmp_path):
-    base = _job(tmp_path, tinybert={"n_aug": 3}, tang={"n_iter": 3})
-    keys = completion_key(base, "train", "tinybert")
+def test_performance_settings_leave_the_stage_key_alone(tmp_path):
+    def key(**tinybert):
+        cfg = _job(tmp_path, tinybert={"n_aug": 3, **tinybert}, tang={"n_iter": 3})
+        return augment_stage(cfg, "train", make_methods(cfg, ["tinybert"], "local")["tinybert"], "local").key
+
+    run_ingest(_job(tmp_path), executor="local")
+    base = key()
     for change in ({"workers": 2}, {"actors_per_gpu": 4}, {"batch_size": 8}):
-        cfg = _job(tmp_path, tinybert={"n_aug": 3, **change}, tang={"n_iter": 3})
-        assert completion_key(cfg, "train", "tinybert") == keys, change
-    assert completion_key(_job(tmp_path, tinybert={"n_aug": 4}, tang={"n_iter": 3}), "train", "tinybert") != keys
+        assert key(**change) == base, change
+    assert key(n_aug=4) != base
 
 
-def test_read_plan_covers_every_row_once(tmp_path):
+def test_task_plan_covers_every_row_once(tmp_path):
+    """Tasks of shard_rows consecutive examples over the split's files, whatever the files' and
+    row groups' sizes: the plan depends on the examples and shard_rows only."""
     import pyarrow as pa
 
     files, offset = [], 0
@@ -181,29 +174,17 @@ def test_read_plan_covers_every_row_once(tmp_path):
         files.append((path, rows))
         offset += rows
     total = sum(n for _, n in files)
-    for blocks in (1, 2, 3, 7, total):
-        plan = plan_reads(files, blocks)
-        assert len(plan) == blocks
-        got = [read_row_pieces(pieces).column("i").to_pylist() for pieces in plan]
+    for shard_rows in (1, 2, 5, 7, total, total + 3):
+        tasks = plan_ranges(files, shard_rows)
+        assert [t.index for t in tasks] == list(range(-(-total // shard_rows)))
+        got = [read_row_pieces([tuple(p) for p in t.spec["pieces"]]).column("i").to_pylist() for t in tasks]
         assert sum(got, []) == list(range(total))  # in order, each row once
-        assert max(map(len, got)) - min(map(len, got)) <= 1  # near-equal blocks
+        assert all(len(g) == shard_rows for g in got[:-1]) and [len(g) for g in got] == [t.rows for t in tasks]
     empty = str(tmp_path / "empty.parquet")
     pq.write_table(pa.table({"i": pa.array([], pa.int64())}), empty)
-    (only,) = plan_reads([(empty, 0)], 4)
-    table = read_row_pieces(only)
+    (only,) = plan_ranges([(empty, 0)], 4)
+    table = read_row_pieces([tuple(p) for p in only.spec["pieces"]])
     assert table.num_rows == 0 and table.column_names == ["i"]
-
-
-def test_a_single_ingested_file_is_split_between_workers(tmp_path, ray_local):
-    """Ingest writes one file for a small split; with no block count given, the stage still cuts
-    it so that every worker gets work."""
-    from pipeline.augment.stage import _example_files, _read_examples
-
-    cfg = _job(tmp_path / "job", tang={"workers": 2})
-    cfg = cfg.model_copy(update={"ingest": cfg.ingest.model_copy(update={"shard_rows": 1000})})
-    run_ingest(cfg)
-    assert [n for n in os.listdir(examples_dir(cfg, "train")) if n.endswith(".parquet")] == ["part-00000.parquet"]
-    assert _read_examples(cfg, _example_files(cfg, "train"), None, slots=2).count() == 2  # work items: one per worker
 
 
 def test_sentence_pairs(tmp_path, ray_local):
@@ -250,7 +231,7 @@ def test_mlm_actor_pool_matches_in_process_augmenter(tmp_path, ray_local):
 
     cfg = _job(tmp_path / "job", tinybert={"n_aug": 4, "mlm": str(folder), "workers": 2, "batch_size": 8})
     run_ingest(cfg)
-    run_augment(cfg, ["tinybert"], num_blocks=4)
+    run_augment(cfg, ["tinybert"])
     rows = pq.read_table(augmented_dir(cfg, "train", "tinybert")).to_pylist()
 
     examples = pq.read_table(os.path.join(cfg.output_dir, "examples", "train")).to_pylist()
@@ -271,7 +252,7 @@ def test_glove_only_stage_matches_in_process_augmenter(tmp_path, ray_local):
 
     cfg = _job(tmp_path / "job", tinybert={"n_aug": 4, "workers": 2, "batch_size": 8})
     run_ingest(cfg)
-    run_augment(cfg, ["tinybert"], num_blocks=3)
+    run_augment(cfg, ["tinybert"])
     rows = pq.read_table(augmented_dir(cfg, "train", "tinybert")).to_pylist()
     examples = pq.read_table(os.path.join(cfg.output_dir, "examples", "train")).to_pylist()
     augmenter = TinyBertAugmenter(TinyBertParams(n_aug=4), GloveVectors.load(default_glove_path(), "kumo", 100_000),

@@ -11,7 +11,9 @@ import pytest
 from pipeline.config import parse_config
 from pipeline.ingest import validate as v
 from pipeline.ingest.readers import InputError
-from pipeline.ingest.stage import IngestFailed, examples_dir, rejects_path, run_ingest
+import glob
+
+from pipeline.ingest.stage import IngestFailed, examples_dir, rejects_dir, run_ingest
 
 pytestmark = pytest.mark.ray
 
@@ -28,8 +30,10 @@ def _job(tmp_path, path, columns=None, fmt=None, **ingest):
 def _read(cfg, split="train"):
     d = examples_dir(cfg, split)
     kept = pq.read_table(d).to_pylist()
-    with open(rejects_path(cfg, split), encoding="utf-8") as fh:
-        rejects = [json.loads(line) for line in fh]
+    rejects = []
+    for path in sorted(glob.glob(f"{rejects_dir(cfg, split)}/part-*.jsonl")):  # one file per task with rejects
+        with open(path, encoding="utf-8") as fh:
+            rejects += [json.loads(line) for line in fh]
     with open(f"{d}/_summary.json", encoding="utf-8") as fh:
         summary = json.load(fh)
     return kept, rejects, summary
@@ -93,19 +97,37 @@ def test_five_percent_corrupted_keeps_every_good_row(tmp_path, ray_local):
     assert summary["kept"] == len(good) and summary["rejected"] == len(bad_lines)
 
 
-def test_ids_and_files_identical_across_block_counts(tmp_path, ray_local):
+def test_rows_and_ids_identical_across_chunk_sizes_and_executors(tmp_path, ray_local):
     path = tmp_path / "data.tsv"
     path.write_text("sentence\tlabel\n" + "".join(f"sentence {i} is here\tpositive\n" for i in range(1500)),
                     encoding="utf-8")
-    outputs = []
-    for chunk_bytes in (4096, 1 << 20):
-        cfg = _job(tmp_path / str(chunk_bytes), path, chunk_bytes=chunk_bytes, shard_rows=600)
-        run_ingest(cfg)
+    outputs, files = [], []
+    for chunk_bytes, executor in ((4096, "ray"), (4096, "local"), (1 << 20, "ray")):
+        cfg = _job(tmp_path / f"{chunk_bytes}{executor}", path, chunk_bytes=chunk_bytes)
+        run_ingest(cfg, executor=executor)
         d = examples_dir(cfg, "train")
-        outputs.append([open(f"{d}/part-{i:05d}.parquet", "rb").read() for i in range(3)])
-    assert outputs[0] == outputs[1]
-    ids = pq.read_table(examples_dir(cfg, "train")).column("example_id").to_pylist()
-    assert len(set(ids)) == 1500
+        outputs.append(pq.read_table(d).to_pylist())
+        files.append({p.rsplit("/", 1)[-1]: open(p, "rb").read() for p in sorted(glob.glob(f"{d}/part-*.parquet"))})
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert files[0] == files[1] and len(files[0]) > 5 and len(files[2]) == 1  # one file per task
+    assert len({r["example_id"] for r in outputs[0]}) == 1500
+    assert [r["line"] for r in outputs[0]] == list(range(2, 1502))
+
+
+def test_text_ranges_cut_at_line_starts(tmp_path):
+    from pipeline.ingest import readers
+
+    path = tmp_path / "d.tsv"
+    lines = [b"h\tl\n"] + [b"x" * (i % 37) + b"\tpositive\n" for i in range(400)] + [b"last\tpositive"]
+    path.write_bytes(b"".join(lines))
+    data = path.read_bytes()
+    for chunk in (256, 300, 1000, 1 << 20):
+        ranges = readers.text_ranges(str(path), chunk, header=True)
+        assert ranges[0][0] == 4 and ranges[-1][1] == len(data)
+        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))  # contiguous
+        assert all(data[a - 1 : a] == b"\n" for a, _ in ranges)  # each starts a line
+        counts = [readers.count_lines(str(path), a, b) for a, b in ranges]
+        assert sum(counts) == 401
 
 
 def test_jsonl_parquet_and_gzip_inputs(tmp_path, ray_local):

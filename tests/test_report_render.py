@@ -23,7 +23,7 @@ from pipeline.augment.tang import TangAugmenter, TangParams
 from pipeline.augment.tinybert import TinyBertAugmenter, TinyBertParams
 from pipeline.cli import main
 from pipeline.config import load_config
-from pipeline.ingest.stage import EXAMPLE_SCHEMA, SplitSummary, examples_dir, plan, rejects_path, validate_chunk
+from pipeline.ingest.stage import EXAMPLE_SCHEMA, SplitSummary, examples_dir, plan, rejects_dir, split_rows, validate_chunk
 from pipeline.report import stats
 from pipeline.report.render import SECTIONS
 
@@ -50,13 +50,15 @@ def _ingest(cfg, split):
     """What the ingest stage writes for one split, through its pure validation (no Ray)."""
     rules, chunks = plan(cfg, split)
     source = f"{split}/{os.path.basename(cfg.inputs[split].path)}"
-    summary = SplitSummary(split, source, cfg.inputs[split].path)
-    kept, rejects = summary.add(pa.concat_tables([validate_chunk(c, rules, source) for c in chunks]))
-    writer = storage.ShardWriter(examples_dir(cfg, split), EXAMPLE_SCHEMA, cfg.ingest.shard_rows)
-    writer.write(kept)
-    summary.shards = writer.close()
-    storage.makedirs(storage.join(cfg.output_dir, "rejects"))
-    with open(rejects_path(cfg, split), "w", encoding="utf-8") as fh:
+    kept, rejects = split_rows(pa.concat_tables([validate_chunk(c, rules, source) for c in chunks]))
+    summary = SplitSummary(split, source, cfg.inputs[split].path, rows_in=kept.num_rows + rejects.num_rows,
+                           kept=kept.num_rows)
+    for reason in rejects.column("reason").to_pylist():
+        summary.rejected_by_reason[reason] = summary.rejected_by_reason.get(reason, 0) + 1
+    storage.makedirs(examples_dir(cfg, split))
+    storage.write_parquet(storage.join(examples_dir(cfg, split), "part-00000.parquet"), kept.select(EXAMPLE_SCHEMA.names))
+    storage.makedirs(rejects_dir(cfg, split))
+    with open(storage.join(rejects_dir(cfg, split), "part-00000.jsonl"), "w", encoding="utf-8") as fh:
         for rec in rejects.select(["source", "line", "reason", "detail", "raw"]).to_pylist():
             fh.write(json.dumps(rec) + "\n")
     storage.write_json(storage.join(examples_dir(cfg, split), "_summary.json"), summary.as_dict())
@@ -67,9 +69,8 @@ def _augment(cfg, examples, method, augmenter, results, tries):
     """What the augment stage writes for one method (rows and the summary's counts)."""
     table = variants_table(examples, results, method, cfg.seed)
     out = augmented_dir(cfg, "train", method)
-    writer = storage.ShardWriter(out, table.schema, 1000)
-    writer.write(table)
-    shards = writer.close()
+    storage.makedirs(out)
+    shards = [storage.write_parquet(storage.join(out, "part-00000.parquet"), table)]
     variants = table.num_rows - examples.num_rows
     storage.write_json(storage.join(out, "_summary.json"), {
         "split": "train", "method": method, "examples_in": examples.num_rows, "rows_out": table.num_rows,
@@ -101,7 +102,6 @@ def job(tmp_path_factory):
     corpora and of dev (tiny random teacher), two student runs; then ``pipeline report``."""
     import torch
 
-    from pipeline.teacher import TeacherConfig
     from pipeline.teacher.stage import run_teacher
     from pipeline.teacher.testing import random_teacher
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.augment.stage import augmented_dir, run_augment
-from pipeline.completion import MARKER
+from pipeline.runtime.markers import MARKER
 from pipeline.config import parse_config
-from pipeline.ingest.stage import examples_dir, rejects_path, run_ingest
+from pipeline.ingest.stage import examples_dir, run_ingest
 
 pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,8 +19,8 @@ def _job(tmp_path, train, **tang):
     return parse_config({
         "name": "r", "task": "sst2", "seed": 3, "output_dir": str(tmp_path / "out"), "labels": ["negative", "positive"],
         "inputs": {"train": {"path": str(train), "columns": {"text_a": "sentence", "label": "label"}}},
-        "ingest": {"shard_rows": 20},
-        "augment": {"shard_rows": 40, "tinybert": {"n_aug": 3, "glove": {"rows": 20000}}, "tang": {"n_iter": 3, **tang}},
+        "ingest": {"chunk_bytes": 1024},
+        "augment": {"shard_rows": 12, "tinybert": {"n_aug": 3, "glove": {"rows": 20000}}, "tang": {"n_iter": 3, **tang}},
     }, "test")
 
 
@@ -55,7 +55,8 @@ def test_rerun_skips_finished_and_redoes_unfinished(tmp_path, ray_local):
     assert all(r["reused"] for r in again.values())
     assert {k: _state(d) for k, d in dirs.items()} == before
 
-    # an interrupted rewrite of tang: marker gone, one shard missing, a stray shard and a temporary file
+    # an interrupted run of tang: marker gone, one task's file missing, a stray file outside the
+    # plan and a temporary file: the re-run computes only the missing task and cleans up
     tang = Path(dirs["tang"])
     (tang / MARKER).unlink()
     (tang / "part-00001.parquet").unlink()
@@ -63,8 +64,19 @@ def test_rerun_skips_finished_and_redoes_unfinished(tmp_path, ray_local):
     (tang / ".part-00002.parquet.0123abcd.tmp").write_bytes(b"half")
     third = run_augment(cfg)
     assert third[("train", "tinybert")]["reused"] and not third[("train", "tang")].get("reused")
+    assert (third[("train", "tang")]["tasks_computed"], third[("train", "tang")]["tasks_reused"]) == (1, 4)
     assert _state(dirs["tinybert"]) == before["tinybert"]
-    assert sorted(os.listdir(tang)) == sorted(before["tang"])  # stray and temporary files are gone
+    assert sorted(os.listdir(tang)) == sorted([*before["tang"], "_tasks"])  # stray and temporary files are gone
+    assert _content(tang) == {n: h for n, (h, _) in before["tang"].items() if n.endswith(".parquet")}
+    after_resume = _state(tang)
+    assert {n: s for n, s in after_resume.items() if n != "part-00001.parquet" and n.endswith(".parquet")} == \
+        {n: s for n, s in before["tang"].items() if n != "part-00001.parquet" and n.endswith(".parquet")}  # not rewritten
+
+    # a task marker that does not match its file (the file replaced) redoes that task only
+    (tang / MARKER).unlink()
+    (tang / "part-00003.parquet").write_bytes(b"not the task's file")
+    fourth = run_augment(cfg)[("train", "tang")]
+    assert (fourth["tasks_computed"], fourth["tasks_reused"]) == (1, 4)
     assert _content(tang) == {n: h for n, (h, _) in before["tang"].items() if n.endswith(".parquet")}
 
     # a changed setting redoes only what it decides
@@ -75,7 +87,7 @@ def test_rerun_skips_finished_and_redoes_unfinished(tmp_path, ray_local):
     train.write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")
     redone = run_ingest(cfg)["train"]
     assert not redone.reused and redone.rows_in == first_ingest.rows_in - 1
-    assert os.path.exists(rejects_path(cfg, "train"))
+    assert (tmp_path / "out" / "rejects" / "train").is_dir()
     after = run_augment(cfg)
     assert not any(r.get("reused") for r in after.values())
 

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     import ray
 
     from ..ingest.stage import run_ingest
-    from ..ray_env import init_ray
+    from ..runtime.ray_env import init_ray
 
     with tempfile.TemporaryDirectory() as tmp:
         base = base_job(args, "scaling")
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
             out = f"{tmp}/{method}-w{workers}-{name.split()[0]}-{sum(map(len, results.values()))}"
             os.makedirs(out)
             os.symlink(f"{examples}/examples", f"{out}/examples")
-            result = timed_augment(augment_config(base, out, method, args.n, workers), method, args.blocks)
+            result = timed_augment(augment_config(base, out, method, args.n, workers), method)
             print(f"[scaling] {method}, {workers} worker(s), {name}: {result.seconds:.2f} s", flush=True)
             results.setdefault((method, workers, name.split()[0]), []).append(result)
 

@@ -9,7 +9,7 @@ then 2 worker nodes (a fresh cluster each), the driver joining as with ``--addre
 sentences/s, output rows/s, the speed-up and whether the output files are byte-identical. The
 time counted is the stage's wall-clock with Ray scheduling included, the best of ``--repeats``
 runs on the same cluster (the first also loads the models into fresh worker processes); the
-driver (which writes the output) runs on the head node, on the same cores.
+driver (which only plans and gathers metadata: the tasks write the output) runs on the same cores.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from ..cluster.local import LocalCluster
     from ..ingest.stage import run_ingest
-    from ..ray_env import init_ray
+    from ..runtime.ray_env import init_ray
 
     with tempfile.TemporaryDirectory() as tmp:
         base = base_job(args, "cluster-scaling")
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
                             shutil.copytree(f"{out}/examples", f"{tmp}/examples")
                         else:
                             shutil.copytree(f"{tmp}/examples", f"{out}/examples")
-                        run = timed_augment(cfg, method, args.blocks)
+                        run = timed_augment(cfg, method)
                         print(f"[cluster-scaling] {method}, {nodes} worker node(s), run {repeat + 1}: "
                               f"{run.seconds:.2f} s", flush=True)
                         digests[method].add(run.digest)

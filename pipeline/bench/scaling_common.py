@@ -17,8 +17,6 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--sentences", type=int, default=2000)
     ap.add_argument("--methods", nargs="+", default=["tang", "tinybert"], choices=["tang", "tinybert"])
     ap.add_argument("--n", type=int, default=20, help="TinyBERT N and Tang n_iter")
-    ap.add_argument("--blocks", type=int, default=None,
-                    help="Ray blocks per split (default: the stage's own plan; the output does not depend on it)")
 
 
 def base_job(args: argparse.Namespace, name: str) -> dict:
@@ -61,12 +59,12 @@ def import_driver_modules() -> None:
         importlib.import_module(f"pipeline.augment.{module}")
 
 
-def timed_augment(cfg, method: str, blocks: int | None) -> Timed:
+def timed_augment(cfg, method: str) -> Timed:
     """One augment stage run (models loaded and Ray scheduling included) and its output's digest."""
     from ..augment.stage import augmented_dir, run_augment
 
     started = time.perf_counter()
-    res = run_augment(cfg, [method], num_blocks=blocks)[("train", method)]
+    res = run_augment(cfg, [method])[("train", method)]
     seconds = time.perf_counter() - started
     return Timed(res["examples_in"], res["rows_out"], seconds, digest(augmented_dir(cfg, "train", method)))
 

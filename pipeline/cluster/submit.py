@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..errors import PipelineError
+
 COMMANDS = ("submit", "status", "logs", "stop")
 STAGE_COMMANDS = ("run", "ingest", "augment", "teacher", "student")
 WORKING_DIR_EXCLUDES = [".venv", "venv", "out", ".git", ".bench", "build", "dist", "__pycache__", "*.pyc",
@@ -30,7 +32,7 @@ WORKING_DIR_EXCLUDES = [".venv", "venv", "out", ".git", ".bench", "build", "dist
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 
 
-class SubmitError(RuntimeError):
+class SubmitError(PipelineError, RuntimeError):
     """A submission that cannot go ahead; the message says why and what to pass instead."""
 
 

@@ -1,8 +1,8 @@
 """Split an input file into independent chunks and read one chunk: the unit of work of a Ray task.
 
-Text files (TSV / CSV / JSONL) are cut at line boundaries every ``chunk_bytes`` in one streaming
-pass of the driver that also counts lines, so each task knows the absolute line numbers of its
-rows. Compressed text files are one chunk, decompressed while streaming. Parquet files are one
+Text files (TSV / CSV / JSONL) are cut at line boundaries about every ``chunk_bytes`` (the
+driver reads only the bytes around each cut); tasks count each chunk's lines, so that every
+validation task knows the absolute line numbers of its rows. Compressed text files are one chunk, decompressed while streaming. Parquet files are one
 chunk per row group. No process ever holds a whole corpus.
 """
 
@@ -14,12 +14,13 @@ from typing import Iterator
 
 import pyarrow.parquet as pq
 
+from ..errors import PipelineError
 from ..storage import resolve
 
 _COMPRESSED = (".gz", ".bz2", ".zst", ".lz4")
 
 
-class InputError(ValueError):
+class InputError(PipelineError, ValueError):
     """An input file that cannot be read at all (not a row problem): names the file and the reason."""
 
 
@@ -38,14 +39,10 @@ class Chunk:
         return asdict(self)
 
 
-def _is_compressed(path: str) -> bool:
-    return path.lower().endswith(_COMPRESSED)
-
-
 def read_header(path: str) -> bytes:
     """The first line of a text file, without its line ending."""
     filesystem, p = resolve(path)
-    compression = "detect" if _is_compressed(path) else None
+    compression = "detect" if is_compressed(path) else None
     with filesystem.open_input_stream(p, compression=compression) as raw:
         line = io.BufferedReader(raw).readline()
     if not line:
@@ -53,28 +50,75 @@ def read_header(path: str) -> bytes:
     return line.rstrip(b"\n")
 
 
-def plan_text_chunks(path: str, fmt: str, chunk_bytes: int, header: bool, limit: int | None) -> list[Chunk]:
-    first = 2 if header else 1
-    if _is_compressed(path):
-        return [Chunk(path, fmt, first, compressed=True, max_rows=limit or -1, skip_lines=first - 1)]
+def text_ranges(path: str, chunk_bytes: int, header: bool) -> list[tuple[int, int]]:
+    """Pure of the file's bytes: line-aligned byte ranges of about ``chunk_bytes`` each, after the
+    header line. The driver reads only the few bytes around each cut (to find the next line
+    start), never the file: counting lines is the tasks' work (:func:`count_lines`)."""
     filesystem, p = resolve(path)
-    chunks: list[Chunk] = []
-    with filesystem.open_input_stream(p) as raw:
-        reader = io.BufferedReader(raw, buffer_size=1 << 20)
-        offset = len(reader.readline()) if header else 0
-        start, start_line, line_no, rows = offset, first, first, 0
-        for line in reader:
-            offset += len(line)
-            line_no += 1
-            rows += 1
-            if offset - start >= chunk_bytes:
-                chunks.append(Chunk(path, fmt, start_line, start, offset))
-                start, start_line = offset, line_no
-            if limit is not None and rows >= limit:
+    size = filesystem.get_file_info(p).size
+    first = len(read_header(path)) + 1 if header else 0
+    first = min(first, size)
+    bounds = [first]
+    with filesystem.open_input_file(p) as fh:
+        cut = first + chunk_bytes
+        while cut < size:
+            start = _next_line_start(fh, cut, size)
+            if start >= size:
                 break
-        if offset > start:
-            chunks.append(Chunk(path, fmt, start_line, start, offset))
+            if start > bounds[-1]:
+                bounds.append(start)
+            cut = max(start, cut) + chunk_bytes
+    bounds.append(size)
+    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a] or [(first, first)]
+
+
+def _next_line_start(fh, offset: int, size: int) -> int:
+    """The first line start at or after ``offset`` (the byte after a newline at ``offset - 1`` or later)."""
+    pos = offset - 1
+    fh.seek(pos)
+    while pos < size:
+        block = fh.read(1 << 16)
+        if not block:
+            break
+        i = block.find(b"\n")
+        if i >= 0:
+            return pos + i + 1
+        pos += len(block)
+    return size
+
+
+def count_lines(path: str, start: int, end: int) -> int:
+    """Lines in bytes [start, end) of a text file (a last line without a newline counts)."""
+    filesystem, p = resolve(path)
+    with filesystem.open_input_file(p) as fh:
+        fh.seek(start)
+        data = fh.read(end - start)
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+
+
+def plan_text_chunks(path: str, fmt: str, ranges: list[tuple[int, int]], lines: list[int], header: bool,
+                     limit: int | None) -> list[Chunk]:
+    """Pure: chunks of the byte ``ranges`` with their line counts; ``limit`` data rows at most."""
+    first = 2 if header else 1
+    chunks, line, rows = [], first, 0
+    for (start, end), n in zip(ranges, lines):
+        if limit is not None and rows >= limit:
+            break
+        take = n if limit is None else min(n, limit - rows)
+        if n:
+            chunks.append(Chunk(path, fmt, line, start, end, max_rows=take if take < n else -1))
+        line, rows = line + n, rows + take
     return chunks
+
+
+def plan_compressed_chunk(path: str, fmt: str, header: bool, limit: int | None) -> list[Chunk]:
+    """A compressed text file is one chunk, decompressed while streaming."""
+    first = 2 if header else 1
+    return [Chunk(path, fmt, first, compressed=True, max_rows=limit or -1, skip_lines=first - 1)]
+
+
+def is_compressed(path: str) -> bool:
+    return path.lower().endswith(_COMPRESSED)
 
 
 def plan_parquet_chunks(path: str, columns: list[str], limit: int | None) -> list[Chunk]:
@@ -119,6 +163,8 @@ def iter_chunk_lines(chunk: Chunk) -> Iterator[tuple[int, bytes]]:
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
+    if chunk.max_rows >= 0:
+        lines = lines[: chunk.max_rows]
     for line in lines:
         yield line_no, line
         line_no += 1

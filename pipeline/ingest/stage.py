@@ -1,8 +1,10 @@
-"""The ingest stage: validate every input row on Ray Data, write examples and rejects.
+"""The ingest stage: validate every input row in Ray tasks that write their own examples and rejects.
 
-Rows in = rows kept + rows rejected, per split, checked before the stage reports success.
-A split's output is finished when ``examples/<split>/_complete.json`` is written (last); a re-run
-with the same input file and settings skips it (``completion.py``).
+A split is planned as tasks over fixed pieces of its input file (line-aligned byte ranges of
+``chunk_bytes``, or Parquet row groups); task i writes ``examples/<split>/part-i.parquet`` and,
+when it rejects rows, ``rejects/<split>/part-i.jsonl``. Rows in = rows kept + rows rejected, per
+split, checked before the stage reports success. The runner (``runtime/runner.py``) skips a
+finished split and resumes an interrupted one per task.
 """
 
 from __future__ import annotations
@@ -15,9 +17,13 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import completion, storage
+from .. import layout, storage
 from ..config import JobConfig
-from ..progress import Progress, print_summary
+from ..errors import PipelineError
+from ..runtime import markers
+from ..runtime.digest import digest
+from ..runtime.resources import Resources
+from ..runtime.runner import Stage, Task, Work, make_task, run_stage
 from . import readers
 from .validate import FIX_BOM, FIX_CRLF, FIX_TRUNCATED, Rejected, Rules, header_fields, validate_line, validate_record
 
@@ -30,13 +36,15 @@ EXAMPLE_SCHEMA = pa.schema([
     ("label", pa.string()),
     ("label_id", pa.int32()),
 ])
-# What a validation task returns: examples and rejects in one ordered table.
+# What validation gives: examples and rejects in one ordered table.
 _TASK_SCHEMA = pa.schema([*EXAMPLE_SCHEMA, ("fixes", pa.string()), ("reason", pa.string()),
                           ("detail", pa.string()), ("raw", pa.string())])
+_REJECT_COLUMNS = ["source", "line", "reason", "detail", "raw"]
+_FIXES = (FIX_CRLF, FIX_BOM, FIX_TRUNCATED)
 
 
-class IngestFailed(RuntimeError):
-    pass
+class IngestFailed(PipelineError, RuntimeError):
+    """Rows were lost (a broken invariant) or rejected under --strict."""
 
 
 def validate_chunk(chunk: readers.Chunk, rules: Rules, source: str) -> pa.Table:
@@ -55,12 +63,6 @@ def validate_chunk(chunk: readers.Chunk, rules: Rules, source: str) -> pa.Table:
     return pa.Table.from_pylist(out, schema=_TASK_SCHEMA)
 
 
-def _validate_chunks(batch: pa.Table, rules: Rules, source: str) -> pa.Table:
-    """Ray Data task: a batch of chunk descriptions → validated rows."""
-    tables = [validate_chunk(readers.Chunk(**item), rules, source) for item in batch.to_pylist()]
-    return pa.concat_tables(tables) if tables else _TASK_SCHEMA.empty_table()
-
-
 @dataclass
 class SplitSummary:
     split: str
@@ -77,20 +79,6 @@ class SplitSummary:
     @property
     def rejected(self) -> int:
         return sum(self.rejected_by_reason.values())
-
-    def add(self, table: pa.Table) -> tuple[pa.Table, pa.Table]:
-        """Count one task output; returns (kept rows, reject rows)."""
-        is_reject = pc.is_valid(table.column("reason"))
-        kept = table.filter(pc.invert(is_reject))
-        rejects = table.filter(is_reject)
-        self.rows_in += table.num_rows
-        self.kept += kept.num_rows
-        for reason in rejects.column("reason").to_pylist():
-            self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + 1
-        for fixes in kept.column("fixes").drop_null().to_pylist():
-            for fix in fixes.split(","):
-                self.fixes[fix] += 1
-        return kept, rejects
 
     def as_dict(self) -> dict:
         return {"split": self.split, "source": self.source, "path": self.path, "rows_in": self.rows_in,
@@ -127,90 +115,140 @@ def _rules(cfg: JobConfig, split: str) -> Rules:
     return dataclasses.replace(base, header=tuple(names))
 
 
-def plan(cfg: JobConfig, split: str) -> tuple[Rules, list[readers.Chunk]]:
+def split_rows(table: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """Pure: validated rows → (kept examples, reject rows)."""
+    is_reject = pc.is_valid(table.column("reason"))
+    return table.filter(pc.invert(is_reject)), table.filter(is_reject)
+
+
+def count_fixes(kept: pa.Table) -> dict[str, int]:
+    counts = dict.fromkeys(_FIXES, 0)
+    for fixes in kept.column("fixes").drop_null().to_pylist():
+        for fix in fixes.split(","):
+            counts[fix] += 1
+    return counts
+
+
+def ingest_task(task: Task, rules: Rules, source: str, examples: str, rejects: str) -> dict:
+    """Ray task: validate one chunk, write its examples and rejects; return the counts."""
+    chunk = readers.Chunk(**task.spec["chunk"]) if task.spec["chunk"] else None
+    table = validate_chunk(chunk, rules, source) if chunk else _TASK_SCHEMA.empty_table()
+    kept, rejected = split_rows(table)
+    files = [storage.write_parquet(storage.join(examples, f"{task.name}.parquet"), kept.select(EXAMPLE_SCHEMA.names))]
+    if rejected.num_rows:
+        lines = [json.dumps(r, ensure_ascii=False) for r in rejected.select(_REJECT_COLUMNS).to_pylist()]
+        files.append(storage.write_lines(storage.join(rejects, f"{task.name}.jsonl"), lines))
+    by_reason: dict[str, int] = {}
+    for reason in rejected.column("reason").to_pylist():
+        by_reason[reason] = by_reason.get(reason, 0) + 1
+    return {"files": files, "rows_in": table.num_rows, "kept": kept.num_rows, "rejected_by_reason": by_reason,
+            "fixes": count_fixes(kept)}
+
+
+def _count_lines(ranges: list[tuple[int, int]], path: str, executor: str) -> list[int]:
+    """Lines per byte range, counted by Ray tasks (the driver never reads the file)."""
+    if executor == "local":
+        return [readers.count_lines(path, a, b) for a, b in ranges]
+    import ray
+
+    count = ray.remote(readers.count_lines).options(num_cpus=1)
+    return ray.get([count.remote(path, a, b) for a, b in ranges])
+
+
+def plan(cfg: JobConfig, split: str, executor: str = "local") -> tuple[Rules, list[readers.Chunk]]:
+    """The split's validation rules and its chunks (fixed by the input file and the settings)."""
     spec = cfg.inputs[split]
     rules = _rules(cfg, split)
     if rules.fmt == "parquet":
         cols = [c for c in (spec.columns.text_a, spec.columns.text_b, spec.columns.label) if c]
         return rules, readers.plan_parquet_chunks(spec.path, cols, spec.limit)
     has_header = spec.header and rules.fmt in ("tsv", "csv")
-    return rules, readers.plan_text_chunks(spec.path, rules.fmt, cfg.ingest.chunk_bytes, has_header, spec.limit)
+    if readers.is_compressed(spec.path):
+        return rules, readers.plan_compressed_chunk(spec.path, rules.fmt, has_header, spec.limit)
+    ranges = readers.text_ranges(spec.path, cfg.ingest.chunk_bytes, has_header)
+    lines = _count_lines(ranges, spec.path, executor)
+    return rules, readers.plan_text_chunks(spec.path, rules.fmt, ranges, lines, has_header, spec.limit)
 
 
 def examples_dir(cfg: JobConfig, split: str) -> str:
-    return storage.join(cfg.output_dir, "examples", split)
+    return layout.examples_dir(cfg.output_dir, split)
 
 
-def rejects_path(cfg: JobConfig, split: str) -> str:
-    return storage.join(cfg.output_dir, "rejects", f"{split}.jsonl")
+def rejects_dir(cfg: JobConfig, split: str) -> str:
+    return layout.rejects_dir(cfg.output_dir, split)
 
 
-def completion_key(cfg: JobConfig, split: str) -> tuple[str, str] | None:
-    """(settings hash, input fingerprint) of a split's output: what a finished output must match.
-    None when the input cannot be read (the stage then reports why)."""
+def completion_key(cfg: JobConfig, split: str) -> str | None:
+    """What a finished split must match: its settings and its input file's content. None when the
+    input cannot be read (the stage then reports why)."""
     settings = {"stage": "ingest", "split": split, "input": cfg.inputs[split].model_dump(mode="json"),
                 "ingest": cfg.ingest.model_dump(mode="json", exclude={"strict"}), "labels": cfg.labels}
     try:
-        fingerprint = completion.fingerprint_file(cfg.inputs[split].path)
+        fingerprint = markers.fingerprint_file(cfg.inputs[split].path)
     except OSError:
         return None
-    return completion.digest(settings), completion.digest(fingerprint)
+    return digest([settings, fingerprint])
 
 
-def ingest_split(cfg: JobConfig, split: str) -> SplitSummary:
-    import ray.data
+def _summarize(split: str, source: str, path: str, results: list[dict]) -> dict:
+    s = SplitSummary(split, source, path)
+    for r in results:
+        s.rows_in += r["rows_in"]
+        s.kept += r["kept"]
+        for reason, n in r["rejected_by_reason"].items():
+            s.rejected_by_reason[reason] = s.rejected_by_reason.get(reason, 0) + n
+        for fix, n in r["fixes"].items():
+            s.fixes[fix] += n
+        s.shards.append({"file": os.path.basename(r["files"][0]["path"]), "rows": r["kept"]})
+    if s.rows_in != s.kept + s.rejected:  # a broken invariant, never a user error
+        raise IngestFailed(f"{split}: rows in {s.rows_in} != kept {s.kept} + rejected {s.rejected}")
+    return s.as_dict()
 
+
+def _lines(cfg: JobConfig, split: str, d: dict) -> list[tuple[str, object]]:
+    s = SplitSummary.from_dict(d)
+    rows: list[tuple[str, object]] = [("input", s.path), ("rows in", s.rows_in), ("kept", s.kept),
+                                      ("rejected", s.rejected)]
+    rows += [(f"  {reason}", n) for reason, n in sorted(s.rejected_by_reason.items())]
+    rows += [(f"repaired: {fix}", n) for fix, n in s.fixes.items() if n]
+    rows += [("check", f"{s.rows_in:,} in = {s.kept:,} kept + {s.rejected:,} rejected"),
+             ("examples", examples_dir(cfg, split)), ("rejects", rejects_dir(cfg, split))]
+    return rows
+
+
+def ingest_stage(cfg: JobConfig, split: str, executor: str = "ray") -> Stage:
     spec = cfg.inputs[split]
-    out_dir = examples_dir(cfg, split)
-    key = completion_key(cfg, split)
-    if key is not None and completion.finished(out_dir, *key):
-        return SplitSummary.from_dict(storage.read_json(storage.join(out_dir, "_summary.json")), reused=True)
-    completion.start(out_dir)
     source = f"{split}/{os.path.basename(spec.path)}"
-    rules, chunks = plan(cfg, split)
-    summary = SplitSummary(split, source, spec.path)
-    writer = storage.ShardWriter(out_dir, EXAMPLE_SCHEMA, cfg.ingest.shard_rows)
-    progress = Progress(f"ingest {split}")
-    storage.makedirs(storage.join(cfg.output_dir, "rejects"))
-    with storage.atomic_output(rejects_path(cfg, split)) as rejects_out:
-        if chunks:
-            ds = ray.data.from_items([c.as_item() for c in chunks], override_num_blocks=len(chunks))
-            ds = ds.map_batches(_validate_chunks, fn_kwargs={"rules": rules, "source": source}, batch_size=1,
-                                batch_format="pyarrow")
-            for table in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-                kept, rejects = summary.add(table)
-                writer.write(kept)
-                for rec in rejects.select(["source", "line", "reason", "detail", "raw"]).to_pylist():
-                    rejects_out.write((json.dumps(rec, ensure_ascii=False) + "\n").encode())
-                progress.add(table.num_rows)
-        summary.shards = writer.close()
-    summary.seconds = progress.done()
-    if summary.rows_in != summary.kept + summary.rejected:  # a broken invariant, never a user error
-        raise IngestFailed(f"{split}: rows in {summary.rows_in} != kept {summary.kept} + rejected {summary.rejected}")
-    storage.write_json(storage.join(out_dir, "_summary.json"), summary.as_dict())
-    if key is not None:
-        files = [storage.join(out_dir, s["file"]) for s in summary.shards]
-        completion.mark_finished(out_dir, *key, files + [rejects_path(cfg, split), storage.join(out_dir, "_summary.json")])
-    return summary
+    out, rej = examples_dir(cfg, split), rejects_dir(cfg, split)
+    key = completion_key(cfg, split)
+    state: dict = {}
+
+    def plan_tasks() -> list[Task]:
+        rules, chunks = plan(cfg, split, executor)
+        state["rules"] = rules
+        items = [c.as_item() for c in chunks] or [None]  # no rows: one task writes the empty file
+        return [make_task(i, {"chunk": c}, c["max_rows"] if c and c["max_rows"] >= 0 else 0)
+                for i, c in enumerate(items)]
+
+    def work(_todo: list[Task]) -> Work:
+        storage.makedirs(rej)
+        return Work(ingest_task, {"rules": state["rules"], "source": source, "examples": out, "rejects": rej},
+                    Resources(cpus=1))
+
+    return Stage(f"ingest {split}", out, key or digest(["unreadable", split]), plan_tasks, work,
+                 summarize=lambda results: _summarize(split, source, spec.path, results),
+                 lines=lambda d: _lines(cfg, split, d), other_dirs=(rej,))
 
 
-def run_ingest(cfg: JobConfig, splits: list[str] | None = None, strict: bool | None = None) -> dict[str, SplitSummary]:
+def run_ingest(cfg: JobConfig, splits: list[str] | None = None, strict: bool | None = None,
+               executor: str = "ray") -> dict[str, SplitSummary]:
     strict = cfg.ingest.strict if strict is None else strict
     results = {}
     for split in splits or list(cfg.inputs):
-        s = ingest_split(cfg, split)
-        results[split] = s
-        rows = [("input", s.path), ("rows in", s.rows_in), ("kept", s.kept), ("rejected", s.rejected)]
-        rows += [(f"  {reason}", n) for reason, n in sorted(s.rejected_by_reason.items())]
-        rows += [(f"repaired: {fix}", n) for fix, n in s.fixes.items() if n]
-        rows += [("check", f"{s.rows_in:,} in = {s.kept:,} kept + {s.rejected:,} rejected"),
-                 ("examples", examples_dir(cfg, split)),
-                 ("rejects", rejects_path(cfg, split)),
-                 ("seconds", s.seconds)]
-        if s.reused:
-            rows.append(("up to date", "finished by an earlier run with the same input and settings; not redone"))
-        print_summary(f"ingest {split}", rows)
+        summary = run_stage(ingest_stage(cfg, split, executor), executor)
+        results[split] = SplitSummary.from_dict(summary, reused=bool(summary.get("reused")))
     bad = {k: v.rejected for k, v in results.items() if v.rejected}
     if strict and bad:
-        raise IngestFailed(f"--strict: rows were rejected {bad}; see the files under {storage.join(cfg.output_dir, 'rejects')}")
+        raise IngestFailed(f"--strict: rows were rejected {bad}; see the files under "
+                           f"{storage.join(cfg.output_dir, 'rejects')}")
     return results

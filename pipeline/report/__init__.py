@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 
+from ..errors import PipelineError
+
 REPORT_NAME = "report.html"
 
 
-class ReportError(RuntimeError):
+class ReportError(PipelineError, RuntimeError):
     """An output folder the report cannot read (remote, or missing)."""
 
 

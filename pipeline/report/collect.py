@@ -65,8 +65,7 @@ def collect_ingest(root: Path) -> Section:
         s = _read_json(path)
         split = s.get("split", path.parent.name)
         rejects = []
-        rpath = root / "rejects" / f"{split}.jsonl"
-        if rpath.exists():
+        for rpath in sorted((root / "rejects" / split).glob("part-*.jsonl")):  # one file per ingest task
             with open(rpath, encoding="utf-8") as fh:
                 for line in fh:
                     if len(rejects) >= REJECTS_SHOWN:

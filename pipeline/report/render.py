@@ -9,7 +9,7 @@ from string import Template
 import numpy as np
 
 from . import plots, stats
-from .collect import ReportData, Section
+from .collect import ReportData
 
 SECTIONS = [("row-flow", "Row flow"), ("samples", "Samples"), ("augmentation", "Augmentation"),
             ("teacher", "Teacher"), ("cache", "Cache"), ("student", "Student")]

@@ -14,8 +14,6 @@ Outputs under ``<output_dir>/student/``:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
 import time
@@ -23,8 +21,10 @@ import time
 import numpy as np
 import torch
 
-from .. import storage
-from ..progress import print_summary
+from .. import layout, storage
+from ..runtime.digest import digest
+from ..runtime.resources import Resources
+from ..runtime.runner import Stage, Task, Work, make_task, run_stage
 from ..teacher.cache import CacheError, TeacherCache, open_cache
 from ..teacher.stage import cache_dir
 from .errors import StudentStageError
@@ -35,7 +35,7 @@ from .train import fit, fit_intermediate, linear_schedule, restore_best, seed_ev
 
 
 def student_dir(cfg) -> str:
-    return storage.join(cfg.output_dir, "student")
+    return layout.student_dir(cfg.output_dir)
 
 
 def _device(name: str) -> torch.device:
@@ -47,7 +47,7 @@ def _device(name: str) -> torch.device:
 
 
 def _key(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return digest(list(parts), length=16)
 
 
 def _cache_fingerprint(cache: TeacherCache) -> str:
@@ -201,18 +201,32 @@ def _names(cache: TeacherCache) -> list[str]:
 
 
 # --- one run, the table ------------------------------------------------------------------------
-def _run_once(ctx: _Context, run: RunConfig, seed: int) -> dict:
-    folder = storage.join(student_dir(ctx.cfg), f"{run.name}-seed{seed}")
+def _run_key(ctx: _Context, run: RunConfig, seed: int) -> str:
     data_fp = _cache_fingerprint(ctx.cache(run.data))
     inter_fp = _cache_fingerprint(ctx.cache(run.intermediate)) if run.intermediate else None
     settings = ctx.sc.bilstm if run.model == "bilstm" else ctx.sc.bert
-    key = _key(run.model_dump(), seed, data_fp, inter_fp, settings.model_dump(), ctx.sc.dev_split, ctx.sc.test_split)
-    mpath = storage.join(folder, "metrics.json")
+    return _key(run.model_dump(), seed, data_fp, inter_fp, settings.model_dump(), ctx.sc.dev_split, ctx.sc.test_split)
+
+
+def _metrics_path(ctx: _Context, run: RunConfig, seed: int) -> str:
+    return storage.join(student_dir(ctx.cfg), f"{run.name}-seed{seed}", "metrics.json")
+
+
+def _finished_run(ctx: _Context, run: RunConfig, seed: int) -> dict | None:
+    """The metrics of a run finished earlier with the same settings, caches and seed."""
+    mpath = _metrics_path(ctx, run, seed)
     if storage.exists(mpath):
         old = storage.read_json(mpath)
-        if old.get("key") == key:
-            print(f"  {run.name} seed {seed}: finished earlier (key {key}), reused", file=ctx.stream)
-            return {**old, "reused": True}
+        if isinstance(old, dict) and old.get("key") == _run_key(ctx, run, seed):
+            print(f"  {run.name} seed {seed}: finished earlier (key {old['key']}), reused", file=ctx.stream)
+            return old
+    return None
+
+
+def _run_once(ctx: _Context, run: RunConfig, seed: int) -> dict:
+    key = _run_key(ctx, run, seed)
+    mpath = _metrics_path(ctx, run, seed)
+    folder = mpath.rsplit("/", 1)[0]
     started = time.perf_counter()
     trainer = _train_bilstm if run.model == "bilstm" else _train_bert
     result = trainer(ctx, run, seed, folder)
@@ -228,6 +242,17 @@ def _run_once(ctx: _Context, run: RunConfig, seed: int) -> dict:
     print(f"  {run.name} seed {seed}: dev {max(e.get('dev_accuracy', 0) for e in metrics['history']):.4f}, "
           f"test {test.get('accuracy', float('nan')):.4f} ({metrics['seconds']:.0f} s)", file=ctx.stream)
     return metrics
+
+
+class _RunTrainer:
+    """The runner's worker for student runs: one task per (run, seed), in this process."""
+
+    def __init__(self, ctx: _Context, runs: dict[str, RunConfig]):
+        self.ctx, self.runs = ctx, runs
+
+    def __call__(self, tasks: list[Task]):
+        for task in tasks:
+            yield {**_run_once(self.ctx, self.runs[task.spec["run"]], task.spec["seed"]), "rows_in": 1}
 
 
 def _teacher_row(ctx: _Context) -> dict | None:
@@ -303,7 +328,6 @@ def run_student(cfg, student: StudentConfig | None = None, *, runs: list[str] | 
     if sc is None:
         raise StudentStageError("the job has no student section")
     stream = stream or sys.stderr
-    started = time.perf_counter()
     chosen = [r for r in sc.runs if runs is None or r.name in runs]
     unknown = sorted(set(runs or []) - {r.name for r in sc.runs})
     if unknown:
@@ -318,25 +342,39 @@ def run_student(cfg, student: StudentConfig | None = None, *, runs: list[str] | 
         ctx.cache(run.data)
         if run.intermediate:
             ctx.cache(run.intermediate)
-    per_run: dict[str, list[dict]] = {}
-    for run in chosen:
-        per_run[run.name] = [_run_once(ctx, run, seed) for seed in sc.seeds]
-    rows = []
-    if sc.teacher_row:
-        teacher = _teacher_row(ctx)
-        if teacher:
-            rows.append(teacher)
-    rows += [aggregate(run, per_run[run.name]) for run in chosen]
+    runs = {run.name: run for run in chosen}
+    pairs = [(run.name, seed) for run in chosen for seed in sc.seeds]
+    tasks = [make_task(i, {"run": name, "seed": seed}, 1) for i, (name, seed) in enumerate(pairs)]
     out = student_dir(cfg)
-    storage.write_json(storage.join(out, "results.json"), {"rows": rows, "seeds": sc.seeds,
-                                                           "device": str(ctx.device), "threads": torch.get_num_threads()})
-    table = markdown_table(rows)
-    filesystem, p = storage.resolve(storage.join(out, "results.md"))
-    with filesystem.open_output_stream(p) as f:
-        f.write(table.encode())
-    plot_curves(per_run, storage.join(out, "curves.png"))
-    print(table, file=sys.stdout)
-    print_summary("student", [("runs", len(chosen)), ("seeds", str(sc.seeds)), ("device", str(ctx.device)),
-                              ("results", storage.join(out, "results.md")),
-                              ("seconds", time.perf_counter() - started)])
+    per_run: dict[str, list[dict]] = {}
+    rows: list[dict] = []
+
+    def reuse(task: Task) -> dict | None:
+        done = _finished_run(ctx, runs[task.spec["run"]], task.spec["seed"])
+        return None if done is None else {**done, "rows_in": 1}
+
+    def commit(summary: dict, results: list[dict]) -> None:
+        for (name, _), result in zip(pairs, results):
+            per_run.setdefault(name, []).append(result)
+        if sc.teacher_row:
+            teacher = _teacher_row(ctx)
+            if teacher:
+                rows.append(teacher)
+        rows.extend(aggregate(run, per_run[run.name]) for run in chosen)
+        storage.write_json(storage.join(out, "results.json"), {"rows": rows, "seeds": sc.seeds, "device": str(ctx.device),
+                                                               "threads": torch.get_num_threads()})
+        table = markdown_table(rows)
+        filesystem, p = storage.resolve(storage.join(out, "results.md"))
+        with filesystem.open_output_stream(p) as f:
+            f.write(table.encode())
+        plot_curves(per_run, storage.join(out, "curves.png"))
+        print(table, file=sys.stdout)
+
+    stage = Stage("student", out, _key([t.spec for t in tasks]), lambda: tasks,
+                  lambda todo: Work(_RunTrainer, {"ctx": ctx, "runs": runs}, Resources(threads=torch.get_num_threads(),
+                                                                                       actors=True)),
+                  lines=lambda s: [("runs", len(chosen)), ("seeds", str(sc.seeds)), ("device", str(ctx.device)),
+                                   ("results", storage.join(out, "results.md"))],
+                  reuse=reuse, commit=commit, task_markers=False, unit="runs")
+    run_stage(stage, executor="local")
     return {"rows": rows, "runs": per_run}

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import storage
+from ..errors import PipelineError
 from . import shards as sh
 from .manifest import FORMAT, MANIFEST_NAME, VERSION
 from .rows import MLM_IDS, MLM_LOGITS, attention_column, hidden_column
@@ -30,7 +31,7 @@ _REQUIRED = ("format", "version", "teacher", "tokenizer", "max_length", "labels"
              "hidden_size", "cache_key", "rows", "shards")
 
 
-class CacheError(RuntimeError):
+class CacheError(PipelineError, RuntimeError):
     """A cache that cannot be used as asked; the message names the cache, the shard and the reason."""
 
     def __init__(self, cache: str, reason: str, shard: str | None = None):

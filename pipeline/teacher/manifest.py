@@ -10,10 +10,11 @@ shard with its first row, row count, token count, size and SHA-256.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from pathlib import Path
+
+from ..runtime.digest import digest
 
 from .. import storage
 
@@ -84,8 +85,7 @@ def local_model_dir(source: str) -> str:
 
 def cache_key(**parts) -> str:
     """What decides a shard's content: equal keys mean a finished shard can be reused."""
-    canonical = json.dumps({"format": FORMAT, "version": VERSION, **parts}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    return digest({"format": FORMAT, "version": VERSION, **parts})
 
 
 def build_manifest(*, input_name: str, input_dir: str, input_files, teacher: dict, tokenizer: dict, max_length: int,

@@ -87,8 +87,16 @@ class ShardResult:
 
 
 def list_input_files(directory: str) -> list[InputFile]:
-    """The Parquet files of an input corpus in name order, with row counts and checksums."""
-    return [InputFile(path, rows, file_sha256(path)) for path, rows in storage.parquet_row_counts(directory)]
+    """The Parquet files of an input corpus in name order, with row counts and checksums: as the
+    tasks that wrote them recorded them in the corpus's completion marker, else read here."""
+    from ..runtime import markers
+
+    recorded = {f["path"]: f for f in markers.finished_files(directory) or [] if f.get("sha256")}
+    files = []
+    for path, rows in storage.parquet_row_counts(directory):
+        f = recorded.get(path)
+        files.append(InputFile(path, rows, f["sha256"] if f and f.get("rows") == rows else file_sha256(path)))
+    return files
 
 
 def plan_shards(files: list[InputFile], shard_rows: int, out_dir: str) -> list[ShardTask]:

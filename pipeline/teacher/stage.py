@@ -13,17 +13,19 @@ Thin adapters around the pure parts:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sys
 import time
-from typing import Iterable, Iterator
+from typing import Iterator
 
-import numpy as np
 import pyarrow.parquet as pq
 
-from .. import storage
-from ..progress import Progress, print_summary
+from .. import layout, storage
+from ..progress import print_summary
+from ..runtime.resources import Resources
+from ..runtime.runner import Stage, Task, Work, make_task, run_stage
 from . import shards as sh
 from .compute import InferenceSpec, ShardComputer
 from .errors import TeacherError
@@ -37,16 +39,17 @@ from .settings import TeacherConfig, input_parts
 
 
 def teacher_dir(cfg) -> str:
-    return storage.join(cfg.output_dir, "teacher")
+    return layout.teacher_dir(cfg.output_dir)
 
 
 def model_dir(cfg) -> str:
     """Where the fine-tuned teacher goes."""
-    return storage.join(cfg.output_dir, "teacher", "model")
+    return layout.teacher_model_dir(cfg.output_dir)
 
 
 def cache_dir(cfg, input_name: str) -> str:
-    return storage.join(cfg.output_dir, "teacher", *input_parts(input_name))
+    input_parts(input_name)  # checks the name
+    return layout.cache_dir(cfg.output_dir, input_name)
 
 
 def default_inputs(cfg) -> list[str]:
@@ -68,7 +71,7 @@ def _teacher_config(cfg, teacher: TeacherConfig | None) -> TeacherConfig:
 class _Resources:
     def __init__(self, tc: TeacherConfig, use_ray: bool):
         if use_ray:
-            from ..ray_env import cluster_cpus, cluster_gpus
+            from ..runtime.ray_env import cluster_cpus, cluster_gpus
 
             cpus, gpus = cluster_cpus(), cluster_gpus()
         else:
@@ -183,41 +186,29 @@ def prepare_teacher(cfg, tc: TeacherConfig, use_ray: bool, res: _Resources) -> t
 
 
 # ---------------------------------------------------------------------------------------------
-# Inference on Ray Data
+# Inference: a pool of actors, each computing and writing whole shards
 
 GPU_SHARDS_PER_CALL = 8  # a GPU actor reads the next shard while computing one and writes several at once
 CPU_SHARDS_PER_CALL = 1  # a CPU actor computes its shards one step after the other (compute_many)
 
 
-class ShardActor:
-    """Ray Data actor: the teacher loaded once; each call computes and writes a few shards."""
+class ShardWorker:
+    """Actor: the teacher loaded once; each call computes and writes a few shards."""
 
     def __init__(self, spec: InferenceSpec):
         self.computer = ShardComputer(spec)
 
-    def __call__(self, batch: dict) -> dict:
-        tasks = [sh.ShardTask.from_dict(json.loads(t)) for t in batch["task"]]
-        results = [json.dumps(r.to_dict()) for r in self.computer.compute_many(tasks)]
-        return {"result": np.array(results, dtype=object)}
+    def __call__(self, tasks: list[Task]) -> Iterator[dict]:
+        shard_tasks = [sh.ShardTask.from_dict(t.spec) for t in tasks]
+        for result in self.computer.compute_many(shard_tasks):
+            yield {**result.to_dict(), "rows_in": result.rows}
 
 
-def _run_on_ray(spec: InferenceSpec, tasks: list[sh.ShardTask], res: _Resources,
-                actors: int) -> Iterator[sh.ShardResult]:
-    import ray.data
-
-    items = [{"task": json.dumps(t.to_dict())} for t in tasks]
-    ds = ray.data.from_items(items, override_num_blocks=len(items))
-    ds = ds.map_batches(ShardActor, fn_constructor_args=(spec,),
-                        batch_size=GPU_SHARDS_PER_CALL if res.gpus else CPU_SHARDS_PER_CALL,
-                        batch_format="numpy",
-                        compute=ray.data.ActorPoolStrategy(size=actors),
-                        num_gpus=1 if res.gpus else 0, num_cpus=1 if res.gpus else spec.threads)
-    for row in ds.iter_rows():
-        yield sh.ShardResult(**json.loads(row["result"]))
+_RESULT_FIELDS = {f.name for f in dataclasses.fields(sh.ShardResult)}
 
 
-def _run_locally(spec: InferenceSpec, tasks: list[sh.ShardTask]) -> Iterator[sh.ShardResult]:
-    yield from ShardComputer(spec).compute_many(tasks)
+def _shard_result(d: dict) -> sh.ShardResult:
+    return sh.ShardResult(**{k: v for k, v in d.items() if k in _RESULT_FIELDS})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,8 +285,7 @@ def _mlm_teacher(source: str, info: "_TeacherInfo") -> dict:
 def cache_input(cfg, tc: TeacherConfig, name: str, info: _TeacherInfo, layers: list[int], attentions: list[int],
                 res: _Resources, use_ray: bool) -> dict:
     """Cache the teacher's outputs on one input corpus; returns the summary."""
-    started = time.perf_counter()
-    in_dir = storage.join(cfg.output_dir, *input_parts(name))
+    in_dir = layout.corpus_dir(cfg.output_dir, name)
     out_dir = cache_dir(cfg, name)
     files = sh.list_input_files(in_dir) if storage.exists(in_dir) else []
     if not files:
@@ -308,49 +298,58 @@ def cache_input(cfg, tc: TeacherConfig, name: str, info: _TeacherInfo, layers: l
                     float16_encoding=tc.float16_encoding, labels=info.labels, input=input_fp, shard_rows=tc.shard_rows,
                     **({"mlm": mlm["weights_sha256"], "mlm_top_k": tc.mlm_top_k} if mlm else {}))
     tasks = sh.plan_shards(files, tc.shard_rows, out_dir)
-    storage.makedirs(out_dir)
-    remove_manifest(out_dir)
-    sh.remove_stale(out_dir, {t.name for t in tasks})
-    results: dict[int, sh.ShardResult] = {}
-    todo = []
-    for t in tasks:
-        done = sh.finished_result(t, key)
-        if done is None:
-            todo.append(t)
-        else:
-            results[t.index] = done
-    # on Ray, actors x threads (one single-threaded actor per CPU by default); in this process, all its CPUs
-    actors, threads = res.inference_layout(len(todo)) if use_ray else (1, res.threads)
-    spec = InferenceSpec(model=info.source, weights_sha256=info.weights, cache_key=key, layers=tuple(layers),
-                         attentions=tuple(attentions), max_length=tc.max_length, token_budget=tc.token_budget,
-                         device=res.device, dtype=tc.dtype, threads=threads, mantissa_bits=tc.mantissa_bits,
-                         float16_encoding=tc.float16_encoding, row_group_bytes=tc.row_group_bytes,
-                         mlm_model=mlm["model"] if mlm else "", mlm_weights_sha256=mlm["weights_sha256"] if mlm else "",
-                         mlm_top_k=tc.mlm_top_k or 0)
-    progress = Progress(f"teacher {name}")
-    progress.add(sum(r.rows for r in results.values()))
-    if todo:
-        by_name = {t.name: t for t in todo}
-        runner: Iterable[sh.ShardResult] = (_run_on_ray(spec, todo, res, actors) if use_ray
-                                            else _run_locally(spec, todo))
-        for r in runner:
-            results[by_name[r.name].index] = r
-            progress.add(r.rows)
-    progress.done()
-    ordered = [results[t.index] for t in tasks]
-    manifest = _manifest(cfg, tc, name, in_dir, files, info, layers, attentions, key, ordered)
-    write_manifest(out_dir, manifest)
-    seconds = time.perf_counter() - started
-    computed = [r for r in ordered if r.computed]
-    hidden_values = manifest["tokens"] * info.hidden_size * len(layers)
-    hidden_bytes = _column_bytes(out_dir, ordered, [hidden_column(l) for l in layers]) if layers else 0
-    return {"input": name, "rows": manifest["rows"], "tokens": manifest["tokens"], "shards": len(ordered),
+    used: dict[str, int] = {"actors": 0, "threads": 0}
+
+    def plan() -> list[Task]:
+        storage.makedirs(out_dir)
+        remove_manifest(out_dir)  # the manifest is the cache's completion marker
+        return [make_task(t.index, t.to_dict(), t.rows) for t in tasks]
+
+    def reuse(task: Task) -> dict | None:
+        done = sh.finished_result(tasks[task.index], key)
+        return None if done is None else {**done.to_dict(), "rows_in": done.rows}
+
+    def work(todo: list[Task]) -> Work:
+        # on Ray, actors x threads (one single-threaded actor per CPU by default); in this process, all its CPUs
+        actors, threads = res.inference_layout(len(todo)) if use_ray else (1, res.threads)
+        used.update(actors=actors, threads=threads)
+        spec = InferenceSpec(model=info.source, weights_sha256=info.weights, cache_key=key, layers=tuple(layers),
+                             attentions=tuple(attentions), max_length=tc.max_length, token_budget=tc.token_budget,
+                             device=res.device, dtype=tc.dtype, threads=threads, mantissa_bits=tc.mantissa_bits,
+                             float16_encoding=tc.float16_encoding, row_group_bytes=tc.row_group_bytes,
+                             mlm_model=mlm["model"] if mlm else "",
+                             mlm_weights_sha256=mlm["weights_sha256"] if mlm else "", mlm_top_k=tc.mlm_top_k or 0)
+        resources = Resources(cpus=1 if res.gpus else threads, gpus=1 if res.gpus else 0, workers=actors,
+                              threads=threads, actors=True)
+        return Work(ShardWorker, {"spec": spec}, resources,
+                    tasks_per_call=GPU_SHARDS_PER_CALL if res.gpus else CPU_SHARDS_PER_CALL)
+
+    def commit(summary: dict, results: list[dict]) -> None:
+        ordered = [_shard_result(r) for r in results]
+        manifest = _manifest(cfg, tc, name, in_dir, files, info, layers, attentions, key, ordered)
+        write_manifest(out_dir, manifest)
+        computed = [r for r in ordered if r.computed]
+        hidden_values = manifest["tokens"] * info.hidden_size * len(layers)
+        hidden_bytes = _column_bytes(out_dir, ordered, [hidden_column(l) for l in layers]) if layers else 0
+        summary.update({
+            "input": name, "rows": manifest["rows"], "tokens": manifest["tokens"], "shards": len(ordered),
             "shards_computed": len(computed), "shards_reused": len(ordered) - len(computed),
-            "actors": actors if todo else 0, "threads_per_actor": threads if todo else 0,
-            "bytes": manifest["bytes"], "seconds": round(seconds, 3),
-            "tokens_per_s": round(sum(r.tokens for r in computed) / max(seconds, 1e-9), 1),
+            "actors": used["actors"], "threads_per_actor": used["threads"], "bytes": manifest["bytes"],
+            "tokens_per_s": round(sum(r.tokens for r in computed) / max(summary["seconds"], 1e-9), 1),
             "bytes_per_hidden_value": round(hidden_bytes / hidden_values, 4) if hidden_values else None,
-            "nonfinite_values": manifest["nonfinite_values"], "cache": out_dir}
+            "nonfinite_values": manifest["nonfinite_values"], "cache": out_dir})
+
+    def lines(s: dict) -> list[tuple[str, object]]:
+        return [("rows", s["rows"]), ("real tokens", s["tokens"]),
+                ("shards computed / reused", f"{s['shards_computed']} / {s['shards_reused']}"),
+                ("actors x threads", f"{s['actors']} x {s['threads_per_actor']}" if s["actors"] else "-"),
+                ("tokens / s (computed)", s["tokens_per_s"]),
+                ("hidden layers", str(layers) if layers else "none"),
+                ("bytes per hidden value", s["bytes_per_hidden_value"] if layers else "-"), ("cache", s["cache"])]
+
+    stage = Stage(f"teacher {name}", out_dir, key, plan, work, lines=lines, reuse=reuse, commit=commit,
+                  task_markers=False)
+    return run_stage(stage, "ray" if use_ray else "local")
 
 
 def _manifest(cfg, tc: TeacherConfig, name: str, in_dir: str, files, info: _TeacherInfo, layers: list[int],
@@ -406,7 +405,7 @@ def run_teacher(cfg, teacher: TeacherConfig | None = None, *, inputs: list[str] 
     if use_ray:
         import ray
 
-        from ..ray_env import init_ray
+        from ..runtime.ray_env import init_ray
 
         if not ray.is_initialized():
             ray_cfg = getattr(cfg, "ray", None)
@@ -429,16 +428,8 @@ def run_teacher(cfg, teacher: TeacherConfig | None = None, *, inputs: list[str] 
     results = {"finetune": ft_metrics, "inputs": {}}
     for name in names:
         states = tc.stores_states(name)
-        summary = cache_input(cfg, tc, name, info, layers if states else [], attentions if states else [], res, use_ray)
-        results["inputs"][name] = summary
-        print_summary(f"teacher {name}", [
-            ("rows", summary["rows"]), ("real tokens", summary["tokens"]),
-            ("shards computed / reused", f"{summary['shards_computed']} / {summary['shards_reused']}"),
-            ("actors x threads", f"{summary['actors']} x {summary['threads_per_actor']}" if summary["actors"] else "-"),
-            ("tokens / s (computed)", summary["tokens_per_s"]),
-            ("hidden layers", str(layers) if layers and states else "none"),
-            ("bytes per hidden value", summary["bytes_per_hidden_value"] if layers and states else "-"),
-            ("cache", summary["cache"]), ("seconds", summary["seconds"])])
+        results["inputs"][name] = cache_input(cfg, tc, name, info, layers if states else [],
+                                              attentions if states else [], res, use_ray)
     rows = [("teacher", info.source), ("weights sha256", info.weights[:16] + "…"),
             ("device", f"{res.device}, Ray" if use_ray else f"{res.device}, in-process"),
             ("dtype", tc.dtype), ("layers", str(layers)), ("attentions", str(attentions) or "none")]

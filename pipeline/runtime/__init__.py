@@ -1,0 +1,1 @@
+"""What every stage shares: the runner (plan → tasks → commit), resources, markers, the digest, Ray."""
