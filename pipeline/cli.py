@@ -28,6 +28,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", default=None,
                    help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray started here)")
     p.add_argument("--output-dir", default=None, help="override output_dir of the job file")
+    p.add_argument("--verbose", action="store_true", help="relay the Ray workers' own output to this console "
+                                                           "(else it stays in the Ray logs)")
     p.add_argument("--executor", choices=["ray", "local"], default="ray",
                    help="ray (default): tasks on Ray; local: every task in this process, one after the other "
                         "(no Ray; debugging)")
@@ -82,7 +84,8 @@ def _load(args) -> JobConfig:
 def _start_ray(cfg: JobConfig, args) -> None:
     from .runtime.ray_env import init_ray
 
-    print(f"[{cfg.name}] {init_ray(args.address or cfg.ray.address, cfg.ray.num_cpus)}", file=sys.stderr)
+    where = init_ray(args.address or cfg.ray.address, cfg.ray.num_cpus, verbose=getattr(args, "verbose", False))
+    print(f"[{cfg.name}] {where}", file=sys.stderr)
 
 
 def _report(cfg: JobConfig) -> str:

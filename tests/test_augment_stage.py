@@ -83,16 +83,6 @@ def test_output_identical_across_workers_and_executors(tmp_path, ray_local):
     assert all(len(files) == 5 for files in outputs[0].values())  # 30 examples, 7 per task
 
 
-def test_ray_data_fetches_block_metadata_in_its_scheduling_loop(ray_local):
-    """After init_ray, Ray Data fetches block metadata in its scheduling loop, so that a finished
-    task's slot is freed on the same pass (see ray_env.init_ray)."""
-    import ray.data
-    from ray.data._internal.execution.metadata_fetcher import InlineMetadataFetcher, make_metadata_fetcher
-
-    assert ray.data.range(4).map_batches(lambda b: b).count() == 4
-    assert isinstance(make_metadata_fetcher(), InlineMetadataFetcher)
-
-
 def test_variants_table_rows_follow_their_parents():
     batch = pa.table({"example_id": ["p0", "p1", "p2", "p3"], "text_a": ["a0", "a1", "a2", "a3"],
                       "text_b": pa.array([None, "b1", None, None], pa.string()), "label": ["neg", "pos", "pos", "neg"],

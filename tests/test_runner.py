@@ -96,14 +96,10 @@ def test_a_worker_error_reaches_the_driver_as_the_error_it_is(tmp_path, ray_loca
     assert summary["rows"] == 50 and summary["tasks_computed"] >= 1
 
 
-def test_resources_become_ray_data_arguments():
-    import ray.data
-
-    tasks = Resources(cpus=1, workers=3).ray_data_options()
-    assert tasks["num_cpus"] == 1 and tasks["num_gpus"] == 0
-    assert isinstance(tasks["compute"], ray.data.TaskPoolStrategy) and tasks["compute"].size == 3
-    assert Resources().ray_data_options()["compute"] is None  # as many tasks as the claims allow
-    actors = Resources(cpus=0.5, gpus=0.25, workers=4, actors=True).ray_data_options()
-    assert isinstance(actors["compute"], ray.data.ActorPoolStrategy)
-    assert (actors["num_cpus"], actors["num_gpus"]) == (0.5, 0.25)
-    assert Resources(cpus=2, gpus=1).ray_remote_options() == {"num_cpus": 2, "num_gpus": 1}
+def test_resources_become_ray_arguments():
+    assert Resources(cpus=2, gpus=0.5).ray_options() == {"num_cpus": 2, "num_gpus": 0.5}
+    assert Resources(cpus=1, workers=3).in_flight(cluster_cpus=8) == 3  # workers caps the tasks at once
+    assert Resources(cpus=1).in_flight(cluster_cpus=8) == 16  # else the CPUs' worth twice over
+    assert Resources(cpus=4).in_flight(cluster_cpus=8) == 4
+    assert Resources(cpus=0.5, gpus=0.25, workers=4, actors=True).pool_size(calls=10) == 4
+    assert Resources(actors=True).pool_size(calls=10) == 1 and Resources(workers=8).pool_size(calls=3) == 3

@@ -167,7 +167,7 @@ class Tang:
             else:
                 import ray
 
-                self._unigram_ref = runner.RayRef((ray.remote(merge_counts).options(num_cpus=1).remote(paths),))
+                self._unigram_ref = runner.RayRef((ray.remote(merge_counts).options(**Resources().ray_options()).remote(paths),))
         return self._unigram_ref
 
     def work(self, split: str, todo: list[Task], out_dir: str) -> Work:

@@ -77,6 +77,10 @@ def glove_only_task(task: Task, params, glove_ref: tuple, seed: int, batch_size:
 # ---------------------------------------------------------------------------------------------
 # The neighbour table: types found per range, searched per hash bucket
 
+# Each range task returns one object per bucket: on a large cluster, buckets beyond this would
+# multiply the objects (ranges x buckets) and split a search of about a second ever finer.
+MAX_BUCKETS = 32
+
 def _range_types(task_json: str, do_lower_case: bool, buckets: int) -> tuple[list[str], ...]:
     """The likely-eligible word types of a task's range, split into ``buckets`` by a stable hash."""
     from .words import WordSplitter
@@ -97,7 +101,8 @@ def _bucket_neighbours(glove_ref: tuple, k: int, *parts: list[str]) -> dict[str,
 
 def neighbour_table(todo: list[Task], params, glove_ref: tuple, slots: int) -> tuple | None:
     """The GloVe neighbours of the word types of the ranges ``todo``, computed once by ``slots``
-    bucket tasks and shared with every task through the object store (a box of their refs).
+    bucket tasks (at most ``MAX_BUCKETS``) and shared with every task through the object store (a
+    box of their refs).
 
     Without it each worker's memo computes the common types again (about 0.1 ms per type on one
     core, about half the work of GloVe-only augmentation); with one slot there is nothing to share.
@@ -108,9 +113,10 @@ def neighbour_table(todo: list[Task], params, glove_ref: tuple, slots: int) -> t
 
     if slots < 2 or not todo:
         return None
-    find = ray.remote(_range_types).options(num_cpus=1, num_returns=slots)
+    slots = min(slots, MAX_BUCKETS)
+    find = ray.remote(_range_types).options(num_returns=slots, **Resources().ray_options())
     found = [find.remote(t.as_json(), params.do_lower_case, slots) for t in todo]
-    search = ray.remote(_bucket_neighbours).options(num_cpus=1)
+    search = ray.remote(_bucket_neighbours).options(**Resources().ray_options())
     parts = [search.remote(glove_ref, params.top_k, *[refs[j] for refs in found]) for j in range(slots)]
     ray.wait(parts, num_returns=len(parts), fetch_local=False)  # the tasks read them themselves
     return runner.RayRefs(parts)

@@ -7,16 +7,18 @@ On a local Ray cluster (``pipeline.cluster.local``: a head node without CPUs and
 of ``--cpus`` CPUs), each stage runs as a user runs it, ``python -m pipeline <stage> JOB
 --address GCS``, in a driver process of its own that reports its own counters when it ends
 (``getrusage(RUSAGE_SELF)``: its user + system CPU seconds, every thread of it, no other
-process; ``ru_maxrss``: its peak resident memory). Prints, for the augment stage with both
+process; ``VmHWM``: its peak resident memory). Prints, for the augment stage with both
 methods on the train split and on that split repeated 4 times:
 
 - driver CPU-seconds per million output rows, marginal: (CPU at x4 - CPU at x1) / (rows at x4 -
-  rows at x1), so that Python start-up, imports and joining the cluster cancel out;
+  rows at x1), so that Python start-up, imports and joining the cluster cancel out (medians of
+  ``--repeats`` runs each: the constant part varies by a few tenths of a second run to run);
 - driver peak RSS at x1 and x4 and the growth;
 
 the same for ingest (per million input rows, ``--ingest-rows`` against a quarter of it), and then
-augment throughput of both methods on 1 and on 2 worker nodes (``pipeline.bench.cluster_scaling``)
-with whether every run's output files are identical.
+augment throughput of both methods on 1 and on 2 worker nodes (``pipeline.bench.cluster_scaling``,
+best of 2 runs: the first also starts the workers and loads their models) with whether every
+run's output files are identical.
 """
 
 from __future__ import annotations
@@ -32,13 +34,18 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+# The peak comes from /proc (VmHWM, this process's own memory map), not from ru_maxrss, which Linux
+# carries over an exec from the forking parent.
 _DRIVER = """
-import json, resource, sys
+import json, resource, sys, time
 from pipeline.cli import main
+started = time.perf_counter()
 rc = main(sys.argv[2:])
 ru = resource.getrusage(resource.RUSAGE_SELF)
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 with open(sys.argv[1], "w") as fh:
-    json.dump({"rc": rc, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mb": ru.ru_maxrss / 1024}, fh)
+    json.dump({"rc": rc, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mb": hwm / 1024,
+               "wall_s": time.perf_counter() - started}, fh)
 sys.exit(rc)
 """
 
@@ -76,6 +83,12 @@ def _rows_out(out: Path) -> int:
                for m in ("tinybert", "tang"))
 
 
+def _median(runs: list[dict]) -> dict:
+    import statistics
+
+    return {k: statistics.median(r[k] for r in runs) for k in ("cpu_s", "peak_rss_mb", "wall_s")}
+
+
 def _marginal(small: dict, large: dict, rows_small: int, rows_large: int) -> float:
     return (large["cpu_s"] - small["cpu_s"]) / max(rows_large - rows_small, 1) * 1e6
 
@@ -88,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--shard-rows", type=int, default=1024, help="augment.shard_rows: examples per task")
     ap.add_argument("--ingest-rows", type=int, default=1_000_000)
     ap.add_argument("--cpus", type=int, default=2, help="CPUs of the worker node")
+    ap.add_argument("--repeats", type=int, default=3, help="augment runs per scale (the medians count)")
     ap.add_argument("--cluster-sentences", type=int, default=10_233, help="0: skip the 1 vs 2 node comparison")
     args = ap.parse_args(argv)
 
@@ -97,17 +111,22 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         with LocalCluster(workers=1, cpus_per_worker=args.cpus, dashboard=False) as cluster:
-            aug: dict[int, tuple[dict, dict, int]] = {}
+            runs: dict[int, list[dict]] = {1: [], 4: []}
+            rows_out: dict[int, int] = {}
             for scale in (1, 4):
-                corpus = tmp / f"x{scale}.tsv"
-                _corpus(source, corpus, args.sentences * scale)
-                out = tmp / f"out-x{scale}"
-                job = _job(tmp / f"x{scale}.yaml", corpus, out, args.n, args.shard_rows)
-                _driver("ingest", job, cluster.address, tmp / "r.json")
-                run = _driver("augment", job, cluster.address, tmp / "r.json")
-                aug[scale] = (run, {}, _rows_out(out))
-                print(f"[driver] augment x{scale}: {args.sentences * scale:,} sentences -> {aug[scale][2]:,} rows; "
-                      f"driver {run['cpu_s']:.2f} CPU-s, peak RSS {run['peak_rss_mb']:.0f} MB", flush=True)
+                _corpus(source, tmp / f"x{scale}.tsv", args.sentences * scale)
+            for repeat in range(args.repeats):  # x1 and x4 take turns
+                for scale in (1, 4):
+                    out = tmp / f"out-x{scale}-{repeat}"
+                    job = _job(tmp / f"x{scale}.yaml", tmp / f"x{scale}.tsv", out, args.n, args.shard_rows)
+                    _driver("ingest", job, cluster.address, tmp / "r.json")
+                    run = _driver("augment", job, cluster.address, tmp / "r.json")
+                    runs[scale].append(run)
+                    rows_out[scale] = _rows_out(out)
+                    print(f"[driver] augment x{scale}, run {repeat + 1}: {args.sentences * scale:,} sentences -> "
+                          f"{rows_out[scale]:,} rows in {run['wall_s']:.1f} s; driver {run['cpu_s']:.2f} CPU-s, "
+                          f"peak RSS {run['peak_rss_mb']:.0f} MB", flush=True)
+            aug = {scale: (_median(runs[scale]), rows_out[scale]) for scale in (1, 4)}
             ing: dict[int, tuple[dict, int]] = {}
             for rows in (args.ingest_rows // 4, args.ingest_rows):
                 corpus = tmp / f"ingest-{rows}.tsv"
@@ -115,11 +134,12 @@ def main(argv: list[str] | None = None) -> None:
                 job = _job(tmp / f"ingest-{rows}.yaml", corpus, tmp / f"ingest-{rows}", args.n, args.shard_rows)
                 run = _driver("ingest", job, cluster.address, tmp / "r.json")
                 ing[rows] = (run, rows)
-                print(f"[driver] ingest {rows:,} rows: driver {run['cpu_s']:.2f} CPU-s, "
+                print(f"[driver] ingest {rows:,} rows in {run['wall_s']:.1f} s: driver {run['cpu_s']:.2f} CPU-s, "
                       f"peak RSS {run['peak_rss_mb']:.0f} MB", flush=True)
 
-        (a1, _, r1), (a4, _, r4) = aug[1], aug[4]
-        print(f"\n[driver] augment (TinyBERT GloVe-only + Tang, N={args.n}): marginal driver CPU "
+        (a1, r1), (a4, r4) = aug[1], aug[4]
+        print(f"\n[driver] augment (TinyBERT GloVe-only + Tang, N={args.n}; medians of {args.repeats} runs: driver "
+              f"{a1['cpu_s']:.2f} / {a4['cpu_s']:.2f} CPU-s at x1 / x4): marginal driver CPU "
               f"{_marginal(a1, a4, r1, r4):.3f} s per million output rows ({r1:,} -> {r4:,} rows); "
               f"peak RSS {a1['peak_rss_mb']:.0f} MB -> {a4['peak_rss_mb']:.0f} MB "
               f"(+{a4['peak_rss_mb'] - a1['peak_rss_mb']:.0f} MB)")
@@ -133,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         from . import cluster_scaling
 
         print("\n[driver] augment throughput on 1 and 2 worker nodes (1 CPU each):", flush=True)
-        cluster_scaling.main(["--sentences", str(args.cluster_sentences), "--n", str(args.n), "--repeats", "1"])
+        cluster_scaling.main(["--sentences", str(args.cluster_sentences), "--n", str(args.n), "--repeats", "2"])
 
 
 if __name__ == "__main__":

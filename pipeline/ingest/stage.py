@@ -151,7 +151,7 @@ def _count_lines(ranges: list[tuple[int, int]], path: str, executor: str) -> lis
         return [readers.count_lines(path, a, b) for a, b in ranges]
     import ray
 
-    count = ray.remote(readers.count_lines).options(num_cpus=1)
+    count = ray.remote(readers.count_lines).options(**Resources().ray_options())
     return ray.get([count.remote(path, a, b) for a, b in ranges])
 
 

@@ -11,25 +11,25 @@ class Resources:
 
     ``cpus`` / ``gpus`` are Ray's logical claims of one task (or actor); ``workers`` caps the tasks
     running at once (None: as many as the claims allow), or is the size of the actor pool;
-    ``threads`` is how many torch / BLAS threads one of them uses (not a Ray claim).
+    ``threads`` is how many torch / BLAS threads one of them uses (not a Ray claim); ``actors``: an
+    actor pool (a model loaded once per actor) rather than stateless tasks.
     """
 
     cpus: float = 1.0
     gpus: float = 0.0
     workers: int | None = None
     threads: int = 1
-    actors: bool = False  # an actor pool (a model loaded once per actor) rather than stateless tasks
+    actors: bool = False
 
-    def ray_remote_options(self) -> dict:
-        """For ``ray.remote(...).options(...)`` of one task."""
+    def ray_options(self) -> dict:
+        """For ``ray.remote(...).options(...)`` of a task or an actor."""
         return {"num_cpus": self.cpus, "num_gpus": self.gpus}
 
-    def ray_data_options(self) -> dict:
-        """For ``Dataset.map_batches``: the claims and the compute strategy."""
-        import ray.data
+    def in_flight(self, cluster_cpus: int) -> int:
+        """Tasks submitted at once: ``workers``, else twice as many as the cluster's CPUs hold (so
+        that a worker that finishes finds the next task already queued)."""
+        return self.workers or 2 * max(1, int(cluster_cpus // max(self.cpus, 0.01)))
 
-        if self.actors:
-            compute = ray.data.ActorPoolStrategy(size=max(1, self.workers or 1))
-        else:
-            compute = ray.data.TaskPoolStrategy(size=self.workers) if self.workers else None
-        return {"num_cpus": self.cpus, "num_gpus": self.gpus, "compute": compute}
+    def pool_size(self, calls: int) -> int:
+        """Actors in a pool for ``calls`` calls: ``workers`` (default one), never more than calls."""
+        return max(1, min(self.workers or 1, calls))

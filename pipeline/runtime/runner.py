@@ -3,7 +3,7 @@
 A stage is planned as tasks over fixed input ranges (the plan depends only on the inputs and the
 settings, never on the number of workers). A task runs on a worker, reads its range, writes its
 own files (temporary name, then rename), leaves a task marker and returns small metadata. The
-driver only plans, schedules (Ray Data over the task descriptions, or in this process with
+driver only plans, schedules (Ray tasks or a Ray actor pool, or in this process with
 ``executor="local"``), gathers the metadata, and writes the summary and the stage marker: no
 output row passes through it.
 
@@ -19,7 +19,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 from pyarrow import fs as pafs
 
@@ -162,34 +162,86 @@ def _remove_stale(stage: Stage, planned: set[int], todo: set[int]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Execution: on Ray Data (tasks or an actor pool), or in this process
+# Execution: Ray tasks or a Ray actor pool, or in this process
 
 def execute(stage: Stage, tasks: list[Task], work: Work, executor: str) -> Iterator[dict]:
     """The results of ``tasks`` as they finish; each task's marker is written by whoever ran it."""
     marks = (stage.out_dir, stage.key) if stage.task_markers else None
     if executor == "local":
-        yield from _run_local(tasks, work, marks)
-        return
-    import ray.data
-
-    items = [{"task": t.as_json()} for t in tasks]
-    ds = ray.data.from_items(items, override_num_blocks=len(items))
-    options = work.resources.ray_data_options()
-    # Ray Data names its operators (and the dashboard its tasks and actors) after the callable:
-    # the stage's own function or worker class, not this adapter.
-    if work.resources.actors:
-        actor = type(work.fn.__name__, (_ActorCall,), {"__module__": __name__})
-        ds = ds.map_batches(actor, fn_constructor_args=(work.fn, work.kwargs, marks),
-                            batch_size=work.tasks_per_call, batch_format="pyarrow", **options)
+        results = _run_local(tasks, work, marks)
+    elif work.resources.actors:
+        results = _run_actors(tasks, work, marks)
     else:
-        ds = ds.map_batches(_named_task_call(work.fn.__name__), fn_kwargs={"fn": work.fn, "kwargs": work.kwargs,
-                                                                           "marks": marks},
-                            batch_size=1, batch_format="pyarrow", **options)
-    for row in ds.iter_rows():
-        result = json.loads(row["result"])
+        results = _run_tasks(tasks, work, marks)
+    for text in results:
+        result = json.loads(text)
         if "error" in result:  # the first failed task stops the stage; finished tasks keep their files
             raise TaskError(result["error"])
         yield result
+
+
+def _run_local(tasks: list[Task], work: Work, marks) -> Iterator[str]:
+    if work.resources.actors:
+        impl = work.fn(**work.kwargs)
+        for start in range(0, len(tasks), work.tasks_per_call):
+            chunk = tasks[start : start + work.tasks_per_call]
+            yield from _outcomes(chunk, iter(impl(chunk)), marks, catch=False)
+        return
+    for task in tasks:
+        yield from _outcomes([task], iter([work.fn(task, **work.kwargs)]), marks, catch=False)
+
+
+def _run_tasks(tasks: list[Task], work: Work, marks) -> Iterator[str]:
+    """Plain Ray tasks, spread over the nodes, ``workers`` (else twice the cluster's slots) in flight.
+
+    The driver sleeps in ``ray.wait`` between results: its CPU time grows with the number of tasks,
+    not with their rows or their duration (Ray Data's executor loop polls all the while). A task
+    lost with its node is retried by Ray; its file is renamed into place only when complete."""
+    import ray
+
+    from .ray_env import cluster_cpus
+
+    res = work.resources
+    remote = ray.remote(_task_call).options(name=work.fn.__name__, scheduling_strategy="SPREAD",
+                                            **res.ray_options())
+    shared = ray.put((work.fn, work.kwargs, marks))  # sent once, not with every task
+    limit = res.in_flight(cluster_cpus())
+    pending: list = []
+    try:
+        for task in tasks:
+            if len(pending) >= limit:
+                done, pending = ray.wait(pending, num_returns=1)
+                yield ray.get(done[0])
+            pending.append(remote.remote(task.as_json(), shared))
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(done[0])
+    finally:
+        for ref in pending:  # an error stopped the stage: nothing more is started or written
+            ray.cancel(ref)
+
+
+def _run_actors(tasks: list[Task], work: Work, marks) -> Iterator[str]:
+    """An actor pool (Ray's ``ActorPool``): each actor builds the stage's worker once; calls of
+    ``tasks_per_call`` tasks go to whichever actor is free. An actor lost with its node is restarted
+    elsewhere and its call retried; the actors end with the stage."""
+    import ray
+    from ray.util import ActorPool
+
+    res = work.resources
+    # the dashboard names an actor after its class: the stage's worker class, not this adapter
+    cls = type(work.fn.__name__, (_ActorCall,), {"__module__": __name__})
+    actor = ray.remote(cls).options(max_restarts=-1, max_task_retries=-1, scheduling_strategy="SPREAD",
+                                    **res.ray_options())
+    calls = [[t.as_json() for t in tasks[i : i + work.tasks_per_call]]
+             for i in range(0, len(tasks), work.tasks_per_call)]
+    actors = [actor.remote(work.fn, work.kwargs, marks) for _ in range(res.pool_size(len(calls)))]
+    try:
+        for texts in ActorPool(actors).map_unordered(lambda a, c: a.run.remote(c), calls):
+            yield from texts
+    finally:
+        for a in actors:
+            ray.kill(a)
 
 
 def _finish(task: Task, result: dict, marks: tuple[str, str] | None) -> dict:
@@ -200,59 +252,38 @@ def _finish(task: Task, result: dict, marks: tuple[str, str] | None) -> dict:
     return result
 
 
-def _run_local(tasks: list[Task], work: Work, marks) -> Iterator[dict]:
-    if work.resources.actors:
-        impl = work.fn(**work.kwargs)
-        for start in range(0, len(tasks), work.tasks_per_call):
-            chunk = tasks[start : start + work.tasks_per_call]
-            for task, result in zip(chunk, impl(chunk)):
-                yield _finish(task, result, marks)
-        return
-    for task in tasks:
-        yield _finish(task, work.fn(task, **work.kwargs), marks)
+def _task_call(task_json: str, shared: tuple) -> str:
+    """A Ray task: one task of a stage."""
+    fn, kwargs, marks = shared
+    task = Task.from_json(task_json)
+    (text,) = _outcomes([task], (fn(t, **kwargs) for t in [task]), marks)
+    return text
 
 
-def _results_table(results: Iterable[str]):
-    import pyarrow as pa
-
-    return pa.table({"result": pa.array(list(results), pa.string())})
-
-
-def _task_call(batch, fn: Callable, kwargs: dict, marks) -> Any:
-    tasks = [Task.from_json(t) for t in batch.column("task").to_pylist()]
-    return _results_table(_outcomes(tasks, (fn(t, **kwargs) for t in tasks), marks))
-
-
-def _outcomes(tasks: list[Task], results: Iterator[dict], marks) -> Iterator[str]:
-    """Each task's result as JSON. A task that fails with a PipelineError (a full disk, a bad input)
-    gives its message instead, which the driver raises as it is: through Ray it would arrive wrapped
-    in Ray's own exceptions, and retrying would not help."""
+def _outcomes(tasks: list[Task], results: Iterator[dict], marks, catch: bool = True) -> Iterator[str]:
+    """Each task's result as JSON. On a worker, a task that fails with a PipelineError (a full disk,
+    a bad input) gives its message instead, which the driver raises as it is: through Ray it would
+    arrive wrapped in Ray's own exceptions, and retrying would not help."""
     for task in tasks:
         try:
             result = next(results)
         except PipelineError as exc:
+            if not catch:
+                raise
             yield json.dumps({"index": task.index, "error": str(exc)})
             return
         yield json.dumps(_finish(task, result, marks))
 
 
-def _named_task_call(name: str) -> Callable:
-    def call(batch, fn: Callable, kwargs: dict, marks) -> Any:
-        return _task_call(batch, fn, kwargs, marks)
-
-    call.__name__ = call.__qualname__ = name
-    return call
-
-
 class _ActorCall:
-    """Ray Data actor: the stage's worker class built once per actor."""
+    """A Ray actor: the stage's worker class built once."""
 
     def __init__(self, fn: Callable, kwargs: dict, marks):
         self.impl, self.marks = fn(**kwargs), marks
 
-    def __call__(self, batch) -> Any:
-        tasks = [Task.from_json(t) for t in batch.column("task").to_pylist()]
-        return _results_table(_outcomes(tasks, iter(self.impl(tasks)), self.marks))
+    def run(self, texts: list[str]) -> list[str]:
+        tasks = [Task.from_json(t) for t in texts]
+        return list(_outcomes(tasks, iter(self.impl(tasks)), self.marks))
 
 
 # ---------------------------------------------------------------------------------------------

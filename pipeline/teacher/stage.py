@@ -3,7 +3,7 @@
 Thin adapters around the pure parts:
 
 - fine-tuning runs as one Ray task (one GPU when the cluster has GPUs) or in-process;
-- inference runs on a Ray Data actor pool (``ActorPoolStrategy``): each actor loads the teacher
+- inference runs on a Ray actor pool (``runtime/runner.py``): each actor loads the teacher
   once, each call computes and writes one whole shard (``compute.ShardComputer``), one GPU per
   actor when the cluster has GPUs, else ``cpu_threads`` torch threads per actor;
 - the driver plans the shards, skips those an earlier run finished, and writes ``manifest.json``
@@ -178,7 +178,7 @@ def prepare_teacher(cfg, tc: TeacherConfig, use_ray: bool, res: _Resources) -> t
     if use_ray:
         import ray
 
-        task = ray.remote(_finetune_task).options(num_gpus=1 if res.gpus else 0, num_cpus=res.threads)
+        task = ray.remote(_finetune_task).options(**Resources(cpus=res.threads, gpus=1 if res.gpus else 0).ray_options())
         metrics = ray.get(task.remote(*args))
     else:
         metrics = _finetune_task(*args)
