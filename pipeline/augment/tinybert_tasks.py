@@ -81,14 +81,16 @@ def glove_only_task(task: Task, params, glove_ref: tuple, seed: int, batch_size:
 # multiply the objects (ranges x buckets) and split a search of about a second ever finer.
 MAX_BUCKETS = 32
 
-def _range_types(task_json: str, do_lower_case: bool, buckets: int) -> tuple[list[str], ...]:
-    """The likely-eligible word types of a task's range, split into ``buckets`` by a stable hash."""
+def _range_types(task_jsons: list[str], do_lower_case: bool, buckets: int) -> tuple[list[str], ...]:
+    """The likely-eligible word types of some tasks' ranges, split into ``buckets`` by a stable hash."""
     from .words import WordSplitter
 
-    table = read_examples(Task.from_json(task_json))
-    texts = table.column("text_a").to_pylist() + table.column("text_b").to_pylist()
+    splitter, found = WordSplitter(do_lower_case), set()
+    for text in task_jsons:
+        table = read_examples(Task.from_json(text))
+        found |= splitter.likely_eligible(table.column("text_a").to_pylist() + table.column("text_b").to_pylist())
     parts: list[list[str]] = [[] for _ in range(buckets)]
-    for word in WordSplitter(do_lower_case).likely_eligible(texts):
+    for word in found:
         parts[zlib.crc32(word.encode()) % buckets].append(word)
     return tuple(parts)
 
@@ -115,7 +117,8 @@ def neighbour_table(todo: list[Task], params, glove_ref: tuple, slots: int) -> t
         return None
     slots = min(slots, MAX_BUCKETS)
     find = ray.remote(_range_types).options(num_returns=slots, **Resources().ray_options())
-    found = [find.remote(t.as_json(), params.do_lower_case, slots) for t in todo]
+    groups = [todo[i::2 * slots] for i in range(min(len(todo), 2 * slots))]  # scanning is quick: a few tasks
+    found = [find.remote([t.as_json() for t in group], params.do_lower_case, slots) for group in groups]
     search = ray.remote(_bucket_neighbours).options(**Resources().ray_options())
     parts = [search.remote(glove_ref, params.top_k, *[refs[j] for refs in found]) for j in range(slots)]
     ray.wait(parts, num_returns=len(parts), fetch_local=False)  # the tasks read them themselves

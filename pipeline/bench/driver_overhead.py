@@ -15,6 +15,9 @@ methods on the train split and on that split repeated 4 times:
   ``--repeats`` runs each: the constant part varies by a few tenths of a second run to run);
 - driver peak RSS at x1 and x4 and the growth;
 
+- the driver's CPU time while the tasks ran (the runner's count, ``driver_cpu_s`` in each
+  ``_summary.json``) per million output rows at x1 and x4: the same cost without the start-up;
+
 the same for ingest (per million input rows, ``--ingest-rows`` against a quarter of it), and then
 augment throughput of both methods on 1 and on 2 worker nodes (``pipeline.bench.cluster_scaling``,
 best of 2 runs: the first also starts the workers and loads their models) with whether every
@@ -83,10 +86,17 @@ def _rows_out(out: Path) -> int:
                for m in ("tinybert", "tang"))
 
 
+def _loop_cpu(out: Path) -> float:
+    """The driver's CPU time while tasks ran, as the runner recorded it, summed over the augment
+    stages and Tang's tagging."""
+    paths = [out / "augmented/train/tinybert", out / "augmented/train/tang", out / "work/tang-tags/train"]
+    return sum(json.loads((p / "_summary.json").read_text()).get("driver_cpu_s", 0.0) for p in paths)
+
+
 def _median(runs: list[dict]) -> dict:
     import statistics
 
-    return {k: statistics.median(r[k] for r in runs) for k in ("cpu_s", "peak_rss_mb", "wall_s")}
+    return {k: statistics.median(r[k] for r in runs) for k in ("cpu_s", "peak_rss_mb", "wall_s", "loop_cpu_s")}
 
 
 def _marginal(small: dict, large: dict, rows_small: int, rows_large: int) -> float:
@@ -121,11 +131,12 @@ def main(argv: list[str] | None = None) -> None:
                     job = _job(tmp / f"x{scale}.yaml", tmp / f"x{scale}.tsv", out, args.n, args.shard_rows)
                     _driver("ingest", job, cluster.address, tmp / "r.json")
                     run = _driver("augment", job, cluster.address, tmp / "r.json")
-                    runs[scale].append(run)
                     rows_out[scale] = _rows_out(out)
+                    runs[scale].append({**run, "loop_cpu_s": _loop_cpu(out)})
                     print(f"[driver] augment x{scale}, run {repeat + 1}: {args.sentences * scale:,} sentences -> "
-                          f"{rows_out[scale]:,} rows in {run['wall_s']:.1f} s; driver {run['cpu_s']:.2f} CPU-s, "
-                          f"peak RSS {run['peak_rss_mb']:.0f} MB", flush=True)
+                          f"{rows_out[scale]:,} rows in {run['wall_s']:.1f} s; driver {run['cpu_s']:.2f} CPU-s "
+                          f"({runs[scale][-1]['loop_cpu_s']:.2f} while tasks ran), peak RSS "
+                          f"{run['peak_rss_mb']:.0f} MB", flush=True)
             aug = {scale: (_median(runs[scale]), rows_out[scale]) for scale in (1, 4)}
             ing: dict[int, tuple[dict, int]] = {}
             for rows in (args.ingest_rows // 4, args.ingest_rows):
@@ -143,6 +154,10 @@ def main(argv: list[str] | None = None) -> None:
               f"{_marginal(a1, a4, r1, r4):.3f} s per million output rows ({r1:,} -> {r4:,} rows); "
               f"peak RSS {a1['peak_rss_mb']:.0f} MB -> {a4['peak_rss_mb']:.0f} MB "
               f"(+{a4['peak_rss_mb'] - a1['peak_rss_mb']:.0f} MB)")
+        print(f"[driver] augment: driver CPU while the tasks ran {a1['loop_cpu_s'] / r1 * 1e6:.3f} s per million "
+              f"output rows at x1, {a4['loop_cpu_s'] / r4 * 1e6:.3f} at x4, marginal "
+              f"{(a4['loop_cpu_s'] - a1['loop_cpu_s']) / max(r4 - r1, 1) * 1e6:.3f} (medians; the runner's own count, "
+              f"without the start-up whose run-to-run spread of several tenths of a second swamps the marginal above)")
         (i1, n1), (i4, n4) = ing[args.ingest_rows // 4], ing[args.ingest_rows]
         print(f"[driver] ingest: driver CPU {i4['cpu_s'] / n4 * 1e6:.2f} s per million input rows at {n4:,} rows "
               f"(start-up included), marginal {_marginal(i1, i4, n1, n4):.3f} s per million ({n1:,} -> {n4:,}); "

@@ -121,15 +121,19 @@ def run_stage(stage: Stage, executor: str = "ray") -> dict:
     _remove_stale(stage, {t.index for t in tasks}, {t.index for t in todo})
     progress = Progress(stage.title, unit=stage.unit)
     progress.add(sum(r.get("rows_in", 0) for r in results.values()))
+    driver_cpu = 0.0  # this process's CPU time (every thread, Ray's too) while the tasks ran
     if todo:
-        for result in execute(stage, todo, stage.work(todo), executor):
+        work = stage.work(todo)
+        cpu = time.process_time()
+        for result in execute(stage, todo, work, executor):
             results[result["index"]] = result
             progress.add(result.get("rows_in", 0))
+        driver_cpu = time.process_time() - cpu
     progress.done()
     ordered = [results[t.index] for t in tasks]
     summary = stage.summarize(ordered)
     summary.update({"tasks": len(tasks), "tasks_computed": len(todo), "tasks_reused": len(tasks) - len(todo),
-                    "seconds": round(time.perf_counter() - started, 3)})
+                    "seconds": round(time.perf_counter() - started, 3), "driver_cpu_s": round(driver_cpu, 3)})
     if stage.commit is not None:
         stage.commit(summary, ordered)
     else:
