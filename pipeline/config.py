@@ -241,17 +241,75 @@ class JobConfig(_Strict):
 
 
 
+MAX_YAML_VALUES = 100_000  # a job file is a few hundred values; aliases may not expand past this
+_SHOWN_CHARS = 200  # an input echoed into a message is cut to this
+
+
+class _JobLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (the later one would
+    silently win) and aliases that expand past ``MAX_YAML_VALUES`` values (a few lines of nested
+    aliases can stand for billions of values, and every later step would walk them all)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {_shown(key)} is given twice in one mapping (first on line {seen[key]})",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+def _expanded_size(node, memo: dict) -> int:
+    """How many values ``node`` stands for once every alias is expanded (shared nodes counted each time)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = MAX_YAML_VALUES + 1  # a node that contains itself expands forever
+    if isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(v, memo) for v in node.value)
+    else:
+        size = 1
+    memo[id(node)] = min(size, MAX_YAML_VALUES + 1)
+    return memo[id(node)]
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, cut to a bounded length: a message never echoes an unbounded input."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + f"… ({len(text):,} characters)"
+
+
+def read_yaml(text: str, source: str) -> object:
+    """A job file's YAML, through :class:`_JobLoader`; ConfigError names the file, line and reason."""
+    loader = _JobLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None and _expanded_size(node, {}) > MAX_YAML_VALUES:
+            raise ConfigError(f"{source}: refused: its aliases expand to more than {MAX_YAML_VALUES:,} values "
+                              f"(a job file holds a few hundred)")
+        return loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+
+
 def _format_errors(path: str, err: ValidationError) -> str:
     lines = [f"{path}: invalid job configuration ({err.error_count()} problem(s)):"]
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
+        msg = msg if len(msg) <= 4 * _SHOWN_CHARS else msg[: 4 * _SHOWN_CHARS] + "…"
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
         elif e["type"] == "missing":
             msg = "required key is missing"
         got = e.get("input")
-        shown = "" if e["type"] in ("missing",) or isinstance(got, dict) else f" (got {got!r})"
+        shown = "" if e["type"] in ("missing",) or isinstance(got, dict) else f" (got {_shown(got)})"
         lines.append(f"  - {key}: {msg}{shown}")
     return "\n".join(lines)
 
@@ -289,15 +347,17 @@ def parse_config(data: object, source: str = "<config>", check_files: bool = Tru
 
 
 def load_config(path: str | os.PathLike, check_files: bool = True, overrides: dict | None = None) -> JobConfig:
-    """Read and validate a job YAML file (``yaml.safe_load``)."""
+    """Read and validate a job YAML file (safe YAML: no tags that build objects, no key twice,
+    aliases bounded)."""
     path = str(path)
     try:
         with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+            text = fh.read()
     except FileNotFoundError:
         raise ConfigError(f"{path}: job file not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the job file: {exc}") from None
+    data = read_yaml(text, path)
     if overrides and isinstance(data, dict):
         data = {**data, **overrides}
     return parse_config(data, path, check_files)

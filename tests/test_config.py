@@ -81,3 +81,37 @@ def test_shipped_jobs_are_valid(name, monkeypatch):
     monkeypatch.chdir(ROOT)
     cfg = load_config(ROOT / "jobs" / name)
     assert cfg.inputs["train"].resolved_format == "tsv"
+
+
+def test_a_key_given_twice_is_refused_with_its_line(tmp_path, job_dict):
+    path = _write(tmp_path, job_dict())
+    path.write_text(path.read_text(encoding="utf-8") + "seed: 5\nseed: 6\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"job.yaml: not valid YAML: the key 'seed' is given twice in one mapping "
+                                          r"\(first on line \d+\)[\s\S]*line \d+"):
+        load_config(path)
+
+
+def test_an_alias_bomb_is_refused_at_once(tmp_path, job_dict):
+    """Nine levels of nine-way aliases stand for 9^9 values: refused before anything walks them."""
+    import time
+
+    lines = ["a0: &a0 [x, y]"] + [f"a{i}: &a{i} [{', '.join(['*a%d' % (i - 1)] * 9)}]" for i in range(1, 10)]
+    path = _write(tmp_path, job_dict())
+    path.write_text("\n".join(lines) + "\n" + path.read_text(encoding="utf-8").replace("labels:", "labels: *a9\nx_labels:"),
+                    encoding="utf-8")
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match="refused: its aliases expand to more than 100,000 values") as info:
+        load_config(path)
+    assert time.perf_counter() - started < 5 and len(str(info.value)) < 300
+    # aliases that stay small are fine
+    small = _write(tmp_path, job_dict())
+    small.write_text("x: &labels [negative, positive]\n" + small.read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(ConfigError, match="x: unknown key"):  # parsed; only the extra key is wrong
+        load_config(small)
+
+
+def test_a_huge_bad_value_is_not_echoed_whole(tmp_path, job_dict):
+    path = _write(tmp_path, job_dict(seed="z" * 100_000))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "seed: Input should be a valid integer" in str(info.value) and len(str(info.value)) < 1000

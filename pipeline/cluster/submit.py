@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -187,9 +188,12 @@ def build_submission(args: argparse.Namespace) -> dict:
         runtime_env["pip"] = {"packages": pip, "pip_check": False}
     if env_vars:
         runtime_env["env_vars"] = env_vars
-    entrypoint = f"python -m pipeline.cluster.entrypoint {args.stage} {job_rel}"
+    # Ray Jobs runs the entrypoint through a shell: every argument quoted, so that a path with
+    # spaces or shell syntax stays one argument and never becomes a command of its own
+    argv = ["python", "-m", "pipeline.cluster.entrypoint", args.stage, job_rel]
     if args.output_dir:
-        entrypoint += f" --output-dir {args.output_dir}"
+        argv += ["--output-dir", args.output_dir]
+    entrypoint = shlex.join(argv)
     spec = {"entrypoint": entrypoint, "runtime_env": runtime_env, "submission_id": args.submission_id,
             "metadata": {"job": cfg.name, "config_hash": cfg.config_hash(), "output_dir": cfg.output_dir},
             "entrypoint_num_cpus": args.entrypoint_num_cpus, "entrypoint_num_gpus": args.entrypoint_num_gpus,
