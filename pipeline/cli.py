@@ -140,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: every finished task's files are kept (their task markers say so); run the same "
+              "command again to resume where it stopped", file=sys.stderr)
+        return 130
     print(f"\n[{cfg.name}] {args.command} finished in {time.perf_counter() - started:,.1f} s; "
           f"outputs under {cfg.output_dir}" + (f"; report {report}" if report else ""), file=sys.stderr)
     return 0

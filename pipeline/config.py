@@ -97,6 +97,8 @@ class GloveConfig(_Strict):
     path: str | None = Field(None, description="GloVe text (.txt/.gz), gensim KeyedVectors, or kumo npy; None = bundled 6B 50d")
     format: Literal["auto", "text", "gensim", "kumo"] = "auto"
     rows: Annotated[int, Field(gt=0)] = 100_000
+    allow_pickle: bool = Field(False, description="load a gensim KeyedVectors.save file (a Python pickle, which can "
+                                                  "run code): only for a file you trust")
 
 
 class TinyBertConfig(_Strict):

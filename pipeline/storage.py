@@ -31,8 +31,13 @@ def join(base: str, *parts: str) -> str:
 
 
 def makedirs(path: str) -> None:
+    """Create a folder and its parents; a path that cannot be a folder (a file, no permission)
+    raises :class:`OutputError` naming it."""
     filesystem, p = resolve(path)
-    filesystem.create_dir(p, recursive=True)
+    try:
+        filesystem.create_dir(p, recursive=True)
+    except OSError as exc:
+        raise OutputError(path, exc) from exc
 
 
 def exists(path: str) -> bool:
@@ -136,7 +141,8 @@ def _errno(exc: BaseException) -> int | None:
     if getattr(exc, "errno", None):
         return exc.errno
     text = str(exc)
-    for code in (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT, errno.EPERM, errno.EIO):
+    for code in (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT, errno.EPERM, errno.EIO, errno.ENOTDIR,
+                 errno.EEXIST):
         if f"[errno {code}]" in text.lower():
             return code
     return None

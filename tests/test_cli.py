@@ -52,3 +52,31 @@ def test_student_without_outputs_exits_2_naming_what_is_missing(tmp_path, job_di
     assert main(["student", str(path)]) == 2
     err = capsys.readouterr().err
     assert "examples/train" in err and "has not been ingested" in err
+
+
+@pytest.mark.parametrize("blocker", ["file", "file-parent"])
+def test_output_dir_that_cannot_be_a_folder_exits_2_naming_it(tmp_path, job_dict, capsys, blocker):
+    taken = tmp_path / "taken"
+    taken.write_text("a file, not a folder", encoding="utf-8")
+    out = taken if blocker == "file" else taken / "out"
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job_dict(output_dir=str(out))), encoding="utf-8")
+    assert main(["ingest", str(path), "--executor", "local"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: cannot write {out}" in err and "Traceback" not in err
+    assert taken.read_text(encoding="utf-8") == "a file, not a folder"
+
+
+def test_ctrl_c_says_what_was_kept_and_how_to_resume(tmp_path, job_dict, capsys, monkeypatch):
+    import pipeline.ingest.stage as ingest
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ingest, "run_ingest", interrupted)
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job_dict()), encoding="utf-8")
+    assert main(["ingest", str(path), "--executor", "local"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted: every finished task's files are kept" in err and "run the same command again" in err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err

@@ -8,7 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pipeline.augment.glove import KUMO_INDEX, KUMO_MATRIX, GloveVectors, NeighbourCache, default_glove_path
+from pipeline.augment.glove import (KUMO_INDEX, KUMO_MATRIX, GloveError, GloveVectors, NeighbourCache, default_glove_path,
+                                   read_vectors)
 
 WORDS = ["the", "king", "queen", "man", "woman", "paris", "london", "film", "movie", "good"]
 
@@ -57,9 +58,33 @@ def test_gensim_loaders(tmp_path, vectors):
     kv.save(str(tmp_path / "vectors.kv"))
     kv.save_word2vec_format(str(tmp_path / "w2v.txt"))
     kv.save_word2vec_format(str(tmp_path / "w2v.bin"), binary=True)
-    for name in ("vectors.kv", "w2v.txt", "w2v.bin"):
+    for name in ("w2v.txt", "w2v.bin"):
         check(GloveVectors.load(tmp_path / name, rows=8), 8, vectors)
         check(GloveVectors.load(tmp_path / name, fmt="gensim"), len(WORDS), vectors)
+    # KeyedVectors.save writes a pickle: loaded only when the job says it trusts the file
+    check(GloveVectors.load(tmp_path / "vectors.kv", rows=8, allow_pickle=True), 8, vectors)
+    check(GloveVectors.load(tmp_path / "vectors.kv", fmt="gensim", allow_pickle=True), len(WORDS), vectors)
+    with pytest.raises(GloveError, match="vectors.kv: a Python pickle .* refused"):
+        GloveVectors.load(tmp_path / "vectors.kv")
+
+
+def test_a_pickle_named_as_glove_never_runs(tmp_path):
+    """A file that would run code when unpickled, under any name, is refused before it is read."""
+    import pickle
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    for name in ("glove.txt", "vectors.kv", "glove.bin"):
+        (tmp_path / name).write_bytes(pickle.dumps(Payload(), protocol=4))
+        with pytest.raises(GloveError, match="refused"):
+            GloveVectors.load(tmp_path / name)
+        with pytest.raises(GloveError, match="refused"):
+            read_vectors(tmp_path / name, fmt="gensim")
+    assert not marker.exists()
 
 
 def test_kumo_layout_loader(tmp_path, vectors):

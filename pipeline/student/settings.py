@@ -25,6 +25,8 @@ class BiLstmConfig(_Strict):
 
     glove: str | None = Field(None, description="GloVe text (.txt/.gz), gensim KeyedVectors or kumo npy; "
                                                 "None = the bundled GloVe 6B 50d")
+    glove_allow_pickle: bool = Field(False, description="load a gensim KeyedVectors.save file as glove (a Python "
+                                                        "pickle, which can run code): only for a file you trust")
     glove_rows: Annotated[int, Field(ge=0)] = Field(
         100_000, description="the first GloVe rows joined to the training words in the vocabulary (0 = training words only)")
     hidden: Annotated[int, Field(gt=0)] = Field(150, description="LSTM units per direction")

@@ -100,7 +100,7 @@ def _train_bilstm(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict
     seed_everything(seed)
     pair = ctx.dev.pair
     texts = ["text_a", "text_b"] if pair else ["text_a"]
-    glove_words, glove = read_vectors(bc.glove or default_glove_path(), rows=10**9)
+    glove_words, glove = read_vectors(bc.glove or default_glove_path(), rows=10**9, allow_pickle=bc.glove_allow_pickle)
     corpus = (t for table in cache.iter_tables(columns=texts) for col in texts for t in table.column(col).to_pylist())
     vocab = Vocab.build(corpus, extra=glove_words[:bc.glove_rows])
     embeddings, found = glove_matrix(vocab, glove_words, glove, seed)
