@@ -88,6 +88,15 @@ def row_pieces(files: list[tuple[str, int]], start: int, stop: int) -> list[RowP
     return pieces
 
 
+def fixed_ranges(files: list[tuple[str, int]], per_range: int) -> list[tuple[int, int, list[RowPiece]]]:
+    """Pure: the rows of ``files`` ((path, rows), in order) cut into consecutive ranges of
+    ``per_range`` rows (the last one shorter): (first row, end row, pieces of files) each. A plan
+    that depends only on the files and ``per_range``, never on the workers."""
+    total = sum(n for _, n in files)
+    return [(lo, min(lo + per_range, total), row_pieces(files, lo, min(lo + per_range, total)))
+            for lo in range(0, total, per_range)]
+
+
 def read_row_pieces(pieces: list[RowPiece], columns: list[str] | None = None) -> pa.Table:
     """The rows of ``pieces``, in order, reading only the row groups that hold them; a piece of
     no rows gives the file's (empty) schema; no pieces give an empty table."""

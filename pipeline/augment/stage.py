@@ -38,12 +38,10 @@ def _example_files(cfg: JobConfig, split: str) -> list[tuple[str, int]]:
 def plan_ranges(files: list[tuple[str, int]], shard_rows: int) -> list[Task]:
     """Pure: tasks of ``shard_rows`` consecutive examples of ``files`` ((path, rows), in order);
     one task over the empty first file when there are no examples (so that its output has the schema)."""
-    total = sum(n for _, n in files)
-    if total == 0:
+    ranges = storage.fixed_ranges(files, shard_rows)
+    if not ranges:
         return [make_task(0, {"pieces": [[files[0][0], 0, 0]]})]
-    return [make_task(i, {"pieces": storage.row_pieces(files, lo, min(lo + shard_rows, total))},
-                      min(lo + shard_rows, total) - lo)
-            for i, lo in enumerate(range(0, total, shard_rows))]
+    return [make_task(i, {"pieces": pieces}, hi - lo) for i, (lo, hi, pieces) in enumerate(ranges)]
 
 
 def examples_key(cfg: JobConfig, split: str) -> str:

@@ -101,14 +101,9 @@ def list_input_files(directory: str) -> list[InputFile]:
 
 def plan_shards(files: list[InputFile], shard_rows: int, out_dir: str) -> list[ShardTask]:
     """Fixed contiguous row ranges over the concatenated input files."""
-    counts = [(f.path, f.rows) for f in files]
-    total = sum(rows for _, rows in counts)
-    tasks = []
-    for index, first in enumerate(range(0, total, shard_rows)):
-        stop = min(first + shard_rows, total)
-        tasks.append(ShardTask(index, first, stop - first, tuple(storage.row_pieces(counts, first, stop)),
-                               storage.join(out_dir, shard_name(index))))
-    return tasks
+    ranges = storage.fixed_ranges([(f.path, f.rows) for f in files], shard_rows)
+    return [ShardTask(index, lo, hi - lo, tuple(pieces), storage.join(out_dir, shard_name(index)))
+            for index, (lo, hi, pieces) in enumerate(ranges)]
 
 
 def read_rows(sources, columns: list[str] | None = None) -> pa.Table:
