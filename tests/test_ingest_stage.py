@@ -172,3 +172,61 @@ def test_header_missing_column_names_file_and_line(tmp_path, ray_local):
     path.write_text("text\tlabel\ngood\tpositive\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"d.tsv:1: column\(s\) \['sentence'\] not in the header"):
         run_ingest(_job(tmp_path, path))
+
+
+def _damaged_parquet(path):
+    """Two row groups, the second's text column damaged inside its compressed dictionary page (the
+    footer intact)."""
+    rows = [{"sentence": f"text number {i} is here", "label": "positive"} for i in range(2000)]
+    pq.write_table(pa.Table.from_pylist(rows), path, compression="zstd", row_group_size=1000)
+    data = bytearray(path.read_bytes())
+    start = pq.ParquetFile(path).metadata.row_group(1).column(0).dictionary_page_offset + 30
+    for i in range(32):
+        data[start + i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("kind", ["truncated-gz", "random-gz", "damaged-parquet"])
+def test_a_damaged_file_is_exit_2_naming_it(tmp_path, ray_local, capsys, kind):
+    """On Ray workers as in this process: the file, where and why; no traceback."""
+    import os
+
+    import yaml
+
+    from pipeline.cli import main
+
+    if kind == "damaged-parquet":
+        path = tmp_path / "d.parquet"
+        _damaged_parquet(path)
+        where = "(row group 1): ZSTD decompression failed"
+    else:
+        path = tmp_path / "d.tsv.gz"
+        body = gzip.compress(b"sentence\tlabel\n" + b"".join(b"row %d\tpositive\n" % i for i in range(5000)))
+        path.write_bytes(body[: len(body) // 2] if kind == "truncated-gz" else os.urandom(3000))
+        where = "(its compressed stream): Truncated compressed stream" if kind == "truncated-gz" else \
+            "(its first line): zlib inflate failed"
+    job = tmp_path / "job.yaml"
+    job.write_text(yaml.safe_dump({"name": "t", "task": "sst2", "output_dir": str(tmp_path / "out"),
+                                   "labels": ["negative", "positive"], "inputs": {"train": {
+                                       "path": str(path), "columns": {"text_a": "sentence", "label": "label"}}}}),
+                   encoding="utf-8")
+    for executor in ("ray", "local"):
+        assert main(["ingest", str(job), "--executor", executor]) == 2
+        err = capsys.readouterr().err
+        assert f"error: {path}: cannot be read {where}" in err, err
+        assert "Traceback" not in err
+
+
+def test_hostile_jsonl_rows_are_rejected_and_the_rest_kept(tmp_path, ray_local):
+    path = tmp_path / "d.jsonl"
+    lines = [json.dumps({"sentence": f"fine row {i}", "label": "positive"}) for i in range(6)]
+    lines[1] = '{"sentence": "lone \\ud800 surrogate", "label": "positive"}'
+    lines[3] = "[" * 100_000 + "]" * 100_000
+    lines[4] = '{"sentence": "\\u0000\\u200b", "label": "positive"}'
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cfg = _job(tmp_path, path)
+    summary = run_ingest(cfg)["train"]
+    kept, rejects, _ = _read(cfg)
+    assert summary.rows_in == 6 == summary.kept + summary.rejected and summary.kept == 3
+    assert [r["line"] for r in kept] == [1, 3, 6]
+    assert [(r["line"], r["reason"]) for r in rejects] == [(2, v.UNDECODABLE), (4, v.BAD_JSON), (5, v.EMPTY_TEXT)]

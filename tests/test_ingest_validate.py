@@ -26,7 +26,7 @@ def test_good_line():
 @pytest.mark.parametrize("raw, rules, reason, detail", [
     (b"a fine film\tpositive\textra", TSV, v.WRONG_COLUMNS, "expected 2 columns, found 3"),
     (b"a fine film", TSV, v.WRONG_COLUMNS, "expected 2 columns, found 1"),
-    (b"   \tpositive", TSV, v.EMPTY_TEXT, "sentence is empty or whitespace only"),
+    (b"   \tpositive", TSV, v.EMPTY_TEXT, "sentence is empty, or whitespace, control or invisible characters only"),
     (b"\tpositive", TSV, v.EMPTY_TEXT, "sentence is empty"),
     (b"caf\xe9 noir\tpositive", TSV, v.UNDECODABLE, "invalid UTF-8 at byte 3"),
     (b"a fine\xef\xbb\xbf film\tpositive", TSV, v.BOM_IN_ROW, "inside the line at byte 6"),
@@ -103,3 +103,25 @@ def test_example_id_depends_on_source_line_and_content():
                 v.example_id("train/x.tsv", 2, "b", None, "positive"),
                 v.example_id("train/x.tsv", 2, "a", "b", "positive"),
                 v.example_id("train/x.tsv", 2, "a", None, "negative")}) == 6
+
+
+@pytest.mark.parametrize("raw, rules, reason, detail", [
+    (b'{"sentence": "bad \\ud800 text", "label": "positive"}', JSONL, v.UNDECODABLE,
+     "sentence holds a lone surrogate U+D800 at character 4"),
+    (b'{"sentence": "fine", "label": "pos\\udfffitive"}', JSONL, v.UNDECODABLE, "label holds a lone surrogate U+DFFF"),
+    (b"[" * 100_000 + b"]" * 100_000, JSONL, v.BAD_JSON, "invalid JSON: nested too deeply"),
+    (b'{"sentence": "a", "sentence": "b", "label": "positive"}', JSONL, v.BAD_JSON,
+     "the key 'sentence' is given twice in one object"),
+    (b"\x00\x00\x00\tpositive", TSV, v.EMPTY_TEXT, "invisible characters only"),
+    ("\u200b\u200d\u2060\u00a0\tpositive".encode(), TSV, v.EMPTY_TEXT, "invisible characters only"),
+    (b"\x07\x1b\x7f\tpositive", TSV, v.EMPTY_TEXT, "invisible characters only"),
+])
+def test_hostile_rows_are_rejects_with_a_reason(raw, rules, reason, detail):
+    row, rej = check(raw, rules)
+    assert row is None and rej["reason"] == reason and detail in rej["detail"], rej
+    json.dumps(rej, ensure_ascii=False).encode("utf-8")  # the reject itself can be written
+
+
+def test_visible_text_with_invisible_characters_is_kept():
+    row, rej = check("a\u200bfine film\tpositive".encode())
+    assert rej is None and row["text_a"] == "a\u200bfine film"

@@ -39,12 +39,22 @@ class Chunk:
         return asdict(self)
 
 
+def unreadable(path: str, where: str, exc: BaseException) -> InputError:
+    """The error of a file that cannot be read at all (a truncated or corrupt compressed stream, a
+    damaged Parquet page): the file, where, and the reader's reason, cut to a line."""
+    reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+    return InputError(f"{path}: cannot be read{where}: {reason}")
+
+
 def read_header(path: str) -> bytes:
     """The first line of a text file, without its line ending."""
     filesystem, p = resolve(path)
     compression = "detect" if is_compressed(path) else None
-    with filesystem.open_input_stream(p, compression=compression) as raw:
-        line = io.BufferedReader(raw).readline()
+    try:
+        with filesystem.open_input_stream(p, compression=compression) as raw:
+            line = io.BufferedReader(raw).readline()
+    except (OSError, EOFError) as exc:
+        raise unreadable(path, " (its first line)", exc) from None
     if not line:
         raise InputError(f"{path}: the file is empty, expected a header line")
     return line.rstrip(b"\n")

@@ -132,7 +132,13 @@ def count_fixes(kept: pa.Table) -> dict[str, int]:
 def ingest_task(task: Task, rules: Rules, source: str, examples: str, rejects: str) -> dict:
     """Ray task: validate one chunk, write its examples and rejects; return the counts."""
     chunk = readers.Chunk(**task.spec["chunk"]) if task.spec["chunk"] else None
-    table = validate_chunk(chunk, rules, source) if chunk else _TASK_SCHEMA.empty_table()
+    try:
+        table = validate_chunk(chunk, rules, source) if chunk else _TASK_SCHEMA.empty_table()
+    except (OSError, EOFError, pa.ArrowException) as exc:  # the file itself is damaged: exit 2 naming it
+        assert chunk is not None
+        where = (f" (row group {chunk.start})" if chunk.fmt == "parquet" else
+                 " (its compressed stream)" if chunk.compressed else f" (bytes {chunk.start}-{chunk.end})")
+        raise readers.unreadable(chunk.path, where, exc) from None
     kept, rejected = split_rows(table)
     files = [storage.write_parquet(storage.join(examples, f"{task.name}.parquet"), kept.select(EXAMPLE_SCHEMA.names))]
     if rejected.num_rows:

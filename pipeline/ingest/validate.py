@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import unicodedata
 from dataclasses import dataclass
 
 from ..seeding import stable_hex
@@ -110,14 +111,34 @@ def header_fields(raw: bytes, rules: Rules) -> list[str]:
     return [name.strip() for name in split_fields(text, rules)]
 
 
+# Characters that show nothing: controls, format characters (zero-width space and joiners, BOM),
+# surrogates, private use, unassigned, and separators.
+_INVISIBLE = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"))
+
+
+def _visible(text: str) -> bool:
+    """Whether ``text`` has a character that shows (usually its first: the loop stops there)."""
+    return any(unicodedata.category(ch) not in _INVISIBLE for ch in text)
+
+
+def _encodable(text: str, what: str) -> str:
+    """``text`` if it is valid Unicode; a lone surrogate (a JSON escape such as \\ud800) is not."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise Rejected(UNDECODABLE, f"{what} holds a lone surrogate U+{ord(text[exc.start]):04X} at character "
+                                    f"{exc.start}, which is not a character") from None
+    return text
+
+
 def _clean_text(value: object, column: str, rules: Rules, fixes: list[str], required: bool) -> str | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if value is None or (isinstance(value, str) and not _visible(value)):
         if required:
-            raise Rejected(EMPTY_TEXT, f"{column} is empty or whitespace only")
+            raise Rejected(EMPTY_TEXT, f"{column} is empty, or whitespace, control or invisible characters only")
         return None
     if not isinstance(value, str):
         raise Rejected(MISSING_FIELD, f"{column} must be text, got {type(value).__name__}")
-    text = value.strip()
+    text = _encodable(value, column).strip()
     if len(text) > rules.max_chars:
         if rules.too_long == "reject":
             raise Rejected(TOO_LONG, f"{column} has {len(text)} characters, limit {rules.max_chars}")
@@ -131,7 +152,7 @@ def _check_label(value: object, rules: Rules) -> str | None:
         return None
     if value is None or (isinstance(value, str) and not value.strip()):
         raise Rejected(MISSING_LABEL, "label is empty")
-    label = str(value).strip()
+    label = _encodable(str(value), "label").strip()
     if rules.labels is not None and label not in rules.labels:
         raise Rejected(BAD_LABEL, f"label {label!r} is not in the label set {list(rules.labels)}")
     return label
@@ -153,9 +174,11 @@ def parse_text_line(text: str, rules: Rules) -> dict[str, object]:
     """One decoded TSV / CSV / JSONL line → the mapped fields (raises Rejected)."""
     if rules.fmt == "jsonl":
         try:
-            obj = json.loads(text)
+            obj = json.loads(text, object_pairs_hook=_object_without_duplicates)
         except json.JSONDecodeError as exc:
             raise Rejected(BAD_JSON, f"invalid JSON: {exc.msg} at character {exc.pos}") from None
+        except RecursionError:
+            raise Rejected(BAD_JSON, "invalid JSON: nested too deeply") from None
         if not isinstance(obj, dict):
             raise Rejected(BAD_JSON, f"expected a JSON object, got {type(obj).__name__}")
         out: dict[str, object] = {}
@@ -179,6 +202,15 @@ def parse_text_line(text: str, rules: Rules) -> dict[str, object]:
             raise Rejected(WRONG_COLUMNS, f"expected at least {idx + 1} columns, found {len(fields)}")
         out[role] = fields[idx]
     return out
+
+
+def _object_without_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise Rejected(BAD_JSON, f"the key {twice[:100]!r} is given twice in one object")
+    return obj
 
 
 def validate_line(raw: bytes, line_no: int, source: str, rules: Rules) -> tuple[dict | None, dict | None]:
