@@ -98,6 +98,11 @@ def test_plan_shards_fixed_ranges(tmp_path):
     assert sh.row_group_ranges(np.array([5, 5, 5, 20, 1]), 10) == [(0, 2), (2, 3), (3, 4), (4, 5)]
 
 
+def _listing(folder) -> list[str]:
+    """A cache folder's entries, the task markers (``_tasks/``) left out."""
+    return sorted(n for n in os.listdir(folder) if n != "_tasks")
+
+
 def test_counts_add_up_and_rerun_computes_nothing(tmp_path, tiny_teacher, monkeypatch):
     cfg = make_job(tmp_path)
     summary = run(cfg, teacher(tiny_teacher))["inputs"][INPUT]
@@ -119,7 +124,7 @@ def test_counts_add_up_and_rerun_computes_nothing(tmp_path, tiny_teacher, monkey
     assert "hidden_1" in open_cache(str(cache_path(tmp_path)), layers=[1]).read_table().column_names
     # fewer, larger shards: stale shard files are removed
     run(cfg, teacher(tiny_teacher, layers=[1], shard_rows=25))
-    assert sorted(os.listdir(cache_path(tmp_path))) == [MANIFEST_NAME, "shard-00000.parquet", "shard-00001.parquet"]
+    assert _listing(cache_path(tmp_path)) == [MANIFEST_NAME, "shard-00000.parquet", "shard-00001.parquet"]
 
 
 def test_crash_mid_write_then_rerun_gives_clean_rows_once(tmp_path, tiny_teacher, monkeypatch, shard_plan):
@@ -143,7 +148,7 @@ def test_crash_mid_write_then_rerun_gives_clean_rows_once(tmp_path, tiny_teacher
         run(cfg, tc)
     assert 20 in groups and len(groups) > 4  # shard 2 had written a row group when it crashed
     out = cache_path(tmp_path)
-    names = sorted(os.listdir(out))
+    names = _listing(out)
     assert MANIFEST_NAME not in names
     assert names == ["shard-00000.parquet", "shard-00001.parquet"]  # no partial shard-00002, no temp file
     # a hard kill leaves a temporary file behind and storage may hand us a truncated shard
@@ -185,7 +190,7 @@ def test_inference_error_mid_shard_leaves_finished_shards_only(tmp_path, tiny_te
     monkeypatch.setattr(compute_mod.TeacherModel, "infer", failing_infer)
     with pytest.raises(RuntimeError, match="injected inference error"):
         run(cfg, tc)
-    names = sorted(os.listdir(cache_path(tmp_path)))
+    names = _listing(cache_path(tmp_path))
     assert names and all(sh.SHARD_RE.match(n) for n in names), names  # no temporary file
     for name in names:  # whole shards only
         assert pq.ParquetFile(cache_path(tmp_path) / name).metadata.num_rows == SHARD_ROWS
@@ -262,11 +267,33 @@ def test_a_retried_shard_replaces_itself(tmp_path, tiny_teacher):
                                      max_length=48, token_budget=64, device="cpu", threads=1, row_group_bytes=1 << 16)
     first = pq.read_table(tasks[1].out_path)
     result = compute_mod.ShardComputer(spec).compute(tasks[1])
-    assert result.rows == 10 and sorted(os.listdir(cache_path(tmp_path))) == sorted(
-        [MANIFEST_NAME] + [t.name for t in tasks])
+    assert result.rows == 10 and _listing(cache_path(tmp_path)) == sorted([MANIFEST_NAME] + [t.name for t in tasks])
     again = pq.read_table(tasks[1].out_path)
     assert again.column("row").to_pylist() == list(range(10, 20))
     assert again.select(["row", "input_ids", "logits", "hidden_0", "hidden_2"]).equals(
         first.select(["row", "input_ids", "logits", "hidden_0", "hidden_2"]))
     assert result.sha256 == manifest["shards"][1]["sha256"]  # deterministic bytes: the manifest still holds
     open_cache(str(cache_path(tmp_path)))
+
+
+def test_a_damaged_shard_is_computed_again_not_re_blessed(tmp_path, tiny_teacher, monkeypatch):
+    """16 bytes flipped in the middle of a finished shard (same size, footer intact): the re-run
+    finds its SHA-256 changed, computes that shard again, and the cache reads clean."""
+    from pipeline.teacher.check import main as check_main
+
+    cfg = make_job(tmp_path)
+    run(cfg, teacher(tiny_teacher))
+    out = cache_path(tmp_path)
+    clean = open_cache(str(out)).read_table()
+    shard = out / "shard-00002.parquet"
+    data = bytearray(shard.read_bytes())
+    for i in range(16):
+        data[len(data) // 2 + i] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    assert check_main([str(out)]) != 0  # the manifest's checksum catches it
+
+    calls = count_computed(monkeypatch)
+    summary = run(cfg, teacher(tiny_teacher))["inputs"][INPUT]
+    assert calls == ["shard-00002.parquet"] and summary["shards_reused"] == 4
+    assert check_main([str(out)]) == 0
+    assert open_cache(str(out)).read_table().equals(clean)

@@ -126,8 +126,8 @@ def test_disk_full_during_teacher_keeps_finished_shards(tmp_path, monkeypatch, t
         run_teacher(cfgs["out"], tc, inputs=[name], use_ray=False)
     assert fs.failures
     _assert_no_partial_files(cache)
-    assert sorted(p.name for p in cache.iterdir()) == ["shard-00000.parquet", "shard-00001.parquet"]  # no manifest
-    stamps = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+    assert sorted(p.name for p in cache.iterdir() if p.is_file()) == ["shard-00000.parquet", "shard-00001.parquet"]
+    stamps = {p.name: p.stat().st_mtime_ns for p in cache.iterdir() if p.is_file()}  # (no manifest)
 
     monkeypatch.undo()
     again = run_teacher(cfgs["out"], tc, inputs=[name], use_ray=False)["inputs"][name]

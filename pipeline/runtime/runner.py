@@ -101,7 +101,8 @@ class Stage:
 def run_stage(stage: Stage, executor: str = "ray") -> dict:
     """Run ``stage``: skip it when finished, else resume it per task; print its summary."""
     started = time.perf_counter()
-    if stage.commit is None and markers.finished(stage.out_dir, stage.key) is not None:
+    marker = markers.finished(stage.out_dir, stage.key) if stage.commit is None else None
+    if marker is not None and _intact({0: marker}, executor) == {0}:
         summary = storage.read_json(storage.join(stage.out_dir, markers.SUMMARY))
         summary = {**summary, "reused": True}  # type: ignore[dict-item]
         print_summary(stage.title, [*stage.lines(summary), ("up to date", "finished by an earlier run with the same "
@@ -117,6 +118,8 @@ def run_stage(stage: Stage, executor: str = "ray") -> dict:
         done = stage.reuse(task) if stage.reuse else markers.finished_task(stage.out_dir, task.name, stage.key, task.spec)
         if done is not None:
             results[task.index] = {**done, "reused": True}
+    intact = _intact(results, executor)
+    results = {i: r for i, r in results.items() if i in intact}  # a damaged file: its task runs again
     todo = [t for t in tasks if t.index not in results]
     _remove_stale(stage, {t.index for t in tasks}, {t.index for t in todo})
     progress = Progress(stage.title, unit=stage.unit)
@@ -145,6 +148,31 @@ def run_stage(stage: Stage, executor: str = "ray") -> dict:
                                 ("tasks computed / reused", f"{len(todo)} / {len(tasks) - len(todo)}"),
                                 ("seconds", summary["seconds"])])
     return summary
+
+
+def _intact(results: dict[int, dict], executor: str) -> set[int]:
+    """The results whose files all still have the SHA-256 their task recorded (a file without a
+    recorded checksum, such as a summary, is checked by size only). The files are read by Ray tasks
+    (a few, each over many files), never by the driver, except with ``executor="local"``."""
+    items = [(i, [(f["path"], f["sha256"]) for f in r.get("files", []) if f.get("sha256")]) for i, r in results.items()]
+    items = [(i, files) for i, files in items if files]
+    unchecked = set(results) - {i for i, _ in items}
+    if not items:
+        return unchecked
+    if executor == "local":
+        return unchecked | set(_matching(items))
+    import ray
+
+    from .ray_env import cluster_cpus
+
+    parts = max(1, min(len(items), 2 * cluster_cpus()))
+    check = ray.remote(_matching).options(**Resources().ray_options())
+    return unchecked | {i for found in ray.get([check.remote(items[k::parts]) for k in range(parts)]) for i in found}
+
+
+def _matching(items: list[tuple[int, list[tuple[str, str]]]]) -> list[int]:
+    """The items every one of whose (path, sha256) files has that SHA-256."""
+    return [i for i, files in items if all(storage.file_sha256(path) == sha for path, sha in files)]
 
 
 def _remove_stale(stage: Stage, planned: set[int], todo: set[int]) -> None:

@@ -189,30 +189,3 @@ def inspect_shard(path: str, expected_rows: int | None = None, cache_key: str | 
     if first_row is not None and kv.get(KEY_FIRST_ROW, b"").decode() != str(first_row):
         return meta, f"starts at input row {kv.get(KEY_FIRST_ROW, b'?').decode()}, expected {first_row}"
     return meta, None
-
-
-def finished_result(task: ShardTask, cache_key: str) -> ShardResult | None:
-    """The result of a shard finished by an earlier run, or None when it must be (re)computed."""
-    meta, problem = inspect_shard(task.out_path, task.rows, cache_key, task.first_row)
-    if problem is not None:
-        return None
-    tokens = int((meta.metadata or {}).get(KEY_TOKENS, b"-1"))
-    if tokens < 0:
-        return None
-    filesystem, p = storage.resolve(task.out_path)
-    size = filesystem.get_file_info(p).size
-    return ShardResult(task.name, task.first_row, task.rows, tokens, size, file_sha256(task.out_path), computed=False)
-
-
-def remove_stale(directory: str, keep: set[str]) -> list[str]:
-    """Delete shards outside the plan and temporary files of interrupted writes."""
-    filesystem, p = storage.resolve(directory)
-    removed = []
-    for info in filesystem.get_file_info(pafs.FileSelector(p, allow_not_found=True)):
-        name = info.base_name
-        stale_shard = SHARD_RE.match(name) and name not in keep
-        temp = name.startswith(".shard-") and name.endswith(".tmp")
-        if info.type == pafs.FileType.File and (stale_shard or temp):
-            filesystem.delete_file(info.path)
-            removed.append(name)
-    return removed

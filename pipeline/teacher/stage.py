@@ -200,8 +200,9 @@ class ShardWorker:
 
     def __call__(self, tasks: list[Task]) -> Iterator[dict]:
         shard_tasks = [sh.ShardTask.from_dict(t.spec) for t in tasks]
-        for result in self.computer.compute_many(shard_tasks):
-            yield {**result.to_dict(), "rows_in": result.rows}
+        for task, result in zip(shard_tasks, self.computer.compute_many(shard_tasks)):  # (results in task order)
+            record = {"path": task.out_path, "rows": result.rows, "bytes": result.bytes, "sha256": result.sha256}
+            yield {**result.to_dict(), "rows_in": result.rows, "files": [record]}
 
 
 _RESULT_FIELDS = {f.name for f in dataclasses.fields(sh.ShardResult)}
@@ -305,10 +306,6 @@ def cache_input(cfg, tc: TeacherConfig, name: str, info: _TeacherInfo, layers: l
         remove_manifest(out_dir)  # the manifest is the cache's completion marker
         return [make_task(t.index, t.to_dict(), t.rows) for t in tasks]
 
-    def reuse(task: Task) -> dict | None:
-        done = sh.finished_result(tasks[task.index], key)
-        return None if done is None else {**done.to_dict(), "rows_in": done.rows}
-
     def work(todo: list[Task]) -> Work:
         # on Ray, actors x threads (one single-threaded actor per CPU by default); in this process, all its CPUs
         actors, threads = res.inference_layout(len(todo)) if use_ray else (1, res.threads)
@@ -325,7 +322,7 @@ def cache_input(cfg, tc: TeacherConfig, name: str, info: _TeacherInfo, layers: l
                     tasks_per_call=GPU_SHARDS_PER_CALL if res.gpus else CPU_SHARDS_PER_CALL)
 
     def commit(summary: dict, results: list[dict]) -> None:
-        ordered = [_shard_result(r) for r in results]
+        ordered = [dataclasses.replace(_shard_result(r), computed=not r.get("reused")) for r in results]
         manifest = _manifest(cfg, tc, name, in_dir, files, info, layers, attentions, key, ordered)
         write_manifest(out_dir, manifest)
         computed = [r for r in ordered if r.computed]
@@ -347,8 +344,9 @@ def cache_input(cfg, tc: TeacherConfig, name: str, info: _TeacherInfo, layers: l
                 ("hidden layers", str(layers) if layers else "none"),
                 ("bytes per hidden value", s["bytes_per_hidden_value"] if layers else "-"), ("cache", s["cache"])]
 
-    stage = Stage(f"teacher {name}", out_dir, key, plan, work, lines=lines, reuse=reuse, commit=commit,
-                  task_markers=False)
+    # A shard is reused when its task marker has the cache key and the file still has the SHA-256
+    # recorded when it was written (runner.py), so a damaged shard is computed again, never re-blessed.
+    stage = Stage(f"teacher {name}", out_dir, key, plan, work, lines=lines, commit=commit)
     return run_stage(stage, "ray" if use_ray else "local")
 
 
