@@ -18,6 +18,7 @@ import time
 
 from .config import JobConfig, load_config
 from .errors import PipelineError
+from .runtime.lock import output_lock
 
 STAGES = ("ingest", "augment", "teacher", "student")
 RAY_COMMANDS = ("ingest", "augment", "teacher", "run")
@@ -98,6 +99,30 @@ def _report(cfg: JobConfig) -> str:
     return path
 
 
+def _run_stages(cfg: JobConfig, args) -> str | None:
+    """The command's stages in order; the report's path for ``run``."""
+    executor = getattr(args, "executor", "ray")
+    if args.command in RAY_COMMANDS and executor == "ray":
+        _start_ray(cfg, args)
+    if args.command in ("ingest", "run"):
+        from .ingest.stage import run_ingest
+
+        run_ingest(cfg, getattr(args, "split", None), args.strict, executor=executor)
+    if args.command in ("augment", "run"):
+        from .augment.stage import run_augment
+
+        run_augment(cfg, getattr(args, "method", None), executor=executor)
+    if args.command == "teacher" or (args.command == "run" and cfg.teacher is not None):
+        from .teacher.stage import run_teacher
+
+        run_teacher(cfg, inputs=getattr(args, "input", None), use_ray=executor == "ray")
+    if args.command == "student" or (args.command == "run" and cfg.student is not None):
+        from .student.stage import run_student
+
+        run_student(cfg, runs=getattr(args, "run", None), seeds=getattr(args, "seed", None))
+    return _report(cfg) if args.command == "run" else None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .cluster import submit
@@ -117,26 +142,11 @@ def main(argv: list[str] | None = None) -> int:
             _report(cfg)
             return 0
         cfg = _load(args)
-        executor = getattr(args, "executor", "ray")
-        if args.command in RAY_COMMANDS and executor == "ray":
-            _start_ray(cfg, args)
-        if args.command in ("ingest", "run"):
-            from .ingest.stage import run_ingest
-
-            run_ingest(cfg, getattr(args, "split", None), args.strict, executor=executor)
-        if args.command in ("augment", "run"):
-            from .augment.stage import run_augment
-
-            run_augment(cfg, getattr(args, "method", None), executor=executor)
-        if args.command == "teacher" or (args.command == "run" and cfg.teacher is not None):
-            from .teacher.stage import run_teacher
-
-            run_teacher(cfg, inputs=getattr(args, "input", None), use_ray=executor == "ray")
-        if args.command == "student" or (args.command == "run" and cfg.student is not None):
-            from .student.stage import run_student
-
-            run_student(cfg, runs=getattr(args, "run", None), seeds=getattr(args, "seed", None))
-        report = _report(cfg) if args.command == "run" else None
+        if args.command == "student":  # runs of different seeds may train side by side (README)
+            report = _run_stages(cfg, args)
+        else:
+            with output_lock(cfg.output_dir, f"pipeline {args.command} {args.job}"):
+                report = _run_stages(cfg, args)
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

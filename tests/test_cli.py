@@ -80,3 +80,36 @@ def test_ctrl_c_says_what_was_kept_and_how_to_resume(tmp_path, job_dict, capsys,
     err = capsys.readouterr().err
     assert "interrupted: every finished task's files are kept" in err and "run the same command again" in err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
+
+
+def test_a_second_run_on_the_same_output_dir_is_refused_naming_the_first(tmp_path, job_dict, capsys):
+    """While one run holds the output folder a second fails at once, saying who holds it; once the
+    holder is gone (killed: its lock stays behind) the next run takes the lock over."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job_dict(output_dir=str(out))), encoding="utf-8")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pipeline.runtime.lock import output_lock\n"
+        f"with output_lock({str(out)!r}, 'pipeline run job.yaml'):\n"
+        "    print('held', flush=True); time.sleep(120)")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        started = time.perf_counter()
+        assert main(["ingest", str(path), "--executor", "local"]) == 2
+        err = capsys.readouterr().err
+        assert f"error: {out} is in use by another run: host " in err and f"pid {holder.pid}" in err, err
+        assert "(pipeline run job.yaml)" in err and time.perf_counter() - started < 10
+        assert not (out / "examples").exists()  # nothing of the first run was touched
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert (out / ".pipeline.lock").exists()  # a killed holder leaves its lock
+    assert main(["ingest", str(path), "--executor", "local"]) == 0  # taken over: that process is gone
+    assert not (out / ".pipeline.lock").exists() and (out / "examples" / "train").is_dir()
+    assert os.listdir(out)
