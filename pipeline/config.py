@@ -333,8 +333,27 @@ def check_inputs_exist(cfg: JobConfig, source: str) -> None:
             continue
         if not ok:
             missing.append(f"  - inputs.{split}.path: no such file {spec.path!r} (relative to {os.getcwd()})")
+    missing += _missing_assets(cfg)
     if missing:
         raise ConfigError(f"{source}: input files are missing:\n" + "\n".join(missing))
+
+
+def _looks_local(name: str) -> bool:
+    """A model or vector file named as a local path (a hub id such as ``org/name`` is not one)."""
+    return name.startswith(("/", "./", "../", "~")) or os.path.exists(name)
+
+
+def _missing_assets(cfg: JobConfig) -> list[str]:
+    """GloVe files and model folders named as local paths that do not exist (hub ids and URIs are
+    looked up when the stage loads them)."""
+    named = [("augment.tinybert.glove.path", cfg.augment.tinybert.glove.path),
+             ("augment.tinybert.mlm", cfg.augment.tinybert.mlm)]
+    if cfg.teacher is not None:
+        named += [("teacher.model", cfg.teacher.model), ("teacher.mlm_model", cfg.teacher.mlm_model)]
+    if cfg.student is not None:
+        named.append(("student.bilstm.glove", cfg.student.bilstm.glove))
+    return [f"  - {key}: no such file or folder {value!r} (relative to {os.getcwd()})" for key, value in named
+            if value and "://" not in value and _looks_local(value) and not os.path.exists(os.path.expanduser(value))]
 
 
 def parse_config(data: object, source: str = "<config>", check_files: bool = True) -> JobConfig:

@@ -135,3 +135,20 @@ def test_types_are_strict(job_dict, change, expected):
 def test_numbers_keep_their_natural_forms(job_dict):
     cfg = parse_config(job_dict(seed=7, augment={"tinybert": {"p": 1, "n_aug": 3}}), "job.yaml", check_files=False)
     assert cfg.seed == 7 and cfg.augment.tinybert.p == 1.0 and cfg.tinybert_n == 3
+
+
+def test_validate_names_missing_glove_and_model_paths(tmp_path, job_dict):
+    job = job_dict(augment={"tinybert": {"glove": {"path": str(tmp_path / "nope.txt")}}},
+                   teacher={"model": "./no-such-teacher"}, student={"runs": [{"name": "s", "model": "bilstm",
+                                                                             "data": "examples/train"}],
+                                                                   "dev_split": "train", "test_split": None,
+                                                                   "bilstm": {"glove": "/no/such/glove.txt"}})
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, job))
+    text = str(info.value)
+    assert f"augment.tinybert.glove.path: no such file or folder '{tmp_path / 'nope.txt'}'" in text
+    assert "teacher.model: no such file or folder './no-such-teacher'" in text
+    assert "student.bilstm.glove: no such file or folder '/no/such/glove.txt'" in text
+    # a hub id is looked up when the stage loads it, not here
+    load_config(_write(tmp_path, job_dict(teacher={"model": "bert-base-uncased"},
+                                          augment={"tinybert": {"mlm": "google/bert_uncased_L-2_H-128_A-2"}})))
