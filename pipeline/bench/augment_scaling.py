@@ -16,7 +16,7 @@ Each pair of runs is repeated ``--repeats`` times, 1 and 2 workers taking turns 
 to run, the same stage run varies by up to 10% on a small shared VM). Prints the median input
 sentences/s and output rows/s of each, the speed-up of the medians and of each pair, and whether
 every run's output files are byte-identical. The time counted is the stage's wall-clock with Ray
-scheduling, the driver's reads and writes included (its modules imported beforehand, untimed).
+scheduling and the tasks' writes included (the driver's modules imported beforehand, untimed).
 """
 
 from __future__ import annotations
