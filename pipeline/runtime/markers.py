@@ -2,9 +2,10 @@
 
 An output directory is finished when it holds ``_complete.json``, written last by the driver,
 after every task's files and the summary. The marker holds the output's key (a digest of the
-settings that decide its content and of its inputs' content) and the files with their sizes. A
-re-run with the same key and every listed file present with the listed size skips the output;
-anything else resumes it task by task (``runner.py``).
+settings that decide its content and of its inputs' content) and the files with their sizes and,
+as their tasks recorded it, their SHA-256. A re-run with the same key and every listed file
+present with the listed size and checksum skips the output; anything else resumes it task by task
+(``runner.py``, which also checks a reused task's checksums).
 
 Each task also leaves ``_tasks/<name>.json`` once its files are renamed into place (written by
 the worker that ran it): the key, the task and its result, so a re-run after an interruption

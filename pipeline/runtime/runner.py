@@ -90,8 +90,8 @@ class Stage:
     summarize: Callable[[list[dict]], dict] = lambda results: {}
     lines: Callable[[dict], list[tuple[str, object]]] = lambda summary: []
     other_dirs: tuple[str, ...] = ()  # where tasks write besides out_dir (ingest's rejects)
-    # Overrides for a stage with a format of its own (the teacher cache: shards that carry their key
-    # in the footer, a manifest as the marker).
+    # Overrides for a stage with a format of its own: the teacher cache commits a manifest instead
+    # of the marker; student runs are reused by their metrics.json and write no task markers.
     reuse: Callable[[Task], dict | None] | None = None
     commit: Callable[[dict, list[dict]], None] | None = None
     task_markers: bool = True
