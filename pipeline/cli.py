@@ -126,6 +126,9 @@ def _run_stages(cfg: JobConfig, args) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .cluster import submit
+    from .runtime.numerics import pin_numerics
+
+    pin_numerics()  # before any model runs here, and inherited by a local Ray's workers
 
     if args.command in submit.COMMANDS:
         return submit.main(args)

@@ -267,3 +267,68 @@ def test_cpu_inference_layout():
     assert cpu_inference_layout(8, 100, threads=4) == (2, 4)
     assert cpu_inference_layout(8, 1, threads=4) == (1, 4)
     assert cpu_inference_layout(8, 100, workers=3, threads=1) == (3, 1)
+
+
+_LAYOUT_RUN = """
+import json, sys
+from pipeline.config import parse_config
+from pipeline.teacher import TeacherConfig
+from pipeline.teacher.stage import run_teacher
+job, teacher = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+run_teacher(parse_config(job, check_files=False), TeacherConfig(**teacher), inputs=["augmented/train/tinybert"],
+            use_ray=False)
+"""
+
+
+def _layout_run(root, model, threads, env):
+    import json
+    import subprocess
+    import sys
+
+    write_augmented(root / "out/augmented/train/tinybert", corpus(300, seed=5), part_rows=100)
+    job = {"name": "t", "task": "sst2", "seed": 1, "output_dir": str(root / "out"), "labels": ["negative", "positive"],
+           "inputs": {"train": {"path": "unused.tsv", "columns": {"text_a": "s", "label": "l"}}}}
+    teacher = {"model": model, "layers": [1], "max_length": 48, "shard_rows": 150, "cpu_threads": threads,
+               "finetune": {"enabled": False}}
+    subprocess.run([sys.executable, "-c", _LAYOUT_RUN, json.dumps(job), json.dumps(teacher)], env=env, check=True,
+                   capture_output=True, timeout=300)
+    return open_cache(str(root / "out/teacher/augmented/train/tinybert")).read_table()
+
+
+def test_cache_bits_do_not_depend_on_threads(tmp_path):
+    """A resume on another layout (1 actor x 2 threads instead of 2 x 1) computes the same bits. Each
+    run is a fresh process, as an actor is, with no MKL_CBWR of its own: the teacher pins MKL's
+    summation order itself (runtime/numerics.py; without it, 2 of 2,000 logits of the bundled MiniLM
+    differed in 1 of 5 two-thread runs here, too rarely to show in a test; the pin itself is checked
+    in test_model_workers_pin_numerics)."""
+    import os
+
+    from pipeline.teacher.testing import random_teacher
+
+    # wide enough (384) for MKL to split a product's sums over threads, one layer to stay quick
+    model = random_teacher(tmp_path / "model", dict(num_hidden_layers=1, hidden_size=384, num_attention_heads=6,
+                                                    intermediate_size=1536), seed=2, max_position_embeddings=64)
+    env = {k: v for k, v in os.environ.items() if k not in ("MKL_CBWR", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    one, two = (_layout_run(tmp_path / f"t{t}", model, t, env) for t in (1, 2))
+    for name in ("logits", "hidden_1"):
+        assert one.column(name).equals(two.column(name)), name
+
+
+def test_model_workers_pin_numerics(monkeypatch, tiny_teacher):
+    """Every model-running Ray worker starts with MKL's strict reproducible mode, and a model loaded
+    in a process that has none sets it before its first product."""
+    import os
+
+    from pipeline.runtime.numerics import PINNED_ENV
+    from pipeline.runtime.resources import Resources
+    from pipeline.teacher.model import TeacherModel
+
+    assert PINNED_ENV == {"MKL_CBWR": "AUTO,STRICT"}
+    assert Resources(model=True, actors=True).ray_options()["runtime_env"] == {"env_vars": PINNED_ENV}
+    assert "runtime_env" not in Resources(cpus=1).ray_options()  # plain tasks share the prestarted workers
+    monkeypatch.delenv("MKL_CBWR", raising=False)
+    TeacherModel.load(tiny_teacher, max_length=48)
+    assert os.environ["MKL_CBWR"] == "AUTO,STRICT"
+    monkeypatch.setenv("MKL_CBWR", "AVX2,STRICT")  # the user's own choice is kept
+    TeacherModel.load(tiny_teacher, max_length=48)
+    assert os.environ["MKL_CBWR"] == "AVX2,STRICT"

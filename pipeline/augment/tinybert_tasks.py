@@ -134,9 +134,11 @@ class MlmWorker:
                  seed: int, batch_size: int | None, out_dir: str):
         import torch
 
+        from ..runtime.numerics import pin_numerics
         from .mlm import MlmCandidates
         from .tinybert import TinyBertAugmenter
 
+        pin_numerics()
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if params.batch_tokens is None:
@@ -242,4 +244,4 @@ class TinyBert:
         kwargs = {"params": params, "mlm": t.mlm, "device": t.device, "dtype": t.dtype, "num_threads": layout.threads,
                   "glove_ref": self.glove_ref(), "seed": seed, "batch_size": t.batch_size, "out_dir": out_dir}
         return Work(MlmWorker, kwargs, Resources(cpus=layout.cpus_each, gpus=layout.gpus_each, workers=layout.actors,
-                                                 threads=layout.threads, actors=True))
+                                                 threads=layout.threads, actors=True, model=True))

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .. import storage
+from ..runtime.numerics import pin_numerics
 from .batching import Encoded, collate, tokenize
 from .model import resolve_device
 from .settings import FinetuneConfig
@@ -100,6 +101,7 @@ def finetune_classifier(source: str, out_dir: str, train: LabelledTexts, dev: La
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     started = time.perf_counter()
+    pin_numerics()
     dev_device = resolve_device(device)
     if dev_device.type == "cpu" and threads:
         torch.set_num_threads(threads)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..attention import variable_shape_attention
+from ..runtime.numerics import pin_numerics
 from .batching import Encoded, collate, plan_batches
 
 
@@ -73,6 +74,7 @@ class TeacherModel:
             raise TeacherLoadError(f"{type(tokenizer).__name__} is not a fast tokenizer; the teacher needs one")
         if dtype not in ("fp32", "bf16"):
             raise ValueError(f"dtype must be fp32 or bf16, got {dtype!r}")
+        pin_numerics()
         self.device = resolve_device(device)
         if self.device.type == "cpu" and threads:
             torch.set_num_threads(threads)

@@ -178,7 +178,8 @@ def prepare_teacher(cfg, tc: TeacherConfig, use_ray: bool, res: _Resources) -> t
     if use_ray:
         import ray
 
-        task = ray.remote(_finetune_task).options(**Resources(cpus=res.threads, gpus=1 if res.gpus else 0).ray_options())
+        task = ray.remote(_finetune_task).options(**Resources(cpus=res.threads, gpus=1 if res.gpus else 0,
+                                                                model=True).ray_options())
         metrics = ray.get(task.remote(*args))
     else:
         metrics = _finetune_task(*args)
@@ -317,7 +318,7 @@ def cache_input(cfg, tc: TeacherConfig, name: str, info: _TeacherInfo, layers: l
                              mlm_model=mlm["model"] if mlm else "",
                              mlm_weights_sha256=mlm["weights_sha256"] if mlm else "", mlm_top_k=tc.mlm_top_k or 0)
         resources = Resources(cpus=1 if res.gpus else threads, gpus=1 if res.gpus else 0, workers=actors,
-                              threads=threads, actors=True)
+                              threads=threads, actors=True, model=True)
         return Work(ShardWorker, {"spec": spec}, resources,
                     tasks_per_call=GPU_SHARDS_PER_CALL if res.gpus else CPU_SHARDS_PER_CALL)
 
