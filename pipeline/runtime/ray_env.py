@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 
+_WATCHERS: list = []  # the local Ray's watchers (runtime/reaper.py): their pipes close only when this process ends
+
 
 def init_ray(address: str | None = None, num_cpus: int | None = None, verbose: bool = False) -> str:
     """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start a local Ray with all CPUs
@@ -23,10 +25,15 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, verbose: b
         if address:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=verbose)
         else:
+            from .reaper import children, watch
+
+            before = children(os.getpid()) if os.path.isdir("/proc") else set()
             # address="local": always a fresh instance of our own, never a cluster that someone
             # started with `ray start` on the same machine (plain ray.init() would join that one)
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
                      configure_logging=True, log_to_driver=verbose)
+            if os.path.isdir("/proc"):  # so that the local Ray dies with this process, even by SIGKILL
+                _WATCHERS.append(watch(children(os.getpid()) - before))
     res = ray.cluster_resources()
     where = f"Ray cluster at {address}" if address else "local Ray"
     return f"{where}: {int(res.get('CPU', 0))} CPUs, {int(res.get('GPU', 0))} GPUs, {len(ray.nodes())} node(s)"
