@@ -22,12 +22,16 @@ from .runtime.lock import output_lock
 
 STAGES = ("ingest", "augment", "teacher", "student")
 RAY_COMMANDS = ("ingest", "augment", "teacher", "run")
+IN_RAY_JOB = "PIPELINE_IN_RAY_JOB"  # set by pipeline.cluster.entrypoint: paths stay relative to the uploaded folder
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("job", help="job YAML file (see jobs/)")
     p.add_argument("--address", default=None,
                    help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray started here)")
+    p.add_argument("--ray-token-file", default=None, metavar="PATH",
+                   help="token of a Ray cluster with token authentication (default: $RAY_AUTH_TOKEN, "
+                        "$RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token)")
     p.add_argument("--output-dir", default=None, help="override output_dir of the job file")
     p.add_argument("--verbose", action="store_true", help="relay the Ray workers' own output to this console "
                                                            "(else it stays in the Ray logs)")
@@ -82,11 +86,21 @@ def _load(args) -> JobConfig:
     return load_config(args.job, overrides=overrides)
 
 
-def _start_ray(cfg: JobConfig, args) -> None:
+def _start_ray(cfg: JobConfig, args) -> JobConfig:
+    """Start or join Ray; the job as its workers must see it (absolute paths when joining a
+    running cluster from a shell, see ``absolute_paths``)."""
+    import os
+
+    from .config import absolute_paths
+    from .runtime.ray_auth import use_token
     from .runtime.ray_env import init_ray
 
-    where = init_ray(args.address or cfg.ray.address, cfg.ray.num_cpus, verbose=getattr(args, "verbose", False))
+    use_token(args.ray_token_file)
+    address = args.address or cfg.ray.address or os.environ.get("RAY_ADDRESS")
+    where = init_ray(address, cfg.ray.num_cpus, verbose=getattr(args, "verbose", False))
     print(f"[{cfg.name}] {where}", file=sys.stderr)
+    joined = address and address != "local" and not os.environ.get(IN_RAY_JOB)
+    return absolute_paths(cfg) if joined else cfg
 
 
 def _report(cfg: JobConfig) -> str:
@@ -103,7 +117,7 @@ def _run_stages(cfg: JobConfig, args) -> str | None:
     """The command's stages in order; the report's path for ``run``."""
     executor = getattr(args, "executor", "ray")
     if args.command in RAY_COMMANDS and executor == "ray":
-        _start_ray(cfg, args)
+        cfg = _start_ray(cfg, args)
     if args.command in ("ingest", "run"):
         from .ingest.stage import run_ingest
 

@@ -356,6 +356,34 @@ def _missing_assets(cfg: JobConfig) -> list[str]:
             if value and "://" not in value and _looks_local(value) and not os.path.exists(os.path.expanduser(value))]
 
 
+def absolute_paths(cfg: JobConfig) -> JobConfig:
+    """The job with its relative local paths made absolute (URIs and hub ids as they are).
+
+    For a driver that joins a running cluster from a shell: Ray's workers there do not start in
+    the driver's directory, so a relative path would name another file, or none, on them. (A job
+    submitted through Ray Jobs keeps them relative: every worker starts in the uploaded directory.)"""
+    def fix(value: str | None, local=_looks_local) -> str | None:
+        if not value or "://" in value or not local(value):
+            return value
+        return os.path.abspath(os.path.expanduser(value))
+
+    def everything(_: str) -> bool:
+        return True
+
+    t = cfg.augment.tinybert
+    tinybert = t.model_copy(update={"mlm": fix(t.mlm), "glove": t.glove.model_copy(update={"path": fix(t.glove.path)})})
+    update: dict = {"output_dir": fix(cfg.output_dir, everything),
+                    "inputs": {k: v.model_copy(update={"path": fix(v.path, everything)}) for k, v in cfg.inputs.items()},
+                    "augment": cfg.augment.model_copy(update={"tinybert": tinybert})}
+    if cfg.teacher is not None:
+        update["teacher"] = cfg.teacher.model_copy(update={"model": fix(cfg.teacher.model),
+                                                           "mlm_model": fix(cfg.teacher.mlm_model)})
+    if cfg.student is not None:
+        bilstm = cfg.student.bilstm
+        update["student"] = cfg.student.model_copy(update={"bilstm": bilstm.model_copy(update={"glove": fix(bilstm.glove)})})
+    return cfg.model_copy(update=update)
+
+
 def parse_config(data: object, source: str = "<config>", check_files: bool = True) -> JobConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of keys at the top level, got {type(data).__name__}")

@@ -22,8 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copytree(source, private, symlinks=True, dirs_exist_ok=True)
     os.chdir(private)
     try:
+        from ..cli import IN_RAY_JOB
         from ..cli import main as pipeline_main
 
+        os.environ[IN_RAY_JOB] = "1"
         return pipeline_main(sys.argv[1:] if argv is None else argv)
     finally:
         os.chdir(tempfile.gettempdir())

@@ -43,6 +43,9 @@ class SubmitError(PipelineError, RuntimeError):
 def _address(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", default=None,
                    help="the cluster's job server, http://HEAD:8265 (default: $RAY_ADDRESS)")
+    p.add_argument("--ray-token-file", default=None, metavar="PATH",
+                   help="token of a cluster with token authentication (default: $RAY_AUTH_TOKEN, "
+                        "$RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token)")
 
 
 def add_parsers(sub) -> None:
@@ -89,7 +92,10 @@ def add_parsers(sub) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Runs one cluster sub-command; returns the exit status."""
+    from ..runtime.ray_auth import RayAuthError, refused, use_token
+
     try:
+        use_token(args.ray_token_file)
         if args.command == "submit":
             spec = build_submission(args)
             if args.dry_run:
@@ -117,11 +123,19 @@ def main(args: argparse.Namespace) -> int:
             stopped = client.stop_job(args.id)
             print(f"{args.id}: " + ("stop requested" if stopped else f"not running ({client.get_job_status(args.id)})"))
             return 0
-    except SubmitError as exc:
+    except (SubmitError, RayAuthError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (ConnectionError, RuntimeError, ValueError) as exc:  # unreachable server, unknown id
         print(f"error: {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from ray.exceptions import AuthenticationError
+
+        if not isinstance(exc, AuthenticationError):
+            raise
+        address = args.address or os.environ.get("RAY_ADDRESS")
+        print(f"error: {args.command}: {refused(f'the job server at {address}', exc)}", file=sys.stderr)
         return 2
     raise AssertionError(args.command)
 

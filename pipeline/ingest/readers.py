@@ -99,10 +99,13 @@ def _next_line_start(fh, offset: int, size: int) -> int:
 
 def count_lines(path: str, start: int, end: int) -> int:
     """Lines in bytes [start, end) of a text file (a last line without a newline counts)."""
-    filesystem, p = resolve(path)
-    with filesystem.open_input_file(p) as fh:
-        fh.seek(start)
-        data = fh.read(end - start)
+    try:
+        filesystem, p = resolve(path)
+        with filesystem.open_input_file(p) as fh:
+            fh.seek(start)
+            data = fh.read(end - start)
+    except OSError as exc:  # on a worker node that does not see the driver's file, among others
+        raise unreadable(path, f" (bytes {start:,}-{end:,})", exc) from None
     return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
 
 

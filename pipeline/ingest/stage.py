@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from .. import layout, storage
 from ..config import JobConfig
-from ..errors import PipelineError
+from ..errors import PipelineError, TaskError
 from ..runtime import markers
 from ..runtime.digest import digest
 from ..runtime.resources import Resources
@@ -157,8 +157,19 @@ def _count_lines(ranges: list[tuple[int, int]], path: str, executor: str) -> lis
         return [readers.count_lines(path, a, b) for a, b in ranges]
     import ray
 
-    count = ray.remote(readers.count_lines).options(**Resources().ray_options())
-    return ray.get([count.remote(path, a, b) for a, b in ranges])
+    count = ray.remote(_count_task).options(**Resources().ray_options())
+    counts = ray.get([count.remote(path, a, b) for a, b in ranges])
+    for n in counts:
+        if isinstance(n, str):  # the worker's message, without Ray's wrapping
+            raise TaskError(n)
+    return counts
+
+
+def _count_task(path: str, start: int, end: int) -> int | str:
+    try:
+        return readers.count_lines(path, start, end)
+    except PipelineError as exc:
+        return str(exc)
 
 
 def plan(cfg: JobConfig, split: str, executor: str = "local") -> tuple[Rules, list[readers.Chunk]]:

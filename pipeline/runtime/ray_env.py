@@ -23,10 +23,12 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, verbose: b
     address = address or os.environ.get("RAY_ADDRESS") or None
     if not ray.is_initialized():
         if address:
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=verbose)
+            _join(address, verbose)
         else:
+            from .ray_auth import quiet_local_default
             from .reaper import children, watch
 
+            quiet_local_default(verbose)
             before = children(os.getpid()) if os.path.isdir("/proc") else set()
             # address="local": always a fresh instance of our own, never a cluster that someone
             # started with `ray start` on the same machine (plain ray.init() would join that one)
@@ -37,6 +39,21 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, verbose: b
     res = ray.cluster_resources()
     where = f"Ray cluster at {address}" if address else "local Ray"
     return f"{where}: {int(res.get('CPU', 0))} CPUs, {int(res.get('GPU', 0))} GPUs, {len(ray.nodes())} node(s)"
+
+
+def _join(address: str, verbose: bool) -> None:
+    import ray
+    from ray.exceptions import AuthenticationError
+
+    from .ray_auth import HINT, RayAuthError, refused
+
+    try:
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=verbose)
+    except AuthenticationError as exc:
+        raise refused(f"the Ray cluster at {address}", exc) from None
+    except ConnectionError as exc:  # Ray says no more when the cluster refused our token
+        raise RayAuthError(f"cannot join the Ray cluster at {address} ({exc}); if it uses token "
+                           f"authentication, {HINT}") from None
 
 
 def cluster_gpus() -> int:
