@@ -171,3 +171,33 @@ def test_read_only_directory_for_real(tmp_path):
         assert (target / "part-00000.parquet").read_bytes() == b"written earlier"  # nothing lost
     finally:
         os.chmod(target, 0o755)
+
+
+def test_read_only_output_dir_through_the_cli(tmp_path):
+    """`pipeline ingest` with an output folder it may not write to: one line and exit 2, through the
+    whole command (the lock, then the stage), as an ordinary user (see above for root)."""
+    prefix = []
+    if os.geteuid() == 0:
+        import shutil
+
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv: a read-only directory cannot be enforced")
+        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner,-linux_immutable"]
+    train = tmp_path / "train.tsv"
+    train.write_text("sentence\tlabel\na fine film\tpositive\n", encoding="utf-8")
+    job = tmp_path / "job.yaml"
+    job.write_text(f"name: t\ntask: sst2\noutput_dir: {tmp_path / 'out'}\nlabels: [negative, positive]\n"
+                   f"inputs:\n  train: {{path: {train}, columns: {{text_a: sentence, label: label}}}}\n",
+                   encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    os.chmod(out, 0o555)
+    try:
+        proc = subprocess.run([*prefix, sys.executable, "-m", "pipeline", "ingest", str(job), "--executor", "local"],
+                              capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert f"error: cannot write {out}" in proc.stderr and "Permission denied" in proc.stderr, proc.stderr
+        assert os.listdir(out) == []
+    finally:
+        os.chmod(out, 0o755)
