@@ -1,13 +1,13 @@
 """Command line: one sub-command per stage, ``run`` for a whole job.
 
-    pipeline ingest  jobs/demo.yaml     validate inputs → examples + rejects
-    pipeline augment jobs/demo.yaml     TinyBERT / Tang augmentation of the ingested splits
-    pipeline teacher jobs/demo.yaml     fine-tune a teacher, cache its logits / hidden states
-    pipeline student jobs/demo.yaml     train students offline from the cached teacher outputs
-    pipeline run     jobs/demo.yaml     every stage of the job in order, then the job report
-    pipeline report  jobs/demo.yaml     (re)write <output_dir>/report.html from the job's outputs
-    pipeline submit  jobs/demo.yaml --address http://HEAD:8265   the job on a Ray cluster (Ray Jobs);
-                     then pipeline status / logs / stop ID
+pipeline ingest  jobs/demo.yaml     validate inputs → examples + rejects
+pipeline augment jobs/demo.yaml     TinyBERT / Tang augmentation of the ingested splits
+pipeline teacher jobs/demo.yaml     fine-tune a teacher, cache its logits / hidden states
+pipeline student jobs/demo.yaml     train students offline from the cached teacher outputs
+pipeline run     jobs/demo.yaml     every stage of the job in order, then the job report
+pipeline report  jobs/demo.yaml     (re)write <output_dir>/report.html from the job's outputs
+pipeline submit  jobs/demo.yaml --address http://HEAD:8265   the job on a Ray cluster (Ray Jobs);
+                 then pipeline status / logs / stop ID
 """
 
 from __future__ import annotations
@@ -27,22 +27,34 @@ IN_RAY_JOB = "PIPELINE_IN_RAY_JOB"  # set by pipeline.cluster.entrypoint: paths 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("job", help="job YAML file (see jobs/)")
-    p.add_argument("--address", default=None,
-                   help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray started here)")
-    p.add_argument("--ray-token-file", default=None, metavar="PATH",
-                   help="token of a Ray cluster with token authentication (default: $RAY_AUTH_TOKEN, "
-                        "$RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token)")
+    p.add_argument(
+        "--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray started here)"
+    )
+    p.add_argument(
+        "--ray-token-file",
+        default=None,
+        metavar="PATH",
+        help="token of a Ray cluster with token authentication (default: $RAY_AUTH_TOKEN, "
+        "$RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token)",
+    )
     p.add_argument("--output-dir", default=None, help="override output_dir of the job file")
-    p.add_argument("--verbose", action="store_true", help="relay the Ray workers' own output to this console "
-                                                           "(else it stays in the Ray logs)")
-    p.add_argument("--executor", choices=["ray", "local"], default="ray",
-                   help="ray (default): tasks on Ray; local: every task in this process, one after the other "
-                        "(no Ray; debugging)")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="relay the Ray workers' own output to this console (else it stays in the Ray logs)",
+    )
+    p.add_argument(
+        "--executor",
+        choices=["ray", "local"],
+        default="ray",
+        help="ray (default): tasks on Ray; local: every task in this process, one after the other (no Ray; debugging)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pipeline", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", help="validate raw inputs into examples (Parquet) and rejects (JSONL)")
@@ -54,12 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--method", action="append", choices=["tinybert", "tang"], help="only these methods")
 
-    p = sub.add_parser("teacher", help="fine-tune (optional) and cache teacher logits / hidden states of the job's corpora")
+    p = sub.add_parser(
+        "teacher", help="fine-tune (optional) and cache teacher logits / hidden states of the job's corpora"
+    )
     _common(p)
     p.add_argument("--input", action="append", help="only these corpora, e.g. augmented/train/tinybert (repeatable)")
 
-    p = sub.add_parser("student", help="train the job's students from the teacher caches (offline, no Ray) and "
-                                       "write the result table")
+    p = sub.add_parser(
+        "student", help="train the job's students from the teacher caches (offline, no Ray) and write the result table"
+    )
     _common(p)
     p.add_argument("--run", action="append", help="only these runs of student.runs (repeatable)")
     p.add_argument("--seed", action="append", type=int, help="only these seeds of student.seeds (repeatable)")
@@ -168,11 +183,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: every finished task's files are kept (their task markers say so); run the same "
-              "command again to resume where it stopped", file=sys.stderr)
+        print(
+            "\ninterrupted: every finished task's files are kept (their task markers say so); run the same "
+            "command again to resume where it stopped",
+            file=sys.stderr,
+        )
         return 130
-    print(f"\n[{cfg.name}] {args.command} finished in {time.perf_counter() - started:,.1f} s; "
-          f"outputs under {cfg.output_dir}" + (f"; report {report}" if report else ""), file=sys.stderr)
+    print(
+        f"\n[{cfg.name}] {args.command} finished in {time.perf_counter() - started:,.1f} s; "
+        f"outputs under {cfg.output_dir}" + (f"; report {report}" if report else ""),
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -62,9 +62,11 @@ class InputSpec(_Strict):
     limit: Annotated[Int, Field(gt=0)] | None = Field(None, description="read only the first N data rows")
 
     @model_validator(mode="after")
-    def _format_known(self) -> "InputSpec":
+    def _format_known(self) -> InputSpec:
         if self.format is None and format_from_path(self.path) is None:
-            raise ValueError(f"cannot tell the format of {self.path!r} from its extension; set format to one of {FORMATS}")
+            raise ValueError(
+                f"cannot tell the format of {self.path!r} from its extension; set format to one of {FORMATS}"
+            )
         if not self.header and self.resolved_format in ("tsv", "csv"):
             for name in (self.columns.text_a, self.columns.text_b, self.columns.label):
                 if name is not None and not name.isdigit():
@@ -91,38 +93,52 @@ class IngestConfig(_Strict):
     bom: Literal["strip", "reject"] = Field("strip", description="a UTF-8 byte-order mark at the start of a file")
     strict: Flag = Field(False, description="any rejected row fails the stage")
     chunk_bytes: Annotated[Int, Field(ge=256)] = Field(
-        8 << 20, description="bytes of text input per task (each task writes one examples file)")
+        8 << 20, description="bytes of text input per task (each task writes one examples file)"
+    )
 
 
 class GloveConfig(_Strict):
-    path: str | None = Field(None, description="GloVe text (.txt/.gz), gensim KeyedVectors, or kumo npy; None = bundled 6B 50d")
+    path: str | None = Field(
+        None, description="GloVe text (.txt/.gz), gensim KeyedVectors, or kumo npy; None = bundled 6B 50d"
+    )
     format: Literal["auto", "text", "gensim", "kumo"] = "auto"
     rows: Annotated[Int, Field(gt=0)] = 100_000
-    allow_pickle: Flag = Field(False, description="load a gensim KeyedVectors.save file (a Python pickle, which can "
-                                                  "run code): only for a file you trust")
+    allow_pickle: Flag = Field(
+        False,
+        description="load a gensim KeyedVectors.save file (a Python pickle, which can "
+        "run code): only for a file you trust",
+    )
 
 
 class TinyBertConfig(_Strict):
     n_aug: Annotated[Int, Field(ge=0)] | None = Field(None, description="tries per text; None = the task's default")
     p: Probability = 0.4
     top_k: Annotated[Int, Field(gt=0)] = 15
-    mlm: str | None = Field(None, description="AutoModelForMaskedLM hub id or local folder; none = GloVe for every word")
+    mlm: str | None = Field(
+        None, description="AutoModelForMaskedLM hub id or local folder; none = GloVe for every word"
+    )
     mlm_input: Literal["pair", "single"] = "pair"
     max_seq_length: Annotated[Int, Field(gt=8, le=4096)] = 512
     batch_tokens: Annotated[Int, Field(gt=0)] | None = Field(
-        None, description="padded tokens per MLM batch; None = 2048 on CPU (fastest here), 65536 on GPU "
-                          "(fewer kernel launches)")
+        None,
+        description="padded tokens per MLM batch; None = 2048 on CPU (fastest here), 65536 on GPU "
+        "(fewer kernel launches)",
+    )
     dtype: Literal["fp32", "bf16", "int8"] = "fp32"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     do_lower_case: Flag = True
     glove: GloveConfig = GloveConfig()
     workers: Annotated[Int, Field(gt=0)] | None = Field(
-        None, description="tasks or MLM actors; None = one per CPU (MLM actors: actors_per_gpu per GPU, else one)")
+        None, description="tasks or MLM actors; None = one per CPU (MLM actors: actors_per_gpu per GPU, else one)"
+    )
     actors_per_gpu: Annotated[Int, Field(gt=0, le=16)] = Field(
-        1, description="MLM actors sharing each GPU (each claims 1/actors_per_gpu of it); more than one lets "
-                       "several processes do the host-side work of one GPU")
+        1,
+        description="MLM actors sharing each GPU (each claims 1/actors_per_gpu of it); more than one lets "
+        "several processes do the host-side work of one GPU",
+    )
     batch_size: Annotated[Int, Field(gt=0)] | None = Field(
-        None, description="examples per augment call; None = 64, or 256 for MLM actors on a GPU")
+        None, description="examples per augment call; None = 64, or 256 for MLM actors on a GPU"
+    )
 
     @field_validator("mlm")
     @classmethod
@@ -143,7 +159,7 @@ class TangConfig(_Strict):
     batch_size: Annotated[Int, Field(gt=0)] = 256
 
     @model_validator(mode="after")
-    def _probabilities(self) -> "TangConfig":
+    def _probabilities(self) -> TangConfig:
         if self.p_mask + self.p_pos > 1.0:
             raise ValueError(f"p_mask + p_pos must be at most 1, got {self.p_mask} + {self.p_pos}")
         return self
@@ -155,8 +171,10 @@ class AugmentConfig(_Strict):
     tinybert: TinyBertConfig = TinyBertConfig()
     tang: TangConfig = TangConfig()
     shard_rows: Annotated[Int, Field(gt=0)] = Field(
-        1024, description="input examples per task; each task writes one output file of their originals and "
-                          "variants (the plan, and so the files, never depend on the number of workers)")
+        1024,
+        description="input examples per task; each task writes one output file of their originals and "
+        "variants (the plan, and so the files, never depend on the number of workers)",
+    )
 
 
 class RayConfig(_Strict):
@@ -173,9 +191,12 @@ class JobConfig(_Strict):
     inputs: dict[str, InputSpec]
     ingest: IngestConfig = IngestConfig()
     augment: AugmentConfig = AugmentConfig()
-    teacher: TeacherConfig | None = Field(None, description="teacher stage (fine-tune + cached outputs); None = not in `pipeline run`")
-    student: StudentConfig | None = Field(None, description="student stage (offline training from the teacher "
-                                                            "caches); None = not in `pipeline run`")
+    teacher: TeacherConfig | None = Field(
+        None, description="teacher stage (fine-tune + cached outputs); None = not in `pipeline run`"
+    )
+    student: StudentConfig | None = Field(
+        None, description="student stage (offline training from the teacher caches); None = not in `pipeline run`"
+    )
     ray: RayConfig = RayConfig()
 
     @field_validator("task")
@@ -193,7 +214,7 @@ class JobConfig(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _consistent(self) -> "JobConfig":
+    def _consistent(self) -> JobConfig:
         if "train" not in self.inputs:
             raise ValueError(f"inputs must include a 'train' split, got {sorted(self.inputs)}")
         for split in self.augment.splits:
@@ -206,7 +227,9 @@ class JobConfig(_Strict):
             for name in self.teacher.inputs or []:
                 split = name.split("/")[1]
                 if split not in self.inputs:
-                    raise ValueError(f"teacher.inputs names {name!r}, but {split!r} is not in inputs ({sorted(self.inputs)})")
+                    raise ValueError(
+                        f"teacher.inputs names {name!r}, but {split!r} is not in inputs ({sorted(self.inputs)})"
+                    )
             if self.teacher.finetune.enabled and self.labels is None:
                 raise ValueError("teacher.finetune.enabled needs labels (the label set)")
         if self.student is not None:
@@ -214,16 +237,22 @@ class JobConfig(_Strict):
                 raise ValueError("student needs labels (the label set)")
             for split in (self.student.dev_split, self.student.test_split):
                 if split is not None and split not in self.inputs:
-                    raise ValueError(f"student names the split {split!r}, which is not in inputs ({sorted(self.inputs)})")
+                    raise ValueError(
+                        f"student names the split {split!r}, which is not in inputs ({sorted(self.inputs)})"
+                    )
             cached = self.teacher.inputs if self.teacher is not None else None
             for run in self.student.runs:
                 for name in filter(None, (run.data, run.intermediate)):
                     if cached is not None and name not in cached:
-                        raise ValueError(f"student run {run.name!r} reads the teacher cache {name!r}, which is not in "
-                                         f"teacher.inputs ({cached})")
-                if (run.intermediate and self.teacher is not None and not self.teacher.stores_states(run.intermediate)):
-                    raise ValueError(f"student run {run.name!r} needs hidden states of {run.intermediate!r}, which "
-                                     f"teacher.states_for leaves out ({self.teacher.states_for})")
+                        raise ValueError(
+                            f"student run {run.name!r} reads the teacher cache {name!r}, which is not in "
+                            f"teacher.inputs ({cached})"
+                        )
+                if run.intermediate and self.teacher is not None and not self.teacher.stores_states(run.intermediate):
+                    raise ValueError(
+                        f"student run {run.name!r} needs hidden states of {run.intermediate!r}, which "
+                        f"teacher.states_for leaves out ({self.teacher.states_for})"
+                    )
         return self
 
     # derived values -------------------------------------------------------------------------
@@ -243,7 +272,6 @@ class JobConfig(_Strict):
         return digest(self.model_dump(mode="json"), length=16)
 
 
-
 MAX_YAML_VALUES = 100_000  # a job file is a few hundred values; aliases may not expand past this
 _SHOWN_CHARS = 200  # an input echoed into a message is cut to this
 
@@ -259,8 +287,11 @@ class _JobLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=True)
             if isinstance(key, (str, int, float, bool)) and key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"the key {_shown(key)} is given twice in one mapping (first on line {seen[key]})",
-                    key_node.start_mark)
+                    None,
+                    None,
+                    f"the key {_shown(key)} is given twice in one mapping (first on line {seen[key]})",
+                    key_node.start_mark,
+                )
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep)
 
@@ -292,8 +323,10 @@ def read_yaml(text: str, source: str) -> object:
     try:
         node = loader.get_single_node()
         if node is not None and _expanded_size(node, {}) > MAX_YAML_VALUES:
-            raise ConfigError(f"{source}: refused: its aliases expand to more than {MAX_YAML_VALUES:,} values "
-                              f"(a job file holds a few hundred)")
+            raise ConfigError(
+                f"{source}: refused: its aliases expand to more than {MAX_YAML_VALUES:,} values "
+                f"(a job file holds a few hundred)"
+            )
         return loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
@@ -346,14 +379,19 @@ def _looks_local(name: str) -> bool:
 def _missing_assets(cfg: JobConfig) -> list[str]:
     """GloVe files and model folders named as local paths that do not exist (hub ids and URIs are
     looked up when the stage loads them)."""
-    named = [("augment.tinybert.glove.path", cfg.augment.tinybert.glove.path),
-             ("augment.tinybert.mlm", cfg.augment.tinybert.mlm)]
+    named = [
+        ("augment.tinybert.glove.path", cfg.augment.tinybert.glove.path),
+        ("augment.tinybert.mlm", cfg.augment.tinybert.mlm),
+    ]
     if cfg.teacher is not None:
         named += [("teacher.model", cfg.teacher.model), ("teacher.mlm_model", cfg.teacher.mlm_model)]
     if cfg.student is not None:
         named.append(("student.bilstm.glove", cfg.student.bilstm.glove))
-    return [f"  - {key}: no such file or folder {value!r} (relative to {os.getcwd()})" for key, value in named
-            if value and "://" not in value and _looks_local(value) and not os.path.exists(os.path.expanduser(value))]
+    return [
+        f"  - {key}: no such file or folder {value!r} (relative to {os.getcwd()})"
+        for key, value in named
+        if value and "://" not in value and _looks_local(value) and not os.path.exists(os.path.expanduser(value))
+    ]
 
 
 def absolute_paths(cfg: JobConfig) -> JobConfig:
@@ -362,6 +400,7 @@ def absolute_paths(cfg: JobConfig) -> JobConfig:
     For a driver that joins a running cluster from a shell: Ray's workers there do not start in
     the driver's directory, so a relative path would name another file, or none, on them. (A job
     submitted through Ray Jobs keeps them relative: every worker starts in the uploaded directory.)"""
+
     def fix(value: str | None, local=_looks_local) -> str | None:
         if not value or "://" in value or not local(value):
             return value
@@ -372,15 +411,20 @@ def absolute_paths(cfg: JobConfig) -> JobConfig:
 
     t = cfg.augment.tinybert
     tinybert = t.model_copy(update={"mlm": fix(t.mlm), "glove": t.glove.model_copy(update={"path": fix(t.glove.path)})})
-    update: dict = {"output_dir": fix(cfg.output_dir, everything),
-                    "inputs": {k: v.model_copy(update={"path": fix(v.path, everything)}) for k, v in cfg.inputs.items()},
-                    "augment": cfg.augment.model_copy(update={"tinybert": tinybert})}
+    update: dict = {
+        "output_dir": fix(cfg.output_dir, everything),
+        "inputs": {k: v.model_copy(update={"path": fix(v.path, everything)}) for k, v in cfg.inputs.items()},
+        "augment": cfg.augment.model_copy(update={"tinybert": tinybert}),
+    }
     if cfg.teacher is not None:
-        update["teacher"] = cfg.teacher.model_copy(update={"model": fix(cfg.teacher.model),
-                                                           "mlm_model": fix(cfg.teacher.mlm_model)})
+        update["teacher"] = cfg.teacher.model_copy(
+            update={"model": fix(cfg.teacher.model), "mlm_model": fix(cfg.teacher.mlm_model)}
+        )
     if cfg.student is not None:
         bilstm = cfg.student.bilstm
-        update["student"] = cfg.student.model_copy(update={"bilstm": bilstm.model_copy(update={"glove": fix(bilstm.glove)})})
+        update["student"] = cfg.student.model_copy(
+            update={"bilstm": bilstm.model_copy(update={"glove": fix(bilstm.glove)})}
+        )
     return cfg.model_copy(update=update)
 
 

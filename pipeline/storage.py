@@ -8,7 +8,7 @@ import hashlib
 import json
 import os
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -61,8 +61,11 @@ def data_files(directory: str, suffix: str = ".parquet") -> list[pafs.FileInfo]:
     """The files of ``directory`` ending in ``suffix``, in name order, temporary dot-files left
     out; none when the folder does not exist."""
     filesystem, p = resolve(directory)
-    infos = [i for i in filesystem.get_file_info(pafs.FileSelector(p, allow_not_found=True))
-             if i.type == pafs.FileType.File and i.base_name.endswith(suffix) and not i.base_name.startswith(".")]
+    infos = [
+        i
+        for i in filesystem.get_file_info(pafs.FileSelector(p, allow_not_found=True))
+        if i.type == pafs.FileType.File and i.base_name.endswith(suffix) and not i.base_name.startswith(".")
+    ]
     return sorted(infos, key=lambda i: i.base_name)
 
 
@@ -93,8 +96,10 @@ def fixed_ranges(files: list[tuple[str, int]], per_range: int) -> list[tuple[int
     ``per_range`` rows (the last one shorter): (first row, end row, pieces of files) each. A plan
     that depends only on the files and ``per_range``, never on the workers."""
     total = sum(n for _, n in files)
-    return [(lo, min(lo + per_range, total), row_pieces(files, lo, min(lo + per_range, total)))
-            for lo in range(0, total, per_range)]
+    return [
+        (lo, min(lo + per_range, total), row_pieces(files, lo, min(lo + per_range, total)))
+        for lo in range(0, total, per_range)
+    ]
 
 
 def read_row_pieces(pieces: list[RowPiece], columns: list[str] | None = None) -> pa.Table:
@@ -150,8 +155,16 @@ def _errno(exc: BaseException) -> int | None:
     if getattr(exc, "errno", None):
         return exc.errno
     text = str(exc)
-    for code in (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT, errno.EPERM, errno.EIO, errno.ENOTDIR,
-                 errno.EEXIST):
+    for code in (
+        errno.ENOSPC,
+        errno.EACCES,
+        errno.EROFS,
+        errno.EDQUOT,
+        errno.EPERM,
+        errno.EIO,
+        errno.ENOTDIR,
+        errno.EEXIST,
+    ):
         if f"[errno {code}]" in text.lower():
             return code
     return None

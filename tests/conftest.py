@@ -33,9 +33,14 @@ def job_dict(tmp_path):
     train.write_text("sentence\tlabel\na fine film\tpositive\na dull film\tnegative\n", encoding="utf-8")
 
     def make(**overrides):
-        job = {"name": "t", "task": "sst2", "seed": 1, "output_dir": str(tmp_path / "out"),
-               "labels": ["negative", "positive"],
-               "inputs": {"train": {"path": str(train), "columns": {"text_a": "sentence", "label": "label"}}}}
+        job = {
+            "name": "t",
+            "task": "sst2",
+            "seed": 1,
+            "output_dir": str(tmp_path / "out"),
+            "labels": ["negative", "positive"],
+            "inputs": {"train": {"path": str(train), "columns": {"text_a": "sentence", "label": "label"}}},
+        }
         job.update(overrides)
         return job
 

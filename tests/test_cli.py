@@ -38,15 +38,22 @@ def test_run_prints_summary_and_writes_outputs(tmp_path, job_dict, ray_local, ca
     for method in ("tinybert", "tang"):
         aug = json.loads((tmp_path / "o2" / "augmented" / "train" / method / "_summary.json").read_text())
         tries = aug["tries_per_example"] * 2
-        assert (f"<td>train</td><td>{method}</td><td class=\"num\">2</td><td class=\"num\">{aug['tries_per_example']}"
-                f"</td><td class=\"num\">{tries}</td><td class=\"num\">{aug['variants']}</td>"
-                f"<td class=\"num\">{tries - aug['variants']}</td><td class=\"num\">{aug['rows_out']}</td>") in page
+        assert (
+            f'<td>train</td><td>{method}</td><td class="num">2</td><td class="num">{aug["tries_per_example"]}'
+            f'</td><td class="num">{tries}</td><td class="num">{aug["variants"]}</td>'
+            f'<td class="num">{tries - aug["variants"]}</td><td class="num">{aug["rows_out"]}</td>'
+        ) in page
     assert "The teacher stage did not run" in page and "No student was trained" in page
 
 
 def test_student_without_outputs_exits_2_naming_what_is_missing(tmp_path, job_dict, capsys):
-    job = job_dict(student={"runs": [{"name": "s", "model": "bilstm", "data": "examples/train"}], "test_split": None,
-                            "dev_split": "train"})
+    job = job_dict(
+        student={
+            "runs": [{"name": "s", "model": "bilstm", "data": "examples/train"}],
+            "test_split": None,
+            "dev_split": "train",
+        }
+    )
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(job), encoding="utf-8")
     assert main(["student", str(path)]) == 2
@@ -94,10 +101,19 @@ def test_a_second_run_on_the_same_output_dir_is_refused_naming_the_first(tmp_pat
     out = tmp_path / "out"
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(job_dict(output_dir=str(out))), encoding="utf-8")
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pipeline.runtime.lock import output_lock\n"
-        f"with output_lock({str(out)!r}, 'pipeline run job.yaml'):\n"
-        "    print('held', flush=True); time.sleep(120)")], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from pipeline.runtime.lock import output_lock\n"
+                f"with output_lock({str(out)!r}, 'pipeline run job.yaml'):\n"
+                "    print('held', flush=True); time.sleep(120)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         started = time.perf_counter()

@@ -39,15 +39,32 @@ TEACHER_SHAPE = dict(num_hidden_layers=4, hidden_size=256, num_attention_heads=4
 def _job(out: Path, model: str) -> dict:
     col = {"text_a": "sentence", "label": "label"}
     return {
-        "name": "cluster", "task": "sst2", "seed": 21, "output_dir": str(out), "labels": ["negative", "positive"],
-        "inputs": {"train": {"path": str(DATA / "train.tsv"), "limit": 150, "columns": col},
-                   "dev": {"path": str(DATA / "dev.tsv"), "limit": 40, "columns": col}},
+        "name": "cluster",
+        "task": "sst2",
+        "seed": 21,
+        "output_dir": str(out),
+        "labels": ["negative", "positive"],
+        "inputs": {
+            "train": {"path": str(DATA / "train.tsv"), "limit": 150, "columns": col},
+            "dev": {"path": str(DATA / "dev.tsv"), "limit": 40, "columns": col},
+        },
         "ingest": {"chunk_bytes": 4096},  # several example files
-        "augment": {"methods": ["tinybert", "tang"], "shard_rows": 25,  # six tasks per method, on both nodes
-                    "tinybert": {"mlm": "none", "n_aug": 4, "batch_size": 16, "glove": {"rows": 20000}},
-                    "tang": {"n_iter": 4, "batch_size": 16}},
-        "teacher": {"model": model, "inputs": TEACHER_INPUTS, "finetune": {"enabled": False}, "layers": [0, 4],
-                    "max_length": 48, "shard_rows": 30, "cpu_threads": 1, "workers": 2},  # many shards: kills land mid-inference
+        "augment": {
+            "methods": ["tinybert", "tang"],
+            "shard_rows": 25,  # six tasks per method, on both nodes
+            "tinybert": {"mlm": "none", "n_aug": 4, "batch_size": 16, "glove": {"rows": 20000}},
+            "tang": {"n_iter": 4, "batch_size": 16},
+        },
+        "teacher": {
+            "model": model,
+            "inputs": TEACHER_INPUTS,
+            "finetune": {"enabled": False},
+            "layers": [0, 4],
+            "max_length": 48,
+            "shard_rows": 30,
+            "cpu_threads": 1,
+            "workers": 2,
+        },  # many shards: kills land mid-inference
     }
 
 
@@ -71,8 +88,9 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def teacher_model(tmp_path_factory):
-    return random_teacher(tmp_path_factory.mktemp("teacher") / "model", TEACHER_SHAPE, num_labels=2, seed=4,
-                          max_position_embeddings=64)
+    return random_teacher(
+        tmp_path_factory.mktemp("teacher") / "model", TEACHER_SHAPE, num_labels=2, seed=4, max_position_embeddings=64
+    )
 
 
 class Driver:
@@ -82,8 +100,13 @@ class Driver:
         self.log = job.parent / f"driver-{tag}"
         env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
         self.out, self.err = open(f"{self.log}.out", "w"), open(f"{self.log}.err", "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(job), "--address", address],
-                                     stdout=self.out, stderr=self.err, env=env, cwd=str(job.parent))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "run", str(job), "--address", address],
+            stdout=self.out,
+            stderr=self.err,
+            env=env,
+            cwd=str(job.parent),
+        )
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -115,8 +138,13 @@ def _state(listing, cluster: LocalCluster, state: str) -> list:
     """Ray's state API ``listing`` (list_tasks, list_actors) in ``state``; [] while it is unavailable,
     as it briefly is right after a node dies."""
     try:
-        return listing(address=cluster.dashboard_url, filters=[("state", "=", state)], limit=10_000, timeout=10,
-                       raise_on_missing_output=False)
+        return listing(
+            address=cluster.dashboard_url,
+            filters=[("state", "=", state)],
+            limit=10_000,
+            timeout=10,
+            raise_on_missing_output=False,
+        )
     except Exception:
         return []
 
@@ -162,7 +190,7 @@ def _assert_same_output(out: Path, reference: dict) -> None:
     for d in out.glob("augmented/*/*"):  # every augmented row exactly once
         ids = pq.read_table(d).column("example_id").to_pylist()
         assert len(ids) == len(set(ids)) > 0
-    for name, table in got["caches"].items():  # every input row exactly once, in order
+    for table in got["caches"].values():  # every input row exactly once, in order
         assert table.column("row").to_pylist() == list(range(table.num_rows))
 
 
@@ -185,8 +213,13 @@ def test_submit_status_logs_stop_through_ray_jobs(cluster, tmp_path):
     work.mkdir()
     lines = (DATA / "dev.tsv").read_text(encoding="utf-8").splitlines()[:31]
     (work / "dev.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    job = {"name": "submitted", "task": "sst2", "output_dir": "out/submitted", "labels": ["negative", "positive"],
-           "inputs": {"train": {"path": "dev.tsv", "columns": {"text_a": "sentence", "label": "label"}}}}
+    job = {
+        "name": "submitted",
+        "task": "sst2",
+        "output_dir": "out/submitted",
+        "labels": ["negative", "positive"],
+        "inputs": {"train": {"path": "dev.tsv", "columns": {"text_a": "sentence", "label": "label"}}},
+    }
     (work / "job.yaml").write_text(yaml.safe_dump(job), encoding="utf-8")
     address = ["--address", cluster.dashboard_url]
     out = tmp_path / "shared-out"
@@ -198,9 +231,28 @@ def test_submit_status_logs_stop_through_ray_jobs(cluster, tmp_path):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "pipeline", "submit", str(work / "job.yaml"), *address,
-                           "--working-dir", str(work), "--stage", "ingest", "--output-dir", str(out),
-                           "--submission-id", "kd-ingest-1", "--follow"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "submit",
+            str(work / "job.yaml"),
+            *address,
+            "--working-dir",
+            str(work),
+            "--stage",
+            "ingest",
+            "--output-dir",
+            str(out),
+            "--submission-id",
+            "kd-ingest-1",
+            "--follow",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
     summary = yaml.safe_load((out / "examples/train/_summary.json").read_text())
     assert summary["rows_in"] == 30 == summary["kept"] + summary["rejected"]
@@ -218,8 +270,22 @@ def test_submit_status_logs_stop_through_ray_jobs(cluster, tmp_path):
     assert "== ingest train ==" in text and "30 in = " in text
 
     # a second job, stopped while it runs
-    assert main(["submit", str(work / "job.yaml"), *address, "--working-dir", str(work),
-                 "--output-dir", str(tmp_path / "stopped"), "--submission-id", "kd-stop-1"]) == 0
+    assert (
+        main(
+            [
+                "submit",
+                str(work / "job.yaml"),
+                *address,
+                "--working-dir",
+                str(work),
+                "--output-dir",
+                str(tmp_path / "stopped"),
+                "--submission-id",
+                "kd-stop-1",
+            ]
+        )
+        == 0
+    )
     assert main(["stop", "kd-stop-1", *address]) == 0
     assert main(["status", "kd-stop-1", "--wait", *address]) == 1
     from ray.job_submission import JobSubmissionClient
@@ -233,10 +299,16 @@ def test_worker_nodes_killed_during_augment_and_teacher(cluster, reference, teac
 
     # each kill lands while its stage still runs: the condition is checked just before the kill
     # (a check after it would race with the retried tasks, which may finish the stage at once)
-    node, task = _wait_for("an augmentation task runs on a worker node",
-                           lambda: None if (out / "teacher").exists() or not (out / "augmented").exists()
-                           else _running_on_worker(cluster, AUG_TASKS),
-                           driver, poll=0.2)
+    node, _task = _wait_for(
+        "an augmentation task runs on a worker node",
+        lambda: (
+            None
+            if (out / "teacher").exists() or not (out / "augmented").exists()
+            else _running_on_worker(cluster, AUG_TASKS)
+        ),
+        driver,
+        poll=0.2,
+    )
     cluster.kill_worker(node)
     cluster.add_worker()  # as an autoscaler would replace the lost machine
 
@@ -244,9 +316,16 @@ def test_worker_nodes_killed_during_augment_and_teacher(cluster, reference, teac
     # late (an actor's tasks may never show as running): the kill is timed by the cache itself (a shard
     # written, the manifest not yet) and aimed at a live teacher actor, whose state the GCS holds at once.
     cache = out / "teacher/augmented/train/tang"
-    node = _wait_for("a teacher shard is computed on a worker node",
-                     lambda: None if (cache / "manifest.json").exists() or not any(cache.glob("shard-*.parquet"))
-                     else _actor_on_worker(cluster, "ShardWorker"), driver, poll=0.02)
+    node = _wait_for(
+        "a teacher shard is computed on a worker node",
+        lambda: (
+            None
+            if (cache / "manifest.json").exists() or not any(cache.glob("shard-*.parquet"))
+            else _actor_on_worker(cluster, "ShardWorker")
+        ),
+        driver,
+        poll=0.02,
+    )
     cluster.kill_worker(node)
     cluster.add_worker()
 
@@ -261,8 +340,9 @@ def test_driver_killed_mid_job_then_resumed(cluster, reference, teacher_model, t
 
     # 1. killed as soon as the TinyBERT output is finished, while Tang augmentation starts
     first = Driver(job, cluster.address, "first")
-    _wait_for("TinyBERT output is finished", lambda: (out / "augmented/train/tinybert" / MARKER).exists(), first,
-              poll=0.02)
+    _wait_for(
+        "TinyBERT output is finished", lambda: (out / "augmented/train/tinybert" / MARKER).exists(), first, poll=0.02
+    )
     first.proc.send_signal(signal.SIGKILL)
     assert first.wait() == -signal.SIGKILL
     assert (out / "augmented/train/tinybert" / MARKER).exists() and not (tang / MARKER).exists()
@@ -287,7 +367,8 @@ def test_driver_killed_mid_job_then_resumed(cluster, reference, teacher_model, t
     assert log.count("finished by an earlier run") == 4, log[-4000:]
     reused = int(log.split("shards computed / reused")[1].split("/")[1].split()[0])
     assert reused >= len(finished) > 0
-    assert {n: t for n, t in ((p.name, p.stat().st_mtime_ns) for p in cache.glob("shard-*.parquet"))
-            if n in finished} == finished  # finished shards were not rewritten
+    assert {
+        n: t for n, t in ((p.name, p.stat().st_mtime_ns) for p in cache.glob("shard-*.parquet")) if n in finished
+    } == finished  # finished shards were not rewritten
     assert not list(out.glob("augmented/*/*/.*.tmp"))
     _assert_same_output(out, reference)

@@ -1,8 +1,9 @@
+from pathlib import Path
+
 import pytest
 import yaml
 
 from pipeline.config import TASK_DEFAULTS, ConfigError, load_config, parse_config
-from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,16 +28,19 @@ def test_explicit_n_overrides_task_default(tmp_path, job_dict):
     assert (cfg.tinybert_n, cfg.tang_n_iter) == (3, 4)
 
 
-@pytest.mark.parametrize("change, expected", [
-    ({"bogus": 1}, "bogus: unknown key"),
-    ({"seed": "abc"}, "seed: Input should be a valid integer"),
-    ({"task": "imdb"}, "task: unknown task 'imdb'"),
-    ({"labels": ["x"]}, "labels: labels must name at least two distinct labels"),
-    ({"augment": {"tang": {"p_mask": 0.7, "p_pos": 0.6}}}, "augment.tang: p_mask + p_pos must be at most 1"),
-    ({"augment": {"tinybert": {"p": 1.5}}}, "augment.tinybert.p: Input should be less than or equal to 1"),
-    ({"augment": {"splits": ["dev"]}}, "augment.splits names 'dev'"),
-    ({"ingest": {"too_long": "cut"}}, "ingest.too_long: Input should be 'reject' or 'truncate'"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"bogus": 1}, "bogus: unknown key"),
+        ({"seed": "abc"}, "seed: Input should be a valid integer"),
+        ({"task": "imdb"}, "task: unknown task 'imdb'"),
+        ({"labels": ["x"]}, "labels: labels must name at least two distinct labels"),
+        ({"augment": {"tang": {"p_mask": 0.7, "p_pos": 0.6}}}, "augment.tang: p_mask + p_pos must be at most 1"),
+        ({"augment": {"tinybert": {"p": 1.5}}}, "augment.tinybert.p: Input should be less than or equal to 1"),
+        ({"augment": {"splits": ["dev"]}}, "augment.splits names 'dev'"),
+        ({"ingest": {"too_long": "cut"}}, "ingest.too_long: Input should be 'reject' or 'truncate'"),
+    ],
+)
 def test_bad_values_name_file_and_key(tmp_path, job_dict, change, expected):
     path = _write(tmp_path, job_dict(**change))
     with pytest.raises(ConfigError) as exc:
@@ -86,8 +90,11 @@ def test_shipped_jobs_are_valid(name, monkeypatch):
 def test_a_key_given_twice_is_refused_with_its_line(tmp_path, job_dict):
     path = _write(tmp_path, job_dict())
     path.write_text(path.read_text(encoding="utf-8") + "seed: 5\nseed: 6\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"job.yaml: not valid YAML: the key 'seed' is given twice in one mapping "
-                                          r"\(first on line \d+\)[\s\S]*line \d+"):
+    with pytest.raises(
+        ConfigError,
+        match=r"job.yaml: not valid YAML: the key 'seed' is given twice in one mapping "
+        r"\(first on line \d+\)[\s\S]*line \d+",
+    ):
         load_config(path)
 
 
@@ -95,10 +102,12 @@ def test_an_alias_bomb_is_refused_at_once(tmp_path, job_dict):
     """Nine levels of nine-way aliases stand for 9^9 values: refused before anything walks them."""
     import time
 
-    lines = ["a0: &a0 [x, y]"] + [f"a{i}: &a{i} [{', '.join(['*a%d' % (i - 1)] * 9)}]" for i in range(1, 10)]
+    lines = ["a0: &a0 [x, y]"] + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
     path = _write(tmp_path, job_dict())
-    path.write_text("\n".join(lines) + "\n" + path.read_text(encoding="utf-8").replace("labels:", "labels: *a9\nx_labels:"),
-                    encoding="utf-8")
+    path.write_text(
+        "\n".join(lines) + "\n" + path.read_text(encoding="utf-8").replace("labels:", "labels: *a9\nx_labels:"),
+        encoding="utf-8",
+    )
     started = time.perf_counter()
     with pytest.raises(ConfigError, match="refused: its aliases expand to more than 100,000 values") as info:
         load_config(path)
@@ -117,15 +126,23 @@ def test_a_huge_bad_value_is_not_echoed_whole(tmp_path, job_dict):
     assert "seed: Input should be a valid integer" in str(info.value) and len(str(info.value)) < 1000
 
 
-@pytest.mark.parametrize("change, expected", [
-    ({"inputs": {"train": {"path": "x.tsv", "limit": True, "columns": {"text_a": "s"}}}},
-     "inputs.train.limit: Input should be a valid integer"),
-    ({"seed": "3"}, "seed: Input should be a valid integer"),
-    ({"augment": {"tinybert": {"p": True}}}, "augment.tinybert.p: Value error, expected a number, got bool"),
-    ({"augment": {"tinybert": {"do_lower_case": 1}}}, "augment.tinybert.do_lower_case: Input should be a valid boolean"),
-    ({"ingest": {"strict": "yes"}}, "ingest.strict: Input should be a valid boolean"),
-    ({"teacher": {"finetune": {"lr": "1e-4"}}}, "teacher.finetune.lr: Value error, expected a number, got str"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (
+            {"inputs": {"train": {"path": "x.tsv", "limit": True, "columns": {"text_a": "s"}}}},
+            "inputs.train.limit: Input should be a valid integer",
+        ),
+        ({"seed": "3"}, "seed: Input should be a valid integer"),
+        ({"augment": {"tinybert": {"p": True}}}, "augment.tinybert.p: Value error, expected a number, got bool"),
+        (
+            {"augment": {"tinybert": {"do_lower_case": 1}}},
+            "augment.tinybert.do_lower_case: Input should be a valid boolean",
+        ),
+        ({"ingest": {"strict": "yes"}}, "ingest.strict: Input should be a valid boolean"),
+        ({"teacher": {"finetune": {"lr": "1e-4"}}}, "teacher.finetune.lr: Value error, expected a number, got str"),
+    ],
+)
 def test_types_are_strict(job_dict, change, expected):
     with pytest.raises(ConfigError) as info:
         parse_config(job_dict(**change), "job.yaml", check_files=False)
@@ -138,11 +155,16 @@ def test_numbers_keep_their_natural_forms(job_dict):
 
 
 def test_validate_names_missing_glove_and_model_paths(tmp_path, job_dict):
-    job = job_dict(augment={"tinybert": {"glove": {"path": str(tmp_path / "nope.txt")}}},
-                   teacher={"model": "./no-such-teacher"}, student={"runs": [{"name": "s", "model": "bilstm",
-                                                                             "data": "examples/train"}],
-                                                                   "dev_split": "train", "test_split": None,
-                                                                   "bilstm": {"glove": "/no/such/glove.txt"}})
+    job = job_dict(
+        augment={"tinybert": {"glove": {"path": str(tmp_path / "nope.txt")}}},
+        teacher={"model": "./no-such-teacher"},
+        student={
+            "runs": [{"name": "s", "model": "bilstm", "data": "examples/train"}],
+            "dev_split": "train",
+            "test_split": None,
+            "bilstm": {"glove": "/no/such/glove.txt"},
+        },
+    )
     with pytest.raises(ConfigError) as info:
         load_config(_write(tmp_path, job))
     text = str(info.value)
@@ -150,5 +172,12 @@ def test_validate_names_missing_glove_and_model_paths(tmp_path, job_dict):
     assert "teacher.model: no such file or folder './no-such-teacher'" in text
     assert "student.bilstm.glove: no such file or folder '/no/such/glove.txt'" in text
     # a hub id is looked up when the stage loads it, not here
-    load_config(_write(tmp_path, job_dict(teacher={"model": "bert-base-uncased"},
-                                          augment={"tinybert": {"mlm": "google/bert_uncased_L-2_H-128_A-2"}})))
+    load_config(
+        _write(
+            tmp_path,
+            job_dict(
+                teacher={"model": "bert-base-uncased"},
+                augment={"tinybert": {"mlm": "google/bert_uncased_L-2_H-128_A-2"}},
+            ),
+        )
+    )

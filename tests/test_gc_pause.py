@@ -15,9 +15,8 @@ def test_collector_is_off_inside_and_restored_after():
             assert not gc.isenabled()
         assert not gc.isenabled()  # the inner block leaves it as it found it
     assert gc.isenabled()
-    with pytest.raises(KeyError):
-        with paused_gc():
-            raise KeyError("x")
+    with pytest.raises(KeyError), paused_gc():
+        raise KeyError("x")
     assert gc.isenabled()
 
 

@@ -8,8 +8,15 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pipeline.augment.glove import (KUMO_INDEX, KUMO_MATRIX, GloveError, GloveVectors, NeighbourCache, default_glove_path,
-                                   read_vectors)
+from pipeline.augment.glove import (
+    KUMO_INDEX,
+    KUMO_MATRIX,
+    GloveError,
+    GloveVectors,
+    NeighbourCache,
+    default_glove_path,
+    read_vectors,
+)
 
 WORDS = ["the", "king", "queen", "man", "woman", "paris", "london", "film", "movie", "good"]
 
@@ -94,11 +101,14 @@ def test_kumo_layout_loader(tmp_path, vectors):
     check(GloveVectors.load(tmp_path / KUMO_MATRIX, fmt="kumo"), len(WORDS), vectors)
 
 
-@pytest.mark.parametrize("bad,reason", [
-    ("film 0.1 0.2", "line 8: 3 fields, expected a word and 6 values"),
-    ("film 0.1 0.2 x 0.4 0.5 0.6", "line 8: could not convert string to float: 'x'"),
-    ("film 0.1 0.2 nan 0.4 0.5 0.6", r"line 8 \('film'\): a vector value is not a finite number"),
-])
+@pytest.mark.parametrize(
+    "bad,reason",
+    [
+        ("film 0.1 0.2", "line 8: 3 fields, expected a word and 6 values"),
+        ("film 0.1 0.2 x 0.4 0.5 0.6", "line 8: could not convert string to float: 'x'"),
+        ("film 0.1 0.2 nan 0.4 0.5 0.6", r"line 8 \('film'\): a vector value is not a finite number"),
+    ],
+)
 def test_bad_text_lines_are_refused_with_file_and_line(tmp_path, vectors, bad, reason):
     path = tmp_path / "g.txt"
     write_text(path, WORDS, vectors)
@@ -176,7 +186,7 @@ def test_device_search_gives_the_numpy_search(device, monkeypatch):
     glove = GloveVectors(words, rng.normal(size=(len(words), 24)))
     searched = glove.on_device("cuda") if device == "cuda" else glove._searching_with(torch.from_numpy(glove.matrix))
     assert glove.on_device("cpu") is glove and searched is not glove and searched.matrix is glove.matrix
-    queries = words[::3] + ["W5", "missing", "Paris"]
+    queries = [*words[::3], "W5", "missing", "Paris"]
     monkeypatch.setattr(search_module, "DEVICE_CHUNK", 128)  # several device products
     got = searched.neighbours(queries, 15)
     assert got == glove.neighbours(queries, 15)
@@ -185,10 +195,10 @@ def test_device_search_gives_the_numpy_search(device, monkeypatch):
 
 def test_neighbours_title_case_and_missing_words(vectors):
     matrix = np.vstack([vectors, vectors[5:6] + 0.01])
-    glove = GloveVectors(WORDS + ["Paris"], matrix)
+    glove = GloveVectors([*WORDS, "Paris"], matrix)
     paris, title, missing = glove.neighbours(["paris", "Paris", "Berlin"], 4)
     assert "Paris" in paris and len(paris) == 4
-    same_rows = GloveVectors(WORDS + ["xparis"], matrix).neighbours(["xparis"], 4)[0]
+    same_rows = GloveVectors([*WORDS, "xparis"], matrix).neighbours(["xparis"], 4)[0]
     assert title == [w.title() for w in same_rows] and "Paris" in title  # from "paris"; its own row left out
     assert missing == []
 

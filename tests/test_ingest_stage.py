@@ -1,6 +1,8 @@
 """The ingest stage end to end on local Ray: broken files, counts, stable ids, formats."""
 
+import glob
 import gzip
+import itertools
 import json
 import random
 
@@ -11,8 +13,6 @@ import pytest
 from pipeline.config import parse_config
 from pipeline.ingest import validate as v
 from pipeline.ingest.readers import InputError
-import glob
-
 from pipeline.ingest.stage import IngestFailed, examples_dir, rejects_dir, run_ingest
 
 pytestmark = pytest.mark.ray
@@ -22,9 +22,17 @@ def _job(tmp_path, path, columns=None, fmt=None, **ingest):
     spec = {"path": str(path), "columns": columns or {"text_a": "sentence", "label": "label"}}
     if fmt:
         spec["format"] = fmt
-    return parse_config({"name": "t", "task": "sst2", "output_dir": str(tmp_path / "out"),
-                         "labels": ["negative", "positive"], "inputs": {"train": spec},
-                         "ingest": {"max_chars": 200, **ingest}}, "test")
+    return parse_config(
+        {
+            "name": "t",
+            "task": "sst2",
+            "output_dir": str(tmp_path / "out"),
+            "labels": ["negative", "positive"],
+            "inputs": {"train": spec},
+            "ingest": {"max_chars": 200, **ingest},
+        },
+        "test",
+    )
 
 
 def _read(cfg, split="train"):
@@ -73,8 +81,14 @@ def test_broken_file_every_row_accounted_for(tmp_path, ray_local):
 def test_five_percent_corrupted_keeps_every_good_row(tmp_path, ray_local):
     rng = random.Random(7)
     good, lines, bad_lines = [], [b"sentence\tlabel"], {}
-    corruptions = [b"\xff\xfe broken bytes\tpositive", b"no label column", b"\tnegative", b"text\tmaybe",
-                   b"a\tb\tc", b"bom \xef\xbb\xbf inside\tpositive"]
+    corruptions = [
+        b"\xff\xfe broken bytes\tpositive",
+        b"no label column",
+        b"\tnegative",
+        b"text\tmaybe",
+        b"a\tb\tc",
+        b"bom \xef\xbb\xbf inside\tpositive",
+    ]
     for i in range(2000):
         line_no = len(lines) + 1
         if rng.random() < 0.05:
@@ -99,8 +113,9 @@ def test_five_percent_corrupted_keeps_every_good_row(tmp_path, ray_local):
 
 def test_rows_and_ids_identical_across_chunk_sizes_and_executors(tmp_path, ray_local):
     path = tmp_path / "data.tsv"
-    path.write_text("sentence\tlabel\n" + "".join(f"sentence {i} is here\tpositive\n" for i in range(1500)),
-                    encoding="utf-8")
+    path.write_text(
+        "sentence\tlabel\n" + "".join(f"sentence {i} is here\tpositive\n" for i in range(1500)), encoding="utf-8"
+    )
     outputs, files = [], []
     for chunk_bytes, executor in ((4096, "ray"), (4096, "local"), (1 << 20, "ray")):
         cfg = _job(tmp_path / f"{chunk_bytes}{executor}", path, chunk_bytes=chunk_bytes)
@@ -124,7 +139,7 @@ def test_text_ranges_cut_at_line_starts(tmp_path):
     for chunk in (256, 300, 1000, 1 << 20):
         ranges = readers.text_ranges(str(path), chunk, header=True)
         assert ranges[0][0] == 4 and ranges[-1][1] == len(data)
-        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))  # contiguous
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))  # contiguous
         assert all(data[a - 1 : a] == b"\n" for a, _ in ranges)  # each starts a line
         counts = [readers.count_lines(str(path), a, b) for a, b in ranges]
         assert sum(counts) == 401
@@ -138,7 +153,9 @@ def test_jsonl_parquet_and_gzip_inputs(tmp_path, ray_local):
     pqf = tmp_path / "d.parquet"
     pq.write_table(pa.Table.from_pylist(rows), pqf, row_group_size=16)
     gz = tmp_path / "d.tsv.gz"
-    gz.write_bytes(gzip.compress(b"sentence\tlabel\n" + b"".join(f"{r['sentence']}\t{r['label']}\n".encode() for r in rows)))
+    gz.write_bytes(
+        gzip.compress(b"sentence\tlabel\n" + b"".join(f"{r['sentence']}\t{r['label']}\n".encode() for r in rows))
+    )
     for path, n_in in ((jl, 51), (pqf, 50), (gz, 50)):
         cfg = _job(tmp_path / f"out-{path.name}", path)
         summary = run_ingest(cfg)["train"]
@@ -152,8 +169,16 @@ def test_jsonl_parquet_and_gzip_inputs(tmp_path, ray_local):
 def test_limit_reads_only_first_rows(tmp_path, ray_local):
     path = tmp_path / "d.tsv"
     path.write_text("sentence\tlabel\n" + "".join(f"s {i}\tpositive\n" for i in range(100)), encoding="utf-8")
-    cfg = parse_config({"name": "t", "task": "sst2", "output_dir": str(tmp_path / "out"), "labels": ["negative", "positive"],
-                        "inputs": {"train": {"path": str(path), "limit": 30, "columns": {"text_a": "sentence", "label": "label"}}}}, "t")
+    cfg = parse_config(
+        {
+            "name": "t",
+            "task": "sst2",
+            "output_dir": str(tmp_path / "out"),
+            "labels": ["negative", "positive"],
+            "inputs": {"train": {"path": str(path), "limit": 30, "columns": {"text_a": "sentence", "label": "label"}}},
+        },
+        "t",
+    )
     assert run_ingest(cfg)["train"].rows_in == 30
     assert [r["text_a"] for r in _read(cfg)[0]][-1] == "s 29"
 
@@ -203,13 +228,24 @@ def test_a_damaged_file_is_exit_2_naming_it(tmp_path, ray_local, capsys, kind):
         path = tmp_path / "d.tsv.gz"
         body = gzip.compress(b"sentence\tlabel\n" + b"".join(b"row %d\tpositive\n" % i for i in range(5000)))
         path.write_bytes(body[: len(body) // 2] if kind == "truncated-gz" else os.urandom(3000))
-        where = "(its compressed stream): Truncated compressed stream" if kind == "truncated-gz" else \
-            "(its first line): zlib inflate failed"
+        where = (
+            "(its compressed stream): Truncated compressed stream"
+            if kind == "truncated-gz"
+            else "(its first line): zlib inflate failed"
+        )
     job = tmp_path / "job.yaml"
-    job.write_text(yaml.safe_dump({"name": "t", "task": "sst2", "output_dir": str(tmp_path / "out"),
-                                   "labels": ["negative", "positive"], "inputs": {"train": {
-                                       "path": str(path), "columns": {"text_a": "sentence", "label": "label"}}}}),
-                   encoding="utf-8")
+    job.write_text(
+        yaml.safe_dump(
+            {
+                "name": "t",
+                "task": "sst2",
+                "output_dir": str(tmp_path / "out"),
+                "labels": ["negative", "positive"],
+                "inputs": {"train": {"path": str(path), "columns": {"text_a": "sentence", "label": "label"}}},
+            }
+        ),
+        encoding="utf-8",
+    )
     for executor in ("ray", "local"):
         assert main(["ingest", str(job), "--executor", executor]) == 2
         err = capsys.readouterr().err

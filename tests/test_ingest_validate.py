@@ -6,8 +6,15 @@ import pytest
 
 from pipeline.ingest import validate as v
 
-TSV = v.Rules(fmt="tsv", text_a="sentence", text_b=None, label="label", labels=("negative", "positive"),
-              max_chars=50, header=("sentence", "label"))
+TSV = v.Rules(
+    fmt="tsv",
+    text_a="sentence",
+    text_b=None,
+    label="label",
+    labels=("negative", "positive"),
+    max_chars=50,
+    header=("sentence", "label"),
+)
 CSV = v.Rules(**{**TSV.__dict__, "fmt": "csv"})
 JSONL = v.Rules(**{**TSV.__dict__, "fmt": "jsonl", "header": None})
 
@@ -23,23 +30,26 @@ def test_good_line():
     assert row["line"] == 2 and row["fixes"] is None and len(row["example_id"]) == 16
 
 
-@pytest.mark.parametrize("raw, rules, reason, detail", [
-    (b"a fine film\tpositive\textra", TSV, v.WRONG_COLUMNS, "expected 2 columns, found 3"),
-    (b"a fine film", TSV, v.WRONG_COLUMNS, "expected 2 columns, found 1"),
-    (b"   \tpositive", TSV, v.EMPTY_TEXT, "sentence is empty, or whitespace, control or invisible characters only"),
-    (b"\tpositive", TSV, v.EMPTY_TEXT, "sentence is empty"),
-    (b"caf\xe9 noir\tpositive", TSV, v.UNDECODABLE, "invalid UTF-8 at byte 3"),
-    (b"a fine\xef\xbb\xbf film\tpositive", TSV, v.BOM_IN_ROW, "inside the line at byte 6"),
-    (b"a fine\r film\tpositive", TSV, v.STRAY_CR, "carriage return inside the line"),
-    (b"a fine film\tneutral", TSV, v.BAD_LABEL, "label 'neutral' is not in the label set"),
-    (b"a fine film\t ", TSV, v.MISSING_LABEL, "label is empty"),
-    (b"x" * 51 + b"\tpositive", TSV, v.TOO_LONG, "sentence has 51 characters, limit 50"),
-    (b'"a fine film,positive', CSV, v.UNBALANCED_QUOTES, "odd number of double quotes"),
-    (b'"a fine" film,positive', CSV, v.UNBALANCED_QUOTES, "malformed quoting"),
-    (b'{"sentence": "a", "label": "positive"', JSONL, v.BAD_JSON, "invalid JSON"),
-    (b'["a", "positive"]', JSONL, v.BAD_JSON, "expected a JSON object, got list"),
-    (b'{"text": "a", "label": "positive"}', JSONL, v.MISSING_FIELD, "missing key 'sentence'"),
-])
+@pytest.mark.parametrize(
+    "raw, rules, reason, detail",
+    [
+        (b"a fine film\tpositive\textra", TSV, v.WRONG_COLUMNS, "expected 2 columns, found 3"),
+        (b"a fine film", TSV, v.WRONG_COLUMNS, "expected 2 columns, found 1"),
+        (b"   \tpositive", TSV, v.EMPTY_TEXT, "sentence is empty, or whitespace, control or invisible characters only"),
+        (b"\tpositive", TSV, v.EMPTY_TEXT, "sentence is empty"),
+        (b"caf\xe9 noir\tpositive", TSV, v.UNDECODABLE, "invalid UTF-8 at byte 3"),
+        (b"a fine\xef\xbb\xbf film\tpositive", TSV, v.BOM_IN_ROW, "inside the line at byte 6"),
+        (b"a fine\r film\tpositive", TSV, v.STRAY_CR, "carriage return inside the line"),
+        (b"a fine film\tneutral", TSV, v.BAD_LABEL, "label 'neutral' is not in the label set"),
+        (b"a fine film\t ", TSV, v.MISSING_LABEL, "label is empty"),
+        (b"x" * 51 + b"\tpositive", TSV, v.TOO_LONG, "sentence has 51 characters, limit 50"),
+        (b'"a fine film,positive', CSV, v.UNBALANCED_QUOTES, "odd number of double quotes"),
+        (b'"a fine" film,positive', CSV, v.UNBALANCED_QUOTES, "malformed quoting"),
+        (b'{"sentence": "a", "label": "positive"', JSONL, v.BAD_JSON, "invalid JSON"),
+        (b'["a", "positive"]', JSONL, v.BAD_JSON, "expected a JSON object, got list"),
+        (b'{"text": "a", "label": "positive"}', JSONL, v.MISSING_FIELD, "missing key 'sentence'"),
+    ],
+)
 def test_each_rule_rejects_with_reason(raw, rules, reason, detail):
     row, rej = check(raw, rules)
     assert row is None
@@ -98,24 +108,48 @@ def test_pairs_need_both_texts():
 def test_example_id_depends_on_source_line_and_content():
     base = v.example_id("train/x.tsv", 2, "a", None, "positive")
     assert base == v.example_id("train/x.tsv", 2, "a", None, "positive")
-    assert len({base, v.example_id("train/y.tsv", 2, "a", None, "positive"),
+    assert (
+        len(
+            {
+                base,
+                v.example_id("train/y.tsv", 2, "a", None, "positive"),
                 v.example_id("train/x.tsv", 3, "a", None, "positive"),
                 v.example_id("train/x.tsv", 2, "b", None, "positive"),
                 v.example_id("train/x.tsv", 2, "a", "b", "positive"),
-                v.example_id("train/x.tsv", 2, "a", None, "negative")}) == 6
+                v.example_id("train/x.tsv", 2, "a", None, "negative"),
+            }
+        )
+        == 6
+    )
 
 
-@pytest.mark.parametrize("raw, rules, reason, detail", [
-    (b'{"sentence": "bad \\ud800 text", "label": "positive"}', JSONL, v.UNDECODABLE,
-     "sentence holds a lone surrogate U+D800 at character 4"),
-    (b'{"sentence": "fine", "label": "pos\\udfffitive"}', JSONL, v.UNDECODABLE, "label holds a lone surrogate U+DFFF"),
-    (b"[" * 100_000 + b"]" * 100_000, JSONL, v.BAD_JSON, "invalid JSON: nested too deeply"),
-    (b'{"sentence": "a", "sentence": "b", "label": "positive"}', JSONL, v.BAD_JSON,
-     "the key 'sentence' is given twice in one object"),
-    (b"\x00\x00\x00\tpositive", TSV, v.EMPTY_TEXT, "invisible characters only"),
-    ("\u200b\u200d\u2060\u00a0\tpositive".encode(), TSV, v.EMPTY_TEXT, "invisible characters only"),
-    (b"\x07\x1b\x7f\tpositive", TSV, v.EMPTY_TEXT, "invisible characters only"),
-])
+@pytest.mark.parametrize(
+    "raw, rules, reason, detail",
+    [
+        (
+            b'{"sentence": "bad \\ud800 text", "label": "positive"}',
+            JSONL,
+            v.UNDECODABLE,
+            "sentence holds a lone surrogate U+D800 at character 4",
+        ),
+        (
+            b'{"sentence": "fine", "label": "pos\\udfffitive"}',
+            JSONL,
+            v.UNDECODABLE,
+            "label holds a lone surrogate U+DFFF",
+        ),
+        (b"[" * 100_000 + b"]" * 100_000, JSONL, v.BAD_JSON, "invalid JSON: nested too deeply"),
+        (
+            b'{"sentence": "a", "sentence": "b", "label": "positive"}',
+            JSONL,
+            v.BAD_JSON,
+            "the key 'sentence' is given twice in one object",
+        ),
+        (b"\x00\x00\x00\tpositive", TSV, v.EMPTY_TEXT, "invisible characters only"),
+        ("\u200b\u200d\u2060\u00a0\tpositive".encode(), TSV, v.EMPTY_TEXT, "invisible characters only"),
+        (b"\x07\x1b\x7f\tpositive", TSV, v.EMPTY_TEXT, "invisible characters only"),
+    ],
+)
 def test_hostile_rows_are_rejects_with_a_reason(raw, rules, reason, detail):
     row, rej = check(raw, rules)
     assert row is None and rej["reason"] == reason and detail in rej["detail"], rej

@@ -39,12 +39,24 @@ def auth_cluster(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("auth")
     token = tmp / "token"
     token.write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token), "HOME": str(tmp),
-           # Ray Jobs runs `python` from the head node's PATH: this interpreter, as in the Docker image
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token),
+        "HOME": str(tmp),
+        # Ray Jobs runs `python` from the head node's PATH: this interpreter, as in the Docker image
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     env.pop("RAY_AUTH_TOKEN", None)
-    proc = subprocess.Popen([sys.executable, "-c", CLUSTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, env=env, cwd=ROOT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CLUSTER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=ROOT,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert line, "the cluster did not start"
@@ -57,8 +69,9 @@ def auth_cluster(tmp_path_factory):
 def _pipeline(*argv, cwd, home, env_extra=None, timeout=300):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH") and k != "RAY_ADDRESS"}
     env.update(HOME=str(home), **(env_extra or {}))
-    return subprocess.run([sys.executable, "-m", "pipeline", *argv], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _project(tmp: Path) -> Path:
@@ -66,8 +79,13 @@ def _project(tmp: Path) -> Path:
     work.mkdir(exist_ok=True)
     lines = (ROOT / "data/rt-polarity/dev.tsv").read_text(encoding="utf-8").splitlines()[:21]
     (work / "dev.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    job = {"name": "authed", "task": "sst2", "output_dir": "out/authed", "labels": ["negative", "positive"],
-           "inputs": {"train": {"path": "dev.tsv", "columns": {"text_a": "sentence", "label": "label"}}}}
+    job = {
+        "name": "authed",
+        "task": "sst2",
+        "output_dir": "out/authed",
+        "labels": ["negative", "positive"],
+        "inputs": {"train": {"path": "dev.tsv", "columns": {"text_a": "sentence", "label": "label"}}},
+    }
     (work / "job.yaml").write_text(yaml.safe_dump(job), encoding="utf-8")
     return work
 
@@ -84,16 +102,28 @@ def test_job_server_needs_the_token(auth_cluster, tmp_path):
     assert "requires token authentication" in err and "--ray-token-file" in err
     wrong = tmp_path / "wrong"
     wrong.write_text(secrets.token_hex(32), encoding="utf-8")
-    err = _refused(_pipeline("status", "nope", "--address", jobs, "--ray-token-file", str(wrong), cwd=tmp_path,
-                             home=tmp_path))
+    err = _refused(
+        _pipeline("status", "nope", "--address", jobs, "--ray-token-file", str(wrong), cwd=tmp_path, home=tmp_path)
+    )
     assert "requires token authentication (Authentication failed" in err
-    err = _refused(_pipeline("status", "nope", "--address", jobs, "--ray-token-file", str(tmp_path / "missing"),
-                             cwd=tmp_path, home=tmp_path))
+    err = _refused(
+        _pipeline(
+            "status",
+            "nope",
+            "--address",
+            jobs,
+            "--ray-token-file",
+            str(tmp_path / "missing"),
+            cwd=tmp_path,
+            home=tmp_path,
+        )
+    )
     assert "--ray-token-file" in err and "No such file" in err
 
     # with the token: an unknown id is the server's own answer, not a refusal
-    err = _refused(_pipeline("status", "nope", "--address", jobs, "--ray-token-file", str(token), cwd=tmp_path,
-                             home=tmp_path))
+    err = _refused(
+        _pipeline("status", "nope", "--address", jobs, "--ray-token-file", str(token), cwd=tmp_path, home=tmp_path)
+    )
     assert "does not exist" in err
 
 
@@ -101,8 +131,23 @@ def test_submit_status_logs_stop_with_the_token(auth_cluster, tmp_path):
     jobs, token = auth_cluster["jobs"], auth_cluster["token"]
     work = _project(tmp_path)
     out = tmp_path / "shared-out"
-    done = _pipeline("submit", "job.yaml", "--address", jobs, "--ray-token-file", str(token), "--stage", "ingest",
-                     "--output-dir", str(out), "--submission-id", "authed-1", "--follow", cwd=work, home=tmp_path)
+    done = _pipeline(
+        "submit",
+        "job.yaml",
+        "--address",
+        jobs,
+        "--ray-token-file",
+        str(token),
+        "--stage",
+        "ingest",
+        "--output-dir",
+        str(out),
+        "--submission-id",
+        "authed-1",
+        "--follow",
+        cwd=work,
+        home=tmp_path,
+    )
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
     summary = json.loads((out / "examples/train/_summary.json").read_text(encoding="utf-8"))
     assert summary["rows_in"] == 20 == summary["kept"]
@@ -114,8 +159,19 @@ def test_submit_status_logs_stop_with_the_token(auth_cluster, tmp_path):
     stop = _pipeline("stop", "authed-1", "--address", jobs, "--ray-token-file", str(token), cwd=work, home=tmp_path)
     assert stop.returncode == 0 and "not running (SUCCEEDED)" in stop.stdout, stop.stderr
     # the token is never part of what is submitted
-    dry = _pipeline("submit", "job.yaml", "--address", jobs, "--ray-token-file", str(token), "--output-dir",
-                    str(out), "--dry-run", cwd=work, home=tmp_path)
+    dry = _pipeline(
+        "submit",
+        "job.yaml",
+        "--address",
+        jobs,
+        "--ray-token-file",
+        str(token),
+        "--output-dir",
+        str(out),
+        "--dry-run",
+        cwd=work,
+        home=tmp_path,
+    )
     assert dry.returncode == 0 and token.read_text(encoding="utf-8").strip() not in dry.stdout
 
 

@@ -10,8 +10,10 @@ from pipeline.runtime import reaper
 
 pytestmark = [pytest.mark.ray, pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")]
 
-DRIVER = ("from pipeline.runtime.ray_env import init_ray; init_ray(num_cpus=1); print('ready', flush=True); "
-          "import time; time.sleep(300)")
+DRIVER = (
+    "from pipeline.runtime.ray_env import init_ray; init_ray(num_cpus=1); print('ready', flush=True); "
+    "import time; time.sleep(300)"
+)
 
 
 def _name(pid):
@@ -27,8 +29,9 @@ def _alive(tracked):
 
 
 def test_local_ray_ends_with_a_killed_driver():
-    driver = subprocess.Popen([sys.executable, "-c", DRIVER], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              text=True)
+    driver = subprocess.Popen(
+        [sys.executable, "-c", DRIVER], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     try:
         assert driver.stdout.readline().strip() == "ready"
         time.sleep(3)  # the raylet's agents are up
@@ -50,10 +53,12 @@ def test_local_ray_ends_with_a_killed_driver():
 
 def test_watcher_leaves_when_ray_is_shut_down():
     """After ray.shutdown() the watcher has nothing left to track and exits by itself."""
-    code = ("import ray, time; from pipeline.runtime import ray_env; ray_env.init_ray(num_cpus=1); "
-            "w = ray_env._WATCHERS[-1]; ray.shutdown(); "
-            "t = time.monotonic()\n"
-            "while w.poll() is None and time.monotonic() - t < 20: time.sleep(0.2)\n"
-            "print(w.poll())")
+    code = (
+        "import ray, time; from pipeline.runtime import ray_env; ray_env.init_ray(num_cpus=1); "
+        "w = ray_env._WATCHERS[-1]; ray.shutdown(); "
+        "t = time.monotonic()\n"
+        "while w.poll() is None and time.monotonic() - t < 20: time.sleep(0.2)\n"
+        "print(w.poll())"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "0", out.stderr[-2000:]

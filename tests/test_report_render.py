@@ -23,7 +23,15 @@ from pipeline.augment.tang import TangAugmenter, TangParams
 from pipeline.augment.tinybert import TinyBertAugmenter, TinyBertParams
 from pipeline.cli import main
 from pipeline.config import load_config
-from pipeline.ingest.stage import EXAMPLE_SCHEMA, SplitSummary, examples_dir, plan, rejects_dir, split_rows, validate_chunk
+from pipeline.ingest.stage import (
+    EXAMPLE_SCHEMA,
+    SplitSummary,
+    examples_dir,
+    plan,
+    rejects_dir,
+    split_rows,
+    validate_chunk,
+)
 from pipeline.report import stats
 from pipeline.report.render import SECTIONS
 
@@ -51,12 +59,15 @@ def _ingest(cfg, split):
     rules, chunks = plan(cfg, split)
     source = f"{split}/{os.path.basename(cfg.inputs[split].path)}"
     kept, rejects = split_rows(pa.concat_tables([validate_chunk(c, rules, source) for c in chunks]))
-    summary = SplitSummary(split, source, cfg.inputs[split].path, rows_in=kept.num_rows + rejects.num_rows,
-                           kept=kept.num_rows)
+    summary = SplitSummary(
+        split, source, cfg.inputs[split].path, rows_in=kept.num_rows + rejects.num_rows, kept=kept.num_rows
+    )
     for reason in rejects.column("reason").to_pylist():
         summary.rejected_by_reason[reason] = summary.rejected_by_reason.get(reason, 0) + 1
     storage.makedirs(examples_dir(cfg, split))
-    storage.write_parquet(storage.join(examples_dir(cfg, split), "part-00000.parquet"), kept.select(EXAMPLE_SCHEMA.names))
+    storage.write_parquet(
+        storage.join(examples_dir(cfg, split), "part-00000.parquet"), kept.select(EXAMPLE_SCHEMA.names)
+    )
     storage.makedirs(rejects_dir(cfg, split))
     with open(storage.join(rejects_dir(cfg, split), "part-00000.jsonl"), "w", encoding="utf-8") as fh:
         for rec in rejects.select(["source", "line", "reason", "detail", "raw"]).to_pylist():
@@ -72,27 +83,60 @@ def _augment(cfg, examples, method, augmenter, results, tries):
     storage.makedirs(out)
     shards = [storage.write_parquet(storage.join(out, "part-00000.parquet"), table)]
     variants = table.num_rows - examples.num_rows
-    storage.write_json(storage.join(out, "_summary.json"), {
-        "split": "train", "method": method, "examples_in": examples.num_rows, "rows_out": table.num_rows,
-        "variants": variants, "tries_per_example": tries, "shards": shards})
+    storage.write_json(
+        storage.join(out, "_summary.json"),
+        {
+            "split": "train",
+            "method": method,
+            "examples_in": examples.num_rows,
+            "rows_out": table.num_rows,
+            "variants": variants,
+            "tries_per_example": tries,
+            "shards": shards,
+        },
+    )
     return table
 
 
 def _student(root):
     runs = []
-    for name, model, acc in (("bilstm-tang-s0", "bilstm", [0.55, 0.62, 0.66]), ("bert-none-s0", "bert", [0.6, 0.7, 0.72])):
-        history = [{"epoch": i + 1, "train_loss": 0.7 - 0.1 * i, "dev_accuracy": a, "dev_macro_f1": a - 0.02}
-                   for i, a in enumerate(acc)]
-        run = {"run": name, "model": model, "data": "tang" if model == "bilstm" else "none", "seed": 0,
-               "params": 123456, "history": history, "test": {"accuracy": acc[-1] - 0.01, "macro_f1": acc[-1] - 0.03},
-               "sentences_per_s": 1500.0}
+    for name, model, acc in (
+        ("bilstm-tang-s0", "bilstm", [0.55, 0.62, 0.66]),
+        ("bert-none-s0", "bert", [0.6, 0.7, 0.72]),
+    ):
+        history = [
+            {"epoch": i + 1, "train_loss": 0.7 - 0.1 * i, "dev_accuracy": a, "dev_macro_f1": a - 0.02}
+            for i, a in enumerate(acc)
+        ]
+        run = {
+            "run": name,
+            "model": model,
+            "data": "tang" if model == "bilstm" else "none",
+            "seed": 0,
+            "params": 123456,
+            "history": history,
+            "test": {"accuracy": acc[-1] - 0.01, "macro_f1": acc[-1] - 0.03},
+            "sentences_per_s": 1500.0,
+        }
         (root / "student" / name).mkdir(parents=True)
         (root / "student" / name / "metrics.json").write_text(json.dumps(run))
         runs.append(run)
-    results = {"rows": [{"name": r["run"][:-3], "model": r["model"], "data": r["data"], "seeds": [0],
-                         "accuracy_mean": r["test"]["accuracy"], "accuracy_std": 0.0,
-                         "macro_f1_mean": r["test"]["macro_f1"], "params": r["params"],
-                         "sentences_per_s": r["sentences_per_s"]} for r in runs]}
+    results = {
+        "rows": [
+            {
+                "name": r["run"][:-3],
+                "model": r["model"],
+                "data": r["data"],
+                "seeds": [0],
+                "accuracy_mean": r["test"]["accuracy"],
+                "accuracy_std": 0.0,
+                "macro_f1_mean": r["test"]["macro_f1"],
+                "params": r["params"],
+                "sentences_per_s": r["sentences_per_s"],
+            }
+            for r in runs
+        ]
+    }
     (root / "student" / "results.json").write_text(json.dumps(results))
 
 
@@ -110,18 +154,37 @@ def job(tmp_path_factory):
     train = [(s, labels[i % 2]) for i, s in enumerate(SENTENCES)] + [("   ", "positive"), ("a fine film", "neutral")]
     _write_tsv(root / "train.tsv", train)
     _write_tsv(root / "dev.tsv", [(s, labels[(i + 1) % 2]) for i, s in enumerate(SENTENCES[:6])])
-    model = random_teacher(root / "teacher-model", "tiny", num_labels=2, seed=3, max_position_embeddings=64,
-                           labels=labels)
+    model = random_teacher(
+        root / "teacher-model", "tiny", num_labels=2, seed=3, max_position_embeddings=64, labels=labels
+    )
     job_file = root / "job.yaml"
-    job_file.write_text(yaml.safe_dump({
-        "name": "tiny", "task": "sst2", "seed": 7, "output_dir": str(root / "out"), "labels": labels,
-        "inputs": {split: {"path": str(root / f"{split}.tsv"), "columns": {"text_a": "sentence", "label": "label"}}
-                   for split in ("train", "dev")},
-        "augment": {"tinybert": {"n_aug": 6, "mlm": None}, "tang": {"n_iter": 6}},
-        "teacher": {"model": model, "layers": [0, 3], "max_length": 32, "token_budget": 256, "shard_rows": 40,
-                    "cpu_threads": 1, "finetune": {"enabled": False},
-                    "inputs": ["augmented/train/tinybert", "augmented/train/tang", "examples/dev"]},
-    }), encoding="utf-8")
+    job_file.write_text(
+        yaml.safe_dump(
+            {
+                "name": "tiny",
+                "task": "sst2",
+                "seed": 7,
+                "output_dir": str(root / "out"),
+                "labels": labels,
+                "inputs": {
+                    split: {"path": str(root / f"{split}.tsv"), "columns": {"text_a": "sentence", "label": "label"}}
+                    for split in ("train", "dev")
+                },
+                "augment": {"tinybert": {"n_aug": 6, "mlm": None}, "tang": {"n_iter": 6}},
+                "teacher": {
+                    "model": model,
+                    "layers": [0, 3],
+                    "max_length": 32,
+                    "token_budget": 256,
+                    "shard_rows": 40,
+                    "cpu_threads": 1,
+                    "finetune": {"enabled": False},
+                    "inputs": ["augmented/train/tinybert", "augmented/train/tang", "examples/dev"],
+                },
+            }
+        ),
+        encoding="utf-8",
+    )
     cfg = load_config(job_file)
 
     examples = _ingest(cfg, "train")
@@ -131,13 +194,26 @@ def job(tmp_path_factory):
     tb = cfg.augment.tinybert
     glove = GloveVectors.load(default_glove_path(), "kumo", rows=20_000)
     tinybert = TinyBertAugmenter(TinyBertParams(n_aug=cfg.tinybert_n, p=tb.p, top_k=tb.top_k), glove, None)
-    corpora = {"tinybert": _augment(cfg, examples, "tinybert", tinybert,
-                                    tinybert.augment(ids, texts, [None] * len(ids), cfg.seed), cfg.tinybert_n)}
+    corpora = {
+        "tinybert": _augment(
+            cfg,
+            examples,
+            "tinybert",
+            tinybert,
+            tinybert.augment(ids, texts, [None] * len(ids), cfg.seed),
+            cfg.tinybert_n,
+        )
+    }
     tagged = PosTagger(cfg.augment.tang.spacy_model).tag(texts)
     tang = TangAugmenter(TangParams(n_iter=cfg.tang_n_iter), PosUnigram.count(tagged))
-    corpora["tang"] = _augment(cfg, examples, "tang", tang,
-                               tang.augment_tagged(ids, tagged, [None] * len(ids), texts, [None] * len(ids), cfg.seed),
-                               cfg.tang_n_iter)
+    corpora["tang"] = _augment(
+        cfg,
+        examples,
+        "tang",
+        tang,
+        tang.augment_tagged(ids, tagged, [None] * len(ids), texts, [None] * len(ids), cfg.seed),
+        cfg.tang_n_iter,
+    )
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -160,7 +236,7 @@ def _text(html_page):
 
 
 def test_report_shows_every_section_with_the_jobs_figures(job, page):
-    path, html_page = page
+    _path, html_page = page
     for sid in SECTION_IDS:
         assert f'<section id="{sid}">' in html_page
     text = _text(html_page)
@@ -180,10 +256,16 @@ def test_report_shows_every_section_with_the_jobs_figures(job, page):
     # teacher: the label-flip rate of each method, recomputed here from the cache shards
     for method in ("tinybert", "tang"):
         folder = job["root"] / "out" / "teacher" / "augmented" / "train" / method
-        t = pa.concat_tables(pq.read_table(f, columns=["example_id", "parent_id", "variant", "logits"])
-                             for f in sorted(folder.glob("shard-*.parquet")))
-        flips = stats.flip_stats(t.column("example_id").to_pylist(), t.column("parent_id").to_pylist(),
-                                 t.column("variant").to_pylist(), np.array(t.column("logits").to_pylist()))
+        t = pa.concat_tables(
+            pq.read_table(f, columns=["example_id", "parent_id", "variant", "logits"])
+            for f in sorted(folder.glob("shard-*.parquet"))
+        )
+        flips = stats.flip_stats(
+            t.column("example_id").to_pylist(),
+            t.column("parent_id").to_pylist(),
+            t.column("variant").to_pylist(),
+            np.array(t.column("logits").to_pylist()),
+        )
         assert flips.compared == job["corpora"][method].num_rows - 10
         assert f"{flips.rate:.1%} ({flips.flips:,} of {flips.compared:,})" in text
     # cache: a row per cache, bytes per column
@@ -224,18 +306,33 @@ def test_report_names_a_broken_cache_and_shows_the_others(job, tmp_path):
 # ---------------------------------------------------------------------------------------------
 # Headless Chromium
 
+
 def _chromium():
-    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                      shutil.which("chromium-browser")):
+    for candidate in (
+        os.environ.get("CHROMIUM"),
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+    ):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
-    pytest.skip("Chromium is not installed: `make test` installs Debian's chromium package when it runs as root "
-                "or with sudo; here that was not possible or failed")
+    pytest.skip(
+        "Chromium is not installed: `make test` installs Debian's chromium package when it runs as root "
+        "or with sudo; here that was not possible or failed"
+    )
 
 
 def _run_chromium(browser, *args, cwd):
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr",
-           "--user-data-dir=" + str(cwd / "profile"), *args]
+    cmd = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--enable-logging=stderr",
+        "--user-data-dir=" + str(cwd / "profile"),
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=cwd)
 
 

@@ -17,8 +17,14 @@ from pipeline.report.stats import EditCounts, Span
 
 def test_word_diff_marks_replaced_masked_and_dropped_words():
     spans = stats.word_diff("the film is a quietly moving portrait", "the movie is a [MASK] moving")
-    assert spans == [Span("same", "the"), Span("replaced", "movie", " "), Span("same", "is a", " "),
-                     Span("masked", "[MASK]", " "), Span("same", "moving", " "), Span("dropped", "portrait", " ")]
+    assert spans == [
+        Span("same", "the"),
+        Span("replaced", "movie", " "),
+        Span("same", "is a", " "),
+        Span("masked", "[MASK]", " "),
+        Span("same", "moving", " "),
+        Span("dropped", "portrait", " "),
+    ]
 
 
 def test_word_diff_ignores_case_and_accents_and_keeps_the_variants_spacing():
@@ -30,11 +36,17 @@ def test_word_diff_ignores_case_and_accents_and_keeps_the_variants_spacing():
 
 def test_word_diff_of_an_ngram_and_of_a_longer_replacement():
     # Tang's n-gram sampling: words before and after the kept n-gram are dropped
-    assert stats.word_diff("a b c d e f", "c d") == [Span("dropped", "a b"), Span("same", "c d", " "),
-                                                   Span("dropped", "e f", " ")]
+    assert stats.word_diff("a b c d e f", "c d") == [
+        Span("dropped", "a b"),
+        Span("same", "c d", " "),
+        Span("dropped", "e f", " "),
+    ]
     # one word replaced by three: one replacement, two inserted words
     assert stats.word_diff("good film", "a really fine film") == [
-        Span("replaced", "a"), Span("inserted", "really fine", " "), Span("same", "film", " ")]
+        Span("replaced", "a"),
+        Span("inserted", "really fine", " "),
+        Span("same", "film", " "),
+    ]
     assert stats.word_diff("x", "") == [Span("dropped", "x")]
 
 
@@ -99,20 +111,46 @@ def small_cache(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("report-cache")
     model = random_teacher(root / "tiny", "tiny", num_labels=2, seed=1, max_position_embeddings=64)
-    cfg = parse_config({"name": "t", "task": "sst2", "seed": 1, "output_dir": str(root / "out"),
-                        "labels": ["negative", "positive"],
-                        "inputs": {"train": {"path": "unused.tsv", "columns": {"text_a": "s", "label": "l"}}}},
-                       check_files=False)
+    cfg = parse_config(
+        {
+            "name": "t",
+            "task": "sst2",
+            "seed": 1,
+            "output_dir": str(root / "out"),
+            "labels": ["negative", "positive"],
+            "inputs": {"train": {"path": "unused.tsv", "columns": {"text_a": "s", "label": "l"}}},
+        },
+        check_files=False,
+    )
     rows = []
     for p, n_variants in enumerate([3, 4, 2, 3, 2]):  # 5 originals + 14 variants
         for v in range(n_variants + 1):
-            rows.append({"example_id": f"e{p}" if v == 0 else f"e{p}v{v}", "parent_id": f"e{p}", "variant": v,
-                         "method": "tang", "text_a": " ".join(["word"] * (2 + p + v)) + " film", "label": "positive",
-                         "label_id": 1})
+            rows.append(
+                {
+                    "example_id": f"e{p}" if v == 0 else f"e{p}v{v}",
+                    "parent_id": f"e{p}",
+                    "variant": v,
+                    "method": "tang",
+                    "text_a": " ".join(["word"] * (2 + p + v)) + " film",
+                    "label": "positive",
+                    "label_id": 1,
+                }
+            )
     write_augmented(root / "out" / "augmented" / "train" / "tang", rows)
-    run_teacher(cfg, TeacherConfig(model=model, layers=[0, 2], max_length=32, token_budget=64, shard_rows=7,
-                                   cpu_threads=1, finetune={"enabled": False}),
-                inputs=["augmented/train/tang"], use_ray=False)
+    run_teacher(
+        cfg,
+        TeacherConfig(
+            model=model,
+            layers=[0, 2],
+            max_length=32,
+            token_budget=64,
+            shard_rows=7,
+            cpu_threads=1,
+            finetune={"enabled": False},
+        ),
+        inputs=["augmented/train/tang"],
+        use_ray=False,
+    )
     torch.set_num_threads(before)
     return root / "out"
 
@@ -150,8 +188,12 @@ def test_cache_bytes_per_column_and_per_token(small_cache):
     # teacher figures: the flip rate of the cached logits, computed here straight from the shards
     table = pa.concat_tables(pq.read_table(f, columns=["example_id", "parent_id", "variant", "logits"]) for f in files)
     logits = np.array(table.column("logits").to_pylist())
-    expected = stats.flip_stats(table.column("example_id").to_pylist(), table.column("parent_id").to_pylist(),
-                                table.column("variant").to_pylist(), logits)
+    expected = stats.flip_stats(
+        table.column("example_id").to_pylist(),
+        table.column("parent_id").to_pylist(),
+        table.column("variant").to_pylist(),
+        logits,
+    )
     t = teacher.data["caches"][0]
     assert t["flips"] == expected and expected.compared == 19 - 5
     assert len(t["confidence_original"]) == 5 and len(t["confidence_variant"]) == 14

@@ -7,27 +7,41 @@ from pathlib import Path
 import pytest
 
 from pipeline.augment.stage import augmented_dir, run_augment
-from pipeline.runtime.markers import MARKER
 from pipeline.config import parse_config
 from pipeline.ingest.stage import examples_dir, run_ingest
+from pipeline.runtime.markers import MARKER
 
 pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _job(tmp_path, train, **tang):
-    return parse_config({
-        "name": "r", "task": "sst2", "seed": 3, "output_dir": str(tmp_path / "out"), "labels": ["negative", "positive"],
-        "inputs": {"train": {"path": str(train), "columns": {"text_a": "sentence", "label": "label"}}},
-        "ingest": {"chunk_bytes": 1024},
-        "augment": {"shard_rows": 12, "tinybert": {"n_aug": 3, "glove": {"rows": 20000}}, "tang": {"n_iter": 3, **tang}},
-    }, "test")
+    return parse_config(
+        {
+            "name": "r",
+            "task": "sst2",
+            "seed": 3,
+            "output_dir": str(tmp_path / "out"),
+            "labels": ["negative", "positive"],
+            "inputs": {"train": {"path": str(train), "columns": {"text_a": "sentence", "label": "label"}}},
+            "ingest": {"chunk_bytes": 1024},
+            "augment": {
+                "shard_rows": 12,
+                "tinybert": {"n_aug": 3, "glove": {"rows": 20000}},
+                "tang": {"n_iter": 3, **tang},
+            },
+        },
+        "test",
+    )
 
 
 def _state(directory) -> dict[str, tuple[str, int]]:
     """Every file of a directory: (content hash, modification time)."""
-    return {p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-            for p in sorted(Path(directory).iterdir()) if p.is_file()}
+    return {
+        p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(Path(directory).iterdir())
+        if p.is_file()
+    }
 
 
 def _content(directory) -> dict[str, str]:
@@ -42,8 +56,11 @@ def test_rerun_skips_finished_and_redoes_unfinished(tmp_path, ray_local):
     first_ingest = run_ingest(cfg)["train"]
     first = run_augment(cfg)
     assert not first_ingest.reused and not any(r.get("reused") for r in first.values())
-    dirs = {"examples": examples_dir(cfg, "train"), "tinybert": augmented_dir(cfg, "train", "tinybert"),
-            "tang": augmented_dir(cfg, "train", "tang")}
+    dirs = {
+        "examples": examples_dir(cfg, "train"),
+        "tinybert": augmented_dir(cfg, "train", "tinybert"),
+        "tang": augmented_dir(cfg, "train", "tang"),
+    }
     before = {k: _state(d) for k, d in dirs.items()}
     assert all(MARKER in s for s in before.values())
     assert len([n for n in before["tang"] if n.endswith(".parquet")]) >= 3
@@ -69,8 +86,9 @@ def test_rerun_skips_finished_and_redoes_unfinished(tmp_path, ray_local):
     assert sorted(os.listdir(tang)) == sorted([*before["tang"], "_tasks"])  # stray and temporary files are gone
     assert _content(tang) == {n: h for n, (h, _) in before["tang"].items() if n.endswith(".parquet")}
     after_resume = _state(tang)
-    assert {n: s for n, s in after_resume.items() if n != "part-00001.parquet" and n.endswith(".parquet")} == \
-        {n: s for n, s in before["tang"].items() if n != "part-00001.parquet" and n.endswith(".parquet")}  # not rewritten
+    assert {n: s for n, s in after_resume.items() if n != "part-00001.parquet" and n.endswith(".parquet")} == {
+        n: s for n, s in before["tang"].items() if n != "part-00001.parquet" and n.endswith(".parquet")
+    }  # not rewritten
 
     # a task marker that does not match its file (the file replaced) redoes that task only
     (tang / MARKER).unlink()
@@ -99,8 +117,14 @@ def test_file_uri_output_dir(tmp_path, ray_local):
     train = tmp_path / "train.tsv"
     train.write_text("\n".join(lines) + "\n", encoding="utf-8")
     local = _job(tmp_path / "local", train)
-    uri = parse_config({**local.model_dump(mode="json"), "output_dir": f"file://{tmp_path}/uri",
-                        "augment": {**local.augment.model_dump(mode="json"), "methods": ["tang"]}}, "test")
+    uri = parse_config(
+        {
+            **local.model_dump(mode="json"),
+            "output_dir": f"file://{tmp_path}/uri",
+            "augment": {**local.augment.model_dump(mode="json"), "methods": ["tang"]},
+        },
+        "test",
+    )
     local = parse_config({**uri.model_dump(mode="json"), "output_dir": str(tmp_path / "local")}, "test")
     for cfg in (local, uri):
         run_ingest(cfg)

@@ -5,7 +5,7 @@ import json
 import os
 
 import pyarrow as pa
-import pyarrow.parquet  # noqa: F401  (pa.parquet)
+import pyarrow.parquet
 import pytest
 
 from pipeline import storage
@@ -26,10 +26,16 @@ def _write_task(task, out_dir, calls, fail_at=None):
 
 def _stage(out_dir, calls, fail_at=None, n=5, key="k1"):
     tasks = [make_task(i, {"lo": 10 * i, "hi": 10 * i + 10}, 10) for i in range(n)]
-    return Stage("test", str(out_dir), key, lambda: tasks,
-                 lambda todo: Work(_write_task, {"out_dir": str(out_dir), "calls": calls, "fail_at": fail_at},
-                                   Resources(cpus=1)),
-                 summarize=lambda results: {"rows": sum(r["rows_in"] for r in results)})
+    return Stage(
+        "test",
+        str(out_dir),
+        key,
+        lambda: tasks,
+        lambda todo: Work(
+            _write_task, {"out_dir": str(out_dir), "calls": calls, "fail_at": fail_at}, Resources(cpus=1)
+        ),
+        summarize=lambda results: {"rows": sum(r["rows_in"] for r in results)},
+    )
 
 
 def test_resume_per_task_and_skip_when_finished(tmp_path, capsys):
@@ -78,6 +84,7 @@ def test_a_task_marker_of_another_key_or_a_changed_file_is_not_reused(tmp_path):
 def test_a_worker_error_reaches_the_driver_as_the_error_it_is(tmp_path, ray_local):
     """On Ray, a PipelineError in a task (a full disk on a worker) is raised in the driver with the
     worker's message, not wrapped in Ray's exceptions; the tasks finished before keep their files."""
+
     def task(task, out_dir, calls, fail_at=None):  # nested: Ray's workers get it by value
         from pipeline import storage
 

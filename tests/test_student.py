@@ -23,7 +23,7 @@ GOOD, BAD = ["fine", "moving", "bright", "warm"], ["dull", "flat", "tired", "col
 def _sentences(n, seed):
     rng = np.random.default_rng(seed)
     rows = []
-    for i in range(n):
+    for _i in range(n):
         y = int(rng.integers(2))
         words = list(rng.choice(["the", "film", "is", "a", "story", "and", "plot"], size=int(rng.integers(2, 9))))
         words.insert(int(rng.integers(len(words) + 1)), str(rng.choice(GOOD if y else BAD)))
@@ -32,20 +32,46 @@ def _sentences(n, seed):
 
 
 def _job(out, **student):
-    runs = [{"name": "bilstm-hard", "model": "bilstm", "data": "examples/train", "loss": "hard"},
-            {"name": "bilstm-kd-tang", "model": "bilstm", "data": "augmented/train/tang", "loss": "mse"},
-            {"name": "bert-kd", "model": "bert", "data": "augmented/train/tang", "loss": "soft",
-             "intermediate": "examples/train"}]
+    runs = [
+        {"name": "bilstm-hard", "model": "bilstm", "data": "examples/train", "loss": "hard"},
+        {"name": "bilstm-kd-tang", "model": "bilstm", "data": "augmented/train/tang", "loss": "mse"},
+        {
+            "name": "bert-kd",
+            "model": "bert",
+            "data": "augmented/train/tang",
+            "loss": "soft",
+            "intermediate": "examples/train",
+        },
+    ]
     spec = {"path": "unused.tsv", "columns": {"text_a": "s", "label": "l"}}
-    return parse_config({
-        "name": "t", "task": "sst2", "seed": 3, "output_dir": str(out), "labels": LABELS,
-        "inputs": {"train": spec, "dev": spec, "test": spec},
-        "teacher": {"inputs": ["examples/train", "augmented/train/tang"], "states_for": ["examples/train"]},
-        "student": {"runs": runs, "seeds": [1, 2], "shuffle_buffer": 64, "threads": 1,
-                    "bilstm": {"glove": str(out / "glove.txt"), "glove_rows": 5, "hidden": 16, "mlp": 16, "epochs": 2,
-                               "batch_size": 16},
-                    "bert": {"layers": 2, "intermediate_epochs": 1, "epochs": 1, "batch_size": 16}, **student},
-    }, check_files=False)
+    return parse_config(
+        {
+            "name": "t",
+            "task": "sst2",
+            "seed": 3,
+            "output_dir": str(out),
+            "labels": LABELS,
+            "inputs": {"train": spec, "dev": spec, "test": spec},
+            "teacher": {"inputs": ["examples/train", "augmented/train/tang"], "states_for": ["examples/train"]},
+            "student": {
+                "runs": runs,
+                "seeds": [1, 2],
+                "shuffle_buffer": 64,
+                "threads": 1,
+                "bilstm": {
+                    "glove": str(out / "glove.txt"),
+                    "glove_rows": 5,
+                    "hidden": 16,
+                    "mlp": 16,
+                    "epochs": 2,
+                    "batch_size": 16,
+                },
+                "bert": {"layers": 2, "intermediate_epochs": 1, "epochs": 1, "batch_size": 16},
+                **student,
+            },
+        },
+        check_files=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,15 +90,35 @@ def built(tmp_path_factory):
     write_examples(out / "examples" / "train", train)
     write_examples(out / "examples" / "dev", _sentences(20, 1))
     write_examples(out / "examples" / "test", _sentences(24, 2))
-    tang = [{**r, "variant": v, "parent_id": f"ex{i:06d}", "example_id": f"ex{i:06d}-{v}",
-             "text_a": r["text_a"] if v == 0 else r["text_a"].replace("the", "[MASK]")}
-            for i, r in enumerate(train) for v in range(2)]
+    tang = [
+        {
+            **r,
+            "variant": v,
+            "parent_id": f"ex{i:06d}",
+            "example_id": f"ex{i:06d}-{v}",
+            "text_a": r["text_a"] if v == 0 else r["text_a"].replace("the", "[MASK]"),
+        }
+        for i, r in enumerate(train)
+        for v in range(2)
+    ]
     write_augmented(out / "augmented" / "train" / "tang", tang)
     cfg = _job(out)
-    run_teacher(cfg, TeacherConfig(model=teacher, layers=[0, 2, 3], attentions=[2, 3], max_length=32,
-                                   token_budget=128, shard_rows=32, cpu_threads=1, finetune={"enabled": False},
-                                   inputs=["examples/train", "augmented/train/tang"], states_for=["examples/train"]),
-                use_ray=False)
+    run_teacher(
+        cfg,
+        TeacherConfig(
+            model=teacher,
+            layers=[0, 2, 3],
+            attentions=[2, 3],
+            max_length=32,
+            token_budget=128,
+            shard_rows=32,
+            cpu_threads=1,
+            finetune={"enabled": False},
+            inputs=["examples/train", "augmented/train/tang"],
+            states_for=["examples/train"],
+        ),
+        use_ray=False,
+    )
     torch.set_num_threads(before)
     return out
 
@@ -122,7 +168,9 @@ def test_bert_student_copies_mapped_teacher_layers(tmp_path):
 
     t = AutoModelForSequenceClassification.from_pretrained(teacher).state_dict()
     s = student.state_dict()
-    assert torch.equal(s["bert.encoder.layer.0.attention.self.query.weight"], t["bert.encoder.layer.1.attention.self.query.weight"])
+    assert torch.equal(
+        s["bert.encoder.layer.0.attention.self.query.weight"], t["bert.encoder.layer.1.attention.self.query.weight"]
+    )
     assert torch.equal(s["bert.encoder.layer.1.output.dense.weight"], t["bert.encoder.layer.2.output.dense.weight"])
     assert torch.equal(s["classifier.weight"], t["classifier.weight"])
     assert student.config.num_hidden_layers == 2
@@ -180,8 +228,12 @@ def test_student_stage_end_to_end(out, capsys, torch_one_thread):
 
 def test_distilled_bilstm_fits_the_teacher_logits(out, torch_one_thread):
     """MSE to the teacher's logits falls during training, and the saved student reproduces its reported loss."""
-    cfg = _job(out, runs=[{"name": "kd", "model": "bilstm", "data": "augmented/train/tang", "loss": "mse",
-                           "epochs": 6}], seeds=[1], teacher_row=False)
+    cfg = _job(
+        out,
+        runs=[{"name": "kd", "model": "bilstm", "data": "augmented/train/tang", "loss": "mse", "epochs": 6}],
+        seeds=[1],
+        teacher_row=False,
+    )
     metrics = run_student(cfg)["runs"]["kd"][0]
     losses = [e["train_loss"] for e in metrics["history"]]
     assert losses[-1] < 0.5 * losses[0]

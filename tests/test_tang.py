@@ -156,18 +156,18 @@ RAW_B = [
     "東京 is big",
 ]
 TAGGED_A = [
-    ("The film did n't move me one way or the other , but it was an honest effort .".split(),
-     "DT NN VBD RB VB PRP CD NN CC DT JJ , CC PRP VBD DT JJ NN .".split()),
-    ("An insightfully cheeky entertainment .".split(), "DT RB JJ NN .".split()),
+    (["The", "film", "did", "n't", "move", "me", "one", "way", "or", "the", "other", ",", "but", "it", "was", "an", "honest", "effort", "."],
+     ["DT", "NN", "VBD", "RB", "VB", "PRP", "CD", "NN", "CC", "DT", "JJ", ",", "CC", "PRP", "VBD", "DT", "JJ", "NN", "."]),
+    (["An", "insightfully", "cheeky", "entertainment", "."], ["DT", "RB", "JJ", "NN", "."]),
     ([], []),
     (["Wow"], ["UH"]),
     (["!!!", "..."], [".", ":"]),
     (["Café", "naïve", "–", "très", "bien"], ["NNP", "JJ", ":", "FW", "FW"]),
 ]  # fmt: skip
 TAGGED_B = [
-    ("If you want to see a flick about telemarketers , this one will do .".split(),
-     "IN PRP VBP TO VB DT NN IN NNS , DT NN MD VB .".split()),
-    ("A fun -- but bad -- movie .".split(), "DT JJ : CC JJ : NN .".split()),
+    (["If", "you", "want", "to", "see", "a", "flick", "about", "telemarketers", ",", "this", "one", "will", "do", "."],
+     ["IN", "PRP", "VBP", "TO", "VB", "DT", "NN", "IN", "NNS", ",", "DT", "NN", "MD", "VB", "."]),
+    (["A", "fun", "--", "but", "bad", "--", "movie", "."], ["DT", "JJ", ":", "CC", "JJ", ":", "NN", "."]),
     (["Yes", "."], ["UH", "."]),
     ([], []),
     (["?"], ["."]),
@@ -180,7 +180,12 @@ def test_pair_modes_cycle_a_b_both():
     aug = TangAugmenter(TangParams(n_iter=9, p_mask=1.0, p_pos=0.0, p_ng=0.0), UNIGRAM)
     ta, tb = (["Hi", "!"], [".", "."]), (["Yes", "."], ["UH", "."])
     [rows] = aug.augment_tagged(["e"], [ta], [tb], ["Hi!"], ["Yes."], seed=0)
-    assert rows == [("Hi!", "Yes."), ("[MASK] [MASK]", "Yes."), ("Hi!", "[MASK] [MASK]"), ("[MASK] [MASK]", "[MASK] [MASK]")]
+    assert rows == [
+        ("Hi!", "Yes."),
+        ("[MASK] [MASK]", "Yes."),
+        ("Hi!", "[MASK] [MASK]"),
+        ("[MASK] [MASK]", "[MASK] [MASK]"),
+    ]
 
 
 def test_pair_modes_cycle_with_random_variants():
@@ -215,7 +220,7 @@ def test_determinism_independent_of_batching_and_order():
 def test_output_shape_original_first_no_duplicates():
     params = TangParams(n_iter=10)
     out = batch(TangAugmenter(params, CORPUS_UNIGRAM), list(range(12)), seed=3)
-    for i, (eid, rows) in enumerate(sorted(out.items(), key=lambda kv: int(kv[0][2:]))):
+    for i, (_eid, rows) in enumerate(sorted(out.items(), key=lambda kv: int(kv[0][2:]))):
         single = i < 6
         assert rows[0] == (RAW_A[i % 6], None if single else RAW_B[i % 6])
         assert 1 <= len(rows) <= params.n_iter + 1
@@ -289,7 +294,9 @@ def tagger() -> PosTagger:
 
 
 def test_real_tagger_ptb_tags(tagger):
-    [cat, spaces, empty, review] = tagger.tag(["The cat sat on the mat.", "Hello   world \n", "", "It isn't a great movie."])
+    [cat, spaces, empty, review] = tagger.tag(
+        ["The cat sat on the mat.", "Hello   world \n", "", "It isn't a great movie."]
+    )
     assert cat == (["The", "cat", "sat", "on", "the", "mat", "."], ["DT", "NN", "VBD", "IN", "DT", "NN", "."])
     assert spaces[0] == ["Hello", "world"]  # whitespace tokens dropped
     assert empty == ([], [])
@@ -312,7 +319,7 @@ def test_real_tagger_blas_products_give_the_tags_of_blis(tagger):
 
 
 def test_real_tagger_upos():
-    [(words, tags)] = PosTagger(attr="pos").tag(["The cat sat on the mat."])
+    [(_words, tags)] = PosTagger(attr="pos").tag(["The cat sat on the mat."])
     assert tags == ["DET", "NOUN", "VERB", "ADP", "DET", "NOUN", "PUNCT"]
     with pytest.raises(ValueError):
         PosTagger(attr="lemma")
@@ -323,8 +330,10 @@ def test_real_tagger_end_to_end(tagger):
     tagged = tagger.tag(texts)
     unigram = PosUnigram.count(tagged)
     aug = TangAugmenter(TangParams(n_iter=20), unigram)
-    out = aug.augment_tagged([str(i) for i in range(len(texts))], tagged, [None] * len(texts), texts, [None] * len(texts), 0)
-    for text, (words, tags), rows in zip(texts, tagged, out):
+    out = aug.augment_tagged(
+        [str(i) for i in range(len(texts))], tagged, [None] * len(texts), texts, [None] * len(texts), 0
+    )
+    for text, (words, _tags), rows in zip(texts, tagged, out):
         assert rows[0] == (text, None) and len(rows) <= 21
         assert len({a for a, _ in rows[1:]} | {" ".join(words)}) == len(rows)
         if len(words) >= 10:  # long sentences: nearly every try is new

@@ -23,16 +23,37 @@ def built(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("cache")
     model = random_teacher(root / "tiny", "tiny", num_labels=3, seed=2, max_position_embeddings=64)
-    cfg = parse_config({"name": "t", "task": "sst2", "seed": 1, "output_dir": str(root / "out"),
-                        "labels": ["a", "b", "c"],
-                        "inputs": {"train": {"path": "unused.tsv", "columns": {"text_a": "s", "label": "l"}}}},
-                       check_files=False)
+    cfg = parse_config(
+        {
+            "name": "t",
+            "task": "sst2",
+            "seed": 1,
+            "output_dir": str(root / "out"),
+            "labels": ["a", "b", "c"],
+            "inputs": {"train": {"path": "unused.tsv", "columns": {"text_a": "s", "label": "l"}}},
+        },
+        check_files=False,
+    )
     texts = [" ".join(["word"] * (1 + i % 9)) + f" number {i}" for i in range(23)]
-    write_augmented(root / "out" / INPUT, [{"text_a": t, "label": "b", "label_id": 1 if i % 4 else None}
-                                           for i, t in enumerate(texts)])
-    run_teacher(cfg, TeacherConfig(model=model, layers=[0, 3], attentions=[1], max_length=32, token_budget=64,
-                                   shard_rows=8, cpu_threads=1, finetune={"enabled": False}),
-                inputs=[INPUT], use_ray=False)
+    write_augmented(
+        root / "out" / INPUT,
+        [{"text_a": t, "label": "b", "label_id": 1 if i % 4 else None} for i, t in enumerate(texts)],
+    )
+    run_teacher(
+        cfg,
+        TeacherConfig(
+            model=model,
+            layers=[0, 3],
+            attentions=[1],
+            max_length=32,
+            token_budget=64,
+            shard_rows=8,
+            cpu_threads=1,
+            finetune={"enabled": False},
+        ),
+        inputs=[INPUT],
+        use_ray=False,
+    )
     torch.set_num_threads(before)
     return root / "out" / "teacher" / INPUT
 
@@ -125,8 +146,10 @@ def test_missing_layer(cache_dir):
     pq.write_table(table.replace_schema_metadata(pf.schema_arrow.metadata), p)
     import hashlib
 
-    edit_manifest(cache_dir, lambda m: m["shards"][1].update(bytes=p.stat().st_size,
-                                                             sha256=hashlib.sha256(p.read_bytes()).hexdigest()))
+    edit_manifest(
+        cache_dir,
+        lambda m: m["shards"][1].update(bytes=p.stat().st_size, sha256=hashlib.sha256(p.read_bytes()).hexdigest()),
+    )
     with pytest.raises(CacheError, match=r"shard shard-00001\.parquet: column hidden_3 is missing"):
         open_cache(str(cache_dir))
 

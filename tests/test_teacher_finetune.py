@@ -18,14 +18,14 @@ from pipeline.teacher.testing import random_teacher, write_augmented, write_exam
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 POS, NEG = ["good", "great", "excellent", "wonderful"], ["bad", "awful", "terrible", "poor"]
-FILLER = "the movie was a plot with actors and really quite long scenes in it".split()
+FILLER = ["the", "movie", "was", "a", "plot", "with", "actors", "and", "really", "quite", "long", "scenes", "in", "it"]
 SETTINGS = FinetuneConfig(epochs=5, lr=3e-3, batch_size=16, max_length=24, warmup_ratio=0.1)
 
 
 def synthetic(n, seed):
     rng = np.random.default_rng(seed)
     rows = []
-    for i in range(n):
+    for _i in range(n):
         y = int(rng.integers(0, 2))
         words = list(rng.choice(FILLER, size=int(rng.integers(3, 9))))
         words.insert(int(rng.integers(0, len(words) + 1)), str(rng.choice(POS if y else NEG)))
@@ -65,10 +65,17 @@ def test_tiny_model_learns_and_is_seeded(tmp_path, encoder):
 
 
 def job(tmp_path, splits=("train", "dev")):
-    return parse_config({"name": "t", "task": "sst2", "seed": 3, "output_dir": str(tmp_path / "out"),
-                         "labels": ["negative", "positive"],
-                         "inputs": {s: {"path": "unused.tsv", "columns": {"text_a": "s", "label": "l"}} for s in splits}},
-                        check_files=False)
+    return parse_config(
+        {
+            "name": "t",
+            "task": "sst2",
+            "seed": 3,
+            "output_dir": str(tmp_path / "out"),
+            "labels": ["negative", "positive"],
+            "inputs": {s: {"path": "unused.tsv", "columns": {"text_a": "s", "label": "l"}} for s in splits},
+        },
+        check_files=False,
+    )
 
 
 def test_stage_finetunes_then_caches_and_reuses_the_model(tmp_path, encoder):
@@ -76,8 +83,14 @@ def test_stage_finetunes_then_caches_and_reuses_the_model(tmp_path, encoder):
     write_examples(tmp_path / "out/examples/train", synthetic(192, 2))
     write_examples(tmp_path / "out/examples/dev", synthetic(48, 3))
     write_augmented(tmp_path / "out/augmented/train/tinybert", synthetic(30, 4))
-    tc = TeacherConfig(model=encoder, finetune={"enabled": True, **SETTINGS.model_dump(exclude={"enabled"})},
-                       layers="tinybert", max_length=24, token_budget=256, cpu_threads=1)
+    tc = TeacherConfig(
+        model=encoder,
+        finetune={"enabled": True, **SETTINGS.model_dump(exclude={"enabled"})},
+        layers="tinybert",
+        max_length=24,
+        token_budget=256,
+        cpu_threads=1,
+    )
     result = run_teacher(cfg, tc, inputs=["augmented/train/tinybert"], use_ray=False)
     assert result["finetune"]["dev_accuracy"] >= 0.9 and not result["finetune"]["reused"]
     model_dir = tmp_path / "out/teacher/model"
@@ -114,5 +127,9 @@ def test_stage_holds_out_dev_without_dev_split_and_needs_a_head(tmp_path, encode
 
     save_tokenizer(bare)
     with pytest.raises(TeacherError, match="no sequence-classification head"):
-        run_teacher(cfg, TeacherConfig(model=str(bare), finetune={"enabled": False}, max_length=24),
-                    inputs=["augmented/train/tang"], use_ray=False)
+        run_teacher(
+            cfg,
+            TeacherConfig(model=str(bare), finetune={"enabled": False}, max_length=24),
+            inputs=["augmented/train/tang"],
+            use_ray=False,
+        )

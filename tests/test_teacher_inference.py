@@ -16,8 +16,35 @@ from pipeline.teacher.testing import random_teacher, write_augmented
 # Tiny models: one torch thread (two threads crawl when another process holds the other core).
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
-WORDS = ("the film is a quietly moving portrait of grief and an unexpectedly funny one too but the "
-         "second half drags while its lead performance never quite lands").split()
+WORDS = [
+    "the",
+    "film",
+    "is",
+    "a",
+    "quietly",
+    "moving",
+    "portrait",
+    "of",
+    "grief",
+    "and",
+    "an",
+    "unexpectedly",
+    "funny",
+    "one",
+    "too",
+    "but",
+    "the",
+    "second",
+    "half",
+    "drags",
+    "while",
+    "its",
+    "lead",
+    "performance",
+    "never",
+    "quite",
+    "lands",
+]
 
 
 def corpus(n=37, seed=3):
@@ -31,10 +58,17 @@ def corpus(n=37, seed=3):
 
 
 def job(tmp_path):
-    return parse_config({"name": "t", "task": "sst2", "seed": 1, "output_dir": str(tmp_path / "out"),
-                         "labels": ["negative", "positive"],
-                         "inputs": {"train": {"path": "unused.tsv", "columns": {"text_a": "s", "label": "l"}}}},
-                        check_files=False)
+    return parse_config(
+        {
+            "name": "t",
+            "task": "sst2",
+            "seed": 1,
+            "output_dir": str(tmp_path / "out"),
+            "labels": ["negative", "positive"],
+            "inputs": {"train": {"path": "unused.tsv", "columns": {"text_a": "s", "label": "l"}}},
+        },
+        check_files=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,17 +90,29 @@ def _plain_forward(model_dir, rows, attn_impl):
     return out
 
 
-@pytest.mark.parametrize("attentions,bits", [([2], 10), ([], 7), ([2], 7)],
-                         ids=["eager+attentions-exact", "sdpa-default", "eager+attentions-default"])
+@pytest.mark.parametrize(
+    "attentions,bits",
+    [([2], 10), ([], 7), ([2], 7)],
+    ids=["eager+attentions-exact", "sdpa-default", "eager+attentions-default"],
+)
 def test_cache_equals_plain_forward(tmp_path, tiny_teacher, attentions, bits):
     rows = corpus()
     cfg = job(tmp_path)
     write_augmented(tmp_path / "out/augmented/train/tinybert", rows, part_rows=15)
-    tc = TeacherConfig(model=tiny_teacher, layers=[0, 1, 3], attentions=attentions, max_length=48,
-                       token_budget=96, shard_rows=10, row_group_bytes=1 << 16, cpu_threads=1,
-                       finetune={"enabled": False}, hidden_mantissa_bits=bits)
+    tc = TeacherConfig(
+        model=tiny_teacher,
+        layers=[0, 1, 3],
+        attentions=attentions,
+        max_length=48,
+        token_budget=96,
+        shard_rows=10,
+        row_group_bytes=1 << 16,
+        cpu_threads=1,
+        finetune={"enabled": False},
+        hidden_mantissa_bits=bits,
+    )
     run_teacher(cfg, tc, inputs=["augmented/train/tinybert"], use_ray=False)
-    rel = 2.0 ** -(bits + 1) + 2.0 ** -11  # rounding to `bits` mantissa bits, then float16's own
+    rel = 2.0 ** -(bits + 1) + 2.0**-11  # rounding to `bits` mantissa bits, then float16's own
     table = open_cache(str(tmp_path / "out/teacher/augmented/train/tinybert")).read_table()
     assert table.column("example_id").to_pylist() == [r["example_id"] for r in rows]  # input order restored
     assert table.column("row").to_pylist() == list(range(len(rows)))
@@ -80,13 +126,15 @@ def test_cache_equals_plain_forward(tmp_path, tiny_teacher, attentions, bits):
         for layer in (0, 1, 3):
             stored = np.asarray(table.column(f"hidden_{layer}")[i].values.to_numpy(zero_copy_only=False))
             assert stored.dtype == np.float16 and stored.size == n * H  # exactly the real tokens, no padding
-            np.testing.assert_allclose(stored.reshape(n, H).astype(np.float32), res.hidden_states[layer][0].numpy(),
-                                       rtol=rel + 1e-3, atol=2e-3)
+            np.testing.assert_allclose(
+                stored.reshape(n, H).astype(np.float32), res.hidden_states[layer][0].numpy(), rtol=rel + 1e-3, atol=2e-3
+            )
         if attentions:
             stored = table.column("attention_2")[i].values.to_numpy(zero_copy_only=False)
             assert stored.size == 4 * n * n
-            np.testing.assert_allclose(stored.reshape(4, n, n).astype(np.float32), res.attentions[1][0].numpy(),
-                                       atol=rel + 5e-4)
+            np.testing.assert_allclose(
+                stored.reshape(4, n, n).astype(np.float32), res.attentions[1][0].numpy(), atol=rel + 5e-4
+            )
         else:
             assert "attention_2" not in table.column_names
 
@@ -95,9 +143,12 @@ def test_pairs_get_segment_ids(tmp_path, tiny_teacher):
     rows = corpus(9)
     cfg = job(tmp_path)
     write_augmented(tmp_path / "out/augmented/train/tinybert", rows)
-    run_teacher(cfg, TeacherConfig(model=tiny_teacher, layers=[], max_length=48, cpu_threads=1,
-                                   finetune={"enabled": False}),
-                inputs=["augmented/train/tinybert"], use_ray=False)
+    run_teacher(
+        cfg,
+        TeacherConfig(model=tiny_teacher, layers=[], max_length=48, cpu_threads=1, finetune={"enabled": False}),
+        inputs=["augmented/train/tinybert"],
+        use_ray=False,
+    )
     table = open_cache(str(tmp_path / "out/teacher/augmented/train/tinybert")).read_table()
     assert not [c for c in table.column_names if c.startswith("hidden_")]  # logits only
     for r, tt in zip(rows, table.column("token_type_ids").to_pylist()):
@@ -142,7 +193,7 @@ def test_round_mantissa():
     assert round_mantissa(x, 10) is x
     r = round_mantissa(x, 7)
     rel = np.abs(r.astype(np.float32) - x.astype(np.float32)) / np.abs(x.astype(np.float32)).clip(1e-4)
-    assert rel.max() <= 2.0 ** -8 + 1e-6 and rel.max() > 0
+    assert rel.max() <= 2.0**-8 + 1e-6 and rel.max() > 0
     assert (r.view(np.uint16) & 0b111).max() == 0  # three low mantissa bits cleared
     special = np.array([np.inf, -np.inf, np.nan, 0.0, 65504.0], dtype=np.float16)
     out = round_mantissa(special, 7)
@@ -161,15 +212,21 @@ def test_round_mantissa_on_every_float16():
         expected = np.where(finite, expected, u).astype(np.uint16)
         assert np.array_equal(round_mantissa(every.copy(), bits).view(np.uint16), expected)
         finite_only = every[np.isfinite(every)]
-        assert np.array_equal(round_mantissa(finite_only, bits, all_finite=True).view(np.uint16),
-                              expected[finite])
+        assert np.array_equal(round_mantissa(finite_only, bits, all_finite=True).view(np.uint16), expected[finite])
 
 
 def test_config_rejects_bad_values():
     from pydantic import ValidationError
 
-    for bad in ({"unknown": 1}, {"layers": [1, 1]}, {"inputs": ["augmented/train"]}, {"mlm_top_k": 0},
-                {"token_budget": 64, "max_length": 128}, {"dtype": "fp16"}, {"finetune": {"epochs": 0}}):
+    for bad in (
+        {"unknown": 1},
+        {"layers": [1, 1]},
+        {"inputs": ["augmented/train"]},
+        {"mlm_top_k": 0},
+        {"token_budget": 64, "max_length": 128},
+        {"dtype": "fp16"},
+        {"finetune": {"epochs": 0}},
+    ):
         with pytest.raises(ValidationError):
             TeacherConfig(**bad)
     with pytest.raises(ValidationError, match="mlm_top_k is not"):
@@ -190,16 +247,28 @@ def test_whole_shard_batches_give_the_same_cache(tmp_path, tiny_teacher, monkeyp
         monkeypatch.setattr(TeacherModel, "places_per_batch", lambda self, w=whole: not w)  # the GPU's gathering
         root = tmp_path / str(whole)
         write_augmented(root / "out/augmented/train/tinybert", rows, part_rows=15)
-        tc = TeacherConfig(model=tiny_teacher, layers=[0, 3], attentions=[2], max_length=48, token_budget=96,
-                           shard_rows=20, row_group_bytes=1 << 14, cpu_threads=1, finetune={"enabled": False})
+        tc = TeacherConfig(
+            model=tiny_teacher,
+            layers=[0, 3],
+            attentions=[2],
+            max_length=48,
+            token_budget=96,
+            shard_rows=20,
+            row_group_bytes=1 << 14,
+            cpu_threads=1,
+            finetune={"enabled": False},
+        )
         run_teacher(job(root), tc, inputs=["augmented/train/tinybert"], use_ray=False)
         cache = open_cache(str(root / "out/teacher/augmented/train/tinybert"))
         assert sum(pq.ParquetFile(f).metadata.num_row_groups for f in cache.files) > len(cache.files)  # several groups
         tables[whole] = cache.read_table()
     for name in ("row", "input_ids", "hidden_0", "hidden_3", "attention_2"):
         assert tables[True].column(name).equals(tables[False].column(name)), name
-    np.testing.assert_allclose(np.stack(tables[True].column("logits").to_numpy(zero_copy_only=False)),
-                               np.stack(tables[False].column("logits").to_numpy(zero_copy_only=False)), atol=1e-5)
+    np.testing.assert_allclose(
+        np.stack(tables[True].column("logits").to_numpy(zero_copy_only=False)),
+        np.stack(tables[False].column("logits").to_numpy(zero_copy_only=False)),
+        atol=1e-5,
+    )
 
 
 def _tiny_mlm(folder, seed=4):
@@ -208,7 +277,9 @@ def _tiny_mlm(folder, seed=4):
     from pipeline.teacher.testing import SHAPES, save_tokenizer
 
     torch.manual_seed(seed)
-    BertForMaskedLM(BertConfig(vocab_size=30522, max_position_embeddings=64, **SHAPES["tiny"])).eval().save_pretrained(folder)
+    BertForMaskedLM(BertConfig(vocab_size=30522, max_position_embeddings=64, **SHAPES["tiny"])).eval().save_pretrained(
+        folder
+    )
     save_tokenizer(folder)
     return str(folder)
 
@@ -221,8 +292,17 @@ def test_mlm_top_k_equals_the_masked_lm_forward(tmp_path, tiny_teacher):
     mlm = _tiny_mlm(tmp_path / "mlm")
     rows = corpus(11)
     write_augmented(tmp_path / "out/augmented/train/tinybert", rows)
-    tc = TeacherConfig(model=tiny_teacher, layers=[], max_length=48, token_budget=96, shard_rows=5, cpu_threads=1,
-                       finetune={"enabled": False}, mlm_top_k=5, mlm_model=mlm)
+    tc = TeacherConfig(
+        model=tiny_teacher,
+        layers=[],
+        max_length=48,
+        token_budget=96,
+        shard_rows=5,
+        cpu_threads=1,
+        finetune={"enabled": False},
+        mlm_top_k=5,
+        mlm_model=mlm,
+    )
     run_teacher(job(tmp_path), tc, inputs=["augmented/train/tinybert"], use_ray=False)
     cache = open_cache(str(tmp_path / "out/teacher/augmented/train/tinybert"))
     assert cache.mlm_top_k == 5 and cache.manifest["mlm_teacher"]["weights_sha256"]
@@ -239,15 +319,16 @@ def test_mlm_top_k_equals_the_masked_lm_forward(tmp_path, tiny_teacher):
         assert (stored_ids == ids.numpy()).mean() > 0.99  # only exact ties may order differently
     batch = to_torch(table.slice(0, 4), cache.hidden_size)
     lens = table.column("num_tokens").to_numpy()[:4]
-    assert batch["mlm_top_ids"].shape == (4, lens.max(), 5) and (batch["mlm_top_ids"][0, lens[0]:] == -1).all()
+    assert batch["mlm_top_ids"].shape == (4, lens.max(), 5) and (batch["mlm_top_ids"][0, lens[0] :] == -1).all()
 
 
 def test_mlm_top_k_needs_a_masked_lm_head(tmp_path, tiny_teacher):
     from pipeline.teacher import TeacherError
 
     write_augmented(tmp_path / "out/augmented/train/tinybert", corpus(3))
-    tc = TeacherConfig(model=tiny_teacher, layers=[], max_length=48, cpu_threads=1, finetune={"enabled": False},
-                       mlm_top_k=5)  # the classifier itself has no masked-LM head
+    tc = TeacherConfig(
+        model=tiny_teacher, layers=[], max_length=48, cpu_threads=1, finetune={"enabled": False}, mlm_top_k=5
+    )  # the classifier itself has no masked-LM head
     with pytest.raises(TeacherError, match="no masked-LM head"):
         run_teacher(job(tmp_path), tc, inputs=["augmented/train/tinybert"], use_ray=False)
 
@@ -286,12 +367,29 @@ def _layout_run(root, model, threads, env):
     import sys
 
     write_augmented(root / "out/augmented/train/tinybert", corpus(300, seed=5), part_rows=100)
-    job = {"name": "t", "task": "sst2", "seed": 1, "output_dir": str(root / "out"), "labels": ["negative", "positive"],
-           "inputs": {"train": {"path": "unused.tsv", "columns": {"text_a": "s", "label": "l"}}}}
-    teacher = {"model": model, "layers": [1], "max_length": 48, "shard_rows": 150, "cpu_threads": threads,
-               "finetune": {"enabled": False}}
-    subprocess.run([sys.executable, "-c", _LAYOUT_RUN, json.dumps(job), json.dumps(teacher)], env=env, check=True,
-                   capture_output=True, timeout=300)
+    job = {
+        "name": "t",
+        "task": "sst2",
+        "seed": 1,
+        "output_dir": str(root / "out"),
+        "labels": ["negative", "positive"],
+        "inputs": {"train": {"path": "unused.tsv", "columns": {"text_a": "s", "label": "l"}}},
+    }
+    teacher = {
+        "model": model,
+        "layers": [1],
+        "max_length": 48,
+        "shard_rows": 150,
+        "cpu_threads": threads,
+        "finetune": {"enabled": False},
+    }
+    subprocess.run(
+        [sys.executable, "-c", _LAYOUT_RUN, json.dumps(job), json.dumps(teacher)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return open_cache(str(root / "out/teacher/augmented/train/tinybert")).read_table()
 
 
@@ -306,8 +404,12 @@ def test_cache_bits_do_not_depend_on_threads(tmp_path):
     from pipeline.teacher.testing import random_teacher
 
     # wide enough (384) for MKL to split a product's sums over threads, one layer to stay quick
-    model = random_teacher(tmp_path / "model", dict(num_hidden_layers=1, hidden_size=384, num_attention_heads=6,
-                                                    intermediate_size=1536), seed=2, max_position_embeddings=64)
+    model = random_teacher(
+        tmp_path / "model",
+        dict(num_hidden_layers=1, hidden_size=384, num_attention_heads=6, intermediate_size=1536),
+        seed=2,
+        max_position_embeddings=64,
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("MKL_CBWR", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     one, two = (_layout_run(tmp_path / f"t{t}", model, t, env) for t in (1, 2))
     for name in ("logits", "hidden_1"):

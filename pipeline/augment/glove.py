@@ -23,8 +23,8 @@ import gzip
 import itertools
 import warnings
 from collections import Counter, OrderedDict
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -62,8 +62,9 @@ class GloveVectors:
         return len(self.words)
 
     @classmethod
-    def load(cls, path: str | Path, fmt: str = "auto", rows: int = DEFAULT_ROWS,
-             allow_pickle: bool = False) -> "GloveVectors":
+    def load(
+        cls, path: str | Path, fmt: str = "auto", rows: int = DEFAULT_ROWS, allow_pickle: bool = False
+    ) -> GloveVectors:
         """Load the first ``rows`` vectors of ``path``.
 
         fmt: "text" (GloVe ``word v1 .. vd`` lines, ``.gz`` allowed), "gensim" (a
@@ -74,7 +75,7 @@ class GloveVectors:
         """
         return cls(*read_vectors(path, fmt, rows, allow_pickle))
 
-    def on_device(self, device: str) -> "GloveVectors":
+    def on_device(self, device: str) -> GloveVectors:
         """The same vectors searching on ``device`` (a torch device such as ``"cuda"``): one float32
         copy of the matrix lives there and every neighbour search runs there; words, index and the
         NumPy matrix are shared with this object. ``"cpu"`` returns this object."""
@@ -82,7 +83,7 @@ class GloveVectors:
             return self
         return self._searching_with(torch.from_numpy(np.ascontiguousarray(self.matrix)).to(device))
 
-    def _searching_with(self, matrix: torch.Tensor) -> "GloveVectors":
+    def _searching_with(self, matrix: torch.Tensor) -> GloveVectors:
         other = copy.copy(self)
         other._on_device, other._searcher = matrix, None
         return other
@@ -146,8 +147,9 @@ class GloveError(PipelineError, ValueError):
     """A GloVe file that cannot be used: the message names the file (and line) and the reason."""
 
 
-def read_vectors(path: str | Path, fmt: str = "auto", rows: int = DEFAULT_ROWS,
-                 allow_pickle: bool = False) -> tuple[list[str], np.ndarray]:
+def read_vectors(
+    path: str | Path, fmt: str = "auto", rows: int = DEFAULT_ROWS, allow_pickle: bool = False
+) -> tuple[list[str], np.ndarray]:
     """The first ``rows`` words and their raw (not normalised) vectors; formats as :meth:`GloveVectors.load`.
 
     A pickle (gensim's ``KeyedVectors.save`` format) can run any code while it is loaded, so it is
@@ -158,9 +160,11 @@ def read_vectors(path: str | Path, fmt: str = "auto", rows: int = DEFAULT_ROWS,
     if fmt not in readers:
         raise GloveError(f"unknown GloVe format {fmt!r}: use auto, text, gensim or kumo")
     if fmt == "gensim" and path.is_file() and _is_pickle(path) and not allow_pickle:
-        raise GloveError(f"{path}: a Python pickle (gensim KeyedVectors.save), which can run any code when loaded; "
-                         f"refused. Convert it (KeyedVectors.save_word2vec_format) or, if you trust the file, "
-                         f"set allow_pickle: true beside its path in the job")
+        raise GloveError(
+            f"{path}: a Python pickle (gensim KeyedVectors.save), which can run any code when loaded; "
+            f"refused. Convert it (KeyedVectors.save_word2vec_format) or, if you trust the file, "
+            f"set allow_pickle: true beside its path in the job"
+        )
     words, matrix = readers[fmt](path, rows)
     finite = np.isfinite(matrix).all(axis=1)
     if not finite.all():

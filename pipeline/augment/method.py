@@ -19,17 +19,19 @@ from ..errors import PipelineError
 from ..runtime.runner import Task, Work
 from ..seeding import stable_hexes
 
-AUGMENTED_SCHEMA = pa.schema([
-    ("example_id", pa.string()),
-    ("parent_id", pa.string()),
-    ("method", pa.string()),
-    ("variant", pa.int32()),  # 0 = the original
-    ("text_a", pa.string()),
-    ("text_b", pa.string()),
-    ("label", pa.string()),
-    ("label_id", pa.int32()),
-    ("seed", pa.int64()),
-])
+AUGMENTED_SCHEMA = pa.schema(
+    [
+        ("example_id", pa.string()),
+        ("parent_id", pa.string()),
+        ("method", pa.string()),
+        ("variant", pa.int32()),  # 0 = the original
+        ("text_a", pa.string()),
+        ("text_b", pa.string()),
+        ("label", pa.string()),
+        ("label_id", pa.int32()),
+        ("seed", pa.int64()),
+    ]
+)
 # Columns Parquet dictionary-encodes: not the ids and the first texts, nearly all distinct (the
 # dictionary is tried and dropped; measured on 10,233 sentences' output: with every column encoded
 # so, the files took 15-20% longer to write and were 7-9% larger)
@@ -66,8 +68,9 @@ def read_examples(task: Task) -> pa.Table:
 
 def write_variants(out_dir: str, task: Task, table: pa.Table) -> dict:
     """A task's rows written as its one file; the result the driver gathers."""
-    record = storage.write_parquet(storage.join(out_dir, f"{task.name}.parquet"), table.cast(AUGMENTED_SCHEMA),
-                                   use_dictionary=_DICTIONARY_COLUMNS)
+    record = storage.write_parquet(
+        storage.join(out_dir, f"{task.name}.parquet"), table.cast(AUGMENTED_SCHEMA), use_dictionary=_DICTIONARY_COLUMNS
+    )
     parents = int(pc.sum(pc.equal(table.column("variant"), 0)).as_py() or 0)
     return {"files": [record], "rows_in": parents, "rows_out": table.num_rows}
 
@@ -91,14 +94,17 @@ def variants_table(batch: pa.Table, results: list[list[tuple[str, str | None]]],
             ids.append(parent)
             ids += stable_hexes((parent, method), range(1, n))
     take = pa.array(parent_index)
-    return pa.table({
-        "example_id": pa.array(ids, pa.string()),
-        "parent_id": batch.column("example_id").take(take),
-        "method": pa.array([method] * total, pa.string()),
-        "variant": pa.array(variant, pa.int32()),
-        "text_a": pa.array([a for rows in results for a, _ in rows], pa.string()),
-        "text_b": pa.array([b for rows in results for _, b in rows], pa.string()),
-        "label": batch.column("label").take(take),
-        "label_id": batch.column("label_id").take(take),
-        "seed": pa.array(np.full(total, seed, dtype=np.int64)),
-    }, schema=AUGMENTED_SCHEMA)
+    return pa.table(
+        {
+            "example_id": pa.array(ids, pa.string()),
+            "parent_id": batch.column("example_id").take(take),
+            "method": pa.array([method] * total, pa.string()),
+            "variant": pa.array(variant, pa.int32()),
+            "text_a": pa.array([a for rows in results for a, _ in rows], pa.string()),
+            "text_b": pa.array([b for rows in results for _, b in rows], pa.string()),
+            "label": batch.column("label").take(take),
+            "label_id": batch.column("label_id").take(take),
+            "seed": pa.array(np.full(total, seed, dtype=np.int64)),
+        },
+        schema=AUGMENTED_SCHEMA,
+    )

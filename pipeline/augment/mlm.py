@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 import os
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -94,7 +94,7 @@ class MlmCandidates:
         device: str = "cpu",
         dtype: str = "fp32",
         num_threads: int | None = None,
-    ) -> "MlmCandidates":
+    ) -> MlmCandidates:
         """Load an MLM and its tokenizer by hub id or local folder (weights in float32)."""
         from transformers import AutoModelForMaskedLM, AutoTokenizer
 
@@ -161,9 +161,9 @@ class MlmCandidates:
         """Token ids and segment ids of one sentence's input, before masking."""
         pieces = list(pieces)
         if mlm_input == "single":
-            ids = [self._cls] + pieces[: max_len - 2] + [self._sep]
+            ids = [self._cls, *pieces[: max_len - 2], self._sep]
             return np.array(ids), np.zeros(len(ids), dtype=np.int64)
-        ids = ([self._cls] + pieces + [self._sep] + pieces + [self._sep])[:max_len]
+        ids = ([self._cls, *pieces, self._sep, *pieces, self._sep])[:max_len]
         first = min(len(pieces) + 2, max_len)
         types = np.zeros(len(ids), dtype=np.int64)
         types[first:] = 1

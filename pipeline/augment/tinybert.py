@@ -24,8 +24,8 @@ the number of workers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -149,8 +149,12 @@ class TinyBertAugmenter:
             slots.append((s, mask_slots))
         p = self.params
         found = self.mlm.candidates(
-            pieces, masks, top_k=p.top_k, mlm_input=p.mlm_input,
-            max_seq_length=p.max_seq_length, batch_tokens=p.batch_tokens,
+            pieces,
+            masks,
+            top_k=p.top_k,
+            mlm_input=p.mlm_input,
+            max_seq_length=p.max_seq_length,
+            batch_tokens=p.batch_tokens,
         )
         for (s, mask_slots), cands in zip(slots, found):
             for j, c in zip(mask_slots, cands):

@@ -34,6 +34,7 @@ GPU_BATCH_TOKENS = 65536  # and on a GPU
 # ---------------------------------------------------------------------------------------------
 # Per-process caches: a worker process loads each thing once and keeps it for later tasks.
 
+
 @lru_cache(maxsize=2)
 def _glove(ref: tuple):
     from .glove import GloveVectors
@@ -59,18 +60,19 @@ def augment_rows(augmenter, block: pa.Table, seed: int, batch_size: int) -> pa.T
     ids, texts_a, texts_b = (block.column(c).to_pylist() for c in ("example_id", "text_a", "text_b"))
     results = []
     for i in range(0, len(ids), batch_size):
-        results += augmenter.augment(ids[i : i + batch_size], texts_a[i : i + batch_size],
-                                     texts_b[i : i + batch_size], seed)
+        results += augmenter.augment(
+            ids[i : i + batch_size], texts_a[i : i + batch_size], texts_b[i : i + batch_size], seed
+        )
     return variants_table(block, results, "tinybert", seed)
 
 
-def glove_only_task(task: Task, params, glove_ref: tuple, seed: int, batch_size: int, table_ref: tuple | None,
-                    out_dir: str) -> dict:
+def glove_only_task(
+    task: Task, params, glove_ref: tuple, seed: int, batch_size: int, table_ref: tuple | None, out_dir: str
+) -> dict:
     # The collector paused for the whole task: in a worker's first task, loading GloVe, reading
     # the neighbour table and importing the modules otherwise cost about 0.4 s of full collections.
     with paused_gc():
-        table = augment_rows(_glove_only_augmenter(params, glove_ref, table_ref), read_examples(task), seed,
-                             batch_size)
+        table = augment_rows(_glove_only_augmenter(params, glove_ref, table_ref), read_examples(task), seed, batch_size)
     return write_variants(out_dir, task, table)
 
 
@@ -80,6 +82,7 @@ def glove_only_task(task: Task, params, glove_ref: tuple, seed: int, batch_size:
 # Each range task returns one object per bucket: on a large cluster, buckets beyond this would
 # multiply the objects (ranges x buckets) and split a search of about a second ever finer.
 MAX_BUCKETS = 32
+
 
 def _range_types(task_jsons: list[str], do_lower_case: bool, buckets: int) -> tuple[list[str], ...]:
     """The likely-eligible word types of some tasks' ranges, split into ``buckets`` by a stable hash."""
@@ -117,21 +120,33 @@ def neighbour_table(todo: list[Task], params, glove_ref: tuple, slots: int) -> t
         return None
     slots = min(slots, MAX_BUCKETS)
     find = ray.remote(_range_types).options(num_returns=slots, **Resources().ray_options())
-    groups = [todo[i::2 * slots] for i in range(min(len(todo), 2 * slots))]  # scanning is quick: a few tasks
+    groups = [todo[i :: 2 * slots] for i in range(min(len(todo), 2 * slots))]  # scanning is quick: a few tasks
     found = [find.remote([t.as_json() for t in group], params.do_lower_case, slots) for group in groups]
     search = ray.remote(_bucket_neighbours).options(**Resources().ray_options())
     parts = [search.remote(glove_ref, params.top_k, *[refs[j] for refs in found]) for j in range(slots)]
     ray.wait(parts, num_returns=len(parts), fetch_local=False)  # the tasks read them themselves
     return runner.RayRefs(parts)
 
+
 # ---------------------------------------------------------------------------------------------
 # With an MLM: an actor pool
+
 
 class MlmWorker:
     """Actor: the MLM (and GloVe) loaded once, then whole tasks augmented and written."""
 
-    def __init__(self, params, mlm: str, device: str, dtype: str, num_threads: int, glove_ref: tuple | None,
-                 seed: int, batch_size: int | None, out_dir: str):
+    def __init__(
+        self,
+        params,
+        mlm: str,
+        device: str,
+        dtype: str,
+        num_threads: int,
+        glove_ref: tuple | None,
+        seed: int,
+        batch_size: int | None,
+        out_dir: str,
+    ):
         import torch
 
         from ..runtime.numerics import pin_numerics
@@ -142,7 +157,9 @@ class MlmWorker:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if params.batch_tokens is None:
-            params = dataclasses.replace(params, batch_tokens=GPU_BATCH_TOKENS if device == "cuda" else CPU_BATCH_TOKENS)
+            params = dataclasses.replace(
+                params, batch_tokens=GPU_BATCH_TOKENS if device == "cuda" else CPU_BATCH_TOKENS
+            )
         if batch_size is None:
             batch_size = GPU_BATCH_SIZE if device == "cuda" else CPU_BATCH_SIZE
         model = MlmCandidates.from_pretrained(mlm, device=device, dtype=dtype, num_threads=num_threads)
@@ -215,9 +232,15 @@ class TinyBert:
 
         t = self.cfg.augment.tinybert
         # batch_tokens None is resolved per device by the MLM actor (GloVe-only mode does not use it)
-        return TinyBertParams(n_aug=self.cfg.tinybert_n, p=t.p, top_k=t.top_k, mlm_input=t.mlm_input,
-                              max_seq_length=t.max_seq_length, batch_tokens=t.batch_tokens,
-                              do_lower_case=t.do_lower_case)
+        return TinyBertParams(
+            n_aug=self.cfg.tinybert_n,
+            p=t.p,
+            top_k=t.top_k,
+            mlm_input=t.mlm_input,
+            max_seq_length=t.max_seq_length,
+            batch_tokens=t.batch_tokens,
+            do_lower_case=t.do_lower_case,
+        )
 
     def glove_ref(self) -> tuple:
         """GloVe, loaded once per run and shared with every task (only when some task runs)."""
@@ -235,13 +258,40 @@ class TinyBert:
         if t.mlm is None:
             slots = t.workers or (1 if local else cluster_cpus())
             table = None if local else neighbour_table(todo, params, self.glove_ref(), slots)
-            return Work(glove_only_task, {"params": params, "glove_ref": self.glove_ref(), "seed": seed,
-                                          "batch_size": t.batch_size or CPU_BATCH_SIZE, "table_ref": table,
-                                          "out_dir": out_dir},
-                        Resources(cpus=1, workers=t.workers))
+            return Work(
+                glove_only_task,
+                {
+                    "params": params,
+                    "glove_ref": self.glove_ref(),
+                    "seed": seed,
+                    "batch_size": t.batch_size or CPU_BATCH_SIZE,
+                    "table_ref": table,
+                    "out_dir": out_dir,
+                },
+                Resources(cpus=1, workers=t.workers),
+            )
         gpus = 0 if local or t.device == "cpu" else cluster_gpus()
         layout = mlm_actor_layout(1 if local else cluster_cpus(), gpus, t.workers, t.actors_per_gpu)
-        kwargs = {"params": params, "mlm": t.mlm, "device": t.device, "dtype": t.dtype, "num_threads": layout.threads,
-                  "glove_ref": self.glove_ref(), "seed": seed, "batch_size": t.batch_size, "out_dir": out_dir}
-        return Work(MlmWorker, kwargs, Resources(cpus=layout.cpus_each, gpus=layout.gpus_each, workers=layout.actors,
-                                                 threads=layout.threads, actors=True, model=True))
+        kwargs = {
+            "params": params,
+            "mlm": t.mlm,
+            "device": t.device,
+            "dtype": t.dtype,
+            "num_threads": layout.threads,
+            "glove_ref": self.glove_ref(),
+            "seed": seed,
+            "batch_size": t.batch_size,
+            "out_dir": out_dir,
+        }
+        return Work(
+            MlmWorker,
+            kwargs,
+            Resources(
+                cpus=layout.cpus_each,
+                gpus=layout.gpus_each,
+                workers=layout.actors,
+                threads=layout.threads,
+                actors=True,
+                model=True,
+            ),
+        )

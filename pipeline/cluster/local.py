@@ -12,8 +12,12 @@ from __future__ import annotations
 import socket
 import time
 
-FAST_FAILURE_DETECTION = {"health_check_period_ms": 300, "health_check_failure_threshold": 3,
-                          "health_check_initial_delay_ms": 0, "health_check_timeout_ms": 300}
+FAST_FAILURE_DETECTION = {
+    "health_check_period_ms": 300,
+    "health_check_failure_threshold": 3,
+    "health_check_initial_delay_ms": 0,
+    "health_check_timeout_ms": 300,
+}
 
 
 def read_ray_address() -> str | None:
@@ -46,16 +50,20 @@ def free_port() -> int:
 class LocalCluster:
     """``with LocalCluster(workers=2) as c:`` ... ``c.address`` (GCS), ``c.dashboard_url`` (Ray Jobs)."""
 
-    def __init__(self, workers: int = 2, cpus_per_worker: int = 1, object_store_mb: int = 200,
-                 dashboard: bool = True):
+    def __init__(self, workers: int = 2, cpus_per_worker: int = 1, object_store_mb: int = 200, dashboard: bool = True):
         from ray.cluster_utils import Cluster
 
         self.cpus_per_worker, self.object_store = cpus_per_worker, object_store_mb << 20
         # Every port chosen here: Ray's defaults (6379, 8265, the agent's 52365) collide with any
         # other Ray running on the machine, and the job server then finds no agent on the head.
-        head = dict(num_cpus=0, gcs_server_port=free_port(), include_dashboard=dashboard,
-                    dashboard_agent_listen_port=free_port(), object_store_memory=self.object_store,
-                    _system_config=FAST_FAILURE_DETECTION)
+        head = dict(
+            num_cpus=0,
+            gcs_server_port=free_port(),
+            include_dashboard=dashboard,
+            dashboard_agent_listen_port=free_port(),
+            object_store_memory=self.object_store,
+            _system_config=FAST_FAILURE_DETECTION,
+        )
         if dashboard:
             head.update(dashboard_host="127.0.0.1", dashboard_port=free_port())
         previous = read_ray_address()
@@ -111,7 +119,7 @@ class LocalCluster:
         self._cluster.shutdown()
         self.workers = []
 
-    def __enter__(self) -> "LocalCluster":
+    def __enter__(self) -> LocalCluster:
         return self
 
     def __exit__(self, *exc) -> None:

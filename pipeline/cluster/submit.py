@@ -28,8 +28,22 @@ from ..errors import PipelineError
 
 COMMANDS = ("submit", "status", "logs", "stop")
 STAGE_COMMANDS = ("run", "ingest", "augment", "teacher", "student")
-WORKING_DIR_EXCLUDES = [".venv", "venv", "out", ".git", ".bench", "build", "dist", "__pycache__", "*.pyc",
-                        "*.egg-info", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".ipynb_checkpoints"]
+WORKING_DIR_EXCLUDES = [
+    ".venv",
+    "venv",
+    "out",
+    ".git",
+    ".bench",
+    "build",
+    "dist",
+    "__pycache__",
+    "*.pyc",
+    "*.egg-info",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".ipynb_checkpoints",
+]
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 
 
@@ -40,39 +54,65 @@ class SubmitError(PipelineError, RuntimeError):
 # ---------------------------------------------------------------------------------------------
 # Command line
 
+
 def _address(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--address", default=None,
-                   help="the cluster's job server, http://HEAD:8265 (default: $RAY_ADDRESS)")
-    p.add_argument("--ray-token-file", default=None, metavar="PATH",
-                   help="token of a cluster with token authentication (default: $RAY_AUTH_TOKEN, "
-                        "$RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token)")
+    p.add_argument("--address", default=None, help="the cluster's job server, http://HEAD:8265 (default: $RAY_ADDRESS)")
+    p.add_argument(
+        "--ray-token-file",
+        default=None,
+        metavar="PATH",
+        help="token of a cluster with token authentication (default: $RAY_AUTH_TOKEN, "
+        "$RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token)",
+    )
 
 
 def add_parsers(sub) -> None:
     """The cluster sub-commands, added to the main parser's sub-parsers."""
-    p = sub.add_parser("submit", help="run a job on a Ray cluster through Ray Jobs",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "submit",
+        help="run a job on a Ray cluster through Ray Jobs",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("job", help="job YAML file, inside the working directory")
     _address(p)
     p.add_argument("--stage", choices=STAGE_COMMANDS, default="run", help="what the job runs (default: run)")
-    p.add_argument("--output-dir", default=None,
-                   help="override output_dir: an absolute path on shared storage or a pyarrow.fs URI")
-    p.add_argument("--working-dir", default=".", help="directory uploaded as the job's working directory "
-                                                      "(default: the current one, the project root)")
-    p.add_argument("--requirements", action="store_true",
-                   help="install the project's dependencies (pyproject.toml) into the job's runtime "
-                        "environment (default: the cluster's image has them)")
-    p.add_argument("--pip", action="append", default=[], metavar="SPEC",
-                   help="extra pip requirement for the runtime environment (repeatable)")
+    p.add_argument(
+        "--output-dir", default=None, help="override output_dir: an absolute path on shared storage or a pyarrow.fs URI"
+    )
+    p.add_argument(
+        "--working-dir",
+        default=".",
+        help="directory uploaded as the job's working directory (default: the current one, the project root)",
+    )
+    p.add_argument(
+        "--requirements",
+        action="store_true",
+        help="install the project's dependencies (pyproject.toml) into the job's runtime "
+        "environment (default: the cluster's image has them)",
+    )
+    p.add_argument(
+        "--pip",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="extra pip requirement for the runtime environment (repeatable)",
+    )
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="environment variable (repeatable)")
     p.add_argument("--entrypoint-num-cpus", type=float, default=None, help="CPUs reserved for the driver")
     p.add_argument("--entrypoint-num-gpus", type=float, default=None, help="GPUs reserved for the driver")
     p.add_argument("--entrypoint-memory", type=int, default=None, help="memory reserved for the driver, bytes")
-    p.add_argument("--entrypoint-resources", type=json.loads, default=None, metavar="JSON",
-                   help='custom resources for the driver, e.g. \'{"head": 1}\'')
+    p.add_argument(
+        "--entrypoint-resources",
+        type=json.loads,
+        default=None,
+        metavar="JSON",
+        help="custom resources for the driver, e.g. '{\"head\": 1}'",
+    )
     p.add_argument("--submission-id", default=None, help="job id (default: chosen by Ray)")
-    p.add_argument("--follow", action="store_true",
-                   help="stream the logs until the job ends; exit 0 only when it succeeded")
+    p.add_argument(
+        "--follow", action="store_true", help="stream the logs until the job ends; exit 0 only when it succeeded"
+    )
     p.add_argument("--dry-run", action="store_true", help="print the submission instead of sending it")
 
     p = sub.add_parser("status", help="status of a submitted job")
@@ -104,9 +144,11 @@ def main(args: argparse.Namespace) -> int:
             client = _client(args.address)
             job_id = _submit(client, spec)
             print(job_id)
-            print(f"submitted {job_id} to {client.get_address()}: {spec['entrypoint']}\n"
-                  f"  pipeline status {job_id}\n  pipeline logs {job_id} --follow\n  pipeline stop {job_id}",
-                  file=sys.stderr)
+            print(
+                f"submitted {job_id} to {client.get_address()}: {spec['entrypoint']}\n"
+                f"  pipeline status {job_id}\n  pipeline logs {job_id} --follow\n  pipeline stop {job_id}",
+                file=sys.stderr,
+            )
             return _follow(client, job_id) if args.follow else 0
         client = _client(args.address)
         if args.command == "status":
@@ -143,10 +185,12 @@ def main(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------
 # The submission
 
+
 def project_requirements(root: Path) -> list[str]:
     """The ``[project] dependencies`` of the pyproject.toml under ``root``, Ray itself left out
     (the cluster's Ray must not be replaced inside a job)."""
     import re
+
     import tomllib
 
     path = root / "pyproject.toml"
@@ -172,8 +216,9 @@ def build_submission(args: argparse.Namespace) -> dict:
     try:
         job_rel = job.relative_to(root).as_posix()
     except ValueError:
-        raise SubmitError(f"{args.job}: the job file must be inside the working directory {root}, which is "
-                          f"what the cluster receives") from None
+        raise SubmitError(
+            f"{args.job}: the job file must be inside the working directory {root}, which is what the cluster receives"
+        ) from None
     cwd = os.getcwd()
     try:  # relative input paths are relative to the working directory, as on the cluster
         os.chdir(root)
@@ -181,15 +226,19 @@ def build_submission(args: argparse.Namespace) -> dict:
         cfg = load_config(job_rel, check_files=False, overrides=overrides)
         for split, spec in cfg.inputs.items():
             if not _is_uri(spec.path) and not os.path.isabs(spec.path) and not os.path.isfile(spec.path):
-                raise SubmitError(f"{args.job}: inputs.{split}.path {spec.path!r} is not in the working directory {root}")
+                raise SubmitError(
+                    f"{args.job}: inputs.{split}.path {spec.path!r} is not in the working directory {root}"
+                )
     except ConfigError as exc:
         raise SubmitError(str(exc)) from None
     finally:
         os.chdir(cwd)
     if not _is_uri(cfg.output_dir) and not os.path.isabs(cfg.output_dir):
-        raise SubmitError(f"{args.job}: output_dir {cfg.output_dir!r} is relative: on a cluster it would land in the "
-                          f"job's temporary working directory; pass --output-dir with an absolute path on shared "
-                          f"storage or a URI (s3://..., gs://...)")
+        raise SubmitError(
+            f"{args.job}: output_dir {cfg.output_dir!r} is relative: on a cluster it would land in the "
+            f"job's temporary working directory; pass --output-dir with an absolute path on shared "
+            f"storage or a URI (s3://..., gs://...)"
+        )
     env_vars = {}
     for item in args.env:
         key, sep, value = item.partition("=")
@@ -208,15 +257,22 @@ def build_submission(args: argparse.Namespace) -> dict:
     if args.output_dir:
         argv += ["--output-dir", args.output_dir]
     entrypoint = shlex.join(argv)
-    spec = {"entrypoint": entrypoint, "runtime_env": runtime_env, "submission_id": args.submission_id,
-            "metadata": {"job": cfg.name, "config_hash": cfg.config_hash(), "output_dir": cfg.output_dir},
-            "entrypoint_num_cpus": args.entrypoint_num_cpus, "entrypoint_num_gpus": args.entrypoint_num_gpus,
-            "entrypoint_memory": args.entrypoint_memory, "entrypoint_resources": args.entrypoint_resources}
+    spec = {
+        "entrypoint": entrypoint,
+        "runtime_env": runtime_env,
+        "submission_id": args.submission_id,
+        "metadata": {"job": cfg.name, "config_hash": cfg.config_hash(), "output_dir": cfg.output_dir},
+        "entrypoint_num_cpus": args.entrypoint_num_cpus,
+        "entrypoint_num_gpus": args.entrypoint_num_gpus,
+        "entrypoint_memory": args.entrypoint_memory,
+        "entrypoint_resources": args.entrypoint_resources,
+    }
     return {k: v for k, v in spec.items() if v is not None}
 
 
 # ---------------------------------------------------------------------------------------------
 # Talking to the job server
+
 
 def _client(address: str | None):
     from ray.job_submission import JobSubmissionClient
@@ -247,8 +303,14 @@ def _submit(client, spec: dict, patience: float = 60.0) -> str:
 def _print_status(client, job_id: str) -> None:
     info = client.get_job_info(job_id)
     when = lambda ms: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000)) if ms else "-"  # noqa: E731
-    rows = [("id", job_id), ("status", str(info.status)), ("message", info.message or ""),
-            ("entrypoint", info.entrypoint), ("started", when(info.start_time)), ("ended", when(info.end_time))]
+    rows = [
+        ("id", job_id),
+        ("status", str(info.status)),
+        ("message", info.message or ""),
+        ("entrypoint", info.entrypoint),
+        ("started", when(info.start_time)),
+        ("ended", when(info.end_time)),
+    ]
     if info.metadata:
         rows.append(("metadata", json.dumps(info.metadata)))
     for key, value in rows:
@@ -263,8 +325,10 @@ def _wait(client, job_id: str, poll: float = 1.0) -> str:
 
 def _exit_status(status: str, client, job_id: str) -> int:
     info = client.get_job_info(job_id)
-    print(f"{job_id}: {status}" + (f" ({info.message})" if info.message and status != "SUCCEEDED" else ""),
-          file=sys.stderr)
+    print(
+        f"{job_id}: {status}" + (f" ({info.message})" if info.message and status != "SUCCEEDED" else ""),
+        file=sys.stderr,
+    )
     return 0 if status == "SUCCEEDED" else 1
 
 

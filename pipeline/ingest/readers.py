@@ -9,8 +9,9 @@ chunk per row group. No process ever holds a whole corpus.
 from __future__ import annotations
 
 import io
+import itertools
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Iterator
 
 import pyarrow.parquet as pq
 
@@ -79,7 +80,7 @@ def text_ranges(path: str, chunk_bytes: int, header: bool) -> list[tuple[int, in
                 bounds.append(start)
             cut = max(start, cut) + chunk_bytes
     bounds.append(size)
-    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a] or [(first, first)]
+    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a] or [(first, first)]
 
 
 def _next_line_start(fh, offset: int, size: int) -> int:
@@ -109,8 +110,9 @@ def count_lines(path: str, start: int, end: int) -> int:
     return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
 
 
-def plan_text_chunks(path: str, fmt: str, ranges: list[tuple[int, int]], lines: list[int], header: bool,
-                     limit: int | None) -> list[Chunk]:
+def plan_text_chunks(
+    path: str, fmt: str, ranges: list[tuple[int, int]], lines: list[int], header: bool, limit: int | None
+) -> list[Chunk]:
     """Pure: chunks of the byte ``ranges`` with their line counts; ``limit`` data rows at most."""
     first = 2 if header else 1
     chunks, line, rows = [], first, 0

@@ -27,18 +27,21 @@ from ..runtime.runner import Stage, Task, Work, make_task, run_stage
 from . import readers
 from .validate import FIX_BOM, FIX_CRLF, FIX_TRUNCATED, Rejected, Rules, header_fields, validate_line, validate_record
 
-EXAMPLE_SCHEMA = pa.schema([
-    ("example_id", pa.string()),
-    ("source", pa.string()),
-    ("line", pa.int64()),
-    ("text_a", pa.string()),
-    ("text_b", pa.string()),
-    ("label", pa.string()),
-    ("label_id", pa.int32()),
-])
+EXAMPLE_SCHEMA = pa.schema(
+    [
+        ("example_id", pa.string()),
+        ("source", pa.string()),
+        ("line", pa.int64()),
+        ("text_a", pa.string()),
+        ("text_b", pa.string()),
+        ("label", pa.string()),
+        ("label_id", pa.int32()),
+    ]
+)
 # What validation gives: examples and rejects in one ordered table.
-_TASK_SCHEMA = pa.schema([*EXAMPLE_SCHEMA, ("fixes", pa.string()), ("reason", pa.string()),
-                          ("detail", pa.string()), ("raw", pa.string())])
+_TASK_SCHEMA = pa.schema(
+    [*EXAMPLE_SCHEMA, ("fixes", pa.string()), ("reason", pa.string()), ("detail", pa.string()), ("raw", pa.string())]
+)
 _REJECT_COLUMNS = ["source", "line", "reason", "detail", "raw"]
 _FIXES = (FIX_CRLF, FIX_BOM, FIX_TRUNCATED)
 
@@ -81,23 +84,49 @@ class SplitSummary:
         return sum(self.rejected_by_reason.values())
 
     def as_dict(self) -> dict:
-        return {"split": self.split, "source": self.source, "path": self.path, "rows_in": self.rows_in,
-                "kept": self.kept, "rejected": self.rejected,
-                "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())), "fixes": self.fixes,
-                "shards": self.shards, "seconds": round(self.seconds, 3)}
+        return {
+            "split": self.split,
+            "source": self.source,
+            "path": self.path,
+            "rows_in": self.rows_in,
+            "kept": self.kept,
+            "rejected": self.rejected,
+            "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
+            "fixes": self.fixes,
+            "shards": self.shards,
+            "seconds": round(self.seconds, 3),
+        }
 
     @classmethod
-    def from_dict(cls, d: dict, reused: bool = False) -> "SplitSummary":
-        return cls(d["split"], d["source"], d["path"], d["rows_in"], d["kept"], dict(d["rejected_by_reason"]),
-                   dict(d["fixes"]), list(d["shards"]), d["seconds"], reused)
+    def from_dict(cls, d: dict, reused: bool = False) -> SplitSummary:
+        return cls(
+            d["split"],
+            d["source"],
+            d["path"],
+            d["rows_in"],
+            d["kept"],
+            dict(d["rejected_by_reason"]),
+            dict(d["fixes"]),
+            list(d["shards"]),
+            d["seconds"],
+            reused,
+        )
 
 
 def _rules(cfg: JobConfig, split: str) -> Rules:
     spec = cfg.inputs[split]
     fmt = spec.resolved_format
-    base = Rules(fmt=fmt, text_a=spec.columns.text_a, text_b=spec.columns.text_b, label=spec.columns.label,
-                 labels=tuple(cfg.labels) if cfg.labels else None, max_chars=cfg.ingest.max_chars,
-                 too_long=cfg.ingest.too_long, crlf=cfg.ingest.crlf, bom=cfg.ingest.bom)
+    base = Rules(
+        fmt=fmt,
+        text_a=spec.columns.text_a,
+        text_b=spec.columns.text_b,
+        label=spec.columns.label,
+        labels=tuple(cfg.labels) if cfg.labels else None,
+        max_chars=cfg.ingest.max_chars,
+        too_long=cfg.ingest.too_long,
+        crlf=cfg.ingest.crlf,
+        bom=cfg.ingest.bom,
+    )
     if fmt not in ("tsv", "csv") or not spec.header:
         return base
     raw = readers.read_header(spec.path)
@@ -108,8 +137,9 @@ def _rules(cfg: JobConfig, split: str) -> Rules:
     wanted = [c for c in (spec.columns.text_a, spec.columns.text_b, spec.columns.label) if c]
     missing = [c for c in wanted if c not in names]
     if missing:
-        raise readers.InputError(f"{spec.path}:1: column(s) {missing} not in the header {names} "
-                                 f"(inputs.{split}.columns)")
+        raise readers.InputError(
+            f"{spec.path}:1: column(s) {missing} not in the header {names} (inputs.{split}.columns)"
+        )
     if len(set(names)) != len(names):
         raise readers.InputError(f"{spec.path}:1: duplicate column names in the header {names}")
     return dataclasses.replace(base, header=tuple(names))
@@ -136,8 +166,13 @@ def ingest_task(task: Task, rules: Rules, source: str, examples: str, rejects: s
         table = validate_chunk(chunk, rules, source) if chunk else _TASK_SCHEMA.empty_table()
     except (OSError, EOFError, pa.ArrowException) as exc:  # the file itself is damaged: exit 2 naming it
         assert chunk is not None
-        where = (f" (row group {chunk.start})" if chunk.fmt == "parquet" else
-                 " (its compressed stream)" if chunk.compressed else f" (bytes {chunk.start}-{chunk.end})")
+        where = (
+            f" (row group {chunk.start})"
+            if chunk.fmt == "parquet"
+            else " (its compressed stream)"
+            if chunk.compressed
+            else f" (bytes {chunk.start}-{chunk.end})"
+        )
         raise readers.unreadable(chunk.path, where, exc) from None
     kept, rejected = split_rows(table)
     files = [storage.write_parquet(storage.join(examples, f"{task.name}.parquet"), kept.select(EXAMPLE_SCHEMA.names))]
@@ -147,8 +182,13 @@ def ingest_task(task: Task, rules: Rules, source: str, examples: str, rejects: s
     by_reason: dict[str, int] = {}
     for reason in rejected.column("reason").to_pylist():
         by_reason[reason] = by_reason.get(reason, 0) + 1
-    return {"files": files, "rows_in": table.num_rows, "kept": kept.num_rows, "rejected_by_reason": by_reason,
-            "fixes": count_fixes(kept)}
+    return {
+        "files": files,
+        "rows_in": table.num_rows,
+        "kept": kept.num_rows,
+        "rejected_by_reason": by_reason,
+        "fixes": count_fixes(kept),
+    }
 
 
 def _count_lines(ranges: list[tuple[int, int]], path: str, executor: str) -> list[int]:
@@ -198,8 +238,13 @@ def rejects_dir(cfg: JobConfig, split: str) -> str:
 def completion_key(cfg: JobConfig, split: str) -> str | None:
     """What a finished split must match: its settings and its input file's content. None when the
     input cannot be read (the stage then reports why)."""
-    settings = {"stage": "ingest", "split": split, "input": cfg.inputs[split].model_dump(mode="json"),
-                "ingest": cfg.ingest.model_dump(mode="json", exclude={"strict"}), "labels": cfg.labels}
+    settings = {
+        "stage": "ingest",
+        "split": split,
+        "input": cfg.inputs[split].model_dump(mode="json"),
+        "ingest": cfg.ingest.model_dump(mode="json", exclude={"strict"}),
+        "labels": cfg.labels,
+    }
     try:
         fingerprint = markers.fingerprint_file(cfg.inputs[split].path)
     except OSError:
@@ -224,12 +269,19 @@ def _summarize(split: str, source: str, path: str, results: list[dict]) -> dict:
 
 def _lines(cfg: JobConfig, split: str, d: dict) -> list[tuple[str, object]]:
     s = SplitSummary.from_dict(d)
-    rows: list[tuple[str, object]] = [("input", s.path), ("rows in", s.rows_in), ("kept", s.kept),
-                                      ("rejected", s.rejected)]
+    rows: list[tuple[str, object]] = [
+        ("input", s.path),
+        ("rows in", s.rows_in),
+        ("kept", s.kept),
+        ("rejected", s.rejected),
+    ]
     rows += [(f"  {reason}", n) for reason, n in sorted(s.rejected_by_reason.items())]
     rows += [(f"repaired: {fix}", n) for fix, n in s.fixes.items() if n]
-    rows += [("check", f"{s.rows_in:,} in = {s.kept:,} kept + {s.rejected:,} rejected"),
-             ("examples", examples_dir(cfg, split)), ("rejects", rejects_dir(cfg, split))]
+    rows += [
+        ("check", f"{s.rows_in:,} in = {s.kept:,} kept + {s.rejected:,} rejected"),
+        ("examples", examples_dir(cfg, split)),
+        ("rejects", rejects_dir(cfg, split)),
+    ]
     return rows
 
 
@@ -244,21 +296,31 @@ def ingest_stage(cfg: JobConfig, split: str, executor: str = "ray") -> Stage:
         rules, chunks = plan(cfg, split, executor)
         state["rules"] = rules
         items = [c.as_item() for c in chunks] or [None]  # no rows: one task writes the empty file
-        return [make_task(i, {"chunk": c}, c["max_rows"] if c and c["max_rows"] >= 0 else 0)
-                for i, c in enumerate(items)]
+        return [
+            make_task(i, {"chunk": c}, c["max_rows"] if c and c["max_rows"] >= 0 else 0) for i, c in enumerate(items)
+        ]
 
     def work(_todo: list[Task]) -> Work:
         storage.makedirs(rej)
-        return Work(ingest_task, {"rules": state["rules"], "source": source, "examples": out, "rejects": rej},
-                    Resources(cpus=1))
+        return Work(
+            ingest_task, {"rules": state["rules"], "source": source, "examples": out, "rejects": rej}, Resources(cpus=1)
+        )
 
-    return Stage(f"ingest {split}", out, key or digest(["unreadable", split]), plan_tasks, work,
-                 summarize=lambda results: _summarize(split, source, spec.path, results),
-                 lines=lambda d: _lines(cfg, split, d), other_dirs=(rej,))
+    return Stage(
+        f"ingest {split}",
+        out,
+        key or digest(["unreadable", split]),
+        plan_tasks,
+        work,
+        summarize=lambda results: _summarize(split, source, spec.path, results),
+        lines=lambda d: _lines(cfg, split, d),
+        other_dirs=(rej,),
+    )
 
 
-def run_ingest(cfg: JobConfig, splits: list[str] | None = None, strict: bool | None = None,
-               executor: str = "ray") -> dict[str, SplitSummary]:
+def run_ingest(
+    cfg: JobConfig, splits: list[str] | None = None, strict: bool | None = None, executor: str = "ray"
+) -> dict[str, SplitSummary]:
     strict = cfg.ingest.strict if strict is None else strict
     results = {}
     for split in splits or list(cfg.inputs):
@@ -266,6 +328,7 @@ def run_ingest(cfg: JobConfig, splits: list[str] | None = None, strict: bool | N
         results[split] = SplitSummary.from_dict(summary, reused=bool(summary.get("reused")))
     bad = {k: v.rejected for k, v in results.items() if v.rejected}
     if strict and bad:
-        raise IngestFailed(f"--strict: rows were rejected {bad}; see the files under "
-                           f"{storage.join(cfg.output_dir, 'rejects')}")
+        raise IngestFailed(
+            f"--strict: rows were rejected {bad}; see the files under {storage.join(cfg.output_dir, 'rejects')}"
+        )
     return results

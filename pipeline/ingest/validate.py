@@ -47,10 +47,12 @@ class Rules:
 
     def column_index(self) -> dict[str, int | None]:
         """TSV / CSV: where each field sits in a split line."""
+
         def index(name: str | None) -> int | None:
             if name is None:
                 return None
             return self.header.index(name) if self.header is not None else int(name)
+
         return {"text_a": index(self.text_a), "text_b": index(self.text_b), "label": index(self.label)}
 
 
@@ -74,7 +76,7 @@ def decode_line(raw: bytes, line_no: int, rules: Rules, fixes: list[str]) -> str
     if line_no == 1 and raw.startswith(BOM):
         if rules.bom == "reject":
             raise Rejected(BOM_IN_ROW, "the file starts with a UTF-8 byte-order mark (ingest.bom: reject)")
-        raw = raw[len(BOM):]
+        raw = raw[len(BOM) :]
         fixes.append(FIX_BOM)
     if BOM in raw:
         raise Rejected(BOM_IN_ROW, f"UTF-8 byte-order mark inside the line at byte {raw.index(BOM)}")
@@ -86,7 +88,7 @@ def decode_line(raw: bytes, line_no: int, rules: Rules, fixes: list[str]) -> str
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise Rejected(UNDECODABLE, f"invalid UTF-8 at byte {exc.start}: {raw[exc.start:exc.start + 4]!r}") from None
+        raise Rejected(UNDECODABLE, f"invalid UTF-8 at byte {exc.start}: {raw[exc.start : exc.start + 4]!r}") from None
     if "\r" in text:
         raise Rejected(STRAY_CR, f"carriage return inside the line at character {text.index(chr(13))}")
     return text
@@ -126,8 +128,11 @@ def _encodable(text: str, what: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise Rejected(UNDECODABLE, f"{what} holds a lone surrogate U+{ord(text[exc.start]):04X} at character "
-                                    f"{exc.start}, which is not a character") from None
+        raise Rejected(
+            UNDECODABLE,
+            f"{what} holds a lone surrogate U+{ord(text[exc.start]):04X} at character "
+            f"{exc.start}, which is not a character",
+        ) from None
     return text
 
 
@@ -166,8 +171,15 @@ def build_row(fields: dict[str, object], source: str, line_no: int, rules: Rules
         text_b = _clean_text(fields.get("text_b"), rules.text_b, rules, fixes, required=True)
     label = _check_label(fields.get("label"), rules)
     label_id = rules.labels.index(label) if (label is not None and rules.labels) else None
-    return {"example_id": example_id(source, line_no, text_a, text_b, label), "source": source, "line": line_no,
-            "text_a": text_a, "text_b": text_b, "label": label, "label_id": label_id}
+    return {
+        "example_id": example_id(source, line_no, text_a, text_b, label),
+        "source": source,
+        "line": line_no,
+        "text_a": text_a,
+        "text_b": text_b,
+        "label": label,
+        "label_id": label_id,
+    }
 
 
 def parse_text_line(text: str, rules: Rules) -> dict[str, object]:
@@ -223,8 +235,13 @@ def validate_line(raw: bytes, line_no: int, source: str, rules: Rules) -> tuple[
         text = decode_line(raw, line_no, rules, fixes)
         row = build_row(parse_text_line(text, rules), source, line_no, rules, fixes)
     except Rejected as rej:
-        return None, {"source": source, "line": line_no, "reason": rej.code, "detail": rej.detail,
-                      "raw": raw.decode("utf-8", errors="backslashreplace")}
+        return None, {
+            "source": source,
+            "line": line_no,
+            "reason": rej.code,
+            "detail": rej.detail,
+            "raw": raw.decode("utf-8", errors="backslashreplace"),
+        }
     row["fixes"] = ",".join(fixes) or None
     return row, None
 
@@ -236,7 +253,12 @@ def validate_record(record: dict, line_no: int, source: str, rules: Rules) -> tu
     try:
         row = build_row(fields, source, line_no, rules, fixes)
     except Rejected as rej:
-        return None, {"source": source, "line": line_no, "reason": rej.code, "detail": rej.detail,
-                      "raw": json.dumps(record, ensure_ascii=False, default=str)}
+        return None, {
+            "source": source,
+            "line": line_no,
+            "reason": rej.code,
+            "detail": rej.detail,
+            "raw": json.dumps(record, ensure_ascii=False, default=str),
+        }
     row["fixes"] = ",".join(fixes) or None
     return row, None

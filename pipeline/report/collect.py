@@ -19,11 +19,11 @@ import pyarrow.parquet as pq
 
 from . import stats
 
-SAMPLES_PER_SPLIT = 4        # originals shown with their variants
-VARIANTS_SHOWN = 6           # variants shown per original and method
-REJECTS_SHOWN = 5            # rejected rows shown per split
-STATS_MAX_EXAMPLES = 2000    # word statistics over at most this many originals per corpus (seeded sample)
-SAMPLE_MAX_WORDS = 40        # sampled originals are at most this long, so the page stays readable
+SAMPLES_PER_SPLIT = 4  # originals shown with their variants
+VARIANTS_SHOWN = 6  # variants shown per original and method
+REJECTS_SHOWN = 5  # rejected rows shown per split
+STATS_MAX_EXAMPLES = 2000  # word statistics over at most this many originals per corpus (seeded sample)
+SAMPLE_MAX_WORDS = 40  # sampled originals are at most this long, so the page stays readable
 
 
 @dataclass
@@ -56,6 +56,7 @@ def _parquet_files(folder: Path, prefix: str = "part-") -> list[Path]:
 # ---------------------------------------------------------------------------------------------
 # Ingest
 
+
 def collect_ingest(root: Path) -> Section:
     summaries = sorted((root / "examples").glob("*/_summary.json"))
     if not summaries:
@@ -79,6 +80,7 @@ def collect_ingest(root: Path) -> Section:
 # ---------------------------------------------------------------------------------------------
 # Augment
 
+
 @dataclass
 class _Corpus:
     """The columns of an augmented corpus the report needs, as Python lists."""
@@ -90,7 +92,7 @@ class _Corpus:
     text_b: list[str | None]
 
     @classmethod
-    def read(cls, folder: Path) -> "_Corpus":
+    def read(cls, folder: Path) -> _Corpus:
         cols = ["example_id", "parent_id", "variant", "text_a", "text_b"]
         tables = [pq.read_table(f, columns=cols) for f in _parquet_files(folder)]
         if not tables:
@@ -104,7 +106,9 @@ class _Corpus:
         return {e: i for i, (e, v) in enumerate(zip(self.ids, self.variant)) if v == 0}
 
     def words(self, row: int, mask_token: str) -> int:
-        return len(stats.split_words(self.text_a[row], mask_token)) + len(stats.split_words(self.text_b[row], mask_token))
+        return len(stats.split_words(self.text_a[row], mask_token)) + len(
+            stats.split_words(self.text_b[row], mask_token)
+        )
 
     def edits(self, row: int, mask_token: str) -> stats.EditCounts:
         """A variant's edits against its original (both texts of a pair)."""
@@ -135,13 +139,24 @@ def _corpus_figures(method: str, corpus: _Corpus, summary: dict, mask_token: str
     if examples > STATS_MAX_EXAMPLES:
         rng = np.random.default_rng(seed)
         chosen = set(rng.choice(sorted(originals), STATS_MAX_EXAMPLES, replace=False).tolist())
-    counts = [corpus.edits(i, mask_token) for i, (p, v) in enumerate(zip(corpus.parents, corpus.variant))
-              if v > 0 and p in chosen]
-    return {"method": method, "examples": examples, "variants": variants, "rows": len(corpus.ids),
-            "tries_per_example": tries_each, "tries": tries,
-            "duplicates_dropped": tries - variants if tries is not None else None,
-            "variants_per_example": stats.variants_per_example(corpus.parents, corpus.variant),
-            "rates": stats.method_rates(counts), "stats_examples": len(chosen), "summary": summary}
+    counts = [
+        corpus.edits(i, mask_token)
+        for i, (p, v) in enumerate(zip(corpus.parents, corpus.variant))
+        if v > 0 and p in chosen
+    ]
+    return {
+        "method": method,
+        "examples": examples,
+        "variants": variants,
+        "rows": len(corpus.ids),
+        "tries_per_example": tries_each,
+        "tries": tries,
+        "duplicates_dropped": tries - variants if tries is not None else None,
+        "variants_per_example": stats.variants_per_example(corpus.parents, corpus.variant),
+        "rates": stats.method_rates(counts),
+        "stats_examples": len(chosen),
+        "summary": summary,
+    }
 
 
 def _samples(corpora: dict[str, _Corpus], mask_token: str, seed: int) -> list[dict]:
@@ -166,11 +181,20 @@ def _samples(corpora: dict[str, _Corpus], mask_token: str, seed: int) -> list[di
     first = next(iter(corpora.values()))
     for parent in picked:
         o = first.originals[parent]
-        per_method = {m: {"total": len(children[m][parent]),
-                          "shown": [c.diff(i, mask_token) for i in children[m][parent][:VARIANTS_SHOWN]]}
-                      for m, c in corpora.items()}
-        out.append({"parent_id": parent, "original": {"text_a": first.text_a[o], "text_b": first.text_b[o]},
-                    "methods": per_method})
+        per_method = {
+            m: {
+                "total": len(children[m][parent]),
+                "shown": [c.diff(i, mask_token) for i in children[m][parent][:VARIANTS_SHOWN]],
+            }
+            for m, c in corpora.items()
+        }
+        out.append(
+            {
+                "parent_id": parent,
+                "original": {"text_a": first.text_a[o], "text_b": first.text_b[o]},
+                "methods": per_method,
+            }
+        )
     return out
 
 
@@ -192,6 +216,7 @@ def collect_augment(root: Path, mask_token: str, seed: int) -> Section:
 
 # ---------------------------------------------------------------------------------------------
 # Teacher and cache
+
 
 def find_caches(root: Path) -> tuple[list[Path], list[Path]]:
     """Cache folders (with manifest.json) and unfinished ones (shards but no manifest) under teacher/."""
@@ -220,16 +245,26 @@ def _read_logits(cache) -> pa.Table:
 
 def _teacher_figures(name: str, table: pa.Table, labels: list[str]) -> dict:
     n = table.num_rows
-    logits = (table.column("logits").combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(n, -1)
-              if n else np.zeros((0, 0)))
+    logits = (
+        table.column("logits").combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(n, -1)
+        if n
+        else np.zeros((0, 0))
+    )
     conf = stats.confidence(logits)
     variant = table.column("variant").to_numpy() if "variant" in table.column_names else np.zeros(n, dtype=int)
-    out = {"name": name, "rows": n, "confidence_original": conf[variant == 0].tolist(),
-           "confidence_variant": conf[variant > 0].tolist(), "flips": None, "methods": [],
-           "predicted": dict(zip(labels, stats.label_counts(logits, len(labels))))}
+    out = {
+        "name": name,
+        "rows": n,
+        "confidence_original": conf[variant == 0].tolist(),
+        "confidence_variant": conf[variant > 0].tolist(),
+        "flips": None,
+        "methods": [],
+        "predicted": dict(zip(labels, stats.label_counts(logits, len(labels)))),
+    }
     if "parent_id" in table.column_names and (variant > 0).any():
-        out["flips"] = stats.flip_stats(table.column("example_id").to_pylist(), table.column("parent_id").to_pylist(),
-                                        variant.tolist(), logits)
+        out["flips"] = stats.flip_stats(
+            table.column("example_id").to_pylist(), table.column("parent_id").to_pylist(), variant.tolist(), logits
+        )
     if "method" in table.column_names:
         out["methods"] = sorted(set(table.column("method").to_pylist()))
     if "label_id" in table.column_names:
@@ -247,14 +282,23 @@ def _cache_figures(name: str, cache) -> dict:
     hidden_values = tokens * cache.hidden_size * len(cache.layers)
     compressed = sum(c.compressed for c in columns)
     uncompressed = sum(c.uncompressed for c in columns)
-    return {"name": name, "rows": cache.num_rows, "tokens": tokens, "shards": len(cache.files), "bytes": total,
-            "bytes_per_token": stats.bytes_per_token(total, tokens),
-            "bytes_per_row": total / cache.num_rows if cache.num_rows else None,
-            "bytes_per_hidden_value": hidden / hidden_values if hidden_values else None,
-            "compression_ratio": uncompressed / compressed if compressed else None,
-            "layers": cache.layers, "attentions": cache.attentions, "hidden_size": cache.hidden_size,
-            "columns": columns, "teacher": m.get("teacher", {}).get("model", ""),
-            "encoding": m.get("encoding", {})}
+    return {
+        "name": name,
+        "rows": cache.num_rows,
+        "tokens": tokens,
+        "shards": len(cache.files),
+        "bytes": total,
+        "bytes_per_token": stats.bytes_per_token(total, tokens),
+        "bytes_per_row": total / cache.num_rows if cache.num_rows else None,
+        "bytes_per_hidden_value": hidden / hidden_values if hidden_values else None,
+        "compression_ratio": uncompressed / compressed if compressed else None,
+        "layers": cache.layers,
+        "attentions": cache.attentions,
+        "hidden_size": cache.hidden_size,
+        "columns": columns,
+        "teacher": m.get("teacher", {}).get("model", ""),
+        "encoding": m.get("encoding", {}),
+    }
 
 
 def collect_teacher_and_cache(root: Path) -> tuple[Section, Section]:
@@ -280,13 +324,17 @@ def collect_teacher_and_cache(root: Path) -> tuple[Section, Section]:
         except CacheError as exc:
             errors.append(f"{name}: {exc.reason}")
     extra = {"errors": errors, "unfinished": [_cache_name(root, u) for u in unfinished]}
-    return (Section(ran=bool(teacher) or bool(errors), data={"caches": teacher, "finetune": finetune,
-                                                               "labels": labels, **extra}),
-            Section(ran=bool(caches) or bool(errors), data={"caches": caches, **extra}))
+    return (
+        Section(
+            ran=bool(teacher) or bool(errors), data={"caches": teacher, "finetune": finetune, "labels": labels, **extra}
+        ),
+        Section(ran=bool(caches) or bool(errors), data={"caches": caches, **extra}),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Student
+
 
 def collect_student(root: Path) -> Section:
     base = root / "student"
@@ -298,17 +346,26 @@ def collect_student(root: Path) -> Section:
         runs.append(_read_json(path))
     if results is None and not runs:
         return Section(note=f"No student results: {base} holds neither results.json nor <run>/metrics.json.")
-    return Section(ran=True, data={"rows": (results or {}).get("rows", []), "runs": runs,
-                                   "has_results": results is not None})
+    return Section(
+        ran=True, data={"rows": (results or {}).get("rows", []), "runs": runs, "has_results": results is not None}
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 
-def collect(output_dir: str | os.PathLike, title: str | None = None, mask_token: str = stats.MASK_TOKEN,
-            seed: int = 0) -> ReportData:
+
+def collect(
+    output_dir: str | os.PathLike, title: str | None = None, mask_token: str = stats.MASK_TOKEN, seed: int = 0
+) -> ReportData:
     """Everything the report shows, read from one output folder (a local path)."""
     root = Path(output_dir)
     teacher, cache = collect_teacher_and_cache(root)
-    return ReportData(title=title or root.name, output_dir=str(output_dir), ingest=collect_ingest(root),
-                      augment=collect_augment(root, mask_token, seed), teacher=teacher, cache=cache,
-                      student=collect_student(root))
+    return ReportData(
+        title=title or root.name,
+        output_dir=str(output_dir),
+        ingest=collect_ingest(root),
+        augment=collect_augment(root, mask_token, seed),
+        teacher=teacher,
+        cache=cache,
+        student=collect_student(root),
+    )

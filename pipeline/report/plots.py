@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from . import stats  # noqa: E402
+from . import stats
 
 COLORS = {"tinybert": "#3b6fb6", "tang": "#d9822b", "original": "#6b7785", "variant": "#3b6fb6"}
 _CYCLE = ["#3b6fb6", "#d9822b", "#4a9c5d", "#b54a68", "#7a5cb8", "#8c6d3f", "#2f9fa6", "#c4a21f"]
 
-plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
-                     "axes.titlesize": 10, "figure.dpi": 100, "savefig.dpi": 110, "legend.frameon": False})
+plt.rcParams.update(
+    {
+        "font.size": 9,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.titlesize": 10,
+        "figure.dpi": 100,
+        "savefig.dpi": 110,
+        "legend.frameon": False,
+    }
+)
 
 
 def color(name: str, i: int = 0) -> str:
@@ -42,8 +51,13 @@ def count_histograms(series: dict[str, Sequence[int]], xlabel: str, title: str) 
     for k, (name, vals) in enumerate(series.items()):
         counts, _ = np.histogram(vals, edges)
         share = counts / max(len(vals), 1)
-        ax.bar(centres + (k - (len(series) - 1) / 2) * width, share, width=width, color=color(name, k),
-               label=f"{name} (mean {np.mean(vals):.1f})" if len(vals) else name)
+        ax.bar(
+            centres + (k - (len(series) - 1) / 2) * width,
+            share,
+            width=width,
+            color=color(name, k),
+            label=f"{name} (mean {np.mean(vals):.1f})" if len(vals) else name,
+        )
     ax.set_xlabel(xlabel)
     ax.set_ylabel("share of examples")
     ax.set_title(title)
@@ -58,8 +72,14 @@ def length_change_cdf(series: dict[str, Sequence[int]]) -> str:
         if not len(vals):
             continue
         x = np.sort(np.asarray(vals))
-        ax.step(x, np.arange(1, len(x) + 1) / len(x), where="post", color=color(name, k), lw=1.6,
-                label=f"{name} (mean {np.mean(x):+.2f}, unchanged length {np.mean(x == 0):.0%})")
+        ax.step(
+            x,
+            np.arange(1, len(x) + 1) / len(x),
+            where="post",
+            color=color(name, k),
+            lw=1.6,
+            label=f"{name} (mean {np.mean(x):+.2f}, unchanged length {np.mean(x == 0):.0%})",
+        )
     ax.axvline(0, color="#444", lw=0.8)
     ax.set_xlabel("words in variant − words in original")
     ax.set_ylabel("share of variants ≤ x")
@@ -96,9 +116,15 @@ def confidence_histograms(panels: list[tuple[str, Sequence[float], Sequence[floa
     for ax, (title, orig, var) in zip(axes[0], panels):
         for name, vals in (("original", orig), ("variant", var)):
             if len(vals):
-                ax.hist(vals, bins=edges, histtype="stepfilled", alpha=0.45, color=COLORS[name],
-                        weights=np.full(len(vals), 1 / len(vals)),
-                        label=f"{name}s (n={len(vals):,}, mean {np.mean(vals):.2f})")
+                ax.hist(
+                    vals,
+                    bins=edges,
+                    histtype="stepfilled",
+                    alpha=0.45,
+                    color=COLORS[name],
+                    weights=np.full(len(vals), 1 / len(vals)),
+                    label=f"{name}s (n={len(vals):,}, mean {np.mean(vals):.2f})",
+                )
         ax.set_title(title)
         ax.set_xlabel("teacher confidence (max softmax)")
         ax.legend(loc="upper left", fontsize=7.5)
@@ -115,7 +141,9 @@ def learning_curves(runs: list[dict]) -> str:
         epochs = [h["epoch"] for h in hist]
         c = _CYCLE[k % len(_CYCLE)]
         left.plot(epochs, [h["train_loss"] for h in hist], marker="o", ms=3, color=c, label=run.get("run", f"run {k}"))
-        right.plot(epochs, [h["dev_accuracy"] for h in hist], marker="o", ms=3, color=c, label=run.get("run", f"run {k}"))
+        right.plot(
+            epochs, [h["dev_accuracy"] for h in hist], marker="o", ms=3, color=c, label=run.get("run", f"run {k}")
+        )
     left.set_title("Training loss")
     right.set_title("Dev accuracy")
     for ax in (left, right):

@@ -11,8 +11,14 @@ import numpy as np
 from . import plots, stats
 from .collect import ReportData
 
-SECTIONS = [("row-flow", "Row flow"), ("samples", "Samples"), ("augmentation", "Augmentation"),
-            ("teacher", "Teacher"), ("cache", "Cache"), ("student", "Student")]
+SECTIONS = [
+    ("row-flow", "Row flow"),
+    ("samples", "Samples"),
+    ("augmentation", "Augmentation"),
+    ("teacher", "Teacher"),
+    ("cache", "Cache"),
+    ("student", "Student"),
+]
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1f2328;
@@ -80,7 +86,7 @@ def _num(v, digits: int = 0) -> str:
         return "–"
     if isinstance(v, float) and digits:
         return f"{v:,.{digits}f}"
-    return f"{int(round(v)):,}"
+    return f"{round(v):,}"
 
 
 def _pct(v: float | None, digits: int = 1) -> str:
@@ -101,17 +107,23 @@ def _bytes(n: float | None) -> str:
     return ""
 
 
-def _table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozenset(), cls: str = "",
-           total: list[str] | None = None) -> str:
+def _table(
+    headers: list[str],
+    rows: list[list[str]],
+    numeric: set[int] = frozenset(),
+    cls: str = "",
+    total: list[str] | None = None,
+) -> str:
     num = ' class="num"'
 
     def cells(row, tag):
         return "".join(f"<{tag}{num if i in numeric else ''}>{c}</{tag}>" for i, c in enumerate(row))
+
     body = "".join(f"<tr>{cells(r, 'td')}</tr>" for r in rows)
     if total:
         body += f'<tr class="total">{cells(total, "td")}</tr>'
     attr = f' class="{cls}"' if cls else ""
-    return f'<table{attr}><thead><tr>{cells(headers, "th")}</tr></thead><tbody>{body}</tbody></table>'
+    return f"<table{attr}><thead><tr>{cells(headers, 'th')}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _section(sid: str, title: str, body: str) -> str:
@@ -128,6 +140,7 @@ def _img(uri: str, alt: str) -> str:
 
 # ---------------------------------------------------------------------------------------------
 
+
 def _row_flow(data: ReportData) -> str:
     parts = []
     ing = data.ingest
@@ -137,19 +150,49 @@ def _row_flow(data: ReportData) -> str:
             ok = s["rows_in"] == s["kept"] + s["rejected"]
             reasons = ", ".join(f"{e(k)} {v:,}" for k, v in s.get("rejected_by_reason", {}).items()) or "–"
             fixes = ", ".join(f"{e(k)} {v:,}" for k, v in (s.get("fixes") or {}).items() if v) or "–"
-            rows.append([e(s["split"]), e(s.get("path", "")), _num(s["rows_in"]), _num(s["kept"]), _num(s["rejected"]),
-                         reasons, fixes, '<span class="ok">in = kept + rejected</span>' if ok
-                         else '<span class="bad">counts do not add up</span>'])
+            rows.append(
+                [
+                    e(s["split"]),
+                    e(s.get("path", "")),
+                    _num(s["rows_in"]),
+                    _num(s["kept"]),
+                    _num(s["rejected"]),
+                    reasons,
+                    fixes,
+                    '<span class="ok">in = kept + rejected</span>'
+                    if ok
+                    else '<span class="bad">counts do not add up</span>',
+                ]
+            )
             totals = [totals[0] + s["rows_in"], totals[1] + s["kept"], totals[2] + s["rejected"]]
-        parts.append("<h3>Ingest</h3>" + _table(
-            ["split", "input", "rows read", "kept", "rejected", "rejected by reason", "repaired", "check"], rows,
-            {2, 3, 4}, total=["all", "", *map(_num, totals), "", "", ""]))
+        parts.append(
+            "<h3>Ingest</h3>"
+            + _table(
+                ["split", "input", "rows read", "kept", "rejected", "rejected by reason", "repaired", "check"],
+                rows,
+                {2, 3, 4},
+                total=["all", "", *map(_num, totals), "", "", ""],
+            )
+        )
         samples = [(s["split"], r) for s in ing.data["splits"] for r in s["reject_samples"]]
         if samples:
-            parts.append("<h3>Rejected rows (first few per split)</h3>" + _table(
-                ["split", "line", "reason", "detail", "raw"],
-                [[e(sp), _num(r.get("line")), e(str(r.get("reason"))), e(str(r.get("detail") or "")),
-                  f'<span class="raw">{e(_clip(str(r.get("raw") or ""), 160))}</span>'] for sp, r in samples], {1}))
+            parts.append(
+                "<h3>Rejected rows (first few per split)</h3>"
+                + _table(
+                    ["split", "line", "reason", "detail", "raw"],
+                    [
+                        [
+                            e(sp),
+                            _num(r.get("line")),
+                            e(str(r.get("reason"))),
+                            e(str(r.get("detail") or "")),
+                            f'<span class="raw">{e(_clip(str(r.get("raw") or ""), 160))}</span>',
+                        ]
+                        for sp, r in samples
+                    ],
+                    {1},
+                )
+            )
     else:
         parts.append("<h3>Ingest</h3>" + _notrun(ing.note))
     aug = data.augment
@@ -158,29 +201,60 @@ def _row_flow(data: ReportData) -> str:
         for split, block in aug.data["splits"].items():
             for method, f in block["methods"].items():
                 per = f["variants_per_example"]
-                rows.append([e(split), e(method), _num(f["examples"]), _num(f["tries_per_example"]), _num(f["tries"]),
-                             _num(f["variants"]), _num(f["duplicates_dropped"]), _num(f["rows"]),
-                             f"{np.mean(per):.2f}" if per else "–"])
-        parts.append("<h3>Augmentation</h3>" + _table(
-            ["split", "method", "examples in", "tries each", "tries", "variants kept", "duplicates dropped",
-             "rows out", "variants / example"], rows, {2, 3, 4, 5, 6, 7, 8}))
-        parts.append('<p class="note">Rows out = examples (each original is kept as variant 0) + variants kept. '
-                     'Duplicates dropped = tries − variants kept: tries that gave the original again or an earlier '
-                     'variant (a text without a replaceable word gives only those). TinyBERT tries each text of a '
-                     'pair on its own.</p>')
+                rows.append(
+                    [
+                        e(split),
+                        e(method),
+                        _num(f["examples"]),
+                        _num(f["tries_per_example"]),
+                        _num(f["tries"]),
+                        _num(f["variants"]),
+                        _num(f["duplicates_dropped"]),
+                        _num(f["rows"]),
+                        f"{np.mean(per):.2f}" if per else "–",
+                    ]
+                )
+        parts.append(
+            "<h3>Augmentation</h3>"
+            + _table(
+                [
+                    "split",
+                    "method",
+                    "examples in",
+                    "tries each",
+                    "tries",
+                    "variants kept",
+                    "duplicates dropped",
+                    "rows out",
+                    "variants / example",
+                ],
+                rows,
+                {2, 3, 4, 5, 6, 7, 8},
+            )
+        )
+        parts.append(
+            '<p class="note">Rows out = examples (each original is kept as variant 0) + variants kept. '
+            "Duplicates dropped = tries − variants kept: tries that gave the original again or an earlier "
+            "variant (a text without a replaceable word gives only those). TinyBERT tries each text of a "
+            "pair on its own.</p>"
+        )
     else:
         parts.append("<h3>Augmentation</h3>" + _notrun(aug.note))
     teach = data.teacher
     if teach.ran and data.cache.data.get("caches"):
-        rows = [[e(c["name"]), _num(c["rows"]), _num(c["tokens"]), _num(c["shards"])] for c in data.cache.data["caches"]]
-        parts.append("<h3>Teacher cache</h3>" + _table(["input", "rows cached", "real tokens", "shards"], rows, {1, 2, 3}))
+        rows = [
+            [e(c["name"]), _num(c["rows"]), _num(c["tokens"]), _num(c["shards"])] for c in data.cache.data["caches"]
+        ]
+        parts.append(
+            "<h3>Teacher cache</h3>" + _table(["input", "rows cached", "real tokens", "shards"], rows, {1, 2, 3})
+        )
     else:
         parts.append("<h3>Teacher cache</h3>" + _notrun(teach.note or "No teacher cache."))
     return "\n".join(parts)
 
 
 def _clip(text: str, n: int) -> str:
-    return text if len(text) <= n else text[:n - 1] + "…"
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def _spans(spans: list[stats.Span]) -> str:
@@ -195,11 +269,13 @@ def _samples(data: ReportData) -> str:
     aug = data.augment
     if not aug.ran:
         return _notrun(aug.note)
-    parts = ['<p class="legend">Each original next to its variants; words are compared with the original '
-             '(case and accents ignored): <span class="w-replaced">replaced</span>'
-             f'<span class="w-masked">{e(aug.data["mask_token"])}</span> masked '
-             '<span class="w-dropped">dropped</span>'
-             '<span class="w-inserted">inserted</span></p>']
+    parts = [
+        '<p class="legend">Each original next to its variants; words are compared with the original '
+        '(case and accents ignored): <span class="w-replaced">replaced</span>'
+        f'<span class="w-masked">{e(aug.data["mask_token"])}</span> masked '
+        '<span class="w-dropped">dropped</span>'
+        '<span class="w-inserted">inserted</span></p>'
+    ]
     for split, block in aug.data["splits"].items():
         methods = list(block["methods"])
         parts.append(f"<h3>split {e(split)}</h3>")
@@ -240,24 +316,57 @@ def _augmentation(data: ReportData) -> str:
             r: stats.MethodRates = f["rates"]
             per = f["variants_per_example"]
             sampled = "" if f["stats_examples"] >= f["examples"] else f" ({f['stats_examples']:,} sampled originals)"
-            rows.append([e(m), _num(r.variants) + sampled, _pct(r.replaced_rate), _pct(r.masked_rate),
-                         _pct(r.dropped_rate), f"{r.mean_length_change:+.2f}",
-                         f"{np.mean(per):.2f}" if per else "–", _num(min(per) if per else None),
-                         _num(max(per) if per else None), e(str(f["summary"].get("mlm", "")))])
-        parts.append(f"<h3>split {e(split)}</h3>" + _table(
-            ["method", "variants", "replaced / word", "masked / word", "dropped / word", "length change (words)",
-             "variants / example", "min", "max", "MLM"], rows, {1, 2, 3, 4, 5, 6, 7, 8}))
+            rows.append(
+                [
+                    e(m),
+                    _num(r.variants) + sampled,
+                    _pct(r.replaced_rate),
+                    _pct(r.masked_rate),
+                    _pct(r.dropped_rate),
+                    f"{r.mean_length_change:+.2f}",
+                    f"{np.mean(per):.2f}" if per else "–",
+                    _num(min(per) if per else None),
+                    _num(max(per) if per else None),
+                    e(str(f["summary"].get("mlm", ""))),
+                ]
+            )
+        parts.append(
+            f"<h3>split {e(split)}</h3>"
+            + _table(
+                [
+                    "method",
+                    "variants",
+                    "replaced / word",
+                    "masked / word",
+                    "dropped / word",
+                    "length change (words)",
+                    "variants / example",
+                    "min",
+                    "max",
+                    "MLM",
+                ],
+                rows,
+                {1, 2, 3, 4, 5, 6, 7, 8},
+            )
+        )
         figs = [
             _img(plots.rate_bars({m: f["rates"] for m, f in methods.items()}), "per-word edit rates"),
-            _img(plots.count_histograms({m: f["variants_per_example"] for m, f in methods.items()},
-                                        "variants per example", "Variants per example"), "variants per example"),
-            _img(plots.length_change_cdf({m: f["rates"].length_changes for m, f in methods.items()}),
-                 "length change"),
+            _img(
+                plots.count_histograms(
+                    {m: f["variants_per_example"] for m, f in methods.items()},
+                    "variants per example",
+                    "Variants per example",
+                ),
+                "variants per example",
+            ),
+            _img(plots.length_change_cdf({m: f["rates"].length_changes for m, f in methods.items()}), "length change"),
         ]
         parts.append(f'<div class="figs">{"".join(figs)}</div>')
-    parts.append('<p class="note">Rates are shares of the originals\' words over all variants: a word replaced by '
-                 'another word (a replacement by the same word is no change), by the mask token, or dropped '
-                 '(Tang\'s n-gram sampling keeps one n-gram only).</p>')
+    parts.append(
+        '<p class="note">Rates are shares of the originals\' words over all variants: a word replaced by '
+        "another word (a replacement by the same word is no change), by the mask token, or dropped "
+        "(Tang's n-gram sampling keeps one n-gram only).</p>"
+    )
     return "\n".join(parts)
 
 
@@ -266,12 +375,21 @@ def _teacher(data: ReportData) -> str:
     parts = []
     ft = t.data.get("finetune")
     if ft:
-        rows = [[_num(ep["epoch"]), f"{ep['train_loss']:.4f}", f"{ep.get('dev_loss', float('nan')):.4f}",
-                 f"{ep['dev_accuracy']:.4f}"] for ep in ft.get("epochs", [])]
-        parts.append(f"<h3>Fine-tuning</h3><p class=\"note\">{_num(ft.get('train_examples'))} training examples, "
-                     f"dev: {e(str(ft.get('dev_source', '')))}; best epoch {_num(ft.get('best_epoch'))}"
-                     f"{' (reused from an earlier run)' if ft.get('reused') else ''}.</p>"
-                     + _table(["epoch", "train loss", "dev loss", "dev accuracy"], rows, {0, 1, 2, 3}))
+        rows = [
+            [
+                _num(ep["epoch"]),
+                f"{ep['train_loss']:.4f}",
+                f"{ep.get('dev_loss', float('nan')):.4f}",
+                f"{ep['dev_accuracy']:.4f}",
+            ]
+            for ep in ft.get("epochs", [])
+        ]
+        parts.append(
+            f'<h3>Fine-tuning</h3><p class="note">{_num(ft.get("train_examples"))} training examples, '
+            f"dev: {e(str(ft.get('dev_source', '')))}; best epoch {_num(ft.get('best_epoch'))}"
+            f"{' (reused from an earlier run)' if ft.get('reused') else ''}.</p>"
+            + _table(["epoch", "train loss", "dev loss", "dev accuracy"], rows, {0, 1, 2, 3})
+        )
     if not t.ran:
         parts.append(_notrun(t.note))
         return "\n".join(parts)
@@ -284,34 +402,66 @@ def _teacher(data: ReportData) -> str:
         flips: stats.FlipStats | None = c["flips"]
         orig, var = c["confidence_original"], c["confidence_variant"]
         predicted = ", ".join(f"{e(k)} {_pct(v / c['rows'] if c['rows'] else None)}" for k, v in c["predicted"].items())
-        rows.append([e(c["name"]), e(", ".join(c["methods"])) or "–", _num(c["rows"]), predicted,
-                     _pct(agree[0] / agree[1]) if agree and agree[1] else "–",
-                     f"{np.mean(orig):.3f}" if orig else "–", f"{np.mean(var):.3f}" if var else "–",
-                     f"{_pct(flips.rate)} ({flips.flips:,} of {flips.compared:,})" if flips else "–"])
-    parts.append("<h3>Predictions</h3>" + _table(
-        ["cache", "method", "rows", "predicted labels", "agrees with label", "confidence: originals",
-         "confidence: variants", "label-flip rate"], rows, {2, 4, 5, 6}))
+        rows.append(
+            [
+                e(c["name"]),
+                e(", ".join(c["methods"])) or "–",
+                _num(c["rows"]),
+                predicted,
+                _pct(agree[0] / agree[1]) if agree and agree[1] else "–",
+                f"{np.mean(orig):.3f}" if orig else "–",
+                f"{np.mean(var):.3f}" if var else "–",
+                f"{_pct(flips.rate)} ({flips.flips:,} of {flips.compared:,})" if flips else "–",
+            ]
+        )
+    parts.append(
+        "<h3>Predictions</h3>"
+        + _table(
+            [
+                "cache",
+                "method",
+                "rows",
+                "predicted labels",
+                "agrees with label",
+                "confidence: originals",
+                "confidence: variants",
+                "label-flip rate",
+            ],
+            rows,
+            {2, 4, 5, 6},
+        )
+    )
     single = [c["name"] for c in caches if c["rows"] and max(c["predicted"].values(), default=0) == c["rows"]]
     if single:
-        parts.append(f'<p class="error">The teacher predicts the same label for every row of {e(", ".join(single))}: '
-                     'it has learnt no more than the majority label, and a label-flip rate of zero says nothing about '
-                     'the augmentation. Train the teacher longer or on more data.</p>')
-    parts.append('<p class="note">Label-flip rate: share of variants whose predicted label (argmax of the cached '
-                 'logits) differs from the prediction on their original. Confidence: the softmax probability of the '
-                 'predicted label. A variant inherits its original\'s label.</p>')
+        parts.append(
+            f'<p class="error">The teacher predicts the same label for every row of {e(", ".join(single))}: '
+            "it has learnt no more than the majority label, and a label-flip rate of zero says nothing about "
+            "the augmentation. Train the teacher longer or on more data.</p>"
+        )
+    parts.append(
+        '<p class="note">Label-flip rate: share of variants whose predicted label (argmax of the cached '
+        "logits) differs from the prediction on their original. Confidence: the softmax probability of the "
+        "predicted label. A variant inherits its original's label.</p>"
+    )
     aug_methods = set()
     if data.augment.ran:
         aug_methods = {m for b in data.augment.data["splits"].values() for m in b["methods"]}
     cached = {m for c in caches for m in c["methods"]}
     missing = sorted(aug_methods - cached)
     if missing:
-        parts.append(_notrun(f"No teacher cache of the {', '.join(missing)} corpus: no confidence or flip rate for "
-                             f"{'it' if len(missing) == 1 else 'them'} (add augmented/<split>/<method> to "
-                             "teacher.inputs)."))
+        parts.append(
+            _notrun(
+                f"No teacher cache of the {', '.join(missing)} corpus: no confidence or flip rate for "
+                f"{'it' if len(missing) == 1 else 'them'} (add augmented/<split>/<method> to "
+                "teacher.inputs)."
+            )
+        )
     panels = [(c["name"], c["confidence_original"], c["confidence_variant"]) for c in caches if c["rows"]]
     if panels:
         labels = t.data.get("labels")
-        parts.append(f'<div class="figs">{_img(plots.confidence_histograms(panels, len(labels) if labels else None), "teacher confidence")}</div>')
+        parts.append(
+            f'<div class="figs">{_img(plots.confidence_histograms(panels, len(labels) if labels else None), "teacher confidence")}</div>'
+        )
     return "\n".join(parts)
 
 
@@ -323,36 +473,74 @@ def _cache(data: ReportData) -> str:
     if c.data.get("unfinished"):
         parts.append(_notrun("Unfinished caches (shards without manifest.json): " + ", ".join(c.data["unfinished"])))
     caches = c.data["caches"]
-    rows = [[e(x["name"]), _num(x["rows"]), _num(x["tokens"]), _bytes(x["bytes"]), f"{x['bytes_per_token']:,.0f}"
-             if x["bytes_per_token"] else "–", _bytes(x["bytes_per_row"]),
-             f"{x['bytes_per_hidden_value']:.3f}" if x["bytes_per_hidden_value"] else "–",
-             f"{x['compression_ratio']:.2f}×" if x["compression_ratio"] else "–",
-             e(", ".join(map(str, x["layers"]))) or "none"] for x in caches]
-    parts.append(_table(["cache", "rows", "real tokens", "on disk", "bytes / token", "bytes / row",
-                         "bytes / hidden value", "compression", "hidden layers"], rows, {1, 2, 3, 4, 5, 6, 7}))
-    parts.append('<p class="note">On disk: the shard files. Compression: decoded (uncompressed) over stored bytes of '
-                 'every column chunk, from the Parquet footers; a float16 value decodes to 2 bytes.</p>')
+    rows = [
+        [
+            e(x["name"]),
+            _num(x["rows"]),
+            _num(x["tokens"]),
+            _bytes(x["bytes"]),
+            f"{x['bytes_per_token']:,.0f}" if x["bytes_per_token"] else "–",
+            _bytes(x["bytes_per_row"]),
+            f"{x['bytes_per_hidden_value']:.3f}" if x["bytes_per_hidden_value"] else "–",
+            f"{x['compression_ratio']:.2f}×" if x["compression_ratio"] else "–",
+            e(", ".join(map(str, x["layers"]))) or "none",
+        ]
+        for x in caches
+    ]
+    parts.append(
+        _table(
+            [
+                "cache",
+                "rows",
+                "real tokens",
+                "on disk",
+                "bytes / token",
+                "bytes / row",
+                "bytes / hidden value",
+                "compression",
+                "hidden layers",
+            ],
+            rows,
+            {1, 2, 3, 4, 5, 6, 7},
+        )
+    )
+    parts.append(
+        '<p class="note">On disk: the shard files. Compression: decoded (uncompressed) over stored bytes of '
+        "every column chunk, from the Parquet footers; a float16 value decodes to 2 bytes.</p>"
+    )
     tables = []
     for x in caches:
         total = sum(col.compressed for col in x["columns"]) or 1
         big = [col for col in x["columns"] if col.compressed / total >= SMALL_COLUMN_SHARE]
         small = [col for col in x["columns"] if col.compressed / total < SMALL_COLUMN_SHARE]
         if len(small) > 1:
-            rest = stats.ColumnBytes(f"{len(small)} other columns", sum(c.compressed for c in small),
-                                     sum(c.uncompressed for c in small))
+            rest = stats.ColumnBytes(
+                f"{len(small)} other columns", sum(c.compressed for c in small), sum(c.uncompressed for c in small)
+            )
             big.append(rest)
         else:
             big += small
-        rows = [[f"<code>{e(col.column)}</code>" if col in x["columns"] else e(col.column), _bytes(col.compressed),
-                 _bytes(col.uncompressed), f"{col.ratio:.2f}×" if col.ratio else "–", _share(col.compressed / total),
-                 f'<span class="bar" style="width:{max(1, round(160 * col.compressed / total))}px"></span>']
-                for col in big]
-        tables.append(f"<div><h3>{e(x['name'])}: bytes per column</h3>"
-                      + _table(["column", "stored", "decoded", "ratio", "share", ""], rows, {1, 2, 3, 4}) + "</div>")
+        rows = [
+            [
+                f"<code>{e(col.column)}</code>" if col in x["columns"] else e(col.column),
+                _bytes(col.compressed),
+                _bytes(col.uncompressed),
+                f"{col.ratio:.2f}×" if col.ratio else "–",
+                _share(col.compressed / total),
+                f'<span class="bar" style="width:{max(1, round(160 * col.compressed / total))}px"></span>',
+            ]
+            for col in big
+        ]
+        tables.append(
+            f"<div><h3>{e(x['name'])}: bytes per column</h3>"
+            + _table(["column", "stored", "decoded", "ratio", "share", ""], rows, {1, 2, 3, 4})
+            + "</div>"
+        )
     parts.append(f'<div class="figs">{"".join(tables)}</div>')
     if any(len(x["columns"]) > 1 for x in caches):
-        parts.append(f'<p class="note">Columns under {SMALL_COLUMN_SHARE:.0%} of a cache\'s bytes are summed in one '
-                     'row.</p>')
+        parts.append(
+            f'<p class="note">Columns under {SMALL_COLUMN_SHARE:.0%} of a cache\'s bytes are summed in one row.</p>'
+        )
     return "\n".join(parts)
 
 
@@ -362,34 +550,69 @@ def _student(data: ReportData) -> str:
         return _notrun(s.note)
     parts = []
     if s.data["rows"]:
-        rows = [[e(str(r.get("name", ""))), e(str(r.get("model", ""))), e(str(r.get("data", ""))),
-                 e(", ".join(map(str, r.get("seeds", [])))),
-                 f"{r['accuracy_mean']:.4f}" + (f" ± {r['accuracy_std']:.4f}" if r.get("accuracy_std") is not None
-                                                else " (one run)"),
-                 f"{r.get('macro_f1_mean', float('nan')):.4f}",
-                 _num(r.get("params")), _num(r.get("sentences_per_s"))] for r in s.data["rows"]]
-        parts.append("<h3>Results</h3>" + _table(
-            ["name", "model", "data", "seeds", "accuracy (mean ± std)", "macro F1", "parameters", "sentences / s"],
-            rows, {4, 5, 6, 7}))
+        rows = [
+            [
+                e(str(r.get("name", ""))),
+                e(str(r.get("model", ""))),
+                e(str(r.get("data", ""))),
+                e(", ".join(map(str, r.get("seeds", [])))),
+                f"{r['accuracy_mean']:.4f}"
+                + (f" ± {r['accuracy_std']:.4f}" if r.get("accuracy_std") is not None else " (one run)"),
+                f"{r.get('macro_f1_mean', float('nan')):.4f}",
+                _num(r.get("params")),
+                _num(r.get("sentences_per_s")),
+            ]
+            for r in s.data["rows"]
+        ]
+        parts.append(
+            "<h3>Results</h3>"
+            + _table(
+                ["name", "model", "data", "seeds", "accuracy (mean ± std)", "macro F1", "parameters", "sentences / s"],
+                rows,
+                {4, 5, 6, 7},
+            )
+        )
     elif not s.data["has_results"]:
         parts.append(_notrun("No results.json yet: the runs below have not been summarised."))
     runs = s.data["runs"]
     if runs:
-        rows = [[e(str(r.get("run", ""))), e(str(r.get("model", ""))), e(str(r.get("data", ""))), _num(r.get("seed")),
-                 _num(sum("dev_accuracy" in h for h in r.get("history") or [])),
-                 f"{r.get('test', {}).get('accuracy', float('nan')):.4f}",
-                 f"{r.get('test', {}).get('macro_f1', float('nan')):.4f}"] for r in runs]
-        parts.append("<h3>Runs</h3>" + _table(["run", "model", "data", "seed", "epochs", "test accuracy", "test macro F1"],
-                                              rows, {3, 4, 5, 6}))
+        rows = [
+            [
+                e(str(r.get("run", ""))),
+                e(str(r.get("model", ""))),
+                e(str(r.get("data", ""))),
+                _num(r.get("seed")),
+                _num(sum("dev_accuracy" in h for h in r.get("history") or [])),
+                f"{r.get('test', {}).get('accuracy', float('nan')):.4f}",
+                f"{r.get('test', {}).get('macro_f1', float('nan')):.4f}",
+            ]
+            for r in runs
+        ]
+        parts.append(
+            "<h3>Runs</h3>"
+            + _table(["run", "model", "data", "seed", "epochs", "test accuracy", "test macro F1"], rows, {3, 4, 5, 6})
+        )
         if any(r.get("history") for r in runs):
             parts.append(f'<div class="figs">{_img(plots.learning_curves(runs), "student learning curves")}</div>')
     return "\n".join(parts)
 
 
 def render(data: ReportData) -> str:
-    bodies = {"row-flow": _row_flow(data), "samples": _samples(data), "augmentation": _augmentation(data),
-              "teacher": _teacher(data), "cache": _cache(data), "student": _student(data)}
+    bodies = {
+        "row-flow": _row_flow(data),
+        "samples": _samples(data),
+        "augmentation": _augmentation(data),
+        "teacher": _teacher(data),
+        "cache": _cache(data),
+        "student": _student(data),
+    }
     nav = "".join(f'<a href="#{sid}">{e(title)}</a>' for sid, title in SECTIONS)
     sections = "\n".join(_section(sid, title, bodies[sid]) for sid, title in SECTIONS)
-    return PAGE.substitute(title=e(data.title), output_dir=e(data.output_dir), css=CSS, nav=nav, sections=sections,
-                           generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    return PAGE.substitute(
+        title=e(data.title),
+        output_dir=e(data.output_dir),
+        css=CSS,
+        nav=nav,
+        sections=sections,
+        generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    )

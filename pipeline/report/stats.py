@@ -18,8 +18,8 @@ import difflib
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -28,6 +28,7 @@ MASK_TOKEN = "[MASK]"
 
 # ---------------------------------------------------------------------------------------------
 # Word diffs
+
 
 @dataclass(frozen=True)
 class Span:
@@ -40,6 +41,7 @@ class Span:
     text: str
     lead: str = ""
 
+
 @dataclass(frozen=True)
 class EditCounts:
     """Word edits of one variant against its original."""
@@ -51,7 +53,7 @@ class EditCounts:
     dropped: int = 0
     inserted: int = 0
 
-    def __add__(self, other: "EditCounts") -> "EditCounts":
+    def __add__(self, other: EditCounts) -> EditCounts:
         return EditCounts(*(a + b for a, b in zip(self._values(), other._values())))
 
     def _values(self) -> tuple[int, ...]:
@@ -87,7 +89,7 @@ def word_diff(original: str | None, variant: str | None, mask_token: str = MASK_
     orig, var = _tokens(original, mask_token), _tokens(variant, mask_token)
 
     def gap(tokens, text, k):  # the white space before token k in its own text (None: its first word)
-        return None if k == 0 else (" " if text[tokens[k - 1][2]:tokens[k][1]] else "")
+        return None if k == 0 else (" " if text[tokens[k - 1][2] : tokens[k][1]] else "")
 
     words: list[tuple[str, str, str | None]] = []  # (kind, word, lead)
 
@@ -132,7 +134,7 @@ def edit_counts(original: str | None, variant: str | None, mask_token: str = MAS
             inserted += b
         elif op == "replace":
             pairs = min(a, b)
-            n_masked = sum(w == mask_token for w in var[j1:j1 + pairs])
+            n_masked = sum(w == mask_token for w in var[j1 : j1 + pairs])
             masked += n_masked
             replaced += pairs - n_masked
             dropped += a - pairs
@@ -161,10 +163,14 @@ def method_rates(counts: Sequence[EditCounts]) -> MethodRates:
     """Micro-averaged rates: total replaced (masked, dropped) words over total original words."""
     total = sum(counts, EditCounts(0, 0))
     words = max(total.original_words, 1)
-    return MethodRates(variants=len(counts), original_words=total.original_words,
-                       replaced_rate=total.replaced / words, masked_rate=total.masked / words,
-                       dropped_rate=total.dropped / words,
-                       length_changes=[c.variant_words - c.original_words for c in counts])
+    return MethodRates(
+        variants=len(counts),
+        original_words=total.original_words,
+        replaced_rate=total.replaced / words,
+        masked_rate=total.masked / words,
+        dropped_rate=total.dropped / words,
+        length_changes=[c.variant_words - c.original_words for c in counts],
+    )
 
 
 def variants_per_example(parent_ids: Iterable[str], variants: Iterable[int]) -> list[int]:
@@ -183,6 +189,7 @@ def tries_made(method: str, tries_per_example: int, examples: int, second_texts:
 
 # ---------------------------------------------------------------------------------------------
 # Teacher outputs
+
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64)
@@ -209,8 +216,9 @@ class FlipStats:
         return self.flips / self.compared if self.compared else None
 
 
-def flip_stats(example_ids: Sequence[str], parent_ids: Sequence[str], variants: Sequence[int],
-               logits: np.ndarray) -> FlipStats:
+def flip_stats(
+    example_ids: Sequence[str], parent_ids: Sequence[str], variants: Sequence[int], logits: np.ndarray
+) -> FlipStats:
     pred = np.asarray(logits).argmax(axis=1) if len(logits) else np.zeros(0, dtype=int)
     parent_pred = {e: int(p) for e, v, p in zip(example_ids, variants, pred) if v == 0}
     flips = compared = 0
@@ -237,6 +245,7 @@ def label_counts(logits: np.ndarray, num_labels: int) -> list[int]:
 
 # ---------------------------------------------------------------------------------------------
 # Cache bytes
+
 
 @dataclass
 class ColumnBytes:

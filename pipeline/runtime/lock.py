@@ -15,7 +15,7 @@ import os
 import socket
 import sys
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..errors import PipelineError
 
@@ -67,8 +67,12 @@ def output_lock(output_dir: str, command: str = "") -> Iterator[str | None]:
     folder = output_dir.removeprefix("file://")
     storage.makedirs(folder)
     path = os.path.join(os.path.abspath(folder), LOCK_NAME)
-    me = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-          "command": command or " ".join(os.path.basename(a) for a in sys.argv[:3])}
+    me = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "command": command or " ".join(os.path.basename(a) for a in sys.argv[:3]),
+    }
     for _ in range(3):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -78,10 +82,16 @@ def output_lock(output_dir: str, command: str = "") -> Iterator[str | None]:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
                 continue
-            who = (f"host {holder.get('host')}, pid {holder.get('pid')}, started {holder.get('started')}"
-                   f" ({str(holder.get('command'))[:100]})" if holder else "a run whose lock is being written")
-            raise OutputLocked(f"{folder} is in use by another run: {who}. Wait for it to end; if that run is "
-                               f"gone for good (another host's crash), delete {path}") from None
+            who = (
+                f"host {holder.get('host')}, pid {holder.get('pid')}, started {holder.get('started')}"
+                f" ({str(holder.get('command'))[:100]})"
+                if holder
+                else "a run whose lock is being written"
+            )
+            raise OutputLocked(
+                f"{folder} is in use by another run: {who}. Wait for it to end; if that run is "
+                f"gone for good (another host's crash), delete {path}"
+            ) from None
         except OSError as exc:
             raise storage.OutputError(path, exc) from exc
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

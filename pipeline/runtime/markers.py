@@ -32,8 +32,10 @@ def fingerprint_file(path: str) -> dict:
 
 def fingerprint_dir(directory: str, suffix: str = ".parquet") -> list[dict]:
     """Name, size and SHA-256 of the data files of a directory, in name order."""
-    return [{"file": i.base_name, "size": i.size, "sha256": file_sha256(storage.join(directory, i.base_name))}
-            for i in storage.data_files(directory, suffix)]
+    return [
+        {"file": i.base_name, "size": i.size, "sha256": file_sha256(storage.join(directory, i.base_name))}
+        for i in storage.data_files(directory, suffix)
+    ]
 
 
 def sizes(paths: list[str]) -> dict[str, int | None]:
@@ -81,8 +83,9 @@ def mark_finished(directory: str, key: str, files: list[dict]) -> None:
     missing = [p for p, size in found.items() if size is None]
     if missing:
         raise FileNotFoundError(f"{directory}: cannot mark finished, missing {missing}")
-    storage.write_json(storage.join(directory, MARKER),
-                       {"key": key, "files": [{**f, "bytes": found[f["path"]]} for f in files]})
+    storage.write_json(
+        storage.join(directory, MARKER), {"key": key, "files": [{**f, "bytes": found[f["path"]]} for f in files]}
+    )
 
 
 def finished_files(directory: str) -> list[dict] | None:

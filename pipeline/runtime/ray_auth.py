@@ -13,8 +13,10 @@ import os
 
 from ..errors import PipelineError
 
-HINT = ("pass --ray-token-file PATH with the cluster's token (`ray get-auth-token` on the head node prints it) "
-        "or set RAY_AUTH_TOKEN")
+HINT = (
+    "pass --ray-token-file PATH with the cluster's token (`ray get-auth-token` on the head node prints it) "
+    "or set RAY_AUTH_TOKEN"
+)
 
 
 class RayAuthError(PipelineError, RuntimeError):
@@ -35,7 +37,9 @@ def use_token(token_file: str | None) -> None:
         os.environ.pop("RAY_AUTH_TOKEN", None)  # Ray prefers it to the file: the file named here wins
         os.environ["RAY_AUTH_TOKEN_PATH"] = path
         os.environ["RAY_AUTH_MODE"] = "token"
-    elif "RAY_AUTH_MODE" not in os.environ and (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
+    elif "RAY_AUTH_MODE" not in os.environ and (
+        os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+    ):
         os.environ["RAY_AUTH_MODE"] = "token"
 
 

@@ -32,8 +32,14 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, verbose: b
             before = children(os.getpid()) if os.path.isdir("/proc") else set()
             # address="local": always a fresh instance of our own, never a cluster that someone
             # started with `ray start` on the same machine (plain ray.init() would join that one)
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
-                     configure_logging=True, log_to_driver=verbose)
+            ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                logging_level=logging.WARNING,
+                configure_logging=True,
+                log_to_driver=verbose,
+            )
             if os.path.isdir("/proc"):  # so that the local Ray dies with this process, even by SIGKILL
                 _WATCHERS.append(watch(children(os.getpid()) - before))
     res = ray.cluster_resources()
@@ -52,8 +58,9 @@ def _join(address: str, verbose: bool) -> None:
     except AuthenticationError as exc:
         raise refused(f"the Ray cluster at {address}", exc) from None
     except ConnectionError as exc:  # Ray says no more when the cluster refused our token
-        raise RayAuthError(f"cannot join the Ray cluster at {address} ({exc}); if it uses token "
-                           f"authentication, {HINT}") from None
+        raise RayAuthError(
+            f"cannot join the Ray cluster at {address} ({exc}); if it uses token authentication, {HINT}"
+        ) from None
 
 
 def cluster_gpus() -> int:

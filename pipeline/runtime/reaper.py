@@ -10,6 +10,7 @@ their descendants, tracked while the driver lives). Linux only (it reads ``/proc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -29,7 +30,7 @@ def _stat(pid: int) -> tuple[int, int] | None:
     except OSError:
         return None
     # the command name may hold spaces and parentheses: the fields follow the last ')'
-    fields = data[data.rindex(b")") + 2:].split()
+    fields = data[data.rindex(b")") + 2 :].split()
     if fields[0] in (b"Z", b"X"):  # a zombie has finished
         return None
     return int(fields[1]), int(fields[19])
@@ -65,10 +66,8 @@ def _end(tracked: dict[int, int]) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         alive = [p for p, start in tracked.items() if (_stat(p) or (0, -1))[1] == start]
         for p in alive:
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(p, sig)
-            except OSError:
-                pass
         if not alive:
             return
         deadline = time.monotonic() + GRACE_S
@@ -86,8 +85,13 @@ def watch(roots: set[int]) -> subprocess.Popen | None:
     table = _table()
     spec = ",".join(f"{p}:{table[p][1]}" for p in sorted(roots) if p in table)
     # the child keeps the pipe's read end only; the write end stays with this process
-    return subprocess.Popen([sys.executable, "-m", "pipeline.runtime.reaper", spec], stdin=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.runtime.reaper", spec],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def _main(spec: str) -> int:

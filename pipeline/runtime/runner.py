@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from pyarrow import fs as pafs
 
@@ -52,7 +53,7 @@ class Task:
         return json.dumps({"index": self.index, "spec": self.spec, "rows": self.rows})
 
     @classmethod
-    def from_json(cls, text: str) -> "Task":
+    def from_json(cls, text: str) -> Task:
         d = json.loads(text)
         return cls(d["index"], d["spec"], d["rows"])
 
@@ -74,7 +75,7 @@ class Work:
 
     fn: Callable
     kwargs: dict = field(default_factory=dict)
-    resources: Resources = Resources()
+    resources: Resources = field(default_factory=Resources)
     tasks_per_call: int = 1
 
 
@@ -105,17 +106,25 @@ def run_stage(stage: Stage, executor: str = "ray") -> dict:
     if marker is not None and _intact({0: marker}, executor) == {0}:
         summary = storage.read_json(storage.join(stage.out_dir, markers.SUMMARY))
         summary = {**summary, "reused": True}  # type: ignore[dict-item]
-        print_summary(stage.title, [*stage.lines(summary), ("up to date", "finished by an earlier run with the same "
-                                                                          "inputs and settings; not redone")])
+        print_summary(
+            stage.title,
+            [
+                *stage.lines(summary),
+                ("up to date", "finished by an earlier run with the same inputs and settings; not redone"),
+            ],
+        )
         return summary
     markers.start(stage.out_dir)
     tasks = stage.plan()
-    for directory in (stage.out_dir, *stage.other_dirs) + ((storage.join(stage.out_dir, markers.TASKS),)
-                                                            if stage.task_markers else ()):
+    for directory in (stage.out_dir, *stage.other_dirs) + (
+        (storage.join(stage.out_dir, markers.TASKS),) if stage.task_markers else ()
+    ):
         storage.makedirs(directory)
     results: dict[int, dict] = {}
     for task in tasks:
-        done = stage.reuse(task) if stage.reuse else markers.finished_task(stage.out_dir, task.name, stage.key, task.spec)
+        done = (
+            stage.reuse(task) if stage.reuse else markers.finished_task(stage.out_dir, task.name, stage.key, task.spec)
+        )
         if done is not None:
             results[task.index] = {**done, "reused": True}
     intact = _intact(results, executor)
@@ -135,8 +144,15 @@ def run_stage(stage: Stage, executor: str = "ray") -> dict:
     progress.done()
     ordered = [results[t.index] for t in tasks]
     summary = stage.summarize(ordered)
-    summary.update({"tasks": len(tasks), "tasks_computed": len(todo), "tasks_reused": len(tasks) - len(todo),
-                    "seconds": round(time.perf_counter() - started, 3), "driver_cpu_s": round(driver_cpu, 3)})
+    summary.update(
+        {
+            "tasks": len(tasks),
+            "tasks_computed": len(todo),
+            "tasks_reused": len(tasks) - len(todo),
+            "seconds": round(time.perf_counter() - started, 3),
+            "driver_cpu_s": round(driver_cpu, 3),
+        }
+    )
     if stage.commit is not None:
         stage.commit(summary, ordered)
     else:
@@ -144,9 +160,14 @@ def run_stage(stage: Stage, executor: str = "ray") -> dict:
         storage.write_json(summary_path, summary)
         files = [f for r in ordered for f in r.get("files", [])]
         markers.mark_finished(stage.out_dir, stage.key, [*files, {"path": summary_path}])
-    print_summary(stage.title, [*stage.lines(summary),
-                                ("tasks computed / reused", f"{len(todo)} / {len(tasks) - len(todo)}"),
-                                ("seconds", summary["seconds"])])
+    print_summary(
+        stage.title,
+        [
+            *stage.lines(summary),
+            ("tasks computed / reused", f"{len(todo)} / {len(tasks) - len(todo)}"),
+            ("seconds", summary["seconds"]),
+        ],
+    )
     return summary
 
 
@@ -186,8 +207,7 @@ def _remove_stale(stage: Stage, planned: set[int], todo: set[int]) -> None:
             name = info.base_name
             match = _TASK_FILE.match(name)
             stale = name.startswith(".") and name.endswith(".tmp")
-            if match and (int(match.group(1)) not in planned or
-                          (int(match.group(1)) in todo and stage.task_markers)):
+            if match and (int(match.group(1)) not in planned or (int(match.group(1)) in todo and stage.task_markers)):
                 stale = True
             if stale:
                 filesystem.delete_file(info.path)
@@ -195,6 +215,7 @@ def _remove_stale(stage: Stage, planned: set[int], todo: set[int]) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Execution: Ray tasks or a Ray actor pool, or in this process
+
 
 def execute(stage: Stage, tasks: list[Task], work: Work, executor: str) -> Iterator[dict]:
     """The results of ``tasks`` as they finish; each task's marker is written by whoever ran it."""
@@ -234,8 +255,7 @@ def _run_tasks(tasks: list[Task], work: Work, marks) -> Iterator[str]:
     from .ray_env import cluster_cpus
 
     res = work.resources
-    remote = ray.remote(_task_call).options(name=work.fn.__name__, scheduling_strategy="SPREAD",
-                                            **res.ray_options())
+    remote = ray.remote(_task_call).options(name=work.fn.__name__, scheduling_strategy="SPREAD", **res.ray_options())
     shared = ray.put((work.fn, work.kwargs, marks))  # sent once, not with every task
     limit = res.in_flight(cluster_cpus())
     pending: list = []
@@ -263,10 +283,12 @@ def _run_actors(tasks: list[Task], work: Work, marks) -> Iterator[str]:
     res = work.resources
     # the dashboard names an actor after its class: the stage's worker class, not this adapter
     cls = type(work.fn.__name__, (_ActorCall,), {"__module__": __name__})
-    actor = ray.remote(cls).options(max_restarts=-1, max_task_retries=-1, scheduling_strategy="SPREAD",
-                                    **res.ray_options())
-    calls = [[t.as_json() for t in tasks[i : i + work.tasks_per_call]]
-             for i in range(0, len(tasks), work.tasks_per_call)]
+    actor = ray.remote(cls).options(
+        max_restarts=-1, max_task_retries=-1, scheduling_strategy="SPREAD", **res.ray_options()
+    )
+    calls = [
+        [t.as_json() for t in tasks[i : i + work.tasks_per_call]] for i in range(0, len(tasks), work.tasks_per_call)
+    ]
     actors = [actor.remote(work.fn, work.kwargs, marks) for _ in range(res.pool_size(len(calls)))]
     try:
         for texts in ActorPool(actors).map_unordered(lambda a, c: a.run.remote(c), calls):
@@ -320,6 +342,7 @@ class _ActorCall:
 
 # ---------------------------------------------------------------------------------------------
 # Sharing values with the tasks: the object store on Ray, the value itself in this process
+
 
 class LocalRef:
     """A value shared with in-process tasks (``executor="local"``); hashed by identity, like a ref."""

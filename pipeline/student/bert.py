@@ -23,15 +23,27 @@ def layer_map(teacher_layers: int, student_layers: int, explicit: list[int] | No
     """g(0..k): the teacher hidden state each student hidden state learns (0 = embeddings)."""
     g = list(explicit) if explicit is not None else tinybert_layers(teacher_layers, student_layers)
     if len(g) != student_layers + 1:
-        raise StudentError(f"layer_map needs {student_layers + 1} entries (student states 0..{student_layers}), got {g}")
+        raise StudentError(
+            f"layer_map needs {student_layers + 1} entries (student states 0..{student_layers}), got {g}"
+        )
     if g[0] != 0 or any(not 0 <= x <= teacher_layers for x in g) or g != sorted(set(g)):
-        raise StudentError(f"layer_map {g} must start at 0 (embeddings), increase, and stay within the teacher's "
-                           f"0..{teacher_layers}")
+        raise StudentError(
+            f"layer_map {g} must start at 0 (embeddings), increase, and stay within the teacher's 0..{teacher_layers}"
+        )
     return g
 
 
-def build_student(teacher_dir: str, layers: int, init: str, g: list[int], *, hidden_size: int | None = None,
-                  intermediate_size: int | None = None, seed: int = 0, attentions: bool = False):
+def build_student(
+    teacher_dir: str,
+    layers: int,
+    init: str,
+    g: list[int],
+    *,
+    hidden_size: int | None = None,
+    intermediate_size: int | None = None,
+    seed: int = 0,
+    attentions: bool = False,
+):
     """A sequence classifier with ``layers`` layers; ``init="teacher"`` copies the teacher's embeddings,
     pooler, classifier and layers g(1)..g(k) (1-based teacher layers)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
@@ -46,7 +58,9 @@ def build_student(teacher_dir: str, layers: int, init: str, g: list[int], *, hid
             scfg.hidden_size = hidden_size
             scfg.intermediate_size = intermediate_size or 4 * hidden_size
         if scfg.hidden_size % scfg.num_attention_heads:
-            raise StudentError(f"hidden_size {scfg.hidden_size} is not a multiple of the {scfg.num_attention_heads} heads")
+            raise StudentError(
+                f"hidden_size {scfg.hidden_size} is not a multiple of the {scfg.num_attention_heads} heads"
+            )
         return AutoModelForSequenceClassification.from_config(scfg, **extra)
     if hidden_size and hidden_size != tcfg.hidden_size:
         raise StudentError("a student initialised from the teacher has the teacher's hidden size; use init: random")
@@ -58,7 +72,7 @@ def build_student(teacher_dir: str, layers: int, init: str, g: list[int], *, hid
     for key in student.state_dict():
         match = _LAYER.search(key)
         if match:
-            src = key[:match.start(2)] + str(source[int(match.group(2)) + 1]) + key[match.end(2):]
+            src = key[: match.start(2)] + str(source[int(match.group(2)) + 1]) + key[match.end(2) :]
         else:
             src = key
         if src not in state:
@@ -87,11 +101,13 @@ def intermediate_loss(out, batch: dict, g: list[int], proj: HiddenProjection, at
     """Embedding + hidden-state (+ attention) MSE of one forward pass against the cached teacher."""
     mask = batch["attention_mask"]
     parts = {"embedding": hidden_mse(proj(out.hidden_states[0]), batch[f"hidden_{g[0]}"], mask)}
-    parts["hidden"] = sum(hidden_mse(proj(out.hidden_states[m]), batch[f"hidden_{g[m]}"], mask)
-                          for m in range(1, len(g)))
+    parts["hidden"] = sum(
+        hidden_mse(proj(out.hidden_states[m]), batch[f"hidden_{g[m]}"], mask) for m in range(1, len(g))
+    )
     if attention:
-        parts["attention"] = sum(attention_mse(out.attentions[m - 1], batch[f"attention_{g[m]}"], mask)
-                                 for m in range(1, len(g)))
+        parts["attention"] = sum(
+            attention_mse(out.attentions[m - 1], batch[f"attention_{g[m]}"], mask) for m in range(1, len(g))
+        )
     return parts
 
 

@@ -13,8 +13,9 @@ from .words import Vocab
 
 
 class BiLstmClassifier(nn.Module):
-    def __init__(self, embeddings: np.ndarray, hidden: int, mlp: int, num_labels: int, dropout: float = 0.1,
-                 pair: bool = False):
+    def __init__(
+        self, embeddings: np.ndarray, hidden: int, mlp: int, num_labels: int, dropout: float = 0.1, pair: bool = False
+    ):
         super().__init__()
         vocab, dim = embeddings.shape
         self.embed = nn.Embedding(vocab, dim, padding_idx=0)
@@ -22,8 +23,9 @@ class BiLstmClassifier(nn.Module):
         self.lstm = nn.LSTM(dim, hidden, num_layers=1, batch_first=True, bidirectional=True)
         self.pair = pair
         features = 2 * hidden * (4 if pair else 1)  # pairs: [a, b, |a-b|, a*b] as in Tang et al.
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(features, mlp), nn.ReLU(), nn.Dropout(dropout),
-                                  nn.Linear(mlp, num_labels))
+        self.head = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(features, mlp), nn.ReLU(), nn.Dropout(dropout), nn.Linear(mlp, num_labels)
+        )
 
     def encode(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """[B, T] word ids, [B] lengths (≥ 1) → [B, 2·hidden]: the last states of both directions."""
@@ -43,7 +45,7 @@ def _pad(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     lens = [max(len(s), 1) for s in seqs]  # an empty text is one <pad> step, never a zero length
     out = np.zeros((len(seqs), max(lens) if seqs else 1), dtype=np.int64)
     for i, s in enumerate(seqs):
-        out[i, :len(s)] = s
+        out[i, : len(s)] = s
     return torch.from_numpy(out), torch.tensor(lens, dtype=torch.int64)
 
 

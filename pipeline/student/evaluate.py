@@ -63,7 +63,7 @@ def predict_bilstm(model, vocab, data: EvalSet, max_words: int, device, batch_si
     order = np.argsort([len(e) for e in enc_a], kind="stable")
     out = np.zeros((len(data), model.head[-1].out_features), dtype=np.float32)
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         ids_a, len_a = _pad([enc_a[i] for i in idx])
         args = [ids_a.to(device), len_a]
         if enc_b is not None:
@@ -74,14 +74,16 @@ def predict_bilstm(model, vocab, data: EvalSet, max_words: int, device, batch_si
 
 
 @torch.inference_mode()
-def predict_transformer(model, tokenizer, data: EvalSet, device, max_length: int = 128, batch_size: int = 128) -> np.ndarray:
+def predict_transformer(
+    model, tokenizer, data: EvalSet, device, max_length: int = 128, batch_size: int = 128
+) -> np.ndarray:
     model.eval()
     pair = data.pair
     lengths = [len(a) + len(b or "") for a, b in zip(data.text_a, data.text_b)]
     order = np.argsort(lengths, kind="stable")
     out = None
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         a = [data.text_a[i] for i in idx]
         b = [data.text_b[i] or "" for i in idx] if pair else None
         enc = tokenizer(a, b, truncation=True, max_length=max_length, padding=True, return_tensors="pt")

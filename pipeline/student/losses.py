@@ -17,7 +17,9 @@ import torch.nn.functional as F
 IGNORE = -100
 
 
-def soft_cross_entropy(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+def soft_cross_entropy(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
     t = float(temperature)
     target = F.softmax(teacher_logits.float() / t, dim=-1)
     log_p = F.log_softmax(student_logits.float() / t, dim=-1)
@@ -35,12 +37,14 @@ def hard_cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor) -> to
 
 
 def mixed(student_logits, teacher_logits, labels, alpha: float, temperature: float = 1.0) -> torch.Tensor:
-    return (alpha * hard_cross_entropy(student_logits, labels)
-            + (1.0 - alpha) * soft_cross_entropy(student_logits, teacher_logits, temperature))
+    return alpha * hard_cross_entropy(student_logits, labels) + (1.0 - alpha) * soft_cross_entropy(
+        student_logits, teacher_logits, temperature
+    )
 
 
-def prediction_loss(kind: str, student_logits, teacher_logits, labels, *, temperature: float = 1.0,
-                    alpha: float = 0.5) -> torch.Tensor:
+def prediction_loss(
+    kind: str, student_logits, teacher_logits, labels, *, temperature: float = 1.0, alpha: float = 0.5
+) -> torch.Tensor:
     if kind == "hard":
         return hard_cross_entropy(student_logits, labels)
     if kind == "soft":

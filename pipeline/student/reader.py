@@ -8,7 +8,7 @@ so a corrupt or truncated shard stops training before the first step, naming the
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -17,8 +17,13 @@ import pyarrow.compute as pc
 from ..teacher.cache import CacheError, TeacherCache, open_cache
 
 
-def open_training_cache(path: str, *, layers: Sequence[int] | None = None, attentions: Sequence[int] | None = None,
-                        teacher_hash: str | None = None) -> TeacherCache:
+def open_training_cache(
+    path: str,
+    *,
+    layers: Sequence[int] | None = None,
+    attentions: Sequence[int] | None = None,
+    teacher_hash: str | None = None,
+) -> TeacherCache:
     return open_cache(path, layers=layers, attentions=attentions, teacher_hash=teacher_hash)
 
 
@@ -41,8 +46,17 @@ class ShuffleReader:
     the same batches.
     """
 
-    def __init__(self, cache: TeacherCache, columns: Sequence[str], batch_size: int, *, buffer_rows: int = 20_000,
-                 seed: int = 0, max_rows: int | None = None, fraction: float = 1.0):
+    def __init__(
+        self,
+        cache: TeacherCache,
+        columns: Sequence[str],
+        batch_size: int,
+        *,
+        buffer_rows: int = 20_000,
+        seed: int = 0,
+        max_rows: int | None = None,
+        fraction: float = 1.0,
+    ):
         if batch_size <= 0 or buffer_rows <= 0:
             raise ValueError("batch_size and buffer_rows must be positive")
         self.cache, self.columns, self.batch_size = cache, list(dict.fromkeys(["row", *columns])), batch_size
@@ -51,8 +65,9 @@ class ShuffleReader:
             raise ValueError(f"fraction must be in (0, 1], got {fraction}")
         self.fraction = fraction
         self._kept_rows: int | None = None
-        self.units = [(i, g) for i, s in enumerate(cache.manifest["shards"])
-                      for g in range(cache._row_groups(s["file"]))]
+        self.units = [
+            (i, g) for i, s in enumerate(cache.manifest["shards"]) for g in range(cache._row_groups(s["file"]))
+        ]
 
     @property
     def num_rows(self) -> int:

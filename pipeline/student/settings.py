@@ -12,7 +12,6 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..setting_types import Flag, Int, Number
-
 from ..teacher.settings import INPUT_PATTERN
 
 CacheName = Annotated[str, Field(pattern=INPUT_PATTERN)]
@@ -25,12 +24,18 @@ class _Strict(BaseModel):
 class BiLstmConfig(_Strict):
     """Tang et al.'s student: word embeddings (GloVe-initialised, fine-tuned), one BiLSTM layer, an MLP head."""
 
-    glove: str | None = Field(None, description="GloVe text (.txt/.gz), gensim KeyedVectors or kumo npy; "
-                                                "None = the bundled GloVe 6B 50d")
-    glove_allow_pickle: Flag = Field(False, description="load a gensim KeyedVectors.save file as glove (a Python "
-                                                        "pickle, which can run code): only for a file you trust")
+    glove: str | None = Field(
+        None, description="GloVe text (.txt/.gz), gensim KeyedVectors or kumo npy; None = the bundled GloVe 6B 50d"
+    )
+    glove_allow_pickle: Flag = Field(
+        False,
+        description="load a gensim KeyedVectors.save file as glove (a Python "
+        "pickle, which can run code): only for a file you trust",
+    )
     glove_rows: Annotated[Int, Field(ge=0)] = Field(
-        100_000, description="the first GloVe rows joined to the training words in the vocabulary (0 = training words only)")
+        100_000,
+        description="the first GloVe rows joined to the training words in the vocabulary (0 = training words only)",
+    )
     hidden: Annotated[Int, Field(gt=0)] = Field(150, description="LSTM units per direction")
     mlp: Annotated[Int, Field(gt=0)] = Field(200, description="units of the ReLU hidden layer of the head")
     dropout: Annotated[Number, Field(ge=0.0, lt=1.0)] = 0.1
@@ -45,16 +50,24 @@ class BertStudentConfig(_Strict):
 
     layers: Annotated[Int, Field(gt=0, le=48)] = Field(3, description="transformer layers of the student")
     init: Literal["teacher", "random"] = Field(
-        "teacher", description="teacher = embeddings, pooler, head and layers g(1)..g(k) copied from the teacher")
+        "teacher", description="teacher = embeddings, pooler, head and layers g(1)..g(k) copied from the teacher"
+    )
     hidden_size: Annotated[Int, Field(gt=0)] | None = Field(None, description="random init only; None = the teacher's")
-    intermediate_size: Annotated[Int, Field(gt=0)] | None = Field(None, description="random init only; None = 4 x hidden")
+    intermediate_size: Annotated[Int, Field(gt=0)] | None = Field(
+        None, description="random init only; None = 4 x hidden"
+    )
     layer_map: list[Annotated[Int, Field(ge=0)]] | None = Field(
-        None, description="teacher hidden state g(m) for student hidden state m = 0..k (0 = embeddings); None = "
-                          "the uniform TinyBERT mapping")
-    attention_loss: Flag = Field(True, description="also match attention probabilities of the mapped layers "
-                                                   "(needs them in the intermediate cache)")
+        None,
+        description="teacher hidden state g(m) for student hidden state m = 0..k (0 = embeddings); None = "
+        "the uniform TinyBERT mapping",
+    )
+    attention_loss: Flag = Field(
+        True,
+        description="also match attention probabilities of the mapped layers (needs them in the intermediate cache)",
+    )
     intermediate_epochs: Annotated[Int, Field(ge=0, le=100)] = Field(
-        2, description="epochs of embedding / hidden-state / attention distillation (on the run's intermediate cache)")
+        2, description="epochs of embedding / hidden-state / attention distillation (on the run's intermediate cache)"
+    )
     intermediate_lr: Annotated[Number, Field(gt=0.0, lt=1.0)] = 1e-4
     lr: Annotated[Number, Field(gt=0.0, lt=1.0)] = Field(5e-5, description="prediction-layer step learning rate")
     batch_size: Annotated[Int, Field(gt=0)] = 32
@@ -69,21 +82,29 @@ class RunConfig(_Strict):
     model: Literal["bilstm", "bert"]
     data: CacheName = Field(description="teacher cache to train on, e.g. augmented/train/tang or examples/train")
     loss: Literal["hard", "soft", "mse", "mix"] = Field(
-        "mse", description="hard = cross-entropy on labels only; soft = Hinton soft cross-entropy x T^2; mse = Tang's "
-                           "MSE between logits; mix = alpha x hard + (1 - alpha) x soft")
+        "mse",
+        description="hard = cross-entropy on labels only; soft = Hinton soft cross-entropy x T^2; mse = Tang's "
+        "MSE between logits; mix = alpha x hard + (1 - alpha) x soft",
+    )
     temperature: Annotated[Number, Field(gt=0.0)] = 1.0
     alpha: Annotated[Number, Field(ge=0.0, le=1.0)] = 0.5
     intermediate: CacheName | None = Field(
-        None, description="bert only: cache with hidden states (and attentions) for the intermediate-layer step; "
-                          "None = no intermediate step")
+        None,
+        description="bert only: cache with hidden states (and attentions) for the intermediate-layer step; "
+        "None = no intermediate step",
+    )
     epochs: Annotated[Int, Field(gt=0, le=100)] | None = Field(None, description="None = the model's default")
-    max_rows: Annotated[Int, Field(gt=0)] | None = Field(None, description="train on the first max_rows rows of each cache only")
+    max_rows: Annotated[Int, Field(gt=0)] | None = Field(
+        None, description="train on the first max_rows rows of each cache only"
+    )
     fraction: Annotated[Number, Field(gt=0.0, le=1.0)] = Field(
-        1.0, description="train on this share of the rows of the run's data cache, spread over the whole cache "
-                         "(a fixed hash of the row number: the same rows for every seed and epoch)")
+        1.0,
+        description="train on this share of the rows of the run's data cache, spread over the whole cache "
+        "(a fixed hash of the row number: the same rows for every seed and epoch)",
+    )
 
     @model_validator(mode="after")
-    def _consistent(self) -> "RunConfig":
+    def _consistent(self) -> RunConfig:
         if self.intermediate is not None and self.model != "bert":
             raise ValueError(f"run {self.name}: intermediate is for bert students only")
         return self
@@ -99,11 +120,12 @@ class StudentConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: Annotated[Int, Field(gt=0)] | None = Field(None, description="torch CPU threads; None = all CPUs")
     shuffle_buffer: Annotated[Int, Field(gt=0)] = Field(
-        20_000, description="rows held by the streaming shuffle buffer (memory bound of the reader)")
+        20_000, description="rows held by the streaming shuffle buffer (memory bound of the reader)"
+    )
     teacher_row: Flag = Field(True, description="put the teacher's own test accuracy, size and speed in the table")
 
     @model_validator(mode="after")
-    def _distinct(self) -> "StudentConfig":
+    def _distinct(self) -> StudentConfig:
         names = [r.name for r in self.runs]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:

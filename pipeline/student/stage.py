@@ -102,12 +102,19 @@ def _train_bilstm(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict
     texts = ["text_a", "text_b"] if pair else ["text_a"]
     glove_words, glove = read_vectors(bc.glove or default_glove_path(), rows=10**9, allow_pickle=bc.glove_allow_pickle)
     corpus = (t for table in cache.iter_tables(columns=texts) for col in texts for t in table.column(col).to_pylist())
-    vocab = Vocab.build(corpus, extra=glove_words[:bc.glove_rows])
+    vocab = Vocab.build(corpus, extra=glove_words[: bc.glove_rows])
     embeddings, found = glove_matrix(vocab, glove_words, glove, seed)
     model = BiLstmClassifier(embeddings, bc.hidden, bc.mlp, len(ctx.labels), bc.dropout, pair).to(ctx.device)
     columns = [*texts, "label_id"] + ([] if run.loss == "hard" else ["logits"])
-    reader = ShuffleReader(cache, columns, bc.batch_size, buffer_rows=ctx.sc.shuffle_buffer, seed=seed,
-                           max_rows=run.max_rows, fraction=run.fraction)
+    reader = ShuffleReader(
+        cache,
+        columns,
+        bc.batch_size,
+        buffer_rows=ctx.sc.shuffle_buffer,
+        seed=seed,
+        max_rows=run.max_rows,
+        fraction=run.fraction,
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=bc.lr)
 
     def forward(m, b):
@@ -116,18 +123,47 @@ def _train_bilstm(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict
     def predict(data):
         return predict_bilstm(model, vocab, data, bc.max_words, ctx.device)
 
-    history = fit(model, reader, lambda t: collate_words(t, vocab, bc.max_words, pair), forward, loss=run.loss,
-                  epochs=run.epochs or bc.epochs, optimizer=optimizer, predict=predict, dev=ctx.dev,
-                  num_labels=len(ctx.labels), label=f"{run.name} seed {seed}", device=ctx.device,
-                  temperature=run.temperature, alpha=run.alpha, max_grad_norm=5.0, stream=ctx.stream)
+    history = fit(
+        model,
+        reader,
+        lambda t: collate_words(t, vocab, bc.max_words, pair),
+        forward,
+        loss=run.loss,
+        epochs=run.epochs or bc.epochs,
+        optimizer=optimizer,
+        predict=predict,
+        dev=ctx.dev,
+        num_labels=len(ctx.labels),
+        label=f"{run.name} seed {seed}",
+        device=ctx.device,
+        temperature=run.temperature,
+        alpha=run.alpha,
+        max_grad_norm=5.0,
+        stream=ctx.stream,
+    )
     restore_best(model, history)
     storage.makedirs(folder)
-    torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "vocab": vocab.itos, "pair": pair,
-                "settings": bc.model_dump(), "labels": ctx.labels}, os.path.join(folder, "model.pt"))
+    torch.save(
+        {
+            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+            "vocab": vocab.itos,
+            "pair": pair,
+            "settings": bc.model_dump(),
+            "labels": ctx.labels,
+        },
+        os.path.join(folder, "model.pt"),
+    )
     params = _params(model)
-    return {"history": history.epochs, "best_epoch": history.best_epoch, "params": params,
-            "params_without_embeddings": params - model.embed.weight.numel(), "vocab": len(vocab),
-            "glove_words_found": found, "train_rows": reader.num_rows, "predict": predict}
+    return {
+        "history": history.epochs,
+        "best_epoch": history.best_epoch,
+        "params": params,
+        "params_without_embeddings": params - model.embed.weight.numel(),
+        "vocab": len(vocab),
+        "glove_words_found": found,
+        "train_rows": reader.num_rows,
+        "predict": predict,
+    }
 
 
 # --- small BERT ------------------------------------------------------------------------------
@@ -148,28 +184,72 @@ def _train_bert(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict:
         attention = bc.attention_loss
         inter = ctx.cache(run.intermediate, layers=g, attentions=g[1:] if attention else None)
         if inter.teacher_hash != cache.teacher_hash:
-            raise CacheError(inter.path, f"made by teacher {inter.teacher_hash[:12]}, the run's data cache by "
-                                         f"{cache.teacher_hash[:12]}")
-    model = build_student(teacher_path, bc.layers, bc.init, g, hidden_size=bc.hidden_size,
-                          intermediate_size=bc.intermediate_size, seed=seed, attentions=attention).to(ctx.device)
+            raise CacheError(
+                inter.path,
+                f"made by teacher {inter.teacher_hash[:12]}, the run's data cache by {cache.teacher_hash[:12]}",
+            )
+    model = build_student(
+        teacher_path,
+        bc.layers,
+        bc.init,
+        g,
+        hidden_size=bc.hidden_size,
+        intermediate_size=bc.intermediate_size,
+        seed=seed,
+        attentions=attention,
+    ).to(ctx.device)
     tokenizer = AutoTokenizer.from_pretrained(teacher_path)
     label = f"{run.name} seed {seed}"
     stages = []
     if inter is not None:
         proj = HiddenProjection(model.config.hidden_size, inter.hidden_size).to(ctx.device)
-        columns = ["input_ids", "num_tokens", *(["token_type_ids"] if "token_type_ids" in _names(inter) else []),
-                   *[f"hidden_{x}" for x in g], *([f"attention_{x}" for x in g[1:]] if attention else [])]
-        reader = ShuffleReader(inter, columns, bc.batch_size, buffer_rows=min(ctx.sc.shuffle_buffer, 4096), seed=seed,
-                               max_rows=run.max_rows)
-        stages = fit_intermediate(model, proj, reader, lambda t: collate_tokens(t, inter.hidden_size, inter.num_heads),
-                                  g=g, attention=attention, epochs=bc.intermediate_epochs, lr=bc.intermediate_lr,
-                                  warmup_ratio=bc.warmup_ratio, device=ctx.device, label=label, stream=ctx.stream)
+        columns = [
+            "input_ids",
+            "num_tokens",
+            *(["token_type_ids"] if "token_type_ids" in _names(inter) else []),
+            *[f"hidden_{x}" for x in g],
+            *([f"attention_{x}" for x in g[1:]] if attention else []),
+        ]
+        reader = ShuffleReader(
+            inter,
+            columns,
+            bc.batch_size,
+            buffer_rows=min(ctx.sc.shuffle_buffer, 4096),
+            seed=seed,
+            max_rows=run.max_rows,
+        )
+        stages = fit_intermediate(
+            model,
+            proj,
+            reader,
+            lambda t: collate_tokens(t, inter.hidden_size, inter.num_heads),
+            g=g,
+            attention=attention,
+            epochs=bc.intermediate_epochs,
+            lr=bc.intermediate_lr,
+            warmup_ratio=bc.warmup_ratio,
+            device=ctx.device,
+            label=label,
+            stream=ctx.stream,
+        )
         if attention:  # back to the fast attention kernels for the prediction step
             model.set_attn_implementation("sdpa")
-    columns = ["input_ids", "num_tokens", "label_id", *(["token_type_ids"] if "token_type_ids" in _names(cache) else []),
-               *([] if run.loss == "hard" else ["logits"])]
-    reader = ShuffleReader(cache, columns, bc.batch_size, buffer_rows=ctx.sc.shuffle_buffer, seed=seed,
-                           max_rows=run.max_rows, fraction=run.fraction)
+    columns = [
+        "input_ids",
+        "num_tokens",
+        "label_id",
+        *(["token_type_ids"] if "token_type_ids" in _names(cache) else []),
+        *([] if run.loss == "hard" else ["logits"]),
+    ]
+    reader = ShuffleReader(
+        cache,
+        columns,
+        bc.batch_size,
+        buffer_rows=ctx.sc.shuffle_buffer,
+        seed=seed,
+        max_rows=run.max_rows,
+        fraction=run.fraction,
+    )
     epochs = run.epochs or bc.epochs
     optimizer = torch.optim.AdamW(model.parameters(), lr=bc.lr, weight_decay=0.01)
     scheduler = linear_schedule(optimizer, epochs * reader.steps_per_epoch(), bc.warmup_ratio)
@@ -181,15 +261,37 @@ def _train_bert(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict:
     def predict(data):
         return predict_transformer(model, tokenizer, data, ctx.device, int(cache.manifest["max_length"]))
 
-    history = fit(model, reader, collate_tokens, forward, loss=run.loss, epochs=epochs, optimizer=optimizer,
-                  scheduler=scheduler, predict=predict, dev=ctx.dev, num_labels=len(ctx.labels), label=label,
-                  device=ctx.device, temperature=run.temperature, alpha=run.alpha, stream=ctx.stream)
+    history = fit(
+        model,
+        reader,
+        collate_tokens,
+        forward,
+        loss=run.loss,
+        epochs=epochs,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        predict=predict,
+        dev=ctx.dev,
+        num_labels=len(ctx.labels),
+        label=label,
+        device=ctx.device,
+        temperature=run.temperature,
+        alpha=run.alpha,
+        stream=ctx.stream,
+    )
     restore_best(model, history)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    return {"history": stages + history.epochs, "best_epoch": history.best_epoch, "params": _params(model),
-            "params_without_embeddings": _params(model) - _params(model.get_input_embeddings()),
-            "layer_map": g, "init": bc.init, "train_rows": reader.num_rows, "predict": predict}
+    return {
+        "history": stages + history.epochs,
+        "best_epoch": history.best_epoch,
+        "params": _params(model),
+        "params_without_embeddings": _params(model) - _params(model.get_input_embeddings()),
+        "layer_map": g,
+        "init": bc.init,
+        "train_rows": reader.num_rows,
+        "predict": predict,
+    }
 
 
 def _names(cache: TeacherCache) -> list[str]:
@@ -235,12 +337,24 @@ def _run_once(ctx: _Context, run: RunConfig, seed: int) -> dict:
     if ctx.test is not None:
         logits, speed = timed(predict, ctx.test)
         test = accuracy_f1(logits.argmax(-1), ctx.test.labels, len(ctx.labels))
-    metrics = {"run": run.name, "model": run.model, "data": run.data, "loss": run.loss, "seed": seed, **result,
-               "test": test, "sentences_per_s": round(speed, 1) if speed else None,
-               "seconds": round(time.perf_counter() - started, 3), "key": key}
+    metrics = {
+        "run": run.name,
+        "model": run.model,
+        "data": run.data,
+        "loss": run.loss,
+        "seed": seed,
+        **result,
+        "test": test,
+        "sentences_per_s": round(speed, 1) if speed else None,
+        "seconds": round(time.perf_counter() - started, 3),
+        "key": key,
+    }
     storage.write_json(mpath, metrics)
-    print(f"  {run.name} seed {seed}: dev {max(e.get('dev_accuracy', 0) for e in metrics['history']):.4f}, "
-          f"test {test.get('accuracy', float('nan')):.4f} ({metrics['seconds']:.0f} s)", file=ctx.stream)
+    print(
+        f"  {run.name} seed {seed}: dev {max(e.get('dev_accuracy', 0) for e in metrics['history']):.4f}, "
+        f"test {test.get('accuracy', float('nan')):.4f} ({metrics['seconds']:.0f} s)",
+        file=ctx.stream,
+    )
     return metrics
 
 
@@ -264,35 +378,55 @@ def _teacher_row(ctx: _Context) -> dict | None:
     path = cache.manifest["teacher"]["path"]
     model = AutoModelForSequenceClassification.from_pretrained(path).to(ctx.device)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    logits, speed = timed(lambda d: predict_transformer(model, tokenizer, d, ctx.device,
-                                                        int(cache.manifest["max_length"])), ctx.test)
+    logits, speed = timed(
+        lambda d: predict_transformer(model, tokenizer, d, ctx.device, int(cache.manifest["max_length"])), ctx.test
+    )
     scores = accuracy_f1(logits.argmax(-1), ctx.test.labels, len(ctx.labels))
-    return {"name": "teacher", "model": cache.manifest["teacher"].get("model_type", "teacher"), "data": "fine-tuned",
-            "seeds": [ctx.cfg.seed], "accuracy_mean": scores["accuracy"], "accuracy_std": None,
-            "macro_f1_mean": scores["macro_f1"], "params": _params(model), "sentences_per_s": round(speed, 1)}
+    return {
+        "name": "teacher",
+        "model": cache.manifest["teacher"].get("model_type", "teacher"),
+        "data": "fine-tuned",
+        "seeds": [ctx.cfg.seed],
+        "accuracy_mean": scores["accuracy"],
+        "accuracy_std": None,
+        "macro_f1_mean": scores["macro_f1"],
+        "params": _params(model),
+        "sentences_per_s": round(speed, 1),
+    }
 
 
 def aggregate(run: RunConfig, results: list[dict]) -> dict:
     acc = np.array([r["test"].get("accuracy", np.nan) for r in results], dtype=float)
     f1 = np.array([r["test"].get("macro_f1", np.nan) for r in results], dtype=float)
-    return {"name": run.name, "model": run.model, "data": run.data, "loss": run.loss,
-            "seeds": [r["seed"] for r in results], "accuracy_mean": float(acc.mean()),
-            "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else None, "macro_f1_mean": float(f1.mean()),
-            "params": int(results[0]["params"]),
-            "params_without_embeddings": int(results[0].get("params_without_embeddings", results[0]["params"])),
-            "sentences_per_s": float(np.mean([r["sentences_per_s"] or 0 for r in results])),
-            "train_rows": int(results[0].get("train_rows", 0))}
+    return {
+        "name": run.name,
+        "model": run.model,
+        "data": run.data,
+        "loss": run.loss,
+        "seeds": [r["seed"] for r in results],
+        "accuracy_mean": float(acc.mean()),
+        "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else None,
+        "macro_f1_mean": float(f1.mean()),
+        "params": int(results[0]["params"]),
+        "params_without_embeddings": int(results[0].get("params_without_embeddings", results[0]["params"])),
+        "sentences_per_s": float(np.mean([r["sentences_per_s"] or 0 for r in results])),
+        "train_rows": int(results[0].get("train_rows", 0)),
+    }
 
 
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["| model | trained on | loss | test accuracy (mean ± std) | macro-F1 | params | sentences/s |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| model | trained on | loss | test accuracy (mean ± std) | macro-F1 | params | sentences/s |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
         std = f" ± {100 * r['accuracy_std']:.2f}" if r.get("accuracy_std") is not None else ""
         seeds = len(r["seeds"])
-        lines.append(f"| {r['name']} | {r['data']} | {r.get('loss', '-')} | {100 * r['accuracy_mean']:.2f}{std} "
-                     f"({seeds} seed{'s' if seeds > 1 else ''}) | {100 * r['macro_f1_mean']:.2f} | "
-                     f"{r['params'] / 1e6:.2f} M | {r['sentences_per_s']:,.0f} |")
+        lines.append(
+            f"| {r['name']} | {r['data']} | {r.get('loss', '-')} | {100 * r['accuracy_mean']:.2f}{std} "
+            f"({seeds} seed{'s' if seeds > 1 else ''}) | {100 * r['macro_f1_mean']:.2f} | "
+            f"{r['params'] / 1e6:.2f} M | {r['sentences_per_s']:,.0f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -320,8 +454,14 @@ def plot_curves(per_run: dict[str, list[dict]], path: str) -> None:
     plt.close(fig)
 
 
-def run_student(cfg, student: StudentConfig | None = None, *, runs: list[str] | None = None,
-                seeds: list[int] | None = None, stream=None) -> dict:
+def run_student(
+    cfg,
+    student: StudentConfig | None = None,
+    *,
+    runs: list[str] | None = None,
+    seeds: list[int] | None = None,
+    stream=None,
+) -> dict:
     """Train, evaluate and tabulate the job's student runs (``runs`` / ``seeds``: only these; several
     processes or machines can split a job's runs this way, and a last run without them tabulates all)."""
     sc = student if student is not None else cfg.student
@@ -361,8 +501,10 @@ def run_student(cfg, student: StudentConfig | None = None, *, runs: list[str] | 
             if teacher:
                 rows.append(teacher)
         rows.extend(aggregate(run, per_run[run.name]) for run in chosen)
-        storage.write_json(storage.join(out, "results.json"), {"rows": rows, "seeds": sc.seeds, "device": str(ctx.device),
-                                                               "threads": torch.get_num_threads()})
+        storage.write_json(
+            storage.join(out, "results.json"),
+            {"rows": rows, "seeds": sc.seeds, "device": str(ctx.device), "threads": torch.get_num_threads()},
+        )
         table = markdown_table(rows)
         filesystem, p = storage.resolve(storage.join(out, "results.md"))
         with filesystem.open_output_stream(p) as f:
@@ -370,11 +512,24 @@ def run_student(cfg, student: StudentConfig | None = None, *, runs: list[str] | 
         plot_curves(per_run, storage.join(out, "curves.png"))
         print(table, file=sys.stdout)
 
-    stage = Stage("student", out, _key([t.spec for t in tasks]), lambda: tasks,
-                  lambda todo: Work(_RunTrainer, {"ctx": ctx, "runs": runs}, Resources(threads=torch.get_num_threads(),
-                                                                                       actors=True)),
-                  lines=lambda s: [("runs", len(chosen)), ("seeds", str(sc.seeds)), ("device", str(ctx.device)),
-                                   ("results", storage.join(out, "results.md"))],
-                  reuse=reuse, commit=commit, task_markers=False, unit="runs")
+    stage = Stage(
+        "student",
+        out,
+        _key([t.spec for t in tasks]),
+        lambda: tasks,
+        lambda todo: Work(
+            _RunTrainer, {"ctx": ctx, "runs": runs}, Resources(threads=torch.get_num_threads(), actors=True)
+        ),
+        lines=lambda s: [
+            ("runs", len(chosen)),
+            ("seeds", str(sc.seeds)),
+            ("device", str(ctx.device)),
+            ("results", storage.join(out, "results.md")),
+        ],
+        reuse=reuse,
+        commit=commit,
+        task_markers=False,
+        unit="runs",
+    )
     run_stage(stage, executor="local")
     return {"rows": rows, "runs": per_run}

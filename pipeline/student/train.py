@@ -47,9 +47,28 @@ def linear_schedule(optimizer, total_steps: int, warmup_ratio: float):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def fit(model, reader: ShuffleReader, collate, forward, *, loss: str, epochs: int, optimizer, scheduler=None,
-        predict, dev: EvalSet, num_labels: int, label: str, device, temperature: float = 1.0, alpha: float = 0.5,
-        max_grad_norm: float = 1.0, stream=None, history: History | None = None, epoch_offset: int = 0) -> History:
+def fit(
+    model,
+    reader: ShuffleReader,
+    collate,
+    forward,
+    *,
+    loss: str,
+    epochs: int,
+    optimizer,
+    scheduler=None,
+    predict,
+    dev: EvalSet,
+    num_labels: int,
+    label: str,
+    device,
+    temperature: float = 1.0,
+    alpha: float = 0.5,
+    max_grad_norm: float = 1.0,
+    stream=None,
+    history: History | None = None,
+    epoch_offset: int = 0,
+) -> History:
     """Prediction-layer training: ``forward(model, batch) → logits``; ``predict(dev) → logits``."""
     history = history or History()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -60,8 +79,9 @@ def fit(model, reader: ShuffleReader, collate, forward, *, loss: str, epochs: in
         for table in reader.epoch(epoch_offset + epoch):
             batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in collate(table).items()}
             logits = forward(model, batch)
-            value = prediction_loss(loss, logits, batch.get("logits"), batch.get("labels"),
-                                    temperature=temperature, alpha=alpha)
+            value = prediction_loss(
+                loss, logits, batch.get("logits"), batch.get("labels"), temperature=temperature, alpha=alpha
+            )
             optimizer.zero_grad(set_to_none=True)
             value.backward()
             torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
@@ -75,17 +95,37 @@ def fit(model, reader: ShuffleReader, collate, forward, *, loss: str, epochs: in
         if not math.isfinite(total):
             raise FloatingPointError(f"{label}: the training loss is not finite in epoch {epoch}")
         scores = accuracy_f1(predict(dev).argmax(-1), dev.labels, num_labels)
-        history.epochs.append({"epoch": epoch_offset + epoch, "stage": "prediction",
-                               "train_loss": total / max(steps, 1), "dev_accuracy": scores["accuracy"],
-                               "dev_macro_f1": scores["macro_f1"], "seconds": round(time.perf_counter() - started, 3)})
+        history.epochs.append(
+            {
+                "epoch": epoch_offset + epoch,
+                "stage": "prediction",
+                "train_loss": total / max(steps, 1),
+                "dev_accuracy": scores["accuracy"],
+                "dev_macro_f1": scores["macro_f1"],
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+        )
         if scores["accuracy"] > history.best_dev:
             history.best_dev, history.best_epoch = scores["accuracy"], epoch_offset + epoch
             history.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return history
 
 
-def fit_intermediate(model, proj, reader: ShuffleReader, collate, *, g: list[int], attention: bool, epochs: int,
-                     lr: float, warmup_ratio: float, device, label: str, stream=None) -> list[dict]:
+def fit_intermediate(
+    model,
+    proj,
+    reader: ShuffleReader,
+    collate,
+    *,
+    g: list[int],
+    attention: bool,
+    epochs: int,
+    lr: float,
+    warmup_ratio: float,
+    device,
+    label: str,
+    stream=None,
+) -> list[dict]:
     """TinyBERT's intermediate-layer step: embedding + hidden-state (+ attention) MSE, W_h learned."""
     from .bert import intermediate_loss
 
@@ -114,9 +154,14 @@ def fit_intermediate(model, proj, reader: ShuffleReader, collate, *, g: list[int
             steps += 1
             progress.add(table.num_rows)
         progress.done()
-        rows.append({"epoch": epoch, "stage": "intermediate",
-                     **{f"{k}_loss": v / max(steps, 1) for k, v in sums.items()},
-                     "seconds": round(time.perf_counter() - started, 3)})
+        rows.append(
+            {
+                "epoch": epoch,
+                "stage": "intermediate",
+                **{f"{k}_loss": v / max(steps, 1) for k, v in sums.items()},
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+        )
     return rows
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -28,7 +28,7 @@ class Vocab:
         return len(self.itos)
 
     @classmethod
-    def build(cls, texts: Iterable[str | None], extra: Sequence[str] = ()) -> "Vocab":
+    def build(cls, texts: Iterable[str | None], extra: Sequence[str] = ()) -> Vocab:
         """Every word of ``texts`` (most frequent first, ties alphabetical), then ``extra`` words not seen."""
         counts = Counter(w for t in texts for w in words(t))
         seen = sorted(counts, key=lambda w: (-counts[w], w))

@@ -10,8 +10,17 @@ from .errors import TeacherError
 from .layers import tinybert_layers
 from .settings import FinetuneConfig, TeacherConfig
 
-__all__ = ["CacheError", "FinetuneConfig", "TeacherCache", "TeacherConfig", "TeacherError", "open_cache",
-           "run_teacher", "tinybert_layers", "to_torch"]
+__all__ = [
+    "CacheError",
+    "FinetuneConfig",
+    "TeacherCache",
+    "TeacherConfig",
+    "TeacherError",
+    "open_cache",
+    "run_teacher",
+    "tinybert_layers",
+    "to_torch",
+]
 
 
 def run_teacher(cfg, teacher=None, **kwargs):

@@ -7,8 +7,8 @@ batch holds rows of one shape, as many as fit ``rows × shape ≤ token_budget``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ class Encoded:
     def __len__(self) -> int:
         return len(self.input_ids)
 
-    def slice(self, start: int, stop: int) -> "Encoded":
+    def slice(self, start: int, stop: int) -> Encoded:
         tt = None if self.token_type_ids is None else self.token_type_ids[start:stop]
         return Encoded(self.input_ids[start:stop], tt, self.lengths[start:stop])
 
@@ -46,8 +46,15 @@ def tokenize(tokenizer, texts_a: Sequence[str], texts_b: Sequence[str | None] | 
         if not rows:
             continue
         first = [texts_a[i] for i in rows]
-        enc = tokenizer(first, second, truncation=True, max_length=max_length, padding=False,
-                        return_attention_mask=False, return_token_type_ids=types)
+        enc = tokenizer(
+            first,
+            second,
+            truncation=True,
+            max_length=max_length,
+            padding=False,
+            return_attention_mask=False,
+            return_token_type_ids=types,
+        )
         for k, i in enumerate(rows):
             ids[i] = np.asarray(enc["input_ids"][k], dtype=np.int32)
             if types:
@@ -74,7 +81,7 @@ def plan_batches(lengths: np.ndarray, token_budget: int, max_length: int) -> lis
     for shape in np.unique(shapes):
         rows = order[shapes == shape]
         per_batch = max(1, token_budget // int(shape))
-        batches += [(rows[i:i + per_batch], int(shape)) for i in range(0, len(rows), per_batch)]
+        batches += [(rows[i : i + per_batch], int(shape)) for i in range(0, len(rows), per_batch)]
     return batches
 
 

@@ -15,7 +15,7 @@ read). Plain pyarrow / pandas / DuckDB read the shards directly too: see ``rows.
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -27,8 +27,20 @@ from . import shards as sh
 from .manifest import FORMAT, MANIFEST_NAME, VERSION
 from .rows import MLM_IDS, MLM_LOGITS, attention_column, hidden_column
 
-_REQUIRED = ("format", "version", "teacher", "tokenizer", "max_length", "labels", "layers", "attentions",
-             "hidden_size", "cache_key", "rows", "shards")
+_REQUIRED = (
+    "format",
+    "version",
+    "teacher",
+    "tokenizer",
+    "max_length",
+    "labels",
+    "layers",
+    "attentions",
+    "hidden_size",
+    "cache_key",
+    "rows",
+    "shards",
+)
 
 
 class CacheError(PipelineError, RuntimeError):
@@ -39,8 +51,14 @@ class CacheError(PipelineError, RuntimeError):
         super().__init__(f"{cache}: " + (f"shard {shard}: " if shard else "") + reason)
 
 
-def open_cache(path: str, *, teacher_hash: str | None = None, layers: Sequence[int] | None = None,
-               attentions: Sequence[int] | None = None, verify: str = "checksum") -> "TeacherCache":
+def open_cache(
+    path: str,
+    *,
+    teacher_hash: str | None = None,
+    layers: Sequence[int] | None = None,
+    attentions: Sequence[int] | None = None,
+    verify: str = "checksum",
+) -> TeacherCache:
     """Open and validate a cache directory (local path or pyarrow.fs URI).
 
     ``teacher_hash``: the SHA-256 of the teacher's weights the cache must come from (a prefix of
@@ -69,8 +87,10 @@ class TeacherCache:
         if missing:
             raise CacheError(self.path, f"{MANIFEST_NAME} lacks {missing}")
         if m["format"] != FORMAT or m["version"] != VERSION:
-            raise CacheError(self.path, f"format {m['format']!r} version {m['version']!r}; this reader reads "
-                                        f"{FORMAT!r} version {VERSION}")
+            raise CacheError(
+                self.path,
+                f"format {m['format']!r} version {m['version']!r}; this reader reads {FORMAT!r} version {VERSION}",
+            )
 
     # what the manifest says ----------------------------------------------------------------
     @property
@@ -114,19 +134,33 @@ class TeacherCache:
         return self.num_rows
 
     def __repr__(self) -> str:
-        return (f"TeacherCache({self.path!r}, rows={self.num_rows}, shards={len(self.manifest['shards'])}, "
-                f"layers={self.layers}, teacher={self.teacher_hash[:12]})")
+        return (
+            f"TeacherCache({self.path!r}, rows={self.num_rows}, shards={len(self.manifest['shards'])}, "
+            f"layers={self.layers}, teacher={self.teacher_hash[:12]})"
+        )
 
     # validation ------------------------------------------------------------------------------
-    def validate(self, *, teacher_hash: str | None = None, layers: Sequence[int] | None = None,
-                 attentions: Sequence[int] | None = None, checksums: bool = True) -> None:
+    def validate(
+        self,
+        *,
+        teacher_hash: str | None = None,
+        layers: Sequence[int] | None = None,
+        attentions: Sequence[int] | None = None,
+        checksums: bool = True,
+    ) -> None:
         m = self.manifest
         if teacher_hash is not None:
             stored = self.teacher_hash
             if len(teacher_hash) < 8 or not stored.startswith(teacher_hash.lower()):
-                raise CacheError(self.path, f"made by teacher {m['teacher'].get('model')!r} with weights hash "
-                                            f"{stored[:16]}…, not the expected {teacher_hash[:16]}…")
-        for asked, stored, what in ((layers, self.layers, "hidden layer"), (attentions, self.attentions, "attention layer")):
+                raise CacheError(
+                    self.path,
+                    f"made by teacher {m['teacher'].get('model')!r} with weights hash "
+                    f"{stored[:16]}…, not the expected {teacher_hash[:16]}…",
+                )
+        for asked, stored, what in (
+            (layers, self.layers, "hidden layer"),
+            (attentions, self.attentions, "attention layer"),
+        ):
             absent = [x for x in (asked or []) if x not in stored]
             if absent:
                 raise CacheError(self.path, f"{what}(s) {absent} not stored (stored: {stored})")
@@ -143,8 +177,11 @@ class TeacherCache:
             if info.type != sh.pafs.FileType.File:
                 raise CacheError(self.path, "file is missing", name)
             if "bytes" in s and info.size != s["bytes"]:
-                raise CacheError(self.path, f"file has {info.size} bytes, the manifest says {s['bytes']}: "
-                                            f"truncated or replaced", name)
+                raise CacheError(
+                    self.path,
+                    f"file has {info.size} bytes, the manifest says {s['bytes']}: truncated or replaced",
+                    name,
+                )
             meta, problem = sh.inspect_shard(path, s["rows"], m["cache_key"], s.get("first_row"))
             if problem:
                 raise CacheError(self.path, problem, name)
@@ -157,14 +194,22 @@ class TeacherCache:
             if checksums:
                 digest = sh.file_sha256(path)
                 if digest != s["sha256"]:
-                    raise CacheError(self.path, f"SHA-256 {digest[:16]}… does not match the manifest's "
-                                                f"{s['sha256'][:16]}…: the file is corrupt or was changed", name)
+                    raise CacheError(
+                        self.path,
+                        f"SHA-256 {digest[:16]}… does not match the manifest's "
+                        f"{s['sha256'][:16]}…: the file is corrupt or was changed",
+                        name,
+                    )
         if first != m["rows"]:
             raise CacheError(self.path, f"shards hold {first} rows, the manifest says {m['rows']}")
 
     def _expected_columns(self) -> dict[str, pa.DataType]:
-        cols = {"row": pa.int64(), "num_tokens": pa.int32(), "input_ids": pa.list_(pa.int32()),
-                "logits": pa.list_(pa.float32(), len(self.labels))}
+        cols = {
+            "row": pa.int64(),
+            "num_tokens": pa.int32(),
+            "input_ids": pa.list_(pa.int32()),
+            "logits": pa.list_(pa.float32(), len(self.labels)),
+        }
         cols.update({hidden_column(l): pa.list_(pa.float16()) for l in self.layers})
         cols.update({attention_column(l): pa.list_(pa.float16()) for l in self.attentions})
         if self.mlm_top_k:
@@ -176,10 +221,12 @@ class TeacherCache:
         filesystem, p = storage.resolve(storage.join(self.path, name))
         return pq.ParquetFile(filesystem.open_input_file(p), page_checksum_verification=True)
 
-    def iter_tables(self, columns: Sequence[str] | None = None, shards: Sequence[int] | None = None) -> Iterator[pa.Table]:
+    def iter_tables(
+        self, columns: Sequence[str] | None = None, shards: Sequence[int] | None = None
+    ) -> Iterator[pa.Table]:
         """One Arrow table per row group, in row order (optionally only some shards)."""
         entries = self.manifest["shards"]
-        for i in (range(len(entries)) if shards is None else shards):
+        for i in range(len(entries)) if shards is None else shards:
             name = entries[i]["file"]
             try:
                 pf = self._parquet(name)
@@ -194,8 +241,16 @@ class TeacherCache:
         tables = list(self.iter_tables(columns))
         return pa.concat_tables(tables) if tables else pa.table({})
 
-    def iter_torch_batches(self, batch_size: int = 32, columns: Sequence[str] | None = None, *, shuffle: bool = False,
-                           seed: int = 0, drop_last: bool = False, hidden_dtype=None) -> Iterator[dict]:
+    def iter_torch_batches(
+        self,
+        batch_size: int = 32,
+        columns: Sequence[str] | None = None,
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+        drop_last: bool = False,
+        hidden_dtype=None,
+    ) -> Iterator[dict]:
         """Padded torch tensors, ``batch_size`` rows at a time (see :func:`to_torch`).
 
         ``shuffle`` shuffles the order of row groups and the rows inside each (seeded) — a

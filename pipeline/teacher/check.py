@@ -20,10 +20,25 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     m = cache.manifest
-    print(json.dumps({"ok": True, "rows": m["rows"], "tokens": m.get("tokens"), "bytes": m.get("bytes"),
-                      "shards": len(m["shards"]), "input": m["input"]["name"], "teacher": m["teacher"].get("model"),
-                      "weights_sha256": m["teacher"].get("weights_sha256"), "labels": m["labels"],
-                      "layers": m["layers"], "attentions": m["attentions"], "columns": m.get("columns")}, indent=2))
+    print(
+        json.dumps(
+            {
+                "ok": True,
+                "rows": m["rows"],
+                "tokens": m.get("tokens"),
+                "bytes": m.get("bytes"),
+                "shards": len(m["shards"]),
+                "input": m["input"]["name"],
+                "teacher": m["teacher"].get("model"),
+                "weights_sha256": m["teacher"].get("weights_sha256"),
+                "labels": m["labels"],
+                "layers": m["layers"],
+                "attentions": m["attentions"],
+                "columns": m.get("columns"),
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -6,13 +6,13 @@ run or a test runs one in-process. Either way a call computes and writes whole s
 
 from __future__ import annotations
 
-import time
 import contextlib
 import queue
 import threading
+import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -44,7 +44,7 @@ class InferenceSpec:
     mantissa_bits: int = 7  # the stage default (TeacherConfig.hidden_mantissa_bits)
     float16_encoding: str = "byte_stream_split"
     row_group_bytes: int = 64 << 20
-    mlm_model: str = ""          # masked-LM teacher for the top-k logits ("" = none)
+    mlm_model: str = ""  # masked-LM teacher for the top-k logits ("" = none)
     mlm_weights_sha256: str = ""
     mlm_top_k: int = 0
 
@@ -57,22 +57,34 @@ class ShardComputer:
         if model is None:
             folder = local_model_dir(spec.model)
             if spec.weights_sha256 and weights_sha256(folder) != spec.weights_sha256:
-                raise RuntimeError(f"teacher {spec.model!r} on this worker ({folder}) has other weights than the "
-                                   f"driver's (sha256 {spec.weights_sha256[:16]}…)")
+                raise RuntimeError(
+                    f"teacher {spec.model!r} on this worker ({folder}) has other weights than the "
+                    f"driver's (sha256 {spec.weights_sha256[:16]}…)"
+                )
             mlm_folder = local_model_dir(spec.mlm_model) if spec.mlm_top_k else None
             if mlm_folder and spec.mlm_weights_sha256 and weights_sha256(mlm_folder) != spec.mlm_weights_sha256:
-                raise RuntimeError(f"masked-LM teacher {spec.mlm_model!r} on this worker ({mlm_folder}) has other "
-                                   f"weights than the driver's (sha256 {spec.mlm_weights_sha256[:16]}…)")
-            model = TeacherModel.load(folder, layers=spec.layers, attentions=spec.attentions, device=spec.device,
-                                      dtype=spec.dtype, token_budget=spec.token_budget, max_length=spec.max_length,
-                                      threads=spec.threads, mlm=mlm_folder, mlm_top_k=spec.mlm_top_k)
+                raise RuntimeError(
+                    f"masked-LM teacher {spec.mlm_model!r} on this worker ({mlm_folder}) has other "
+                    f"weights than the driver's (sha256 {spec.mlm_weights_sha256[:16]}…)"
+                )
+            model = TeacherModel.load(
+                folder,
+                layers=spec.layers,
+                attentions=spec.attentions,
+                device=spec.device,
+                dtype=spec.dtype,
+                token_budget=spec.token_budget,
+                max_length=spec.max_length,
+                threads=spec.threads,
+                mlm=mlm_folder,
+                mlm_top_k=spec.mlm_top_k,
+            )
         self.model = model
         self.token_types = "token_type_ids" in getattr(self.model.tokenizer, "model_input_names", [])
 
     def schema(self, input_schema: pa.Schema) -> pa.Schema:
         m = self.model
-        return output_schema(input_schema, m.num_labels, m.layers, m.attention_layers, self.token_types,
-                             m.mlm_top_k)
+        return output_schema(input_schema, m.num_labels, m.layers, m.attention_layers, self.token_types, m.mlm_top_k)
 
     def prepare(self, task: sh.ShardTask):
         """Read and tokenize a shard's rows; cut them into row groups by bytes.
@@ -86,8 +98,9 @@ class ShardComputer:
         texts_b = meta.column("text_b").to_pylist() if "text_b" in meta.column_names else None
         enc = m.encode(meta.column("text_a").to_pylist(), texts_b)
         text_bytes = np.full(len(enc), meta.nbytes // max(1, meta.num_rows), dtype=np.int64)
-        sizes = row_bytes(enc.lengths, m.hidden_size, len(m.layers), m.num_heads, len(m.attention_layers),
-                          m.num_labels, text_bytes)
+        sizes = row_bytes(
+            enc.lengths, m.hidden_size, len(m.layers), m.num_heads, len(m.attention_layers), m.num_labels, text_bytes
+        )
         return meta, enc, sh.row_group_ranges(sizes, self.spec.row_group_bytes), self.schema(meta.schema)
 
     def compute_many(self, tasks: list[sh.ShardTask]) -> Iterator[sh.ShardResult]:
@@ -111,8 +124,10 @@ class ShardComputer:
                 yield self.start(task, self.prepare(task)).result()
             return
         writers = gpu_writers()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-reader") as reader, \
-                ThreadPoolExecutor(max_workers=writers, thread_name_prefix="shard-writer") as writer:
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-reader") as reader,
+            ThreadPoolExecutor(max_workers=writers, thread_name_prefix="shard-writer") as writer,
+        ):
             following = reader.submit(self.prepare, tasks[0])
             failed = threading.Event()  # a shard's writer failed: the later ones write nothing
             finishing: list[Future] = []
@@ -124,8 +139,9 @@ class ShardComputer:
                 prepared = following.result()
                 following = reader.submit(self.prepare, tasks[k + 1]) if k + 1 < len(tasks) else None
                 try:
-                    finishing.append(self.start(task, prepared, writer, failed,
-                                                after=finishing[-1] if finishing else last))
+                    finishing.append(
+                        self.start(task, prepared, writer, failed, after=finishing[-1] if finishing else last)
+                    )
                 except BaseException:
                     for future in finishing:  # the first error is the one to report
                         future.result()
@@ -138,10 +154,16 @@ class ShardComputer:
 
     def compute(self, task: sh.ShardTask) -> sh.ShardResult:
         """Compute one shard and write it (temporary name, then rename)."""
-        return list(self.compute_many([task]))[0]
+        return next(iter(self.compute_many([task])))
 
-    def start(self, task: sh.ShardTask, prepared, writer: ThreadPoolExecutor | None = None,
-              failed: threading.Event | None = None, after: Future | None = None) -> Future:
+    def start(
+        self,
+        task: sh.ShardTask,
+        prepared,
+        writer: ThreadPoolExecutor | None = None,
+        failed: threading.Event | None = None,
+        after: Future | None = None,
+    ) -> Future:
         """Infer a shard and write its file; returns a future of its ShardResult.
 
         Without ``writer``, row group after row group in this thread (the future is done on return).
@@ -163,8 +185,16 @@ class ShardComputer:
         # a GPU computed the whole shard at the first row group; the rest are slices, handed over at
         # once, and the GPU goes on with the next shard while this one is written
         row_groups: queue.Queue = queue.Queue()
-        job = writer.submit(self._write_shard, task, schema, iter(row_groups.get, _DONE), result, started,
-                            failed or threading.Event(), after)
+        job = writer.submit(
+            self._write_shard,
+            task,
+            schema,
+            iter(row_groups.get, _DONE),
+            result,
+            started,
+            failed or threading.Event(),
+            after,
+        )
         try:
             for item in groups:
                 _hand_over(row_groups, item, job)
@@ -191,11 +221,26 @@ class ShardComputer:
                 result.padded_tokens += counted.padded_tokens
                 result.nonfinite += counted.nonfinite
             all_finite = (out if whole is None else whole).nonfinite == 0  # (a slice counts none)
-            yield (meta.slice(start, stop - start), task.first_row + start, part, out, schema,
-                   self.spec.mantissa_bits, all_finite)
+            yield (
+                meta.slice(start, stop - start),
+                task.first_row + start,
+                part,
+                out,
+                schema,
+                self.spec.mantissa_bits,
+                all_finite,
+            )
 
-    def _write_shard(self, task: sh.ShardTask, schema: pa.Schema, row_groups: Iterator, result: sh.ShardResult,
-                     started: float, failed: threading.Event, after: Future | None) -> sh.ShardResult:
+    def _write_shard(
+        self,
+        task: sh.ShardTask,
+        schema: pa.Schema,
+        row_groups: Iterator,
+        result: sh.ShardResult,
+        started: float,
+        failed: threading.Event,
+        after: Future | None,
+    ) -> sh.ShardResult:
         if failed.is_set():
             raise _Dropped(task.name)
 
@@ -211,8 +256,15 @@ class ShardComputer:
             failed.set()
             raise
 
-    def _write_shard_file(self, task: sh.ShardTask, schema: pa.Schema, row_groups: Iterator,
-                          result: sh.ShardResult, started: float, before_rename=None) -> sh.ShardResult:
+    def _write_shard_file(
+        self,
+        task: sh.ShardTask,
+        schema: pa.Schema,
+        row_groups: Iterator,
+        result: sh.ShardResult,
+        started: float,
+        before_rename=None,
+    ) -> sh.ShardResult:
         """Write the row groups to a temporary file, renamed when complete; an error in between (or
         ``_DROP`` from the inferring thread, or ``before_rename`` raising) removes the file."""
         options = sh.parquet_options(schema, float_columns(schema), self.spec.float16_encoding)

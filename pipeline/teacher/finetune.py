@@ -40,12 +40,15 @@ class LabelledTexts:
     def __len__(self) -> int:
         return len(self.text_a)
 
-    def take(self, idx) -> "LabelledTexts":
-        return LabelledTexts([self.text_a[i] for i in idx], None if self.text_b is None else [self.text_b[i] for i in idx],
-                             [self.label_id[i] for i in idx])
+    def take(self, idx) -> LabelledTexts:
+        return LabelledTexts(
+            [self.text_a[i] for i in idx],
+            None if self.text_b is None else [self.text_b[i] for i in idx],
+            [self.label_id[i] for i in idx],
+        )
 
     @classmethod
-    def from_arrow(cls, table) -> "LabelledTexts":
+    def from_arrow(cls, table) -> LabelledTexts:
         import pyarrow.compute as pc
 
         table = table.filter(pc.is_valid(table.column("label_id")))
@@ -58,7 +61,7 @@ class LabelledTexts:
 def holdout(data: LabelledTexts, fraction: float, seed: int) -> tuple[LabelledTexts, LabelledTexts]:
     """A seeded split of ``data`` into (train, dev)."""
     perm = np.random.default_rng([seed, 7919]).permutation(len(data))
-    n_dev = max(1, int(round(len(data) * fraction)))
+    n_dev = max(1, round(len(data) * fraction))
     return data.take(sorted(perm[n_dev:])), data.take(sorted(perm[:n_dev]))
 
 
@@ -67,9 +70,9 @@ def _batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> 
     window = batch_size * 50
     out = []
     for w in range(0, len(perm), window):
-        chunk = perm[w:w + window]
+        chunk = perm[w : w + window]
         chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        out += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+        out += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     return [out[i] for i in rng.permutation(len(out))]
 
 
@@ -83,7 +86,7 @@ def evaluate(model, enc: Encoded, labels: np.ndarray, pad_id: int, device, autoc
     correct, loss_sum = 0, 0.0
     with torch.inference_mode():
         for i in range(0, len(order), batch_size):
-            rows = order[i:i + batch_size]
+            rows = order[i : i + batch_size]
             batch = {k: v.to(device) for k, v in _padded(enc, rows, pad_id).items()}
             y = torch.as_tensor(labels[rows], device=device)
             with autocast():
@@ -94,9 +97,21 @@ def evaluate(model, enc: Encoded, labels: np.ndarray, pad_id: int, device, autoc
     return {"accuracy": correct / n, "loss": loss_sum / n}
 
 
-def finetune_classifier(source: str, out_dir: str, train: LabelledTexts, dev: LabelledTexts, labels: list[str],
-                        settings: FinetuneConfig, *, seed: int, device: str = "auto", dtype: str = "fp32",
-                        threads: int | None = None, extra: dict | None = None, log=print) -> dict:
+def finetune_classifier(
+    source: str,
+    out_dir: str,
+    train: LabelledTexts,
+    dev: LabelledTexts,
+    labels: list[str],
+    settings: FinetuneConfig,
+    *,
+    seed: int,
+    device: str = "auto",
+    dtype: str = "fp32",
+    threads: int | None = None,
+    extra: dict | None = None,
+    log=print,
+) -> dict:
     """Fine-tune ``source`` on ``train``, keep the epoch with the best dev accuracy, save to ``out_dir``."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -108,8 +123,14 @@ def finetune_classifier(source: str, out_dir: str, train: LabelledTexts, dev: La
     tokenizer = AutoTokenizer.from_pretrained(source)
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_pretrained(
-        source, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},
-        ignore_mismatched_sizes=True, dtype=torch.float32, attn_implementation="sdpa").to(dev_device)
+        source,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={l: i for i, l in enumerate(labels)},
+        ignore_mismatched_sizes=True,
+        dtype=torch.float32,
+        attn_implementation="sdpa",
+    ).to(dev_device)
     pad_id = tokenizer.pad_token_id or 0
     enc_train = tokenize(tokenizer, train.text_a, train.text_b, settings.max_length)
     enc_dev = tokenize(tokenizer, dev.text_a, dev.text_b, settings.max_length)
@@ -120,7 +141,10 @@ def finetune_classifier(source: str, out_dir: str, train: LabelledTexts, dev: La
 
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
     groups = [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": settings.weight_decay},
+        {
+            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+            "weight_decay": settings.weight_decay,
+        },
         {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(groups, lr=settings.lr)
@@ -128,7 +152,8 @@ def finetune_classifier(source: str, out_dir: str, train: LabelledTexts, dev: La
     total = steps_per_epoch * settings.epochs
     warmup = int(total * settings.warmup_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
+        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
+    )
     use_bf16 = dtype == "bf16"
 
     def autocast():
@@ -155,20 +180,37 @@ def finetune_classifier(source: str, out_dir: str, train: LabelledTexts, dev: La
             loss_sum += loss.item() * len(rows)
             seen += len(rows)
         dev_metrics = evaluate(model, enc_dev, y_dev, pad_id, dev_device, autocast)
-        record = {"epoch": epoch, "train_loss": loss_sum / max(1, seen), "dev_loss": dev_metrics["loss"],
-                  "dev_accuracy": dev_metrics["accuracy"], "seconds": round(time.perf_counter() - t0, 3)}
+        record = {
+            "epoch": epoch,
+            "train_loss": loss_sum / max(1, seen),
+            "dev_loss": dev_metrics["loss"],
+            "dev_accuracy": dev_metrics["accuracy"],
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
         history.append(record)
-        log(f"  fine-tune epoch {epoch}/{settings.epochs}: train loss {record['train_loss']:.4f}, "
-            f"dev accuracy {record['dev_accuracy']:.4f}")
+        log(
+            f"  fine-tune epoch {epoch}/{settings.epochs}: train loss {record['train_loss']:.4f}, "
+            f"dev accuracy {record['dev_accuracy']:.4f}"
+        )
         if best is None or record["dev_accuracy"] > best["dev_accuracy"]:
             best = record
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
     metrics = {
-        "source": source, "labels": labels, "seed": seed, "settings": settings.model_dump(mode="json"),
-        "device": str(dev_device), "dtype": dtype, "train_examples": len(train), "dev_examples": len(dev),
-        "epochs": history, "best_epoch": best["epoch"], "dev_accuracy": best["dev_accuracy"],
-        "dev_loss": best["dev_loss"], "seconds": round(time.perf_counter() - started, 3), **(extra or {}),
+        "source": source,
+        "labels": labels,
+        "seed": seed,
+        "settings": settings.model_dump(mode="json"),
+        "device": str(dev_device),
+        "dtype": dtype,
+        "train_examples": len(train),
+        "dev_examples": len(dev),
+        "epochs": history,
+        "best_epoch": best["epoch"],
+        "dev_accuracy": best["dev_accuracy"],
+        "dev_loss": best["dev_loss"],
+        "seconds": round(time.perf_counter() - started, 3),
+        **(extra or {}),
     }
     save_model(model.to("cpu"), tokenizer, out_dir, metrics)
     return metrics

@@ -14,18 +14,28 @@ import os
 import time
 from pathlib import Path
 
-from ..runtime.digest import digest
-
 from .. import storage
+from ..runtime.digest import digest
 
 FORMAT = "kd-teacher-cache"
 VERSION = 1
 MANIFEST_NAME = "manifest.json"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-                   "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model")
-LAYER_RULE = ("hidden_<L> = Hugging Face hidden_states[L] (0 = embeddings output); 'tinybert' = "
-              "g(m) = round_half_up(m*N/M) for m = 0..M, N teacher layers, M student layers")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+)
+LAYER_RULE = (
+    "hidden_<L> = Hugging Face hidden_states[L] (0 = embeddings output); 'tinybert' = "
+    "g(m) = round_half_up(m*N/M) for m = 0..M, N teacher layers, M student layers"
+)
 
 
 class ModelSourceError(RuntimeError):
@@ -79,8 +89,10 @@ def local_model_dir(source: str) -> str:
 
         return snapshot_download(source)
     except Exception as exc:
-        raise ModelSourceError(f"cannot fetch the teacher {source!r} from the Hugging Face hub "
-                               f"({type(exc).__name__}: {exc}); give a local folder instead") from None
+        raise ModelSourceError(
+            f"cannot fetch the teacher {source!r} from the Hugging Face hub "
+            f"({type(exc).__name__}: {exc}); give a local folder instead"
+        ) from None
 
 
 def cache_key(**parts) -> str:
@@ -88,16 +100,39 @@ def cache_key(**parts) -> str:
     return digest({"format": FORMAT, "version": VERSION, **parts})
 
 
-def build_manifest(*, input_name: str, input_dir: str, input_files, teacher: dict, tokenizer: dict, max_length: int,
-                   labels: list[str], layers: list[int], attentions: list[int], hidden_size: int, num_heads: int,
-                   columns: dict[str, str], dtypes: dict, encoding: dict, config_hash: str, key: str,
-                   shard_rows: int, shards: list[dict], seed: int | None = None, extra: dict | None = None) -> dict:
+def build_manifest(
+    *,
+    input_name: str,
+    input_dir: str,
+    input_files,
+    teacher: dict,
+    tokenizer: dict,
+    max_length: int,
+    labels: list[str],
+    layers: list[int],
+    attentions: list[int],
+    hidden_size: int,
+    num_heads: int,
+    columns: dict[str, str],
+    dtypes: dict,
+    encoding: dict,
+    config_hash: str,
+    key: str,
+    shard_rows: int,
+    shards: list[dict],
+    seed: int | None = None,
+    extra: dict | None = None,
+) -> dict:
     return {
         "format": FORMAT,
         "version": VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "input": {"name": input_name, "path": input_dir, "rows": sum(f.rows for f in input_files),
-                  "files": [{"path": f.path, "rows": f.rows, "sha256": f.sha256} for f in input_files]},
+        "input": {
+            "name": input_name,
+            "path": input_dir,
+            "rows": sum(f.rows for f in input_files),
+            "files": [{"path": f.path, "rows": f.rows, "sha256": f.sha256} for f in input_files],
+        },
         "teacher": teacher,
         "tokenizer": tokenizer,
         "max_length": max_length,
@@ -120,8 +155,8 @@ def build_manifest(*, input_name: str, input_dir: str, input_files, teacher: dic
         "bytes": sum(s["bytes"] for s in shards),
         "shards": shards,
         "reading": "pipeline.teacher.open_cache(dir), or any Parquet reader on the shard files listed here "
-                   "(not on the directory, which also holds this manifest); hidden_<L> reshapes to "
-                   "(num_tokens, hidden_size)",
+        "(not on the directory, which also holds this manifest); hidden_<L> reshapes to "
+        "(num_tokens, hidden_size)",
         **(extra or {}),
     }
 

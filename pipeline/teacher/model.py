@@ -27,26 +27,29 @@ class TeacherLoadError(RuntimeError):
 class InferenceOutput:
     """Outputs of rows in their original order; hidden/attention values are float16, unpadded."""
 
-    logits: np.ndarray                       # [rows, labels] float32
-    hidden: dict[int, np.ndarray]            # layer → [real tokens of all rows, hidden] float16
+    logits: np.ndarray  # [rows, labels] float32
+    hidden: dict[int, np.ndarray]  # layer → [real tokens of all rows, hidden] float16
     attentions: dict[int, list[np.ndarray]]  # layer → per row [heads, len, len] float16
-    nonfinite: int = 0                       # float16 values that overflowed (inf / nan)
+    nonfinite: int = 0  # float16 values that overflowed (inf / nan)
     batches: int = 0
     padded_tokens: int = 0
     model_seconds: float = 0.0
     extra: dict = field(default_factory=dict)
-    mlm_ids: np.ndarray | None = None        # [real tokens of all rows, k] int32 (with mlm_top_k)
-    mlm_logits: np.ndarray | None = None     # [real tokens of all rows, k] float32, descending
+    mlm_ids: np.ndarray | None = None  # [real tokens of all rows, k] int32 (with mlm_top_k)
+    mlm_logits: np.ndarray | None = None  # [real tokens of all rows, k] float32, descending
 
-    def slice(self, start: int, stop: int, lengths: np.ndarray) -> "InferenceOutput":
+    def slice(self, start: int, stop: int, lengths: np.ndarray) -> InferenceOutput:
         """Rows [start, stop) of these outputs (``lengths``: token counts of all rows)."""
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         a, b = int(offsets[start]), int(offsets[stop])
-        return InferenceOutput(self.logits[start:stop], {k: v[a:b] for k, v in self.hidden.items()},
-                               {k: v[start:stop] for k, v in self.attentions.items()},
-                               mlm_ids=None if self.mlm_ids is None else self.mlm_ids[a:b],
-                               mlm_logits=None if self.mlm_logits is None else self.mlm_logits[a:b])
+        return InferenceOutput(
+            self.logits[start:stop],
+            {k: v[a:b] for k, v in self.hidden.items()},
+            {k: v[start:stop] for k, v in self.attentions.items()},
+            mlm_ids=None if self.mlm_ids is None else self.mlm_ids[a:b],
+            mlm_logits=None if self.mlm_logits is None else self.mlm_logits[a:b],
+        )
 
 
 def resolve_device(device: str) -> torch.device:
@@ -67,9 +70,21 @@ def has_classification_head(source: str) -> bool:
 class TeacherModel:
     """A sequence classifier and its fast tokenizer, ready for batched inference."""
 
-    def __init__(self, model, tokenizer, *, layers=(), attentions=(), device: str = "cpu", dtype: str = "fp32",
-                 token_budget: int = 16384, max_length: int = 128, threads: int | None = None, mlm=None,
-                 mlm_top_k: int = 0):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        *,
+        layers=(),
+        attentions=(),
+        device: str = "cpu",
+        dtype: str = "fp32",
+        token_budget: int = 16384,
+        max_length: int = 128,
+        threads: int | None = None,
+        mlm=None,
+        mlm_top_k: int = 0,
+    ):
         if not getattr(tokenizer, "is_fast", False):
             raise TeacherLoadError(f"{type(tokenizer).__name__} is not a fast tokenizer; the teacher needs one")
         if dtype not in ("fp32", "bf16"):
@@ -95,25 +110,50 @@ class TeacherModel:
         if mlm is not None and mlm_top_k:
             vocab = mlm.config.vocab_size
             if vocab < len(tokenizer):
-                raise TeacherLoadError(f"the masked-LM teacher predicts {vocab} tokens but the tokenizer has "
-                                       f"{len(tokenizer)}: they must share one vocabulary")
+                raise TeacherLoadError(
+                    f"the masked-LM teacher predicts {vocab} tokens but the tokenizer has "
+                    f"{len(tokenizer)}: they must share one vocabulary"
+                )
             if mlm_top_k > vocab:
                 raise TeacherLoadError(f"mlm_top_k {mlm_top_k} exceeds the vocabulary ({vocab})")
             self.mlm, self.mlm_top_k = mlm.eval().to(self.device), mlm_top_k
 
     @classmethod
-    def load(cls, source: str, *, layers=(), attentions=(), device: str = "auto", dtype: str = "fp32",
-             token_budget: int = 16384, max_length: int = 128, threads: int | None = None, mlm: str | None = None,
-             mlm_top_k: int = 0) -> "TeacherModel":
+    def load(
+        cls,
+        source: str,
+        *,
+        layers=(),
+        attentions=(),
+        device: str = "auto",
+        dtype: str = "fp32",
+        token_budget: int = 16384,
+        max_length: int = 128,
+        threads: int | None = None,
+        mlm: str | None = None,
+        mlm_top_k: int = 0,
+    ) -> TeacherModel:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(source)
         impl = "eager" if attentions else "sdpa"
-        model = AutoModelForSequenceClassification.from_pretrained(source, dtype=torch.float32, attn_implementation=impl)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source, dtype=torch.float32, attn_implementation=impl
+        )
         mlm_model = load_masked_lm(mlm) if mlm and mlm_top_k else None
-        return cls(model, tokenizer, layers=layers, attentions=attentions, device=device, dtype=dtype,
-                   token_budget=token_budget, max_length=max_length, threads=threads, mlm=mlm_model,
-                   mlm_top_k=mlm_top_k)
+        return cls(
+            model,
+            tokenizer,
+            layers=layers,
+            attentions=attentions,
+            device=device,
+            dtype=dtype,
+            token_budget=token_budget,
+            max_length=max_length,
+            threads=threads,
+            mlm=mlm_model,
+            mlm_top_k=mlm_top_k,
+        )
 
     def autocast(self):
         if self.dtype == "bf16":
@@ -153,8 +193,11 @@ class TeacherModel:
         out = InferenceOutput(logits, {}, attn)
         order, batch_logits, batch_states, batch_dest, batch_mlm, mlm_dest = [], [], [], [], [], []
         on_cpu = self.places_per_batch()
-        placed = torch.empty((len(self.layers), total, self.hidden_size), dtype=torch.float16) \
-            if self.layers and on_cpu else None
+        placed = (
+            torch.empty((len(self.layers), total, self.hidden_size), dtype=torch.float16)
+            if self.layers and on_cpu
+            else None
+        )
         for rows, length in plan_batches(lengths, self.token_budget, self.max_length):
             batch = collate(enc, rows, length, self.pad_id)
             result = self.forward(batch)
@@ -239,8 +282,10 @@ def load_masked_lm(source: str):
     config = AutoConfig.from_pretrained(source)
     archs = config.architectures or []
     if archs and not any(a.endswith(("ForMaskedLM", "ForPreTraining")) for a in archs):
-        raise TeacherLoadError(f"{source}: a {archs[0]} has no masked-LM head; mlm_top_k needs a masked-LM "
-                               f"checkpoint (set teacher.mlm_model)")
+        raise TeacherLoadError(
+            f"{source}: a {archs[0]} has no masked-LM head; mlm_top_k needs a masked-LM "
+            f"checkpoint (set teacher.mlm_model)"
+        )
     return AutoModelForMaskedLM.from_pretrained(source, dtype=torch.float32)
 
 

@@ -49,19 +49,25 @@ def attention_column(layer: int) -> str:
 MLM_IDS, MLM_LOGITS = "mlm_top_ids", "mlm_top_logits"
 
 
-def output_schema(input_schema: pa.Schema, num_labels: int, layers, attentions, token_types: bool,
-                  mlm_top_k: int = 0) -> pa.Schema:
+def output_schema(
+    input_schema: pa.Schema, num_labels: int, layers, attentions, token_types: bool, mlm_top_k: int = 0
+) -> pa.Schema:
     fields = [f for f in input_schema if f.name not in ROW_COLUMNS]
-    fields += [pa.field("row", pa.int64(), nullable=False), pa.field("num_tokens", pa.int32(), nullable=False),
-               pa.field("input_ids", pa.list_(pa.int32()), nullable=False)]
+    fields += [
+        pa.field("row", pa.int64(), nullable=False),
+        pa.field("num_tokens", pa.int32(), nullable=False),
+        pa.field("input_ids", pa.list_(pa.int32()), nullable=False),
+    ]
     if token_types:
         fields.append(pa.field("token_type_ids", pa.list_(pa.int8()), nullable=False))
     fields.append(pa.field("logits", pa.list_(pa.float32(), num_labels), nullable=False))
     fields += [pa.field(hidden_column(layer), pa.list_(pa.float16()), nullable=False) for layer in layers]
     fields += [pa.field(attention_column(layer), pa.list_(pa.float16()), nullable=False) for layer in attentions]
     if mlm_top_k:
-        fields += [pa.field(MLM_IDS, pa.list_(pa.int32()), nullable=False),
-                   pa.field(MLM_LOGITS, pa.list_(pa.float32()), nullable=False)]
+        fields += [
+            pa.field(MLM_IDS, pa.list_(pa.int32()), nullable=False),
+            pa.field(MLM_LOGITS, pa.list_(pa.float32()), nullable=False),
+        ]
     return pa.schema(fields)
 
 
@@ -105,8 +111,15 @@ def _list_array(offsets: np.ndarray, values: np.ndarray, value_type: pa.DataType
     return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32), pa.int32()), pa.array(values, value_type))
 
 
-def build_table(meta: pa.Table, first_row: int, enc: Encoded, out: InferenceOutput, schema: pa.Schema,
-                mantissa_bits: int = 10, all_finite: bool = False) -> pa.Table:
+def build_table(
+    meta: pa.Table,
+    first_row: int,
+    enc: Encoded,
+    out: InferenceOutput,
+    schema: pa.Schema,
+    mantissa_bits: int = 10,
+    all_finite: bool = False,
+) -> pa.Table:
     """One table of cache rows: ``meta`` holds the input columns of the same rows in the same order;
     ``all_finite``: no hidden or attention value is inf/nan (see :func:`round_mantissa`)."""
     n = meta.num_rows
@@ -128,8 +141,9 @@ def build_table(meta: pa.Table, first_row: int, enc: Encoded, out: InferenceOutp
     cols["logits"] = pa.FixedSizeListArray.from_arrays(pa.array(out.logits.reshape(-1), pa.float32()), num_labels)
     for layer, states in out.hidden.items():
         width = states.shape[1]
-        cols[hidden_column(layer)] = _list_array(tok_offsets * width, round_mantissa(states.reshape(-1), mantissa_bits, all_finite),
-                                                 pa.float16())
+        cols[hidden_column(layer)] = _list_array(
+            tok_offsets * width, round_mantissa(states.reshape(-1), mantissa_bits, all_finite), pa.float16()
+        )
     for layer, maps in out.attentions.items():
         sizes = np.fromiter((m.size for m in maps), dtype=np.int64, count=n)
         offs = np.zeros(n + 1, dtype=np.int64)
@@ -143,8 +157,15 @@ def build_table(meta: pa.Table, first_row: int, enc: Encoded, out: InferenceOutp
     return pa.table([cols[f.name] if f.name in cols else pa.nulls(n, f.type) for f in schema], schema=schema)
 
 
-def row_bytes(lengths: np.ndarray, hidden_size: int, num_layers: int, num_heads: int, num_attn: int,
-              num_labels: int, text_bytes: np.ndarray | None = None) -> np.ndarray:
+def row_bytes(
+    lengths: np.ndarray,
+    hidden_size: int,
+    num_layers: int,
+    num_heads: int,
+    num_attn: int,
+    num_labels: int,
+    text_bytes: np.ndarray | None = None,
+) -> np.ndarray:
     """In-memory bytes of each cache row, known from token counts before inference."""
     lengths = lengths.astype(np.int64)
     b = 8 + 4 + 4 * num_labels + lengths * (4 + 1) + lengths * hidden_size * 2 * num_layers

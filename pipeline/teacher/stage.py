@@ -18,7 +18,7 @@ import hashlib
 import json
 import sys
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pyarrow.parquet as pq
 
@@ -31,8 +31,16 @@ from .compute import InferenceSpec, ShardComputer
 from .errors import TeacherError
 from .finetune import LabelledTexts, finetune_classifier, finished_metrics, holdout
 from .layers import LayerError, resolve_attentions, resolve_layers
-from .manifest import (ModelSourceError, build_manifest, cache_key, local_model_dir, remove_manifest,
-                       tokenizer_sha256, weights_sha256, write_manifest)
+from .manifest import (
+    ModelSourceError,
+    build_manifest,
+    cache_key,
+    local_model_dir,
+    remove_manifest,
+    tokenizer_sha256,
+    weights_sha256,
+    write_manifest,
+)
 from .model import cpu_threads_default, has_classification_head, visible_cpus
 from .rows import MLM_IDS, MLM_LOGITS, attention_column, hidden_column
 from .settings import TeacherConfig, input_parts
@@ -68,6 +76,7 @@ def _teacher_config(cfg, teacher: TeacherConfig | None) -> TeacherConfig:
 # ---------------------------------------------------------------------------------------------
 # Resources
 
+
 class _Resources:
     def __init__(self, tc: TeacherConfig, use_ray: bool):
         if use_ray:
@@ -97,13 +106,14 @@ class _Resources:
         return cpu_inference_layout(self.cpus, shards, self._tc.workers, self._tc.cpu_threads)
 
 
-def cpu_inference_layout(cpus: int, shards: int, workers: int | None = None,
-                         threads: int | None = None) -> tuple[int, int]:
+def cpu_inference_layout(
+    cpus: int, shards: int, workers: int | None = None, threads: int | None = None
+) -> tuple[int, int]:
     """(actors, torch threads per actor) for CPU inference of ``shards`` shards on ``cpus`` CPUs.
 
     By default one single-threaded actor per CPU: processes that each run the model on one
     thread get as much or more through than one process with many threads, and an actor's reading
-    and writing then holds up only its own core (measured on 2 cores, ``pipeline.bench.teacher``:
+    and writing then holds up only its own core (measured on 2 cores, ``benchmarks.teacher``:
     model-only, 2 x 1 thread gave 0.99-1.10x the throughput of 1 x 2 threads; end to end with 5
     hidden layers stored, MiniLM reached 0.91 of the faster model-only layout, against 0.85 as one
     2-thread actor). When there are fewer shards than CPUs, the CPUs are spread over the shards'
@@ -119,6 +129,7 @@ def cpu_inference_layout(cpus: int, shards: int, workers: int | None = None,
 # ---------------------------------------------------------------------------------------------
 # Fine-tuning
 
+
 def _read_labelled(cfg, split: str) -> LabelledTexts:
     from ..ingest.stage import examples_dir
 
@@ -132,8 +143,20 @@ def _read_labelled(cfg, split: str) -> LabelledTexts:
 
 
 def _finetune_task(source, out_dir, train, dev, labels, settings, seed, device, dtype, threads, extra):
-    return finetune_classifier(source, out_dir, train, dev, labels, settings, seed=seed, device=device, dtype=dtype,
-                               threads=threads, extra=extra, log=lambda s: print(s, file=sys.stderr, flush=True))
+    return finetune_classifier(
+        source,
+        out_dir,
+        train,
+        dev,
+        labels,
+        settings,
+        seed=seed,
+        device=device,
+        dtype=dtype,
+        threads=threads,
+        extra=extra,
+        log=lambda s: print(s, file=sys.stderr, flush=True),
+    )
 
 
 def prepare_teacher(cfg, tc: TeacherConfig, use_ray: bool, res: _Resources) -> tuple[str, dict | None]:
@@ -148,8 +171,10 @@ def prepare_teacher(cfg, tc: TeacherConfig, use_ray: bool, res: _Resources) -> t
         enabled = not has_classification_head(src_dir)
     if not enabled:
         if not has_classification_head(src_dir):
-            raise TeacherError(f"teacher {source!r} has no sequence-classification head; enable teacher.finetune "
-                               f"or name a fine-tuned teacher")
+            raise TeacherError(
+                f"teacher {source!r} has no sequence-classification head; enable teacher.finetune "
+                f"or name a fine-tuned teacher"
+            )
         return source, None
     if not cfg.labels:
         raise TeacherError("fine-tuning the teacher needs the job's labels (the label set)")
@@ -164,13 +189,22 @@ def prepare_teacher(cfg, tc: TeacherConfig, use_ray: bool, res: _Resources) -> t
         raise TeacherError(f"fine-tuning needs labelled train and dev examples, got {len(train)} and {len(dev)}")
     data = json.dumps([train.text_a, train.text_b, train.label_id, dev.text_a, dev.text_b, dev.label_id])
     source_weights = weights_sha256(src_dir)
-    key = cache_key(purpose="finetune", source_weights=source_weights, labels=list(cfg.labels), seed=cfg.seed,
-                    settings=ft.model_dump(mode="json"), dtype=tc.dtype, data=hashlib.sha256(data.encode()).hexdigest())
+    key = cache_key(
+        purpose="finetune",
+        source_weights=source_weights,
+        labels=list(cfg.labels),
+        seed=cfg.seed,
+        settings=ft.model_dump(mode="json"),
+        dtype=tc.dtype,
+        data=hashlib.sha256(data.encode()).hexdigest(),
+    )
     out = model_dir(cfg)
     done = finished_metrics(out, key)
     if done is not None:
-        print(f"  fine-tuned teacher up to date in {out} (dev accuracy {done['dev_accuracy']:.4f}); not retrained",
-              file=sys.stderr)
+        print(
+            f"  fine-tuned teacher up to date in {out} (dev accuracy {done['dev_accuracy']:.4f}); not retrained",
+            file=sys.stderr,
+        )
         return out, {**done, "reused": True}
     extra = {"key": key, "dev_source": dev_source, "source_weights_sha256": source_weights}
     args = (src_dir, out, train, dev, list(cfg.labels), ft, cfg.seed, res.device, tc.dtype, res.threads, extra)
@@ -178,8 +212,9 @@ def prepare_teacher(cfg, tc: TeacherConfig, use_ray: bool, res: _Resources) -> t
     if use_ray:
         import ray
 
-        task = ray.remote(_finetune_task).options(**Resources(cpus=res.threads, gpus=1 if res.gpus else 0,
-                                                                model=True).ray_options())
+        task = ray.remote(_finetune_task).options(
+            **Resources(cpus=res.threads, gpus=1 if res.gpus else 0, model=True).ray_options()
+        )
         metrics = ray.get(task.remote(*args))
     else:
         metrics = _finetune_task(*args)
@@ -216,6 +251,7 @@ def _shard_result(d: dict) -> sh.ShardResult:
 # ---------------------------------------------------------------------------------------------
 # Driver
 
+
 class _TeacherInfo:
     """What the driver knows of the teacher: shape, labels, hashes (the manifest's teacher/tokenizer)."""
 
@@ -235,24 +271,43 @@ class _TeacherInfo:
         self.token_types = "token_type_ids" in tokenizer.model_input_names
         model_labels = [config.id2label[i] for i in range(config.num_labels)]
         if labels is not None and len(labels) != config.num_labels:
-            raise TeacherError(f"the teacher predicts {config.num_labels} labels {model_labels}; the job has "
-                               f"{len(labels)}: {labels}")
+            raise TeacherError(
+                f"the teacher predicts {config.num_labels} labels {model_labels}; the job has {len(labels)}: {labels}"
+            )
         self.labels = list(labels) if labels is not None else model_labels
-        self.teacher = {"model": source, "path": model_path, "weights_sha256": self.weights, "finetuned": finetuned,
-                        "architecture": (config.architectures or [type(config).__name__])[0],
-                        "model_type": config.model_type, "num_layers": self.layers, "hidden_size": self.hidden_size,
-                        "num_attention_heads": self.heads, "vocab_size": config.vocab_size,
-                        "id2label": {str(i): config.id2label[i] for i in range(config.num_labels)}}
-        self.tokenizer = {"class": type(tokenizer).__name__, "name_or_path": source, "fast": True,
-                          "sha256": tokenizer_sha256(model_path), "vocab_size": len(tokenizer),
-                          "pad_token_id": tokenizer.pad_token_id, "cls_token_id": tokenizer.cls_token_id,
-                          "sep_token_id": tokenizer.sep_token_id, "padding": "none stored",
-                          "token_type_ids": self.token_types}
+        self.teacher = {
+            "model": source,
+            "path": model_path,
+            "weights_sha256": self.weights,
+            "finetuned": finetuned,
+            "architecture": (config.architectures or [type(config).__name__])[0],
+            "model_type": config.model_type,
+            "num_layers": self.layers,
+            "hidden_size": self.hidden_size,
+            "num_attention_heads": self.heads,
+            "vocab_size": config.vocab_size,
+            "id2label": {str(i): config.id2label[i] for i in range(config.num_labels)},
+        }
+        self.tokenizer = {
+            "class": type(tokenizer).__name__,
+            "name_or_path": source,
+            "fast": True,
+            "sha256": tokenizer_sha256(model_path),
+            "vocab_size": len(tokenizer),
+            "pad_token_id": tokenizer.pad_token_id,
+            "cls_token_id": tokenizer.cls_token_id,
+            "sep_token_id": tokenizer.sep_token_id,
+            "padding": "none stored",
+            "token_type_ids": self.token_types,
+        }
 
 
 def _columns_doc(info: _TeacherInfo, layers, attentions) -> dict[str, str]:
-    cols = {"row": "int64: position in the input corpus", "num_tokens": "int32: real tokens",
-            "input_ids": "list<int32>: token ids, no padding"}
+    cols = {
+        "row": "int64: position in the input corpus",
+        "num_tokens": "int32: real tokens",
+        "input_ids": "list<int32>: token ids, no padding",
+    }
     if info.token_types:
         cols["token_type_ids"] = "list<int8>: segment ids"
     cols["logits"] = f"fixed_size_list<float32>[{len(info.labels)}]: raw logits, no temperature"
@@ -263,7 +318,7 @@ def _columns_doc(info: _TeacherInfo, layers, attentions) -> dict[str, str]:
     return cols
 
 
-def _mlm_teacher(source: str, info: "_TeacherInfo") -> dict:
+def _mlm_teacher(source: str, info: _TeacherInfo) -> dict:
     """The masked-LM teacher of mlm_top_k: checked to have its head and the teacher's vocabulary."""
     from transformers import AutoConfig, AutoTokenizer
 
@@ -271,21 +326,37 @@ def _mlm_teacher(source: str, info: "_TeacherInfo") -> dict:
     config = AutoConfig.from_pretrained(path)
     archs = config.architectures or []
     if not any(a.endswith(("ForMaskedLM", "ForPreTraining")) for a in archs):
-        raise TeacherError(f"mlm_top_k: {source!r} ({archs[0] if archs else config.model_type}) has no masked-LM "
-                           f"head; set teacher.mlm_model to a masked-LM checkpoint with the teacher's vocabulary")
+        raise TeacherError(
+            f"mlm_top_k: {source!r} ({archs[0] if archs else config.model_type}) has no masked-LM "
+            f"head; set teacher.mlm_model to a masked-LM checkpoint with the teacher's vocabulary"
+        )
     try:
         same = AutoTokenizer.from_pretrained(path).get_vocab() == AutoTokenizer.from_pretrained(info.path).get_vocab()
     except (OSError, ValueError):
         same = config.vocab_size == info.config.vocab_size  # no tokenizer files: the vocabulary sizes must agree
     if not same:
-        raise TeacherError(f"mlm_top_k: the masked-LM teacher {source!r} and the teacher {info.source!r} have "
-                           f"different vocabularies")
-    return {"model": source, "path": path, "weights_sha256": weights_sha256(path), "architecture": archs[0],
-            "vocab_size": config.vocab_size}
+        raise TeacherError(
+            f"mlm_top_k: the masked-LM teacher {source!r} and the teacher {info.source!r} have different vocabularies"
+        )
+    return {
+        "model": source,
+        "path": path,
+        "weights_sha256": weights_sha256(path),
+        "architecture": archs[0],
+        "vocab_size": config.vocab_size,
+    }
 
 
-def cache_input(cfg, tc: TeacherConfig, name: str, info: _TeacherInfo, layers: list[int], attentions: list[int],
-                res: _Resources, use_ray: bool) -> dict:
+def cache_input(
+    cfg,
+    tc: TeacherConfig,
+    name: str,
+    info: _TeacherInfo,
+    layers: list[int],
+    attentions: list[int],
+    res: _Resources,
+    use_ray: bool,
+) -> dict:
     """Cache the teacher's outputs on one input corpus; returns the summary."""
     in_dir = layout.corpus_dir(cfg.output_dir, name)
     out_dir = cache_dir(cfg, name)
@@ -295,10 +366,20 @@ def cache_input(cfg, tc: TeacherConfig, name: str, info: _TeacherInfo, layers: l
         raise TeacherError(f"{in_dir}: input {name!r} has no Parquet files; run `pipeline {stage}` first")
     input_fp = cache_key(files=[f.sha256 for f in files])
     mlm = info.mlm if tc.mlm_top_k else None
-    key = cache_key(teacher=info.weights, tokenizer=info.tokenizer["sha256"], max_length=tc.max_length,
-                    layers=layers, attentions=attentions, mantissa_bits=tc.mantissa_bits, dtype=tc.dtype,
-                    float16_encoding=tc.float16_encoding, labels=info.labels, input=input_fp, shard_rows=tc.shard_rows,
-                    **({"mlm": mlm["weights_sha256"], "mlm_top_k": tc.mlm_top_k} if mlm else {}))
+    key = cache_key(
+        teacher=info.weights,
+        tokenizer=info.tokenizer["sha256"],
+        max_length=tc.max_length,
+        layers=layers,
+        attentions=attentions,
+        mantissa_bits=tc.mantissa_bits,
+        dtype=tc.dtype,
+        float16_encoding=tc.float16_encoding,
+        labels=info.labels,
+        input=input_fp,
+        shard_rows=tc.shard_rows,
+        **({"mlm": mlm["weights_sha256"], "mlm_top_k": tc.mlm_top_k} if mlm else {}),
+    )
     tasks = sh.plan_shards(files, tc.shard_rows, out_dir)
     used: dict[str, int] = {"actors": 0, "threads": 0}
 
@@ -311,16 +392,38 @@ def cache_input(cfg, tc: TeacherConfig, name: str, info: _TeacherInfo, layers: l
         # on Ray, actors x threads (one single-threaded actor per CPU by default); in this process, all its CPUs
         actors, threads = res.inference_layout(len(todo)) if use_ray else (1, res.threads)
         used.update(actors=actors, threads=threads)
-        spec = InferenceSpec(model=info.source, weights_sha256=info.weights, cache_key=key, layers=tuple(layers),
-                             attentions=tuple(attentions), max_length=tc.max_length, token_budget=tc.token_budget,
-                             device=res.device, dtype=tc.dtype, threads=threads, mantissa_bits=tc.mantissa_bits,
-                             float16_encoding=tc.float16_encoding, row_group_bytes=tc.row_group_bytes,
-                             mlm_model=mlm["model"] if mlm else "",
-                             mlm_weights_sha256=mlm["weights_sha256"] if mlm else "", mlm_top_k=tc.mlm_top_k or 0)
-        resources = Resources(cpus=1 if res.gpus else threads, gpus=1 if res.gpus else 0, workers=actors,
-                              threads=threads, actors=True, model=True)
-        return Work(ShardWorker, {"spec": spec}, resources,
-                    tasks_per_call=GPU_SHARDS_PER_CALL if res.gpus else CPU_SHARDS_PER_CALL)
+        spec = InferenceSpec(
+            model=info.source,
+            weights_sha256=info.weights,
+            cache_key=key,
+            layers=tuple(layers),
+            attentions=tuple(attentions),
+            max_length=tc.max_length,
+            token_budget=tc.token_budget,
+            device=res.device,
+            dtype=tc.dtype,
+            threads=threads,
+            mantissa_bits=tc.mantissa_bits,
+            float16_encoding=tc.float16_encoding,
+            row_group_bytes=tc.row_group_bytes,
+            mlm_model=mlm["model"] if mlm else "",
+            mlm_weights_sha256=mlm["weights_sha256"] if mlm else "",
+            mlm_top_k=tc.mlm_top_k or 0,
+        )
+        resources = Resources(
+            cpus=1 if res.gpus else threads,
+            gpus=1 if res.gpus else 0,
+            workers=actors,
+            threads=threads,
+            actors=True,
+            model=True,
+        )
+        return Work(
+            ShardWorker,
+            {"spec": spec},
+            resources,
+            tasks_per_call=GPU_SHARDS_PER_CALL if res.gpus else CPU_SHARDS_PER_CALL,
+        )
 
     def commit(summary: dict, results: list[dict]) -> None:
         ordered = [dataclasses.replace(_shard_result(r), computed=not r.get("reused")) for r in results]
@@ -329,21 +432,35 @@ def cache_input(cfg, tc: TeacherConfig, name: str, info: _TeacherInfo, layers: l
         computed = [r for r in ordered if r.computed]
         hidden_values = manifest["tokens"] * info.hidden_size * len(layers)
         hidden_bytes = _column_bytes(out_dir, ordered, [hidden_column(l) for l in layers]) if layers else 0
-        summary.update({
-            "input": name, "rows": manifest["rows"], "tokens": manifest["tokens"], "shards": len(ordered),
-            "shards_computed": len(computed), "shards_reused": len(ordered) - len(computed),
-            "actors": used["actors"], "threads_per_actor": used["threads"], "bytes": manifest["bytes"],
-            "tokens_per_s": round(sum(r.tokens for r in computed) / max(summary["seconds"], 1e-9), 1),
-            "bytes_per_hidden_value": round(hidden_bytes / hidden_values, 4) if hidden_values else None,
-            "nonfinite_values": manifest["nonfinite_values"], "cache": out_dir})
+        summary.update(
+            {
+                "input": name,
+                "rows": manifest["rows"],
+                "tokens": manifest["tokens"],
+                "shards": len(ordered),
+                "shards_computed": len(computed),
+                "shards_reused": len(ordered) - len(computed),
+                "actors": used["actors"],
+                "threads_per_actor": used["threads"],
+                "bytes": manifest["bytes"],
+                "tokens_per_s": round(sum(r.tokens for r in computed) / max(summary["seconds"], 1e-9), 1),
+                "bytes_per_hidden_value": round(hidden_bytes / hidden_values, 4) if hidden_values else None,
+                "nonfinite_values": manifest["nonfinite_values"],
+                "cache": out_dir,
+            }
+        )
 
     def lines(s: dict) -> list[tuple[str, object]]:
-        return [("rows", s["rows"]), ("real tokens", s["tokens"]),
-                ("shards computed / reused", f"{s['shards_computed']} / {s['shards_reused']}"),
-                ("actors x threads", f"{s['actors']} x {s['threads_per_actor']}" if s["actors"] else "-"),
-                ("tokens / s (computed)", s["tokens_per_s"]),
-                ("hidden layers", str(layers) if layers else "none"),
-                ("bytes per hidden value", s["bytes_per_hidden_value"] if layers else "-"), ("cache", s["cache"])]
+        return [
+            ("rows", s["rows"]),
+            ("real tokens", s["tokens"]),
+            ("shards computed / reused", f"{s['shards_computed']} / {s['shards_reused']}"),
+            ("actors x threads", f"{s['actors']} x {s['threads_per_actor']}" if s["actors"] else "-"),
+            ("tokens / s (computed)", s["tokens_per_s"]),
+            ("hidden layers", str(layers) if layers else "none"),
+            ("bytes per hidden value", s["bytes_per_hidden_value"] if layers else "-"),
+            ("cache", s["cache"]),
+        ]
 
     # A shard is reused when its task marker has the cache key and the file still has the SHA-256
     # recorded when it was written (runner.py), so a damaged shard is computed again, never re-blessed.
@@ -351,29 +468,79 @@ def cache_input(cfg, tc: TeacherConfig, name: str, info: _TeacherInfo, layers: l
     return run_stage(stage, "ray" if use_ray else "local")
 
 
-def _manifest(cfg, tc: TeacherConfig, name: str, in_dir: str, files, info: _TeacherInfo, layers: list[int],
-              attentions: list[int], key: str, results: list[sh.ShardResult]) -> dict:
-    shards = [{"file": r.name, "first_row": r.first_row, "rows": r.rows, "tokens": r.tokens, "bytes": r.bytes,
-               "sha256": r.sha256} for r in results]
+def _manifest(
+    cfg,
+    tc: TeacherConfig,
+    name: str,
+    in_dir: str,
+    files,
+    info: _TeacherInfo,
+    layers: list[int],
+    attentions: list[int],
+    key: str,
+    results: list[sh.ShardResult],
+) -> dict:
+    shards = [
+        {
+            "file": r.name,
+            "first_row": r.first_row,
+            "rows": r.rows,
+            "tokens": r.tokens,
+            "bytes": r.bytes,
+            "sha256": r.sha256,
+        }
+        for r in results
+    ]
     float16_paths = [f"{c}.list.element" for c in [*map(hidden_column, layers), *map(attention_column, attentions)]]
-    bss = ["logits.list.element"] + ([f"{MLM_LOGITS}.list.element"] if tc.mlm_top_k else []) \
+    bss = (
+        ["logits.list.element"]
+        + ([f"{MLM_LOGITS}.list.element"] if tc.mlm_top_k else [])
         + (float16_paths if tc.float16_encoding == "byte_stream_split" else [])
+    )
     columns = _columns_doc(info, layers, attentions)
     if tc.mlm_top_k:
         columns[MLM_IDS] = f"list<int32>: num_tokens x {tc.mlm_top_k} token ids of the highest masked-LM logits"
         columns[MLM_LOGITS] = f"list<float32>: num_tokens x {tc.mlm_top_k} raw masked-LM logits, descending"
     return build_manifest(
-        input_name=name, input_dir=in_dir, input_files=files, teacher=info.teacher, tokenizer=info.tokenizer,
-        max_length=tc.max_length, labels=info.labels, layers=layers, attentions=attentions,
-        hidden_size=info.hidden_size, num_heads=info.heads, columns=columns,
-        dtypes={"logits": "float32", "hidden": "float16", "attention": "float16", "input_ids": "int32",
-                "hidden_mantissa_bits": tc.mantissa_bits, "compute_dtype": tc.dtype},
-        encoding={"compression": "zstd", "byte_stream_split": bss, "float16_encoding": tc.float16_encoding,
-                  "row_group_bytes": tc.row_group_bytes, "page_checksums": True},
-        config_hash=cfg.config_hash(), key=key, shard_rows=tc.shard_rows, shards=shards, seed=cfg.seed,
-        extra={"student_layers": tc.student_layers if tc.layers == "tinybert" else None,
-               "mlm_top_k": tc.mlm_top_k or 0, "mlm_teacher": info.mlm if tc.mlm_top_k else None,
-               "nonfinite_values": sum(r.nonfinite for r in results)})
+        input_name=name,
+        input_dir=in_dir,
+        input_files=files,
+        teacher=info.teacher,
+        tokenizer=info.tokenizer,
+        max_length=tc.max_length,
+        labels=info.labels,
+        layers=layers,
+        attentions=attentions,
+        hidden_size=info.hidden_size,
+        num_heads=info.heads,
+        columns=columns,
+        dtypes={
+            "logits": "float32",
+            "hidden": "float16",
+            "attention": "float16",
+            "input_ids": "int32",
+            "hidden_mantissa_bits": tc.mantissa_bits,
+            "compute_dtype": tc.dtype,
+        },
+        encoding={
+            "compression": "zstd",
+            "byte_stream_split": bss,
+            "float16_encoding": tc.float16_encoding,
+            "row_group_bytes": tc.row_group_bytes,
+            "page_checksums": True,
+        },
+        config_hash=cfg.config_hash(),
+        key=key,
+        shard_rows=tc.shard_rows,
+        shards=shards,
+        seed=cfg.seed,
+        extra={
+            "student_layers": tc.student_layers if tc.layers == "tinybert" else None,
+            "mlm_top_k": tc.mlm_top_k or 0,
+            "mlm_teacher": info.mlm if tc.mlm_top_k else None,
+            "nonfinite_values": sum(r.nonfinite for r in results),
+        },
+    )
 
 
 def _column_bytes(out_dir: str, results: list[sh.ShardResult], columns: list[str]) -> int:
@@ -386,13 +553,17 @@ def _column_bytes(out_dir: str, results: list[sh.ShardResult], columns: list[str
             meta = pq.ParquetFile(fh).metadata
         for g in range(meta.num_row_groups):
             rg = meta.row_group(g)
-            total += sum(rg.column(c).total_compressed_size for c in range(rg.num_columns)
-                         if rg.column(c).path_in_schema in wanted)
+            total += sum(
+                rg.column(c).total_compressed_size
+                for c in range(rg.num_columns)
+                if rg.column(c).path_in_schema in wanted
+            )
     return total
 
 
-def run_teacher(cfg, teacher: TeacherConfig | None = None, *, inputs: list[str] | None = None,
-                use_ray: bool = True) -> dict:
+def run_teacher(
+    cfg, teacher: TeacherConfig | None = None, *, inputs: list[str] | None = None, use_ray: bool = True
+) -> dict:
     """Fine-tune (when configured) and cache the teacher's outputs for each input corpus.
 
     ``teacher`` overrides ``cfg.teacher``; ``inputs`` overrides ``teacher.inputs``;
@@ -427,14 +598,26 @@ def run_teacher(cfg, teacher: TeacherConfig | None = None, *, inputs: list[str] 
     results = {"finetune": ft_metrics, "inputs": {}}
     for name in names:
         states = tc.stores_states(name)
-        results["inputs"][name] = cache_input(cfg, tc, name, info, layers if states else [],
-                                              attentions if states else [], res, use_ray)
-    rows = [("teacher", info.source), ("weights sha256", info.weights[:16] + "…"),
-            ("device", f"{res.device}, Ray" if use_ray else f"{res.device}, in-process"),
-            ("dtype", tc.dtype), ("layers", str(layers)), ("attentions", str(attentions) or "none")]
+        results["inputs"][name] = cache_input(
+            cfg, tc, name, info, layers if states else [], attentions if states else [], res, use_ray
+        )
+    rows = [
+        ("teacher", info.source),
+        ("weights sha256", info.weights[:16] + "…"),
+        ("device", f"{res.device}, Ray" if use_ray else f"{res.device}, in-process"),
+        ("dtype", tc.dtype),
+        ("layers", str(layers)),
+        ("attentions", str(attentions) or "none"),
+    ]
     if ft_metrics:
-        rows += [("fine-tuned", f"best epoch {ft_metrics['best_epoch']}, dev accuracy {ft_metrics['dev_accuracy']:.4f}"
-                  + (" (reused)" if ft_metrics.get("reused") else "")), ("model", model_dir(cfg))]
+        rows += [
+            (
+                "fine-tuned",
+                f"best epoch {ft_metrics['best_epoch']}, dev accuracy {ft_metrics['dev_accuracy']:.4f}"
+                + (" (reused)" if ft_metrics.get("reused") else ""),
+            ),
+            ("model", model_dir(cfg)),
+        ]
     rows += [("inputs", len(names)), ("seconds", time.perf_counter() - started)]
     print_summary("teacher", rows)
     storage.write_json(storage.join(teacher_dir(cfg), "_summary.json"), results)

@@ -31,16 +31,28 @@ def save_tokenizer(folder: str | os.PathLike):
     return tok
 
 
-def random_teacher(folder: str | os.PathLike, shape: str | dict = "tiny", num_labels: int = 2, seed: int = 0,
-                   max_position_embeddings: int = 512, labels: list[str] | None = None) -> str:
+def random_teacher(
+    folder: str | os.PathLike,
+    shape: str | dict = "tiny",
+    num_labels: int = 2,
+    seed: int = 0,
+    max_position_embeddings: int = 512,
+    labels: list[str] | None = None,
+) -> str:
     """A randomly initialised ``BertForSequenceClassification`` (``from_config``) saved with its tokenizer."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
     dims = SHAPES[shape] if isinstance(shape, str) else shape
     labels = labels or [f"LABEL_{i}" for i in range(num_labels)]
-    config = BertConfig(vocab_size=30522, max_position_embeddings=max_position_embeddings, num_labels=len(labels),
-                        id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)}, **dims)
+    config = BertConfig(
+        vocab_size=30522,
+        max_position_embeddings=max_position_embeddings,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={l: i for i, l in enumerate(labels)},
+        **dims,
+    )
     torch.manual_seed(seed)
     model = BertForSequenceClassification(config).eval()
     Path(folder).mkdir(parents=True, exist_ok=True)
@@ -53,17 +65,20 @@ def write_augmented(folder: str | os.PathLike, rows: list[dict], part_rows: int 
     """Rows (text_a, optional text_b / label / label_id) as an augmented corpus: part-*.parquet."""
     from ..augment.stage import AUGMENTED_SCHEMA
 
-    table = pa.table({
-        "example_id": [r.get("example_id", f"ex{i:06d}") for i, r in enumerate(rows)],
-        "parent_id": [r.get("parent_id", f"ex{i:06d}") for i, r in enumerate(rows)],
-        "method": [r.get("method", "tinybert") for r in rows],
-        "variant": [r.get("variant", 0) for r in rows],
-        "text_a": [r["text_a"] for r in rows],
-        "text_b": [r.get("text_b") for r in rows],
-        "label": [r.get("label") for r in rows],
-        "label_id": [r.get("label_id") for r in rows],
-        "seed": [r.get("seed", 0) for r in rows],
-    }, schema=AUGMENTED_SCHEMA)
+    table = pa.table(
+        {
+            "example_id": [r.get("example_id", f"ex{i:06d}") for i, r in enumerate(rows)],
+            "parent_id": [r.get("parent_id", f"ex{i:06d}") for i, r in enumerate(rows)],
+            "method": [r.get("method", "tinybert") for r in rows],
+            "variant": [r.get("variant", 0) for r in rows],
+            "text_a": [r["text_a"] for r in rows],
+            "text_b": [r.get("text_b") for r in rows],
+            "label": [r.get("label") for r in rows],
+            "label_id": [r.get("label_id") for r in rows],
+            "seed": [r.get("seed", 0) for r in rows],
+        },
+        schema=AUGMENTED_SCHEMA,
+    )
     return _write_parts(folder, table, part_rows)
 
 
@@ -71,15 +86,18 @@ def write_examples(folder: str | os.PathLike, rows: list[dict], part_rows: int |
     """Rows as ingested examples (the ingest stage's schema): part-*.parquet."""
     from ..ingest.stage import EXAMPLE_SCHEMA
 
-    table = pa.table({
-        "example_id": [r.get("example_id", f"ex{i:06d}") for i, r in enumerate(rows)],
-        "source": [r.get("source", "synthetic") for r in rows],
-        "line": [i + 2 for i in range(len(rows))],
-        "text_a": [r["text_a"] for r in rows],
-        "text_b": [r.get("text_b") for r in rows],
-        "label": [r.get("label") for r in rows],
-        "label_id": [r.get("label_id") for r in rows],
-    }, schema=EXAMPLE_SCHEMA)
+    table = pa.table(
+        {
+            "example_id": [r.get("example_id", f"ex{i:06d}") for i, r in enumerate(rows)],
+            "source": [r.get("source", "synthetic") for r in rows],
+            "line": [i + 2 for i in range(len(rows))],
+            "text_a": [r["text_a"] for r in rows],
+            "text_b": [r.get("text_b") for r in rows],
+            "label": [r.get("label") for r in rows],
+            "label_id": [r.get("label_id") for r in rows],
+        },
+        schema=EXAMPLE_SCHEMA,
+    )
     return _write_parts(folder, table, part_rows)
 
 

@@ -25,8 +25,8 @@ for ``--repeats`` rounds and the best round of each counts, which damps interfer
 processes; load averages and the processes' CPU use are printed, and the run is flagged when
 other processes took the cores.
 
-    python -m pipeline.bench.teacher                       # MiniLM (real weights) + BERT-base shape
-    python -m pipeline.bench.teacher --models minilm --rows-minilm 2000
+    python -m benchmarks.teacher                       # MiniLM (real weights) + BERT-base shape
+    python -m benchmarks.teacher --models minilm --rows-minilm 2000
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from pipeline.teacher.settings import bundled_model_path
 from pipeline.teacher.stage import CPU_SHARDS_PER_CALL, cpu_inference_layout
 from pipeline.teacher.testing import random_teacher, write_augmented
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def sentences(path: Path, n: int, variants: int, seed: int) -> list[str]:
@@ -98,20 +98,36 @@ class _Worker:
     """One process of the benchmark, like one actor of the stage: its own teacher copies, ``threads``
     torch threads; runs a contender on given shards when told."""
 
-    def __init__(self, model_dir: str, corpus: str, out_dirs: dict[str, str], layers: list[int], spec_kw: dict,
-                 threads: int, shard_rows: int, max_length: int, token_budget: int):
+    def __init__(
+        self,
+        model_dir: str,
+        corpus: str,
+        out_dirs: dict[str, str],
+        layers: list[int],
+        spec_kw: dict,
+        threads: int,
+        shard_rows: int,
+        max_length: int,
+        token_budget: int,
+    ):
         torch.set_num_threads(threads)
         self.max_length = max_length
         files = sh.list_input_files(corpus)
-        specs = {"logits": InferenceSpec(model=model_dir, cache_key="bench", threads=threads, **spec_kw),
-                 "hidden": InferenceSpec(model=model_dir, cache_key="bench", layers=tuple(layers), threads=threads,
-                                         **spec_kw)}
+        specs = {
+            "logits": InferenceSpec(model=model_dir, cache_key="bench", threads=threads, **spec_kw),
+            "hidden": InferenceSpec(
+                model=model_dir, cache_key="bench", layers=tuple(layers), threads=threads, **spec_kw
+            ),
+        }
         self.computers = {k: ShardComputer(s) for k, s in specs.items()}
         self.model = self.computers["logits"].model  # the same weights; the hidden computer holds its own copy
         self.tasks = {k: sh.plan_shards(files, shard_rows, out_dirs[k]) for k in specs}
-        self.exact = ShardComputer(InferenceSpec(model=model_dir, cache_key="bench", layers=tuple(layers),
-                                                 mantissa_bits=10, threads=threads, **spec_kw),
-                                   model=self.computers["hidden"].model)
+        self.exact = ShardComputer(
+            InferenceSpec(
+                model=model_dir, cache_key="bench", layers=tuple(layers), mantissa_bits=10, threads=threads, **spec_kw
+            ),
+            model=self.computers["hidden"].model,
+        )
         self.exact_tasks = sh.plan_shards(files, shard_rows, out_dirs["exact"])
         # the very batches each end-to-end run makes (row groups differ: they are sized by bytes),
         # collated beforehand, per shard
@@ -128,8 +144,9 @@ class _Worker:
                 self.prepared[kind].append(batches)
                 if kind == "logits":
                     self.texts.append(meta.column("text_a").to_pylist())
-        self.padded_fraction = sum(int(b["attention_mask"].numel()) for s in self.prepared["hidden"] for b, _ in s) \
-            / max(1, sum(r for s in self.prepared["hidden"] for _, r in s))
+        self.padded_fraction = sum(
+            int(b["attention_mask"].numel()) for s in self.prepared["hidden"] for b, _ in s
+        ) / max(1, sum(r for s in self.prepared["hidden"] for _, r in s))
 
     def run(self, name: str, idx: list[int]) -> int:
         kind = "hidden" if "hidden" in name else "logits"
@@ -153,8 +170,13 @@ class _Worker:
             for i in idx:
                 texts = self.texts[i]
                 for k in range(0, len(texts), 32):
-                    enc = tok(texts[k:k + 32], padding="max_length", truncation=True, max_length=self.max_length,
-                              return_tensors="pt")
+                    enc = tok(
+                        texts[k : k + 32],
+                        padding="max_length",
+                        truncation=True,
+                        max_length=self.max_length,
+                        return_tensors="pt",
+                    )
                     model.model(**{key: v.to(device) for key, v in enc.items()}).logits.float().cpu().numpy()
                     total += int(enc["attention_mask"].sum())
         return total
@@ -185,8 +207,9 @@ class _Group:
         ctx = mp.get_context("spawn")  # fresh interpreters, as Ray actors are
         self.label, self.threads = label, threads
         self.queues = [(ctx.Queue(), ctx.Queue()) for _ in range(processes)]
-        self.procs = [ctx.Process(target=_serve, args=({**init, "threads": threads}, q, a), daemon=True)
-                      for q, a in self.queues]
+        self.procs = [
+            ctx.Process(target=_serve, args=({**init, "threads": threads}, q, a), daemon=True) for q, a in self.queues
+        ]
         for proc in self.procs:
             proc.start()
 
@@ -202,7 +225,7 @@ class _Group:
 
     def run(self, name: str, turn: list[int]) -> tuple[int, float, float]:
         """The turn's shards spread over the processes, all at once: (real tokens, wall s, cpu s)."""
-        parts = [turn[i::len(self.procs)] for i in range(len(self.procs))]
+        parts = [turn[i :: len(self.procs)] for i in range(len(self.procs))]
         busy = [(q, a) for (q, a), part in zip(self.queues, parts) if part]
         for (q, _), part in zip(busy, [p for p in parts if p]):
             q.put((name, part))
@@ -217,14 +240,27 @@ class _Group:
 
 
 def bench_model(label: str, model_dir: str, corpus: str, work: Path, args, layers: list[int]) -> dict:
-    spec_kw = dict(max_length=args.max_length, token_budget=args.token_budget, device=args.device, dtype=args.dtype,
-                   row_group_bytes=args.row_group_bytes)
+    spec_kw = dict(
+        max_length=args.max_length,
+        token_budget=args.token_budget,
+        device=args.device,
+        dtype=args.dtype,
+        row_group_bytes=args.row_group_bytes,
+    )
     n_shards = len(sh.plan_shards(sh.list_input_files(corpus), args.shard_rows, str(work)))
     out_dirs = {k: str(work / f"{label}-{k}") for k in ("logits", "hidden", "exact")}
     for d in out_dirs.values():
         Path(d).mkdir(parents=True, exist_ok=True)
-    init = dict(model_dir=model_dir, corpus=corpus, out_dirs=out_dirs, layers=layers, spec_kw=spec_kw,
-                shard_rows=args.shard_rows, max_length=args.max_length, token_budget=args.token_budget)
+    init = dict(
+        model_dir=model_dir,
+        corpus=corpus,
+        out_dirs=out_dirs,
+        layers=layers,
+        spec_kw=spec_kw,
+        shard_rows=args.shard_rows,
+        max_length=args.max_length,
+        token_budget=args.token_budget,
+    )
     # the stage's layout of actors for these shards, and one process with every thread (a plain loop's)
     if args.device == "cuda":
         groups = {"stage": _Group("stage", 1, args.threads, init)}
@@ -237,11 +273,21 @@ def bench_model(label: str, model_dir: str, corpus: str, work: Path, args, layer
         per_turn = actors * CPU_SHARDS_PER_CALL
     try:
         ready = [f for g in groups.values() for f in g.wait_ready()]
-        names = {"e2e logits": "stage", "model-only logits": "stage", "e2e 5 hidden": "stage",
-                 "model-only 5 hidden": "stage", "padded loop": "stage"}
+        names = {
+            "e2e logits": "stage",
+            "model-only logits": "stage",
+            "e2e 5 hidden": "stage",
+            "model-only 5 hidden": "stage",
+            "padded loop": "stage",
+        }
         if "one" in groups:
-            names.update({"model-only logits, 1 process": "one", "model-only 5 hidden, 1 process": "one",
-                          "padded loop, 1 process": "one"})
+            names.update(
+                {
+                    "model-only logits, 1 process": "one",
+                    "model-only 5 hidden, 1 process": "one",
+                    "padded loop, 1 process": "one",
+                }
+            )
         layouts = {k: f"{len(g.procs)} x {g.threads}" for k, g in groups.items()}
         turns = [list(range(i, min(n_shards, i + per_turn))) for i in range(0, n_shards, per_turn)]
         for name, group in names.items():  # warm-up (allocator, kernels, page cache), not counted
@@ -254,7 +300,7 @@ def bench_model(label: str, model_dir: str, corpus: str, work: Path, args, layer
             totals = {name: [0, 0.0, 0.0] for name in names}
             for i, idx in enumerate(turns):
                 order = list(names)
-                order = order[(i + r) % len(order):] + order[:(i + r) % len(order)]
+                order = order[(i + r) % len(order) :] + order[: (i + r) % len(order)]
                 for name in order:
                     if name.startswith("padded") and r >= args.padded_repeats:
                         continue
@@ -265,8 +311,12 @@ def bench_model(label: str, model_dir: str, corpus: str, work: Path, args, layer
             for name, (tokens, wall, cpu) in totals.items():
                 if tokens:
                     contenders[name].add(tokens, wall, cpu)
-                    print(f"    {label} round {r + 1}: {name:<32} {tokens / wall:>9,.0f} real tokens/s "
-                          f"(cpu {cpu / wall:.2f})", file=sys.stderr, flush=True)
+                    print(
+                        f"    {label} round {r + 1}: {name:<32} {tokens / wall:>9,.0f} real tokens/s "
+                        f"(cpu {cpu / wall:.2f})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
         # bytes per stored hidden value: the timed run's shards (the default 7 mantissa bits), then
         # one untimed pass storing exact float16
         groups["stage"].run("exact", list(range(n_shards)))
@@ -280,8 +330,12 @@ def bench_model(label: str, model_dir: str, corpus: str, work: Path, args, layer
     best = {kind: max(v for k, v in e.items() if k.startswith(f"model-only {kind}")) for kind in ("logits", "5 hidden")}
     padded = max(v for k, v in e.items() if k.startswith("padded"))
     return {
-        "model": label, "layers": layers, "rows": rounded["rows"], "real_tokens": rounded["tokens"],
-        "layouts": layouts, "contender_layout": {k: layouts[g] for k, g in names.items()},
+        "model": label,
+        "layers": layers,
+        "rows": rounded["rows"],
+        "real_tokens": rounded["tokens"],
+        "layouts": layouts,
+        "contender_layout": {k: layouts[g] for k, g in names.items()},
         "tokens_per_s": {k: round(v, 1) for k, v in e.items()},
         "cpu_utilisation": {k: round(c.best[2] / c.best[1], 2) for k, c in contenders.items()},
         "e2e_over_model_logits": e["e2e logits"] / best["logits"],
@@ -308,34 +362,57 @@ def _hidden_bytes(directory: Path, layers: list[int]) -> dict:
         tokens += int(pq.read_table(p, columns=["num_tokens"]).column(0).to_numpy().sum())
         for g in range(meta.num_row_groups):
             rg = meta.row_group(g)
-            hidden += sum(rg.column(c).total_compressed_size for c in range(rg.num_columns)
-                          if rg.column(c).path_in_schema in wanted)
+            hidden += sum(
+                rg.column(c).total_compressed_size
+                for c in range(rg.num_columns)
+                if rg.column(c).path_in_schema in wanted
+            )
     return {"rows": rows, "tokens": tokens, "hidden_bytes": hidden, "file_bytes": sum(p.stat().st_size for p in files)}
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pipeline.bench.teacher", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default="minilm,base", help="comma list of: minilm (bundled weights), base "
-                                                           "(BERT-base shape, random from_config)")
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.teacher", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--models",
+        default="minilm,base",
+        help="comma list of: minilm (bundled weights), base (BERT-base shape, random from_config)",
+    )
     p.add_argument("--rows-minilm", type=int, default=960, help="corpus rows for the MiniLM teacher")
     p.add_argument("--rows-base", type=int, default=480, help="corpus rows for the BERT-base-shaped teacher")
     p.add_argument("--variants", type=int, default=3, help="variants per review sentence")
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--token-budget", type=int, default=4096, help="padded tokens per batch")
     p.add_argument("--shard-rows", type=int, default=240, help="rows per shard (contenders alternate by shard)")
-    p.add_argument("--row-group-bytes", type=int, default=8 << 20,
-                   help="scaled down from the stage's 64 MiB with the corpus, so that a shard has several row groups "
-                        "as a default 4096-row shard does")
-    p.add_argument("--threads", type=int, default=os.cpu_count(),
-                   help="CPUs to use: the one-process contenders' torch threads, and the CPUs the stage's layout "
-                        "of actors is planned for")
+    p.add_argument(
+        "--row-group-bytes",
+        type=int,
+        default=8 << 20,
+        help="scaled down from the stage's 64 MiB with the corpus, so that a shard has several row groups "
+        "as a default 4096-row shard does",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count(),
+        help="CPUs to use: the one-process contenders' torch threads, and the CPUs the stage's layout "
+        "of actors is planned for",
+    )
     p.add_argument("--actors", type=int, default=None, help="the stage's teacher.workers (default: its own choice)")
-    p.add_argument("--actor-threads", type=int, default=None,
-                   help="the stage's teacher.cpu_threads (default: its own choice, 1 per actor)")
+    p.add_argument(
+        "--actor-threads",
+        type=int,
+        default=None,
+        help="the stage's teacher.cpu_threads (default: its own choice, 1 per actor)",
+    )
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the teacher runs")
-    p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
-                   help="compute dtype of the end-to-end and model-only runs (the padded loop stays fp32)")
+    p.add_argument(
+        "--dtype",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="compute dtype of the end-to-end and model-only runs (the padded loop stays fp32)",
+    )
     p.add_argument("--repeats", type=int, default=3, help="rounds; the best round of each contender counts")
     p.add_argument("--padded-repeats", type=int, default=1, help="rounds of the (slow) padded loop")
     p.add_argument("--data", default=str(ROOT / "data/rt-polarity/train.tsv"))
@@ -344,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    command = "python -m pipeline.bench.teacher " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = "python -m benchmarks.teacher " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     load_before = os.getloadavg()
     started = time.perf_counter()
     results = []
@@ -356,7 +433,9 @@ def main(argv: list[str] | None = None) -> int:
                 torch.manual_seed(args.seed)
                 from transformers import AutoModelForSequenceClassification
 
-                AutoModelForSequenceClassification.from_pretrained(bundled_model_path(), num_labels=2).save_pretrained(source)
+                AutoModelForSequenceClassification.from_pretrained(bundled_model_path(), num_labels=2).save_pretrained(
+                    source
+                )
                 from pipeline.teacher.testing import save_tokenizer
 
                 save_tokenizer(source)
@@ -367,44 +446,75 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 p.error(f"unknown model {label!r}")
             corpus = work / f"corpus-{label}"
-            write_augmented(corpus, [{"text_a": s} for s in sentences(Path(args.data), n_rows, args.variants, args.seed)],
-                            part_rows=max(1, n_rows // 3))
+            write_augmented(
+                corpus,
+                [{"text_a": s} for s in sentences(Path(args.data), n_rows, args.variants, args.seed)],
+                part_rows=max(1, n_rows // 3),
+            )
             print(f"  {label}: {n_rows} rows, {args.threads} torch thread(s)", file=sys.stderr, flush=True)
             results.append(bench_model(label, str(source), str(corpus), work, args, tinybert_layers(n_layers)))
     load_after = os.getloadavg()
     seconds = time.perf_counter() - started
 
-    print(f"\nteacher inference benchmark, worker processes standing in for the stage's Ray actors (each runs "
-          f"the actor's per-shard function); {args.device}, {args.dtype}, {args.threads} CPU(s), max_length "
-          f"{args.max_length}, token budget {args.token_budget}")
+    print(
+        f"\nteacher inference benchmark, worker processes standing in for the stage's Ray actors (each runs "
+        f"the actor's per-shard function); {args.device}, {args.dtype}, {args.threads} CPU(s), max_length "
+        f"{args.max_length}, token budget {args.token_budget}"
+    )
     print(f"command: {command}")
     util = min(u for r in results for u in r["cpu_utilisation"].values()) if results else 0.0
     quiet = util >= 0.8 * args.threads or args.device == "cuda"  # on a GPU the host threads mostly wait
-    print(f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} (1 min); "
-          f"{os.cpu_count()} CPUs; {seconds:.0f} s")
-    print(f"machine quiet: {'yes' if quiet else 'NO'} (lowest CPU use of the benchmark processes {util:.2f} of "
-          f"{args.threads}{'' if quiet else ': other processes took the cores, rerun when quiet'})")
+    print(
+        f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} (1 min); "
+        f"{os.cpu_count()} CPUs; {seconds:.0f} s"
+    )
+    print(
+        f"machine quiet: {'yes' if quiet else 'NO'} (lowest CPU use of the benchmark processes {util:.2f} of "
+        f"{args.threads}{'' if quiet else ': other processes took the cores, rerun when quiet'})"
+    )
     header = f"{'model':<8}{'contender':<34}{'processes x threads':>20}{'real tokens/s':>14}{'cpu util':>10}"
     for r in results:
-        print(f"\n{r['model']} (layers {r['layers']}, {r['rows']} rows, {r['real_tokens']:,} real tokens, "
-              f"padded/real tokens in the batches {r['padded_fraction']:.3f}; the stage's layout: "
-              f"{r['layouts']['stage']})")
+        print(
+            f"\n{r['model']} (layers {r['layers']}, {r['rows']} rows, {r['real_tokens']:,} real tokens, "
+            f"padded/real tokens in the batches {r['padded_fraction']:.3f}; the stage's layout: "
+            f"{r['layouts']['stage']})"
+        )
         print(header)
         for k, v in r["tokens_per_s"].items():
             print(f"{r['model']:<8}{k:<34}{r['contender_layout'][k]:>20}{v:>14,.1f}{r['cpu_utilisation'][k]:>10.2f}")
-        print(f"  e2e / model-only, logits:     {r['e2e_over_model_logits']:.3f}   (target >= 0.85; against the faster "
-              f"model-only layout; same layout {r['e2e_over_model_logits_same_layout']:.3f})")
-        print(f"  e2e / model-only, 5 hidden:   {r['e2e_over_model_hidden']:.3f}   (target >= 0.85; against the faster "
-              f"model-only layout; same layout {r['e2e_over_model_hidden_same_layout']:.3f})")
-        print(f"  e2e logits / padded loop:     {r['e2e_over_padded']:.2f}x  (target >= 3x; against the faster "
-              f"padded layout)")
+        print(
+            f"  e2e / model-only, logits:     {r['e2e_over_model_logits']:.3f}   (target >= 0.85; against the faster "
+            f"model-only layout; same layout {r['e2e_over_model_logits_same_layout']:.3f})"
+        )
+        print(
+            f"  e2e / model-only, 5 hidden:   {r['e2e_over_model_hidden']:.3f}   (target >= 0.85; against the faster "
+            f"model-only layout; same layout {r['e2e_over_model_hidden_same_layout']:.3f})"
+        )
+        print(
+            f"  e2e logits / padded loop:     {r['e2e_over_padded']:.2f}x  (target >= 3x; against the faster "
+            f"padded layout)"
+        )
         print(f"  e2e 5 hidden / padded loop:   {r['e2e_hidden_over_padded']:.2f}x")
-        print(f"  bytes per hidden value:       {r['bytes_per_hidden_value_7bit']:.3f} with 7 mantissa bits, the "
-              f"stage's default ({r['file_bytes_per_hidden_value_7bit']:.3f} whole files; target <= 1.4); "
-              f"{r['bytes_per_hidden_value_exact']:.3f} exact float16")
+        print(
+            f"  bytes per hidden value:       {r['bytes_per_hidden_value_7bit']:.3f} with 7 mantissa bits, the "
+            f"stage's default ({r['file_bytes_per_hidden_value_7bit']:.3f} whole files; target <= 1.4); "
+            f"{r['bytes_per_hidden_value_exact']:.3f} exact float16"
+        )
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"command": command, "load_before": load_before, "load_after": load_after,
-                                           "threads": args.threads, "quiet": quiet, "results": results}, indent=2) + "\n")
+    Path(args.json).write_text(
+        json.dumps(
+            {
+                "command": command,
+                "load_before": load_before,
+                "load_after": load_after,
+                "threads": args.threads,
+                "quiet": quiet,
+                "results": results,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     return 0
 
 

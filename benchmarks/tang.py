@@ -8,7 +8,7 @@ is per core; the printed CPU/wall ratio shows how many cores the run really used
 also times the spaCy tagger with different component sets and batch sizes and checks its tags
 against the full pipeline.
 
-    python -m pipeline.bench.tang --sentences 2000 --threads 1
+    python -m benchmarks.tang --sentences 2000 --threads 1
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m pipeline.bench.tang", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.tang", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="data/rt-polarity/train.tsv", help="TSV file with a header (default: %(default)s)")
     p.add_argument("--column", default="sentence", help="text column of --data (default: %(default)s)")
     p.add_argument("--sentences", type=int, default=2000, help="first N sentences (default: %(default)s)")
@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> None:
 
     texts = read_sentences(args.data, args.column, args.sentences)
     n = len(texts)
-    print(f"{n} sentences from {args.data}, n_iter={args.n_iter}, threads={args.threads}, python {sys.version.split()[0]}")
+    print(
+        f"{n} sentences from {args.data}, n_iter={args.n_iter}, threads={args.threads}, python {sys.version.split()[0]}"
+    )
 
     def broadcast(u: PosUnigram) -> PosUnigram:
         """What handing the merged counts to a worker costs: Arrow round trip + sampling table."""
@@ -113,7 +115,9 @@ def main(argv: list[str] | None = None) -> None:
 
     tagged = timed("tagging (spaCy)", tagger.tag, texts)
     unigram = timed("counting (PosUnigram.count)", PosUnigram.count, tagged)
-    augmenter = TangAugmenter(TangParams(n_iter=args.n_iter), timed("arrow round trip + sampling table", broadcast, unigram))
+    augmenter = TangAugmenter(
+        TangParams(n_iter=args.n_iter), timed("arrow round trip + sampling table", broadcast, unigram)
+    )
     out = timed("augmentation", augmenter.augment_tagged, ids, tagged, [None] * n, texts, [None] * n, args.seed)
     times["end to end (tagging included)"] = tuple(map(sum, zip(*times.values())))
     rows = sum(len(r) for r in out)
@@ -134,8 +138,10 @@ def main(argv: list[str] | None = None) -> None:
     tagged_blis = blis.tag(texts)
     blis_wall = time.perf_counter() - start
     same = sum(a == b for (_, x), (_, y) in zip(tagged, tagged_blis) for a, b in zip(x, y))
-    print(f"tagging with thinc's BLIS kernels instead: {blis_wall:.3f} s, {n / blis_wall:.0f} sent/s "
-          f"({blis_wall / times['tagging (spaCy)'][0]:.2f}x the time); the same tag for {same:,} of {words:,} tokens")
+    print(
+        f"tagging with thinc's BLIS kernels instead: {blis_wall:.3f} s, {n / blis_wall:.0f} sent/s "
+        f"({blis_wall / times['tagging (spaCy)'][0]:.2f}x the time); the same tag for {same:,} of {words:,} tokens"
+    )
     if args.sweep:
         sweep(args.model, texts)
 

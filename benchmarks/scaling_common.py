@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
@@ -21,17 +21,29 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 def base_job(args: argparse.Namespace, name: str) -> dict:
     """The job of every run, less its output folder and augment section."""
-    return {"name": name, "task": "sst2", "seed": 1, "labels": ["negative", "positive"],
-            "inputs": {"train": {"path": args.input, "limit": args.sentences,
-                                 "columns": {"text_a": "sentence", "label": "label"}}}}
+    return {
+        "name": name,
+        "task": "sst2",
+        "seed": 1,
+        "labels": ["negative", "positive"],
+        "inputs": {
+            "train": {"path": args.input, "limit": args.sentences, "columns": {"text_a": "sentence", "label": "label"}}
+        },
+    }
 
 
 def augment_config(base: dict, out: str, method: str, n: int, workers: int | None = None):
-    from ..config import parse_config
+    from pipeline.config import parse_config
 
     m = {"workers": workers} if workers else {}
-    return parse_config({**base, "output_dir": out, "augment": {
-        "methods": [method], "tinybert": {**m, "n_aug": n}, "tang": {**m, "n_iter": n}}}, "bench")
+    return parse_config(
+        {
+            **base,
+            "output_dir": out,
+            "augment": {"methods": [method], "tinybert": {**m, "n_aug": n}, "tang": {**m, "n_iter": n}},
+        },
+        "bench",
+    )
 
 
 @dataclass
@@ -61,7 +73,7 @@ def import_driver_modules() -> None:
 
 def timed_augment(cfg, method: str) -> Timed:
     """One augment stage run (models loaded and Ray scheduling included) and its output's digest."""
-    from ..augment.stage import augmented_dir, run_augment
+    from pipeline.augment.stage import augmented_dir, run_augment
 
     started = time.perf_counter()
     res = run_augment(cfg, [method])[("train", method)]

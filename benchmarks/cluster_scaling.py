@@ -1,6 +1,6 @@
 """Augmentation throughput on a local multi-node Ray cluster: 1 worker node vs 2 worker nodes.
 
-    python -m pipeline.bench.cluster_scaling --sentences 2000 --methods tang tinybert
+    python -m benchmarks.cluster_scaling --sentences 2000 --methods tang tinybert
 
 Starts a cluster on this machine (``pipeline.cluster.local``: a head node with no CPUs, worker
 nodes of ``--cpus-per-node`` CPUs each, every node its own raylet and object store), ingests the
@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 
-from .scaling_common import add_arguments, augment_config, base_job, import_driver_modules, timed_augment
+from benchmarks.scaling_common import add_arguments, augment_config, base_job, import_driver_modules, timed_augment
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,9 +32,9 @@ def main(argv: list[str] | None = None) -> None:
 
     import ray
 
-    from ..cluster.local import LocalCluster
-    from ..ingest.stage import run_ingest
-    from ..runtime.ray_env import init_ray
+    from pipeline.cluster.local import LocalCluster
+    from pipeline.ingest.stage import run_ingest
+    from pipeline.runtime.ray_env import init_ray
 
     with tempfile.TemporaryDirectory() as tmp:
         base = base_job(args, "cluster-scaling")
@@ -53,8 +53,11 @@ def main(argv: list[str] | None = None) -> None:
                         else:
                             shutil.copytree(f"{tmp}/examples", f"{out}/examples")
                         run = timed_augment(cfg, method)
-                        print(f"[cluster-scaling] {method}, {nodes} worker node(s), run {repeat + 1}: "
-                              f"{run.seconds:.2f} s", flush=True)
+                        print(
+                            f"[cluster-scaling] {method}, {nodes} worker node(s), run {repeat + 1}: "
+                            f"{run.seconds:.2f} s",
+                            flush=True,
+                        )
                         digests[method].add(run.digest)
                         best = seen[method].get(nodes)
                         if best is None or run.sentences_per_s > best[0]:
@@ -62,9 +65,11 @@ def main(argv: list[str] | None = None) -> None:
                 ray.shutdown()
         for method in args.methods:
             (s1, r1), (s2, r2) = seen[method][1], seen[method][2]
-            print(f"\n[cluster-scaling] {method}: 1 worker node {s1:,.1f} sentences/s ({r1:,.0f} rows/s); "
-                  f"2 worker nodes {s2:,.1f} sentences/s ({r2:,.0f} rows/s); speed-up {s2 / s1:.2f}x; "
-                  f"identical output in all {2 * args.repeats} runs: {len(digests[method]) == 1}")
+            print(
+                f"\n[cluster-scaling] {method}: 1 worker node {s1:,.1f} sentences/s ({r1:,.0f} rows/s); "
+                f"2 worker nodes {s2:,.1f} sentences/s ({r2:,.0f} rows/s); speed-up {s2 / s1:.2f}x; "
+                f"identical output in all {2 * args.repeats} runs: {len(digests[method]) == 1}"
+            )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ trained in parallel processes those figures are not comparable. This loads the t
 run's first-seed student and times test-split predictions in turn (best of ``--repeats``), with
 the same torch threads for all.
 
-    python -m pipeline.bench.students jobs/rt-polarity.yaml
+    python -m benchmarks.students jobs/rt-polarity.yaml
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ def _bilstm(folder: str):
 
     ckpt = torch.load(os.path.join(folder, "model.pt"), weights_only=True, map_location="cpu")
     st, s = ckpt["state_dict"], ckpt["settings"]
-    model = BiLstmClassifier(st["embed.weight"].numpy(), s["hidden"], s["mlp"], len(ckpt["labels"]),
-                             s["dropout"], ckpt["pair"])
+    model = BiLstmClassifier(
+        st["embed.weight"].numpy(), s["hidden"], s["mlp"], len(ckpt["labels"]), s["dropout"], ckpt["pair"]
+    )
     model.load_state_dict(st)
     vocab = Vocab(ckpt["vocab"])
     return lambda data: predict_bilstm(model, vocab, data, s["max_words"], torch.device("cpu")), model
@@ -44,7 +45,7 @@ def _transformer(folder: str, max_length: int):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pipeline.bench.students", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.students", description=__doc__.split("\n")[0])
     p.add_argument("job")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
@@ -59,8 +60,10 @@ def main(argv=None) -> int:
     for run in sc.runs:
         folder = os.path.join(cfg.output_dir, "student", f"{run.name}-seed{sc.seeds[0]}")
         models[run.name] = _bilstm(folder) if run.model == "bilstm" else _transformer(folder, max_length)
-    print(f"{len(test)} test sentences, {args.threads} torch thread(s), best of {args.repeats}; load average "
-          f"{os.getloadavg()[0]:.2f}")
+    print(
+        f"{len(test)} test sentences, {args.threads} torch thread(s), best of {args.repeats}; load average "
+        f"{os.getloadavg()[0]:.2f}"
+    )
     print(f"{'model':<22}{'params':>10}{'sentences/s':>14}{'test accuracy':>15}")
     for name, (predict, model) in models.items():
         predict(test)  # warm-up

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU checks on a machine with one NVIDIA GPU, from the repository root:
 #
-#   bash pipeline/bench/gpu_check.sh [OUT_DIR]          (GLOVE=path/to/glove.txt.gz to name GloVe)
+#   bash benchmarks/gpu_check.sh [OUT_DIR]          (GLOVE=path/to/glove.txt.gz to name GloVe)
 #
 # 1. teacher inference, BERT-base shape: end to end and model-only in bf16 (SDPA, length-sorted
 #    token-budget batches) against a plain padded fp32 loop, in one run;
@@ -19,14 +19,14 @@ export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=true
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 python3 -c "import torch, transformers; print('torch', torch.__version__, '| transformers', transformers.__version__,
 '|', torch.cuda.get_device_name(0), '|', torch.get_num_threads(), 'CPU threads')" | tee -a "$out/gpu.txt"
-timeout 240 python3 -m pipeline.bench.teacher --models base --device cuda --dtype bf16 --rows-base 16384 \
+timeout 240 python3 -m benchmarks.teacher --models base --device cuda --dtype bf16 --rows-base 16384 \
     --shard-rows 4096 --token-budget 65536 --row-group-bytes 67108864 --repeats 2 --json "$out/teacher.json" 2>&1 \
     | tee "$out/teacher.log"
 for shape in base small; do
-    timeout 150 python3 -m pipeline.bench.tinybert --shape $shape --device cuda --sentences ${SENTENCES:-512} \
+    timeout 150 python3 -m benchmarks.tinybert --shape $shape --device cuda --sentences ${SENTENCES:-512} \
         --chunk 256 --batch-tokens 65536 ${GLOVE:+--glove "$GLOVE"} 2>&1 | tee "$out/tinybert_$shape.log"
 done
-timeout 120 python3 -m pipeline.bench.tinybert_gpu_share --processes 1,4 ${GLOVE:+--glove "$GLOVE"} 2>&1 \
+timeout 120 python3 -m benchmarks.tinybert_gpu_share --processes 1,4 ${GLOVE:+--glove "$GLOVE"} 2>&1 \
     | tee "$out/tinybert_share.log"
 timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_student.py tests/test_teacher_inference.py \
     tests/test_teacher_shards.py tests/test_tinybert.py tests/test_glove.py tests/test_gc_pause.py \

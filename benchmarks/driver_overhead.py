@@ -1,7 +1,7 @@
 """The driver out of the data path: its own CPU time and peak memory, from 1x to 4x the corpus.
 
-    python -m pipeline.bench.driver_overhead                     # Rotten Tomatoes train, x1 and x4
-    python -m pipeline.bench.driver_overhead --ingest-rows 1000000 --cluster-sentences 10233
+    python -m benchmarks.driver_overhead                     # Rotten Tomatoes train, x1 and x4
+    python -m benchmarks.driver_overhead --ingest-rows 1000000 --cluster-sentences 10233
 
 On a local Ray cluster (``pipeline.cluster.local``: a head node without CPUs and one worker node
 of ``--cpus`` CPUs), each stage runs as a user runs it, ``python -m pipeline <stage> JOB
@@ -19,7 +19,7 @@ methods on the train split and on that split repeated 4 times:
   ``_summary.json``) per million output rows at x1 and x4: the same cost without the start-up;
 
 the same for ingest (per million input rows, ``--ingest-rows`` against a quarter of it), and then
-augment throughput of both methods on 1 and on 2 worker nodes (``pipeline.bench.cluster_scaling``,
+augment throughput of both methods on 1 and on 2 worker nodes (``benchmarks.cluster_scaling``,
 best of 2 runs: the first also starts the workers and loads their models) with whether every
 run's output files are identical.
 """
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 # The peak comes from /proc (VmHWM, this process's own memory map), not from ru_maxrss, which Linux
 # carries over an exec from the forking parent.
 _DRIVER = """
@@ -64,26 +64,42 @@ def _corpus(source: Path, path: Path, rows: int) -> None:
 
 
 def _job(path: Path, corpus: Path, out: Path, n: int, shard_rows: int) -> Path:
-    job = {"name": "driver", "task": "sst2", "seed": 1, "output_dir": str(out), "labels": ["negative", "positive"],
-           "inputs": {"train": {"path": str(corpus), "columns": {"text_a": "sentence", "label": "label"}}},
-           "augment": {"methods": ["tinybert", "tang"], "shard_rows": shard_rows,
-                       "tinybert": {"n_aug": n}, "tang": {"n_iter": n}}}
+    job = {
+        "name": "driver",
+        "task": "sst2",
+        "seed": 1,
+        "output_dir": str(out),
+        "labels": ["negative", "positive"],
+        "inputs": {"train": {"path": str(corpus), "columns": {"text_a": "sentence", "label": "label"}}},
+        "augment": {
+            "methods": ["tinybert", "tang"],
+            "shard_rows": shard_rows,
+            "tinybert": {"n_aug": n},
+            "tang": {"n_iter": n},
+        },
+    }
     path.write_text(yaml.safe_dump(job), encoding="utf-8")
     return path
 
 
 def _driver(stage: str, job: Path, address: str, report: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    proc = subprocess.run([sys.executable, "-c", _DRIVER, str(report), stage, str(job), "--address", address],
-                          capture_output=True, text=True, env=env, cwd=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-c", _DRIVER, str(report), stage, str(job), "--address", address],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(ROOT),
+    )
     if proc.returncode != 0:
         raise SystemExit(f"{stage} failed:\n{proc.stderr[-3000:]}")
     return json.loads(report.read_text())
 
 
 def _rows_out(out: Path) -> int:
-    return sum(json.loads((out / f"augmented/train/{m}/_summary.json").read_text())["rows_out"]
-               for m in ("tinybert", "tang"))
+    return sum(
+        json.loads((out / f"augmented/train/{m}/_summary.json").read_text())["rows_out"] for m in ("tinybert", "tang")
+    )
 
 
 def _loop_cpu(out: Path) -> float:
@@ -115,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cluster-sentences", type=int, default=10_233, help="0: skip the 1 vs 2 node comparison")
     args = ap.parse_args(argv)
 
-    from ..cluster.local import LocalCluster
+    from pipeline.cluster.local import LocalCluster
 
     source = Path(args.input)
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -133,10 +149,13 @@ def main(argv: list[str] | None = None) -> None:
                     run = _driver("augment", job, cluster.address, tmp / "r.json")
                     rows_out[scale] = _rows_out(out)
                     runs[scale].append({**run, "loop_cpu_s": _loop_cpu(out)})
-                    print(f"[driver] augment x{scale}, run {repeat + 1}: {args.sentences * scale:,} sentences -> "
-                          f"{rows_out[scale]:,} rows in {run['wall_s']:.1f} s; driver {run['cpu_s']:.2f} CPU-s "
-                          f"({runs[scale][-1]['loop_cpu_s']:.2f} while tasks ran), peak RSS "
-                          f"{run['peak_rss_mb']:.0f} MB", flush=True)
+                    print(
+                        f"[driver] augment x{scale}, run {repeat + 1}: {args.sentences * scale:,} sentences -> "
+                        f"{rows_out[scale]:,} rows in {run['wall_s']:.1f} s; driver {run['cpu_s']:.2f} CPU-s "
+                        f"({runs[scale][-1]['loop_cpu_s']:.2f} while tasks ran), peak RSS "
+                        f"{run['peak_rss_mb']:.0f} MB",
+                        flush=True,
+                    )
             aug = {scale: (_median(runs[scale]), rows_out[scale]) for scale in (1, 4)}
             ing: dict[int, tuple[dict, int]] = {}
             for rows in (args.ingest_rows // 4, args.ingest_rows):
@@ -145,27 +164,37 @@ def main(argv: list[str] | None = None) -> None:
                 job = _job(tmp / f"ingest-{rows}.yaml", corpus, tmp / f"ingest-{rows}", args.n, args.shard_rows)
                 run = _driver("ingest", job, cluster.address, tmp / "r.json")
                 ing[rows] = (run, rows)
-                print(f"[driver] ingest {rows:,} rows in {run['wall_s']:.1f} s: driver {run['cpu_s']:.2f} CPU-s, "
-                      f"peak RSS {run['peak_rss_mb']:.0f} MB", flush=True)
+                print(
+                    f"[driver] ingest {rows:,} rows in {run['wall_s']:.1f} s: driver {run['cpu_s']:.2f} CPU-s, "
+                    f"peak RSS {run['peak_rss_mb']:.0f} MB",
+                    flush=True,
+                )
 
         (a1, r1), (a4, r4) = aug[1], aug[4]
-        print(f"\n[driver] augment (TinyBERT GloVe-only + Tang, N={args.n}; medians of {args.repeats} runs: driver "
-              f"{a1['cpu_s']:.2f} / {a4['cpu_s']:.2f} CPU-s at x1 / x4): marginal driver CPU "
-              f"{_marginal(a1, a4, r1, r4):.3f} s per million output rows ({r1:,} -> {r4:,} rows); "
-              f"peak RSS {a1['peak_rss_mb']:.0f} MB -> {a4['peak_rss_mb']:.0f} MB "
-              f"(+{a4['peak_rss_mb'] - a1['peak_rss_mb']:.0f} MB)")
-        print(f"[driver] augment: driver CPU while the tasks ran {a1['loop_cpu_s'] / r1 * 1e6:.3f} s per million "
-              f"output rows at x1, {a4['loop_cpu_s'] / r4 * 1e6:.3f} at x4, marginal "
-              f"{(a4['loop_cpu_s'] - a1['loop_cpu_s']) / max(r4 - r1, 1) * 1e6:.3f} (medians; the runner's own count, "
-              f"without the start-up whose run-to-run spread of several tenths of a second swamps the marginal above)")
+        print(
+            f"\n[driver] augment (TinyBERT GloVe-only + Tang, N={args.n}; medians of {args.repeats} runs: driver "
+            f"{a1['cpu_s']:.2f} / {a4['cpu_s']:.2f} CPU-s at x1 / x4): marginal driver CPU "
+            f"{_marginal(a1, a4, r1, r4):.3f} s per million output rows ({r1:,} -> {r4:,} rows); "
+            f"peak RSS {a1['peak_rss_mb']:.0f} MB -> {a4['peak_rss_mb']:.0f} MB "
+            f"(+{a4['peak_rss_mb'] - a1['peak_rss_mb']:.0f} MB)"
+        )
+        print(
+            f"[driver] augment: driver CPU while the tasks ran {a1['loop_cpu_s'] / r1 * 1e6:.3f} s per million "
+            f"output rows at x1, {a4['loop_cpu_s'] / r4 * 1e6:.3f} at x4, marginal "
+            f"{(a4['loop_cpu_s'] - a1['loop_cpu_s']) / max(r4 - r1, 1) * 1e6:.3f} (medians; the runner's own count, "
+            f"without the start-up whose run-to-run spread of several tenths of a second swamps the marginal above)"
+        )
         (i1, n1), (i4, n4) = ing[args.ingest_rows // 4], ing[args.ingest_rows]
-        print(f"[driver] ingest: driver CPU {i4['cpu_s'] / n4 * 1e6:.2f} s per million input rows at {n4:,} rows "
-              f"(start-up included), marginal {_marginal(i1, i4, n1, n4):.3f} s per million ({n1:,} -> {n4:,}); "
-              f"peak RSS {i1['peak_rss_mb']:.0f} MB -> {i4['peak_rss_mb']:.0f} MB "
-              f"(+{i4['peak_rss_mb'] - i1['peak_rss_mb']:.0f} MB)", flush=True)
+        print(
+            f"[driver] ingest: driver CPU {i4['cpu_s'] / n4 * 1e6:.2f} s per million input rows at {n4:,} rows "
+            f"(start-up included), marginal {_marginal(i1, i4, n1, n4):.3f} s per million ({n1:,} -> {n4:,}); "
+            f"peak RSS {i1['peak_rss_mb']:.0f} MB -> {i4['peak_rss_mb']:.0f} MB "
+            f"(+{i4['peak_rss_mb'] - i1['peak_rss_mb']:.0f} MB)",
+            flush=True,
+        )
 
     if args.cluster_sentences:
-        from . import cluster_scaling
+        from benchmarks import cluster_scaling
 
         print("\n[driver] augment throughput on 1 and 2 worker nodes (1 CPU each):", flush=True)
         cluster_scaling.main(["--sentences", str(args.cluster_sentences), "--n", str(args.n), "--repeats", "2"])
