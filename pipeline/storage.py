@@ -110,7 +110,8 @@ def read_row_pieces(pieces: list[RowPiece], columns: list[str] | None = None) ->
         filesystem, p = resolve(path)
         with filesystem.open_input_file(p) as fh:
             pf = pq.ParquetFile(fh)
-            groups, first, offset = [], 0, 0
+            groups: list[int] = []
+            first, offset = 0, 0
             for g in range(pf.metadata.num_row_groups):
                 n = pf.metadata.row_group(g).num_rows
                 if offset < stop and offset + n > start:
@@ -147,13 +148,16 @@ class OutputError(PipelineError, OSError):
         self.path = path
 
     def __str__(self) -> str:
+        # always set: __init__ passes a message as OSError's second argument
+        assert self.strerror is not None
         return self.strerror
 
 
 def _errno(exc: BaseException) -> int | None:
     """The errno of an OSError, also when pyarrow reports it only in the message ("[errno 28] ...")."""
-    if getattr(exc, "errno", None):
-        return exc.errno
+    code = getattr(exc, "errno", None)
+    if code:
+        return code
     text = str(exc)
     for code in (
         errno.ENOSPC,

@@ -30,12 +30,16 @@ import copy
 import os
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..attention import variable_shape_attention
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 DTYPES = ("fp32", "bf16", "int8")
 MLM_INPUTS = ("pair", "single")
@@ -53,7 +57,7 @@ class MlmCandidates:
 
     def __init__(
         self,
-        model: nn.Module,
+        model: PreTrainedModel,
         tokenizer,
         *,
         device: str = "cpu",
@@ -222,7 +226,7 @@ def _batches(jobs: list, batch_tokens: int):
         yield batch
 
 
-def _mask_head(model: nn.Module) -> nn.Module | None:
+def _mask_head(model: PreTrainedModel) -> nn.Module | None:
     """The module mapping last hidden states to vocabulary logits, checked on a tiny input."""
     head = next((getattr(model, n) for n in _HEAD_NAMES if isinstance(getattr(model, n, None), nn.Module)), None)
     if head is None or getattr(model, "base_model", model) is model:

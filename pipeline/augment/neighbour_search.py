@@ -118,13 +118,13 @@ class NeighbourSearch:
         """The best ``k`` candidates (``row`` for ``query``) of each query by float64 dot product,
         ties to the lower row."""
         exact = (self.matrix[queries[query]].double() * self.matrix[row].double()).sum(1)
-        query, row, exact = query.cpu().numpy(), row.cpu().numpy(), exact.cpu().numpy()
-        order = np.lexsort((row, -exact, query))
-        counts = np.bincount(query, minlength=len(queries))
+        query_np, row_np, exact_np = query.cpu().numpy(), row.cpu().numpy(), exact.cpu().numpy()
+        order = np.lexsort((row_np, -exact_np, query_np))
+        counts = np.bincount(query_np, minlength=len(queries))
         if counts.min() < k:
             raise AssertionError("neighbour search: fewer candidates than k (the score bound does not hold)")
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        return row[order][starts[:, None] + np.arange(k)]
+        return row_np[order][starts[:, None] + np.arange(k)]
 
     def _exact_top(self, rows: np.ndarray, k: int) -> np.ndarray:
         """Every row scored in float64 (matrices of fewer than k + 1 blocks)."""

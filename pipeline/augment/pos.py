@@ -58,7 +58,8 @@ class PosTagger:
         self.attr = attr
         self.batch_size = batch_size
         current = get_current_ops()
-        swap = type(current) is NumpyOps and current.use_blis != blis  # (a GPU's ops are left alone)
+        # thinc's NumpyOps is a Cython class without stubs: mypy cannot narrow ``current`` to it
+        swap = type(current) is NumpyOps and current.use_blis != blis  # type: ignore[attr-defined]  # (a GPU's ops are left alone)
         if swap:
             set_current_ops(NumpyOps(use_blis=blis))  # the ops of every layer made while loading
         try:

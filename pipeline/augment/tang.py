@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.augment.pos import PosUnigram, Tagged
-from pipeline.seeding import example_rng
+from ..seeding import example_rng
+from .pos import PosUnigram, Tagged
 
 Row = tuple[str, str | None]
 

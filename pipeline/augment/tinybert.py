@@ -29,11 +29,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.augment.glove import GloveVectors, NeighbourCache
-from pipeline.augment.mlm import MlmCandidates
-from pipeline.augment.words import WordSplitter, joined_normals
-from pipeline.gc_pause import paused_gc
-from pipeline.seeding import example_rng
+from ..gc_pause import paused_gc
+from ..seeding import example_rng
+from .glove import GloveVectors, NeighbourCache
+from .mlm import MlmCandidates
+from .words import WordSplitter, joined_normals
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,7 @@ class TinyBertAugmenter:
 
     def _fill_from_mlm(self, sentences: list[SentenceCandidates]) -> list[tuple[SentenceCandidates, int]]:
         """MLM candidates of all single-piece eligible words; returns the multi-piece slots."""
+        assert self.mlm is not None  # called only with an MLM (see candidates)
         pieces, masks, slots, glove_slots = [], [], [], []
         for s in (s for s in sentences if s.positions):
             word_pieces = self.mlm.word_pieces(s.words)

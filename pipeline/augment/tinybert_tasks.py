@@ -123,7 +123,8 @@ def neighbour_table(todo: list[Task], params, glove_ref: tuple, slots: int) -> t
     groups = [todo[i :: 2 * slots] for i in range(min(len(todo), 2 * slots))]  # scanning is quick: a few tasks
     found = [find.remote([t.as_json() for t in group], params.do_lower_case, slots) for group in groups]
     search = ray.remote(_bucket_neighbours).options(**Resources().ray_options())
-    parts = [search.remote(glove_ref, params.top_k, *[refs[j] for refs in found]) for j in range(slots)]
+    # with num_returns=slots each find.remote() gives a list of refs; ray types it as one ObjectRef
+    parts = [search.remote(glove_ref, params.top_k, *[refs[j] for refs in found]) for j in range(slots)]  # type: ignore[index]
     ray.wait(parts, num_returns=len(parts), fetch_local=False)  # the tasks read them themselves
     return runner.RayRefs(parts)
 

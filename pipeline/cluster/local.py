@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ray._private.node import Node
 
 FAST_FAILURE_DETECTION = {
     "health_check_period_ms": 300,
@@ -71,7 +75,7 @@ class LocalCluster:
         # Starting a head records its address for plain `ray.init()` on this machine to join; a
         # private test cluster must not catch other programs' drivers: put the record back.
         _restore_ray_address(previous, self._cluster.address)
-        self.workers = []
+        self.workers: list[Node] = []
         try:
             for _ in range(workers):
                 self.add_worker()

@@ -257,7 +257,7 @@ def build_submission(args: argparse.Namespace) -> dict:
     if args.output_dir:
         argv += ["--output-dir", args.output_dir]
     entrypoint = shlex.join(argv)
-    spec = {
+    job_spec = {
         "entrypoint": entrypoint,
         "runtime_env": runtime_env,
         "submission_id": args.submission_id,
@@ -267,7 +267,7 @@ def build_submission(args: argparse.Namespace) -> dict:
         "entrypoint_memory": args.entrypoint_memory,
         "entrypoint_resources": args.entrypoint_resources,
     }
-    return {k: v for k, v in spec.items() if v is not None}
+    return {k: v for k, v in job_spec.items() if v is not None}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -57,13 +57,20 @@ def validate_chunk(chunk: readers.Chunk, rules: Rules, source: str) -> pa.Table:
         columns = [c for c in (rules.text_a, rules.text_b, rules.label) if c]
         table = readers.read_parquet_chunk(chunk, columns)
         for i, record in enumerate(table.to_pylist()):
-            row, rej = validate_record(record, chunk.first_line + i, source, rules)
-            out.append(row if row is not None else rej)
+            out.append(_row_or_reject(validate_record(record, chunk.first_line + i, source, rules)))
     else:
         for line_no, raw in readers.iter_chunk_lines(chunk):
-            row, rej = validate_line(raw, line_no, source, rules)
-            out.append(row if row is not None else rej)
+            out.append(_row_or_reject(validate_line(raw, line_no, source, rules)))
     return pa.Table.from_pylist(out, schema=_TASK_SCHEMA)
+
+
+def _row_or_reject(result: tuple[dict | None, dict | None]) -> dict:
+    """The example row of a ``validate_*`` result, else its reject record."""
+    row, rej = result
+    if row is not None:
+        return row
+    assert rej is not None  # validate_line/validate_record set exactly one of the two
+    return rej
 
 
 @dataclass
@@ -198,10 +205,11 @@ def _count_lines(ranges: list[tuple[int, int]], path: str, executor: str) -> lis
     import ray
 
     count = ray.remote(_count_task).options(**Resources().ray_options())
-    counts = ray.get([count.remote(path, a, b) for a, b in ranges])
-    for n in counts:
+    counts: list[int] = []
+    for n in ray.get([count.remote(path, a, b) for a, b in ranges]):
         if isinstance(n, str):  # the worker's message, without Ray's wrapping
             raise TaskError(n)
+        counts.append(n)
     return counts
 
 
@@ -295,7 +303,7 @@ def ingest_stage(cfg: JobConfig, split: str, executor: str = "ray") -> Stage:
     def plan_tasks() -> list[Task]:
         rules, chunks = plan(cfg, split, executor)
         state["rules"] = rules
-        items = [c.as_item() for c in chunks] or [None]  # no rows: one task writes the empty file
+        items: list[dict | None] = [c.as_item() for c in chunks] or [None]  # no rows: one task writes the empty file
         return [
             make_task(i, {"chunk": c}, c["max_rows"] if c and c["max_rows"] >= 0 else 0) for i, c in enumerate(items)
         ]

@@ -10,6 +10,7 @@ import csv
 import json
 import unicodedata
 from dataclasses import dataclass
+from typing import Literal, overload
 
 from ..seeding import stable_hex
 
@@ -136,6 +137,10 @@ def _encodable(text: str, what: str) -> str:
     return text
 
 
+@overload
+def _clean_text(value: object, column: str, rules: Rules, fixes: list[str], required: Literal[True]) -> str: ...
+@overload
+def _clean_text(value: object, column: str, rules: Rules, fixes: list[str], required: bool) -> str | None: ...
 def _clean_text(value: object, column: str, rules: Rules, fixes: list[str], required: bool) -> str | None:
     if value is None or (isinstance(value, str) and not _visible(value)):
         if required:
@@ -220,8 +225,10 @@ def _object_without_duplicates(pairs: list[tuple[str, object]]) -> dict:
     obj = dict(pairs)
     if len(obj) != len(pairs):
         seen: set[str] = set()
-        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise Rejected(BAD_JSON, f"the key {twice[:100]!r} is given twice in one object")
+        for key, _ in pairs:
+            if key in seen:
+                raise Rejected(BAD_JSON, f"the key {key[:100]!r} is given twice in one object")
+            seen.add(key)
     return obj
 
 

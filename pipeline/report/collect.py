@@ -65,7 +65,7 @@ def collect_ingest(root: Path) -> Section:
     for path in summaries:
         s = _read_json(path)
         split = s.get("split", path.parent.name)
-        rejects = []
+        rejects: list[dict] = []
         for rpath in sorted((root / "rejects" / split).glob("part-*.jsonl")):  # one file per ingest task
             with open(rpath, encoding="utf-8") as fh:
                 for line in fh:

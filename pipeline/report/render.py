@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import time
+from collections.abc import Set as AbstractSet
 from string import Template
 
 import numpy as np
@@ -110,7 +111,7 @@ def _bytes(n: float | None) -> str:
 def _table(
     headers: list[str],
     rows: list[list[str]],
-    numeric: set[int] = frozenset(),
+    numeric: AbstractSet[int] = frozenset(),
     cls: str = "",
     total: list[str] | None = None,
 ) -> str:

@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pyarrow import fs as pafs
 
@@ -29,6 +29,9 @@ from ..errors import PipelineError, TaskError
 from ..progress import Progress, print_summary
 from . import markers
 from .resources import Resources
+
+if TYPE_CHECKING:
+    from ray.actor import ActorClass
 
 _TASK_FILE = re.compile(r"^(?:part|shard)-(\d{5,})[.-]")
 
@@ -104,8 +107,11 @@ def run_stage(stage: Stage, executor: str = "ray") -> dict:
     started = time.perf_counter()
     marker = markers.finished(stage.out_dir, stage.key) if stage.commit is None else None
     if marker is not None and _intact({0: marker}, executor) == {0}:
-        summary = storage.read_json(storage.join(stage.out_dir, markers.SUMMARY))
-        summary = {**summary, "reused": True}  # type: ignore[dict-item]
+        # the summary this stage wrote when it finished (a JSON object)
+        summary = {
+            **cast("dict[str, Any]", storage.read_json(storage.join(stage.out_dir, markers.SUMMARY))),
+            "reused": True,
+        }
         print_summary(
             stage.title,
             [
@@ -283,7 +289,7 @@ def _run_actors(tasks: list[Task], work: Work, marks) -> Iterator[str]:
     res = work.resources
     # the dashboard names an actor after its class: the stage's worker class, not this adapter
     cls = type(work.fn.__name__, (_ActorCall,), {"__module__": __name__})
-    actor = ray.remote(cls).options(
+    actor: ActorClass[Any] = ray.remote(cls).options(
         max_restarts=-1, max_task_retries=-1, scheduling_strategy="SPREAD", **res.ray_options()
     )
     calls = [
@@ -295,7 +301,8 @@ def _run_actors(tasks: list[Task], work: Work, marks) -> Iterator[str]:
             yield from texts
     finally:
         for a in actors:
-            ray.kill(a)
+            # ray types ActorClass.remote() as ActorHandle | type (a static-typing proxy); it is an ActorHandle
+            ray.kill(a)  # type: ignore[arg-type]
 
 
 def _finish(task: Task, result: dict, marks: tuple[str, str] | None) -> dict:

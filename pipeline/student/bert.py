@@ -100,7 +100,10 @@ class HiddenProjection(nn.Module):
 def intermediate_loss(out, batch: dict, g: list[int], proj: HiddenProjection, attention: bool) -> dict:
     """Embedding + hidden-state (+ attention) MSE of one forward pass against the cached teacher."""
     mask = batch["attention_mask"]
-    parts = {"embedding": hidden_mse(proj(out.hidden_states[0]), batch[f"hidden_{g[0]}"], mask)}
+    # sum() of no terms would be 0; layer_map guarantees at least one student layer
+    parts: dict[str, torch.Tensor | int] = {
+        "embedding": hidden_mse(proj(out.hidden_states[0]), batch[f"hidden_{g[0]}"], mask)
+    }
     parts["hidden"] = sum(
         hidden_mse(proj(out.hidden_states[m]), batch[f"hidden_{g[m]}"], mask) for m in range(1, len(g))
     )

@@ -38,11 +38,11 @@ class BiLstmConfig(_Strict):
     )
     hidden: Annotated[Int, Field(gt=0)] = Field(150, description="LSTM units per direction")
     mlp: Annotated[Int, Field(gt=0)] = Field(200, description="units of the ReLU hidden layer of the head")
-    dropout: Annotated[Number, Field(ge=0.0, lt=1.0)] = 0.1
+    dropout: Annotated[Number, Field(ge=0.0, lt=1.0)] = Field(0.1, description="dropout before the head")
     max_words: Annotated[Int, Field(gt=0)] = Field(128, description="words per text (longer texts are cut)")
-    lr: Annotated[Number, Field(gt=0.0, lt=1.0)] = 1e-3
-    batch_size: Annotated[Int, Field(gt=0)] = 64
-    epochs: Annotated[Int, Field(gt=0, le=100)] = 4
+    lr: Annotated[Number, Field(gt=0.0, lt=1.0)] = Field(1e-3, description="Adam learning rate")
+    batch_size: Annotated[Int, Field(gt=0)] = Field(64, description="rows per step")
+    epochs: Annotated[Int, Field(gt=0, le=100)] = Field(4, description="epochs (a run's epochs overrides it)")
 
 
 class BertStudentConfig(_Strict):
@@ -68,26 +68,32 @@ class BertStudentConfig(_Strict):
     intermediate_epochs: Annotated[Int, Field(ge=0, le=100)] = Field(
         2, description="epochs of embedding / hidden-state / attention distillation (on the run's intermediate cache)"
     )
-    intermediate_lr: Annotated[Number, Field(gt=0.0, lt=1.0)] = 1e-4
+    intermediate_lr: Annotated[Number, Field(gt=0.0, lt=1.0)] = Field(
+        1e-4, description="intermediate-layer step learning rate"
+    )
     lr: Annotated[Number, Field(gt=0.0, lt=1.0)] = Field(5e-5, description="prediction-layer step learning rate")
-    batch_size: Annotated[Int, Field(gt=0)] = 32
+    batch_size: Annotated[Int, Field(gt=0)] = Field(32, description="rows per step")
     epochs: Annotated[Int, Field(gt=0, le=100)] = Field(2, description="epochs of the prediction-layer step")
-    warmup_ratio: Annotated[Number, Field(ge=0.0, lt=1.0)] = 0.1
+    warmup_ratio: Annotated[Number, Field(ge=0.0, lt=1.0)] = Field(
+        0.1, description="share of the steps with a linearly rising learning rate"
+    )
 
 
 class RunConfig(_Strict):
     """One row of the result table."""
 
-    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")]
-    model: Literal["bilstm", "bert"]
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")] = Field(
+        description="the run's name: its row of the result table and its output folder"
+    )
+    model: Literal["bilstm", "bert"] = Field(description="bilstm = Tang et al.'s BiLSTM; bert = a small BERT")
     data: CacheName = Field(description="teacher cache to train on, e.g. augmented/train/tang or examples/train")
     loss: Literal["hard", "soft", "mse", "mix"] = Field(
         "mse",
         description="hard = cross-entropy on labels only; soft = Hinton soft cross-entropy x T^2; mse = Tang's "
         "MSE between logits; mix = alpha x hard + (1 - alpha) x soft",
     )
-    temperature: Annotated[Number, Field(gt=0.0)] = 1.0
-    alpha: Annotated[Number, Field(ge=0.0, le=1.0)] = 0.5
+    temperature: Annotated[Number, Field(gt=0.0)] = Field(1.0, description="T of the soft loss")
+    alpha: Annotated[Number, Field(ge=0.0, le=1.0)] = Field(0.5, description="weight of the hard loss in mix")
     intermediate: CacheName | None = Field(
         None,
         description="bert only: cache with hidden states (and attentions) for the intermediate-layer step; "
@@ -111,13 +117,15 @@ class RunConfig(_Strict):
 
 
 class StudentConfig(_Strict):
-    runs: list[RunConfig] = Field(min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1)
+    """Students trained offline from the teacher caches."""
+
+    runs: list[RunConfig] = Field(min_length=1, description="the runs, each trained once per seed")
+    seeds: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1, description="seeds of every run")
     dev_split: str = Field("dev", description="ingested split for the per-epoch evaluation (best epoch kept)")
     test_split: str | None = Field("test", description="ingested split for the final evaluation; None = none")
     bilstm: BiLstmConfig = BiLstmConfig()
     bert: BertStudentConfig = BertStudentConfig()
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = a GPU when there is one")
     threads: Annotated[Int, Field(gt=0)] | None = Field(None, description="torch CPU threads; None = all CPUs")
     shuffle_buffer: Annotated[Int, Field(gt=0)] = Field(
         20_000, description="rows held by the streaming shuffle buffer (memory bound of the reader)"

@@ -472,9 +472,9 @@ def run_student(
     unknown = sorted(set(runs or []) - {r.name for r in sc.runs})
     if unknown:
         raise StudentStageError(f"unknown run(s) {unknown}; the job has {[r.name for r in sc.runs]}")
-    unknown = sorted(set(seeds or []) - set(sc.seeds))
-    if unknown:
-        raise StudentStageError(f"unknown seed(s) {unknown}; the job has {sc.seeds}")
+    unknown_seeds = sorted(set(seeds or []) - set(sc.seeds))
+    if unknown_seeds:
+        raise StudentStageError(f"unknown seed(s) {unknown_seeds}; the job has {sc.seeds}")
     if seeds:
         sc = sc.model_copy(update={"seeds": [s for s in sc.seeds if s in seeds]})
     ctx = _Context(cfg, sc, stream)
@@ -482,7 +482,7 @@ def run_student(
         ctx.cache(run.data)
         if run.intermediate:
             ctx.cache(run.intermediate)
-    runs = {run.name: run for run in chosen}
+    by_name = {run.name: run for run in chosen}
     pairs = [(run.name, seed) for run in chosen for seed in sc.seeds]
     tasks = [make_task(i, {"run": name, "seed": seed}, 1) for i, (name, seed) in enumerate(pairs)]
     out = student_dir(cfg)
@@ -490,7 +490,7 @@ def run_student(
     rows: list[dict] = []
 
     def reuse(task: Task) -> dict | None:
-        done = _finished_run(ctx, runs[task.spec["run"]], task.spec["seed"])
+        done = _finished_run(ctx, by_name[task.spec["run"]], task.spec["seed"])
         return None if done is None else {**done, "rows_in": 1}
 
     def commit(summary: dict, results: list[dict]) -> None:
@@ -518,7 +518,7 @@ def run_student(
         _key([t.spec for t in tasks]),
         lambda: tasks,
         lambda todo: Work(
-            _RunTrainer, {"ctx": ctx, "runs": runs}, Resources(threads=torch.get_num_threads(), actors=True)
+            _RunTrainer, {"ctx": ctx, "runs": by_name}, Resources(threads=torch.get_num_threads(), actors=True)
         ),
         lines=lambda s: [
             ("runs", len(chosen)),

@@ -34,7 +34,10 @@ class Vocab:
         seen = sorted(counts, key=lambda w: (-counts[w], w))
         tokens = [PAD, UNK, *seen]
         have = set(tokens)
-        tokens += [w for w in extra if w not in have and not have.add(w)]
+        for w in extra:
+            if w not in have:
+                have.add(w)
+                tokens.append(w)
         return cls(tokens)
 
     def encode(self, text: str | None, max_words: int) -> list[int]:

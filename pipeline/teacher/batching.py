@@ -36,6 +36,7 @@ def tokenize(tokenizer, texts_a: Sequence[str], texts_b: Sequence[str | None] | 
     types = "token_type_ids" in getattr(tokenizer, "model_input_names", ["token_type_ids"])
     ids: list = [None] * n
     tts: list = [None] * n
+    groups: list[tuple[list[int], list[str | None] | None]]
     if texts_b is None:
         groups = [(list(range(n)), None)]
     else:

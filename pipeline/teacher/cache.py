@@ -16,6 +16,7 @@ read). Plain pyarrow / pandas / DuckDB read the shards directly too: see ``rows.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -79,13 +80,14 @@ class TeacherCache:
         if not storage.exists(mpath):
             raise CacheError(self.path, f"no {MANIFEST_NAME}: not a cache, or its run has not finished")
         try:
-            self.manifest = storage.read_json(mpath)
+            manifest = storage.read_json(mpath)
         except (ValueError, OSError) as exc:
             raise CacheError(self.path, f"{MANIFEST_NAME} is unreadable: {exc}") from None
-        m = self.manifest
-        missing = [k for k in _REQUIRED if not isinstance(m, dict) or k not in m]
-        if missing:
+        missing = [k for k in _REQUIRED if not isinstance(manifest, dict) or k not in manifest]
+        if missing or not isinstance(manifest, dict):  # (not a dict: every required key is missing)
             raise CacheError(self.path, f"{MANIFEST_NAME} lacks {missing}")
+        self.manifest: dict[str, Any] = manifest
+        m = self.manifest
         if m["format"] != FORMAT or m["version"] != VERSION:
             raise CacheError(
                 self.path,
@@ -150,12 +152,12 @@ class TeacherCache:
     ) -> None:
         m = self.manifest
         if teacher_hash is not None:
-            stored = self.teacher_hash
-            if len(teacher_hash) < 8 or not stored.startswith(teacher_hash.lower()):
+            stored_hash = self.teacher_hash
+            if len(teacher_hash) < 8 or not stored_hash.startswith(teacher_hash.lower()):
                 raise CacheError(
                     self.path,
                     f"made by teacher {m['teacher'].get('model')!r} with weights hash "
-                    f"{stored[:16]}…, not the expected {teacher_hash[:16]}…",
+                    f"{stored_hash[:16]}…, not the expected {teacher_hash[:16]}…",
                 )
         for asked, stored, what in (
             (layers, self.layers, "hidden layer"),
@@ -185,6 +187,7 @@ class TeacherCache:
             meta, problem = sh.inspect_shard(path, s["rows"], m["cache_key"], s.get("first_row"))
             if problem:
                 raise CacheError(self.path, problem, name)
+            assert meta is not None  # inspect_shard gives the footer when it finds no problem
             schema = meta.schema.to_arrow_schema()
             for col, typ in expected.items():
                 if col not in schema.names:

@@ -128,7 +128,7 @@ class ShardComputer:
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-reader") as reader,
             ThreadPoolExecutor(max_workers=writers, thread_name_prefix="shard-writer") as writer,
         ):
-            following = reader.submit(self.prepare, tasks[0])
+            following: Future | None = reader.submit(self.prepare, tasks[0])
             failed = threading.Event()  # a shard's writer failed: the later ones write nothing
             finishing: list[Future] = []
             last: Future | None = None  # the latest shard's job once it left ``finishing``
@@ -136,6 +136,7 @@ class ShardComputer:
                 while len(finishing) > writers:  # bounds the outputs held in memory
                     last = finishing.pop(0)
                     yield last.result()
+                assert following is not None  # None only after the last task
                 prepared = following.result()
                 following = reader.submit(self.prepare, tasks[k + 1]) if k + 1 < len(tasks) else None
                 try:

@@ -195,6 +195,7 @@ def finetune_classifier(
         if best is None or record["dev_accuracy"] > best["dev_accuracy"]:
             best = record
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    assert best is not None  # settings.epochs > 0 (validated): at least one epoch ran
     model.load_state_dict(best_state)
     metrics = {
         "source": source,
@@ -231,14 +232,14 @@ def save_model(model, tokenizer, out_dir: str, metrics: dict) -> None:
         return
     dest = Path(out_dir)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp"
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n")
+    staging = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp"
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    (staging / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n")
     old = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}.old"
     if dest.exists():
         os.replace(dest, old)
-    os.replace(tmp, dest)
+    os.replace(staging, dest)
     shutil.rmtree(old, ignore_errors=True)
 
 

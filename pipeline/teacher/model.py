@@ -106,7 +106,8 @@ class TeacherModel:
         limit = getattr(config, "max_position_embeddings", None)
         if limit and max_length > limit:
             raise TeacherLoadError(f"max_length {max_length} exceeds the model's {limit} positions")
-        self.mlm, self.mlm_top_k = None, 0
+        self.mlm: torch.nn.Module | None = None
+        self.mlm_top_k = 0
         if mlm is not None and mlm_top_k:
             vocab = mlm.config.vocab_size
             if vocab < len(tokenizer):
@@ -213,6 +214,7 @@ class TeacherModel:
                 # where this batch's tokens go among all rows' tokens, in the original row order
                 dest = np.concatenate([np.arange(offsets[r], offsets[r + 1]) for r in rows])
                 if on_cpu:  # straight into place: one copy, no concatenation at the end
+                    assert placed is not None  # allocated above when there are layers and on_cpu
                     out.nonfinite += _nonfinite(states)
                     placed.index_copy_(1, torch.from_numpy(dest), states.cpu())  # no-op on a CPU
                 else:
@@ -239,6 +241,7 @@ class TeacherModel:
             out.mlm_ids = np.ascontiguousarray(ids[where].astype(np.int32))
             out.mlm_logits = np.ascontiguousarray(vals[where].astype(np.float32))
         if self.layers and on_cpu:
+            assert placed is not None  # allocated above when there are layers and on_cpu
             values = placed.numpy()
             out.hidden = {layer: values[i] for i, layer in enumerate(self.layers)}
         elif self.layers:
@@ -257,6 +260,7 @@ class TeacherModel:
     def _mlm_top_k(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """The masked-LM teacher's k highest logits (and token ids) at every real token of a batch,
         packed row-major like the hidden states: ([real tokens, k] ids, [real tokens, k] logits)."""
+        assert self.mlm is not None  # called only when a masked-LM teacher is loaded
         inputs = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         with torch.inference_mode(), self.autocast(), variable_shape_attention(self.device):
             scores = self.mlm(**inputs).logits

@@ -135,7 +135,12 @@ def build_table(
     flat_ids = np.concatenate(enc.input_ids) if n else np.zeros(0, np.int32)
     cols["input_ids"] = _list_array(tok_offsets, flat_ids, pa.int32())
     if "token_type_ids" in schema.names:
-        flat_tt = np.concatenate(enc.token_type_ids) if n else np.zeros(0, np.int8)
+        if n:
+            if enc.token_type_ids is None:
+                raise ValueError("the cache schema has token_type_ids but the encoded rows have none")
+            flat_tt = np.concatenate(enc.token_type_ids)
+        else:
+            flat_tt = np.zeros(0, np.int8)
         cols["token_type_ids"] = _list_array(tok_offsets, flat_tt, pa.int8())
     num_labels = out.logits.shape[1]
     cols["logits"] = pa.FixedSizeListArray.from_arrays(pa.array(out.logits.reshape(-1), pa.float32()), num_labels)
@@ -151,6 +156,7 @@ def build_table(
         flat = np.concatenate([m.reshape(-1) for m in maps]) if n else np.zeros(0, np.float16)
         cols[attention_column(layer)] = _list_array(offs, round_mantissa(flat, mantissa_bits, all_finite), pa.float16())
     if out.mlm_ids is not None:
+        assert out.mlm_logits is not None  # set together with mlm_ids
         k = out.mlm_ids.shape[1]
         cols[MLM_IDS] = _list_array(tok_offsets * k, out.mlm_ids.reshape(-1), pa.int32())
         cols[MLM_LOGITS] = _list_array(tok_offsets * k, out.mlm_logits.reshape(-1), pa.float32())

@@ -19,6 +19,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -212,10 +213,11 @@ def prepare_teacher(cfg, tc: TeacherConfig, use_ray: bool, res: _Resources) -> t
     if use_ray:
         import ray
 
-        task = ray.remote(_finetune_task).options(
+        # ray's typed overloads of remote() stop short of _finetune_task's 11 parameters
+        task = ray.remote(_finetune_task).options(  # type: ignore[arg-type]
             **Resources(cpus=res.threads, gpus=1 if res.gpus else 0, model=True).ray_options()
         )
-        metrics = ray.get(task.remote(*args))
+        metrics = ray.get(task.remote(*args))  # type: ignore[call-arg]
     else:
         metrics = _finetune_task(*args)
     return out, {**metrics, "reused": False}
@@ -362,8 +364,8 @@ def cache_input(
     out_dir = cache_dir(cfg, name)
     files = sh.list_input_files(in_dir) if storage.exists(in_dir) else []
     if not files:
-        stage = "augment" if name.startswith("augmented/") else "ingest"
-        raise TeacherError(f"{in_dir}: input {name!r} has no Parquet files; run `pipeline {stage}` first")
+        command = "augment" if name.startswith("augmented/") else "ingest"
+        raise TeacherError(f"{in_dir}: input {name!r} has no Parquet files; run `pipeline {command}` first")
     input_fp = cache_key(files=[f.sha256 for f in files])
     mlm = info.mlm if tc.mlm_top_k else None
     key = cache_key(
@@ -585,8 +587,9 @@ def run_teacher(
     info = _TeacherInfo(source, finetuned=ft_metrics is not None, labels=cfg.labels)
     if ft_metrics is not None:
         info.teacher["base_model"] = tc.model or f"bundled all-MiniLM-L6-v2 ({tc.model_source()})"
-    if tc.mlm_top_k:
-        info.mlm = _mlm_teacher(tc.mlm_source(), info)
+    mlm_source = tc.mlm_source()  # set exactly when mlm_top_k is
+    if mlm_source is not None:
+        info.mlm = _mlm_teacher(mlm_source, info)
     positions = getattr(info.config, "max_position_embeddings", None)
     if positions and tc.max_length > positions:
         raise TeacherError(f"teacher.max_length {tc.max_length} exceeds the teacher's {positions} positions")
@@ -595,13 +598,13 @@ def run_teacher(
         attentions = resolve_attentions(tc.attentions, info.layers)
     except LayerError as exc:
         raise TeacherError(f"teacher {info.source!r}: {exc}") from None
-    results = {"finetune": ft_metrics, "inputs": {}}
+    results: dict[str, Any] = {"finetune": ft_metrics, "inputs": {}}
     for name in names:
         states = tc.stores_states(name)
         results["inputs"][name] = cache_input(
             cfg, tc, name, info, layers if states else [], attentions if states else [], res, use_ray
         )
-    rows = [
+    rows: list[tuple[str, object]] = [
         ("teacher", info.source),
         ("weights sha256", info.weights[:16] + "…"),
         ("device", f"{res.device}, Ray" if use_ray else f"{res.device}, in-process"),

@@ -21,7 +21,8 @@ SHAPES = {
 
 
 def save_tokenizer(folder: str | os.PathLike):
-    from transformers import BertTokenizerFast
+    # a lazy attribute of transformers 5 (an alias of BertTokenizer) that its static exports omit
+    from transformers import BertTokenizerFast  # type: ignore[attr-defined]
 
     # transformers 5 ignores vocab_file= (an empty vocabulary, every word [UNK]): pass vocab=
     tok = BertTokenizerFast(vocab=os.path.join(bundled_model_path(), "vocab.txt"), do_lower_case=True)
@@ -45,7 +46,8 @@ def random_teacher(
 
     dims = SHAPES[shape] if isinstance(shape, str) else shape
     labels = labels or [f"LABEL_{i}" for i in range(num_labels)]
-    config = BertConfig(
+    # BertConfig takes PreTrainedConfig's keywords (num_labels) at run time; its typed __init__ omits them
+    config = BertConfig(  # type: ignore[call-arg]
         vocab_size=30522,
         max_position_embeddings=max_position_embeddings,
         num_labels=len(labels),
