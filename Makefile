@@ -1,6 +1,6 @@
 # Two entry points for a newcomer (see README):
 #   make demo   create .venv if missing, install everything, run jobs/demo.yaml on a local Ray
-#   make test   the same installation, then the whole test suite
+#   make test   the same installation, then lint (ruff), types (mypy) and the whole test suite
 # Both are idempotent: the installation re-runs only when pyproject.toml changes.
 
 VENV  ?= .venv
@@ -8,7 +8,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test bench chromium
+.PHONY: install demo test lint bench chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -21,7 +21,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/pipeline run jobs/demo.yaml
 
-test: $(STAMP) chromium
+# Lint and types first: a style or type error fails make test before the suite runs.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check pipeline tests benchmarks
+	$(VENV)/bin/ruff format --check pipeline tests benchmarks
+	$(VENV)/bin/mypy
+
+test: lint chromium
 	$(VENV)/bin/pytest -q -m "not isolated"
 	$(VENV)/bin/pytest -q -m isolated
 
