@@ -6,6 +6,7 @@ pipeline teacher jobs/demo.yaml     fine-tune a teacher, cache its logits / hidd
 pipeline student jobs/demo.yaml     train students offline from the cached teacher outputs
 pipeline run     jobs/demo.yaml     every stage of the job in order, then the job report
 pipeline report  jobs/demo.yaml     (re)write <output_dir>/report.html from the job's outputs
+pipeline init    NAME --data DIR    a ready job file for a new task from its data files
 pipeline submit  jobs/demo.yaml --address http://HEAD:8265   the job on a Ray cluster (Ray Jobs);
                  then pipeline status / logs / stop ID
 """
@@ -51,6 +52,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
 
 
+def quiet_libraries() -> None:
+    """Only the project's own lines on the console: transformers' load reports and weight-loading
+    bars stay out (``--verbose`` keeps them). Set in the environment, so that a local Ray's workers
+    inherit it."""
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -89,6 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check a job file and print the resolved configuration")
     p.add_argument("job")
+
+    p = sub.add_parser(
+        "init",
+        help="write a ready job file for a new task from its data files (columns and labels read from them)",
+        description="Finds train / dev / test files in --data by name, reads their columns and the train "
+        "file's label set, writes jobs/NAME.yaml with a comment on each knob, and validates it.",
+    )
+    p.add_argument("name", help="the job's name (a GLUE task name also picks that task's preset)")
+    p.add_argument("--data", required=True, help="folder holding train.* (and dev.*, test.*) files")
+    p.add_argument("--task", default=None, help="preset of per-task defaults (default: NAME if it is one, else sst2)")
+    p.add_argument("--out", default=None, help="job file to write (default: jobs/NAME.yaml)")
+    p.add_argument("--force", action="store_true", help="replace an existing job file")
 
     from .cluster import submit
 
@@ -158,11 +181,19 @@ def main(argv: list[str] | None = None) -> int:
     from .runtime.numerics import pin_numerics
 
     pin_numerics()  # before any model runs here, and inherited by a local Ray's workers
+    if not getattr(args, "verbose", False):
+        quiet_libraries()
 
     if args.command in submit.COMMANDS:
         return submit.main(args)
     started = time.perf_counter()
     try:
+        if args.command == "init":
+            from .init_job import init_job
+
+            path = init_job(args.name, args.data, args.task, args.out, args.force)
+            print(f"wrote {path} (validated); next: pipeline run {path}", file=sys.stderr)
+            return 0
         if args.command == "validate":
             cfg = load_config(args.job)
             print(cfg.model_dump_json(indent=2))

@@ -137,7 +137,8 @@ def run_stage(stage: Stage, executor: str = "ray") -> dict:
     results = {i: r for i, r in results.items() if i in intact}  # a damaged file: its task runs again
     todo = [t for t in tasks if t.index not in results]
     _remove_stale(stage, {t.index for t in tasks}, {t.index for t in todo})
-    progress = Progress(stage.title, unit=stage.unit)
+    known = all(t.rows > 0 for t in tasks)
+    progress = Progress(stage.title, unit=stage.unit, total=sum(t.rows for t in tasks) if known else None)
     progress.add(sum(r.get("rows_in", 0) for r in results.values()))
     driver_cpu = 0.0  # this process's CPU time (every thread, Ray's too) while the tasks ran
     if todo:
