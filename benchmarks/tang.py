@@ -1,7 +1,7 @@
 """Benchmark of Tang et al.'s augmentation in one process: tagging, counting, augmentation.
 
 Prints input sentences/s (and output rows/s where rows are made) for each phase and end to end
-(tagging included), the figure DESIGN.md section 7 asks for: at least 300 input sentences/s per
+(tagging included), against the project's target of at least 300 input sentences/s per
 CPU core at n_iter=20; then the tagging again with thinc's default BLIS kernels (the tagger
 uses NumPy's BLAS), with how many tags agree. Threads are pinned (``--threads 1``) so the figure
 is per core; the printed CPU/wall ratio shows how many cores the run really used. ``--sweep``

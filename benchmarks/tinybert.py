@@ -6,7 +6,7 @@ contender:
 1. reference: a port of the public ``data_augmentation.py`` — one MLM forward per eligible
    single-piece word with batch size 1, autograd on, logits over the whole vocabulary at every
    position; per multi-piece word a float64 dot product with 100,000 GloVe rows and a full
-   argsort (DESIGN.md section 2: the speed anchor);
+   argsort (the speed anchor of the comparison);
 2. ours, parity mode (fp32): speed, and the share of eligible words whose candidate set is
    identical to the reference's;
 3. ours, fast mode (bf16 where the CPU has native bf16, else int8): speed, and the share of the

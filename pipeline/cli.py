@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             _report(cfg)
             return 0
         cfg = _load(args)
-        if args.command == "student":  # runs of different seeds may train side by side (README)
+        if args.command == "student":  # runs of different seeds may train side by side (docs/cluster.md)
             report = _run_stages(cfg, args)
         else:
             with output_lock(cfg.output_dir, f"pipeline {args.command} {args.job}"):

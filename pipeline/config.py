@@ -314,7 +314,7 @@ class _JobLoader(yaml.SafeLoader):
     silently win) and aliases that expand past ``MAX_YAML_VALUES`` values (a few lines of nested
     aliases can stand for billions of values, and every later step would walk them all)."""
 
-    def construct_mapping(self, node, deep=False):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)

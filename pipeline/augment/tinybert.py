@@ -98,7 +98,9 @@ class TinyBertAugmenter:
         with paused_gc():  # many small lists, no cycles: see pipeline.gc_pause
             return self._augment(example_ids, texts_a, texts_b, seed)
 
-    def _augment(self, example_ids, texts_a, texts_b, seed):
+    def _augment(
+        self, example_ids: Sequence[str], texts_a: Sequence[str], texts_b: Sequence[str | None], seed: int
+    ) -> list[list[tuple[str, str | None]]]:
         texts = list(dict.fromkeys([*texts_a, *(b for b in texts_b if b is not None)]))
         found = dict(zip(texts, self.candidates(texts)))
         out = []

@@ -1,4 +1,4 @@
-"""Distillation losses (DESIGN.md section 4). Plain functions of tensors, batch-mean reduced.
+"""Distillation losses (Hinton et al. 2015, Tang et al. 2019, TinyBERT). Plain functions of tensors, batch-mean reduced.
 
 - :func:`soft_cross_entropy`: Hinton et al. soft cross-entropy between softmax(z_t / T) and
   softmax(z_s / T), multiplied by T² so that gradients keep their scale across temperatures.
