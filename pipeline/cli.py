@@ -125,18 +125,27 @@ def _load(args) -> JobConfig:
 
 
 def _start_ray(cfg: JobConfig, args) -> JobConfig:
-    """Start or join Ray; the job as its workers must see it (absolute paths when joining a
-    running cluster from a shell, see ``absolute_paths``)."""
+    """Say how Ray is started or joined when a stage first has work for it (``ray_env.defer``; a
+    re-run whose outputs are all reused never starts it); the job as its workers must see it
+    (absolute paths when joining a running cluster from a shell, see ``absolute_paths``)."""
     import os
 
     from .config import absolute_paths
+    from .runtime import ray_env
     from .runtime.ray_auth import use_token
-    from .runtime.ray_env import init_ray
 
     use_token(args.ray_token_file)
+    # every Ray start goes through ray_env.ensure: none implicit, with Ray's defaults (set before ray is imported)
+    os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
     address = args.address or cfg.ray.address or os.environ.get("RAY_ADDRESS")
-    where = init_ray(address, cfg.ray.num_cpus, verbose=getattr(args, "verbose", False))
-    print(f"[{cfg.name}] {where}", file=sys.stderr)
+    ray_env.defer(
+        address,
+        cfg.ray.num_cpus,
+        getattr(args, "verbose", False),
+        announce=lambda where: print(f"[{cfg.name}] {where}", file=sys.stderr, flush=True),
+    )
+    if address and address != "local":  # a cluster that cannot be joined fails before any work
+        ray_env.ensure()
     joined = address and address != "local" and not os.environ.get(IN_RAY_JOB)
     return absolute_paths(cfg) if joined else cfg
 

@@ -74,6 +74,7 @@ def test_a_small_job_prints_only_the_projects_lines(tmp_path):
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     assert "== teacher ==" in output and "== student ==" in output
+    assert "  fine-tune epoch 1/1: train loss" in done.stderr  # relayed from the fine-tuning task
     lines = [line for line in output.splitlines() if line.strip()]
     foreign = [line for line in lines if not OWN_LINE.match(line)]
     assert not foreign, "lines not from the project:\n" + "\n".join(foreign[:20])

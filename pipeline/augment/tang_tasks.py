@@ -198,6 +198,9 @@ class Tang:
             else:
                 import ray
 
+                from ..runtime.ray_env import ensure
+
+                ensure()
                 self._unigram_ref = runner.RayRef(
                     (ray.remote(merge_counts).options(**Resources().ray_options()).remote(paths),)
                 )

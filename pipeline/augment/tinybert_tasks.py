@@ -118,6 +118,9 @@ def neighbour_table(todo: list[Task], params, glove_ref: tuple, slots: int) -> t
 
     if slots < 2 or not todo:
         return None
+    from ..runtime.ray_env import ensure
+
+    ensure()
     slots = min(slots, MAX_BUCKETS)
     find = ray.remote(_range_types).options(num_returns=slots, **Resources().ray_options())
     groups = [todo[i :: 2 * slots] for i in range(min(len(todo), 2 * slots))]  # scanning is quick: a few tasks

@@ -204,6 +204,10 @@ def _count_lines(ranges: list[tuple[int, int]], path: str, executor: str) -> lis
         return [readers.count_lines(path, a, b) for a, b in ranges]
     import ray
 
+    from ..runtime.ray_env import ensure
+
+    ensure()
+
     count = ray.remote(_count_task).options(**Resources().ray_options())
     counts: list[int] = []
     for n in ray.get([count.remote(path, a, b) for a, b in ranges]):

@@ -79,8 +79,16 @@ def _teacher_config(cfg, teacher: TeacherConfig | None) -> TeacherConfig:
 
 
 class _Resources:
+    """The cluster's CPUs and GPUs and what the stage makes of them, looked up when first needed:
+    a stage whose model and shards are all reused never asks (and never starts Ray for it)."""
+
     def __init__(self, tc: TeacherConfig, use_ray: bool):
-        if use_ray:
+        self._tc, self._use_ray = tc, use_ray
+        self.known = False
+
+    def _look_up(self) -> None:
+        tc = self._tc
+        if self._use_ray:
             from ..runtime.ray_env import cluster_cpus, cluster_gpus
 
             cpus, gpus = cluster_cpus(), cluster_gpus()
@@ -88,17 +96,42 @@ class _Resources:
             import torch
 
             cpus, gpus = visible_cpus(), torch.cuda.device_count()
-        self.gpus = gpus if tc.device != "cpu" else 0
-        if tc.device == "cuda" and not self.gpus:
+        self._gpus = gpus if tc.device != "cpu" else 0
+        if tc.device == "cuda" and not self._gpus:
             raise TeacherError("teacher.device is 'cuda' but the cluster has no GPU")
-        self.device = "cuda" if self.gpus else "cpu"
-        self.cpus, self._tc = cpus, tc
-        if self.gpus:
-            self.workers = tc.workers or self.gpus
-            self.threads = tc.cpu_threads or max(1, min(8, cpus // max(1, self.workers)))
+        self._cpus = cpus
+        if self._gpus:
+            self._workers = tc.workers or self._gpus
+            self._threads = tc.cpu_threads or max(1, min(8, cpus // max(1, self._workers)))
         else:  # fine-tuning: one task with all CPUs (up to 8)
-            self.threads = tc.cpu_threads or cpu_threads_default(cpus)
-            self.workers = tc.workers or max(1, cpus // self.threads)
+            self._threads = tc.cpu_threads or cpu_threads_default(cpus)
+            self._workers = tc.workers or max(1, cpus // self._threads)
+        self.known = True
+
+    def _get(self, name: str) -> int:
+        if not self.known:
+            self._look_up()
+        return getattr(self, name)
+
+    @property
+    def cpus(self) -> int:
+        return self._get("_cpus")
+
+    @property
+    def gpus(self) -> int:
+        return self._get("_gpus")
+
+    @property
+    def threads(self) -> int:
+        return self._get("_threads")
+
+    @property
+    def workers(self) -> int:
+        return self._get("_workers")
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.gpus else "cpu"
 
     def inference_layout(self, shards: int) -> tuple[int, int]:
         """(actors, torch threads per actor) that compute ``shards`` shards."""
@@ -143,7 +176,9 @@ def _read_labelled(cfg, split: str) -> LabelledTexts:
     return LabelledTexts.from_arrow(pa.concat_tables([sh.read_rows([(f.path, 0, f.rows)]) for f in files]))
 
 
-def _finetune_task(source, out_dir, train, dev, labels, settings, seed, device, dtype, threads, extra):
+def _finetune_task(source, out_dir, train, dev, labels, settings, seed, device, dtype, threads, extra, lines=None):
+    """Fine-tuning as a task; its epoch lines go to ``lines`` (a Ray queue the driver prints from)
+    when given, else to stderr."""
     return finetune_classifier(
         source,
         out_dir,
@@ -156,8 +191,13 @@ def _finetune_task(source, out_dir, train, dev, labels, settings, seed, device, 
         dtype=dtype,
         threads=threads,
         extra=extra,
-        log=lambda s: print(s, file=sys.stderr, flush=True),
+        log=(lambda s: print(s, file=sys.stderr, flush=True)) if lines is None else lines.put,
     )
+
+
+def _print_lines(lines) -> None:
+    while not lines.empty():
+        print(lines.get_nowait(), file=sys.stderr, flush=True)
 
 
 def prepare_teacher(cfg, tc: TeacherConfig, use_ray: bool, res: _Resources) -> tuple[str, dict | None]:
@@ -212,12 +252,26 @@ def prepare_teacher(cfg, tc: TeacherConfig, use_ray: bool, res: _Resources) -> t
     print(f"  fine-tuning {source} on {len(train):,} examples ({res.device})", file=sys.stderr)
     if use_ray:
         import ray
+        from ray.util.queue import Queue
 
-        # ray's typed overloads of remote() stop short of _finetune_task's 11 parameters
+        from ..runtime.ray_env import ensure
+
+        ensure()
+        # ray's typed overloads of remote() stop short of _finetune_task's 12 parameters
         task = ray.remote(_finetune_task).options(  # type: ignore[arg-type]
             **Resources(cpus=res.threads, gpus=1 if res.gpus else 0, model=True).ray_options()
         )
-        metrics = ray.get(task.remote(*args))  # type: ignore[call-arg]
+        # the task's per-epoch lines reach this console through a queue (its own output stays in the
+        # Ray logs); the queue's actor claims no CPU, so it never waits behind the task it serves
+        lines = Queue(actor_options={"num_cpus": 0})
+        ref = task.remote(*args, lines)  # type: ignore[call-arg]
+        try:
+            while not ray.wait([ref], timeout=1.0)[0]:
+                _print_lines(lines)
+            _print_lines(lines)
+            metrics = ray.get(ref)
+        finally:
+            lines.shutdown()
     else:
         metrics = _finetune_task(*args)
     return out, {**metrics, "reused": False}
@@ -575,13 +629,11 @@ def run_teacher(
     tc = _teacher_config(cfg, teacher)
     names = list(inputs or tc.inputs or default_inputs(cfg))
     if use_ray:
-        import ray
+        from ..runtime import ray_env
 
-        from ..runtime.ray_env import init_ray
-
-        if not ray.is_initialized():
+        if not ray_env.started() and not ray_env._DEFERRED:  # called as a library, not from the CLI
             ray_cfg = getattr(cfg, "ray", None)
-            init_ray(getattr(ray_cfg, "address", None), getattr(ray_cfg, "num_cpus", None))
+            ray_env.defer(getattr(ray_cfg, "address", None), getattr(ray_cfg, "num_cpus", None), False)
     res = _Resources(tc, use_ray)
     source, ft_metrics = prepare_teacher(cfg, tc, use_ray, res)
     info = _TeacherInfo(source, finetuned=ft_metrics is not None, labels=cfg.labels)
@@ -607,7 +659,14 @@ def run_teacher(
     rows: list[tuple[str, object]] = [
         ("teacher", info.source),
         ("weights sha256", info.weights[:16] + "…"),
-        ("device", f"{res.device}, Ray" if use_ray else f"{res.device}, in-process"),
+        (
+            "device",
+            "-, everything reused"
+            if not res.known
+            else f"{res.device}, Ray"
+            if use_ray
+            else f"{res.device}, in-process",
+        ),
         ("dtype", tc.dtype),
         ("layers", str(layers)),
         ("attentions", str(attentions) or "none"),
