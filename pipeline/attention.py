@@ -4,12 +4,7 @@ On Hopper and newer GPUs, torch sends ``scaled_dot_product_attention`` with a pa
 BERT-style models pass) to cuDNN first, and cuDNN builds an execution plan for every new
 (batch, length) shape: milliseconds per layer and call. Length-sorted batches (the teacher's and
 the MLM candidates') bring a new shape almost every batch, so that cost would come back all the
-time. On an H100 (torch 2.11), a bf16 teacher's SDPA calls took 3.9 ms of host time each on a first
-pass over new shapes against 0.13 ms on shapes seen before, and bf16 candidate generation ran no
-faster than fp32 (which cuDNN attention does not take) on a first pass, but twice as fast on a
-second pass over the same shapes. Flash and memory-efficient attention have no per-shape set-up.
-With this context, the GPU tests (candidate parity, teacher shards) passed on an H100; its effect
-on first-pass speed was not measured separately.
+time; flash and memory-efficient attention have no per-shape set-up (figures: docs/performance.md).
 """
 
 from __future__ import annotations

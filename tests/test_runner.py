@@ -138,3 +138,28 @@ def test_a_damaged_file_of_the_same_size_is_redone_not_reused(tmp_path, request,
     assert not again.get("reused") and (again["tasks_computed"], again["tasks_reused"]) == (1, 4)
     assert pa.parquet.read_table(victim).column("x").to_pylist() == list(range(30, 40))
     assert run_stage(stage, executor)["reused"]
+
+
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_rows_reported_while_tasks_run_reach_the_progress_once(tmp_path, capsys, executor, request):
+    if executor == "ray":
+        request.getfixturevalue("ray_local")
+
+    def reporting_task(task, out_dir, progress):  # nested: Ray's workers get it by value
+        """Reports its rows in two halves while it runs, as the teacher's row groups do."""
+        table = pa.table({"x": list(range(task.spec["lo"], task.spec["hi"]))})
+        progress(5)
+        progress(table.num_rows - 5)
+        return {"files": [storage.write_parquet(f"{out_dir}/{task.name}.parquet", table)], "rows_in": table.num_rows}
+
+    tasks = [make_task(i, {"lo": 10 * i, "hi": 10 * i + 10}, 10) for i in range(4)]
+    stage = Stage(
+        "live",
+        str(tmp_path / "out"),
+        "k",
+        lambda: tasks,
+        lambda todo: Work(reporting_task, {"out_dir": str(tmp_path / "out")}, Resources(cpus=1), live_progress=True),
+    )
+    run_stage(stage, executor)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("  live:")]
+    assert lines[-1].startswith("  live: 40 rows (")  # every reported row once, rows_in not added again

@@ -16,10 +16,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_a_reused_run_does_not_start_ray(tmp_path):
     data = ROOT / "data/rt-polarity"
     job = {
-        "name": "startup", "task": "sst2", "seed": 1, "output_dir": str(tmp_path / "out"),
+        "name": "startup",
+        "task": "sst2",
+        "seed": 1,
+        "output_dir": str(tmp_path / "out"),
         "labels": ["negative", "positive"],
-        "inputs": {"train": {"path": str(data / "train.tsv"), "columns": {"text_a": "sentence", "label": "label"},
-                             "limit": 40}},
+        "inputs": {
+            "train": {"path": str(data / "train.tsv"), "columns": {"text_a": "sentence", "label": "label"}, "limit": 40}
+        },
         "augment": {"methods": ["tang"], "tang": {"n_iter": 2}},
     }
     path = tmp_path / "job.yaml"
@@ -27,8 +31,14 @@ def test_a_reused_run_does_not_start_ray(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
 
     def run():
-        done = subprocess.run([sys.executable, "-m", "pipeline", "run", str(path)], capture_output=True, text=True,
-                              env=env, cwd=tmp_path, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline", "run", str(path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stderr
 

@@ -42,9 +42,8 @@ class PosTagger:
     """A spaCy pipeline reduced to what the tags need, loaded once (per worker).
 
     On the CPU the model's matrix products go to NumPy's BLAS instead of thinc's default BLIS
-    kernels (``blis=False``): measured on 12,752 Rotten Tomatoes sentences, one thread, tagging took
-    5.40 s instead of 10.61 s and gave the same tag for all 279,453 tokens. Both are float32
-    products of the same weights; only the order of the additions may differ.
+    kernels (``blis=False``): about half the tagging time, the same tags (docs/performance.md).
+    Both are float32 products of the same weights; only the order of the additions may differ.
     """
 
     def __init__(

@@ -15,6 +15,8 @@ files for any number of workers and resume per task at the cost of one small mar
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import re
 import time
@@ -83,6 +85,9 @@ class Work:
     kwargs: dict = field(default_factory=dict)
     resources: Resources = field(default_factory=Resources)
     tasks_per_call: int = 1
+    # the worker takes a ``progress`` keyword, called with a row count as it goes (a task that runs
+    # for minutes moves the progress bar before it ends); its results' rows_in are then not counted
+    live_progress: bool = False
 
 
 @dataclass
@@ -147,9 +152,11 @@ def run_stage(stage: Stage, executor: str = "ray") -> dict:
     if todo:
         work = stage.work(todo)
         cpu = time.process_time()
-        for result in execute(stage, todo, work, executor):
-            results[result["index"]] = result
-            progress.add(result.get("rows_in", 0))
+        with _live(work, executor, progress) as work:
+            for result in execute(stage, todo, work, executor):
+                results[result["index"]] = result
+                if not work.live_progress:
+                    progress.add(result.get("rows_in", 0))
         driver_cpu = time.process_time() - cpu
     progress.done()
     ordered = [results[t.index] for t in tasks]
@@ -229,6 +236,61 @@ def _remove_stale(stage: Stage, planned: set[int], todo: set[int]) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Execution: Ray tasks or a Ray actor pool, or in this process
+
+
+@contextlib.contextmanager
+def _live(work: Work, executor: str, progress: Progress) -> Iterator[Work]:
+    """``work`` with its ``progress`` keyword when it reports as it goes: in this process the bar
+    itself; on Ray a queue (an actor that claims no CPU) that a thread here empties into the bar."""
+    if not work.live_progress:
+        yield work
+        return
+    if executor == "local":
+        yield dataclasses.replace(work, kwargs={**work.kwargs, "progress": progress.add})
+        return
+    import queue as queue_errors
+    import threading
+    import uuid
+
+    from ray.util.queue import Queue
+
+    # workers find the queue by name: an actor handle among an actor's constructor arguments puts
+    # them in the object store, which Ray reports on the console for restartable actors
+    name = f"progress-{uuid.uuid4().hex}"
+    rows = Queue(actor_options={"num_cpus": 0, "name": name})
+    stop = threading.Event()
+
+    def drain() -> None:
+        while True:
+            try:
+                progress.add(rows.get(timeout=0.5))
+            except queue_errors.Empty:
+                if stop.is_set():
+                    return
+
+    thread = threading.Thread(target=drain, name="progress", daemon=True)
+    thread.start()
+    try:
+        yield dataclasses.replace(work, kwargs={**work.kwargs, "progress": _RowReport(name)})
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        rows.shutdown()
+
+
+class _RowReport:
+    """A worker's ``progress``: rows done, sent to the driver's queue (without waiting)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._queue: Any = None  # the queue's actor, looked up on the first report
+
+    def __call__(self, n: int) -> None:
+        import ray
+
+        if self._queue is None:
+            self._queue = ray.get_actor(self.name)
+        self._queue.put_nowait.remote(n)
 
 
 def execute(stage: Stage, tasks: list[Task], work: Work, executor: str) -> Iterator[dict]:

@@ -52,8 +52,8 @@ class InferenceSpec:
 class ShardComputer:
     """Loads the teacher once; ``compute(task)`` writes one shard and returns its result."""
 
-    def __init__(self, spec: InferenceSpec, model: TeacherModel | None = None):
-        self.spec = spec
+    def __init__(self, spec: InferenceSpec, model: TeacherModel | None = None, progress=None):
+        self.spec, self.progress = spec, progress  # progress(rows) after each row group written
         if model is None:
             folder = local_model_dir(spec.model)
             if spec.weights_sha256 and weights_sha256(folder) != spec.weights_sha256:
@@ -107,15 +107,12 @@ class ShardComputer:
         """Compute shards in turn, results in task order.
 
         On a CPU everything happens in this thread, one step after the other: read and tokenize a
-        shard, then infer and write it row group by row group. Work in a second thread would take a
-        core from one of torch's threads, and the other thread waits for it at every barrier: that
-        costs more than the work itself (measured on 2 cores with the MiniLM teacher storing 5 hidden
-        layers: 0.78-0.84 of model-only throughput with a reader and a writer thread, 0.86-0.91 in
-        turn). On a GPU, where the host mostly waits, a reader thread reads and tokenizes the next
-        shard ahead, the calling thread only infers, and writer threads (:func:`gpu_writers`) write
-        finished shards, each its own file, while the next ones are computed: Parquet encoding of
-        stored hidden states is the slow step there (on an H100 with a BERT-base teacher storing 5
-        layers, 74% of the end-to-end time was one writer's ``write_table``).
+        shard, then infer and write it row group by row group: work in a second thread would take a
+        core from one of torch's threads, which then waits for it at every barrier. On a GPU, where
+        the host mostly waits, a reader thread reads and tokenizes the next shard ahead, the calling
+        thread only infers, and writer threads (:func:`gpu_writers`) write finished shards, each its
+        own file, while the next ones are computed: Parquet encoding of stored hidden states is the
+        slow step there. Figures: docs/performance.md.
         """
         if not tasks:
             return
@@ -273,7 +270,10 @@ class ShardComputer:
             for item in row_groups:
                 if item is _DROP:
                     raise _Dropped(task.name)  # the temporary file goes, nothing appears
-                sink.write(build_table(*item))
+                table = build_table(*item)
+                sink.write(table)
+                if self.progress is not None:
+                    self.progress(table.num_rows)
             if before_rename is not None:
                 before_rename()
         result.tokens = sink.tokens

@@ -147,11 +147,9 @@ def cpu_inference_layout(
 
     By default one single-threaded actor per CPU: processes that each run the model on one
     thread get as much or more through than one process with many threads, and an actor's reading
-    and writing then holds up only its own core (measured on 2 cores, ``benchmarks.teacher``:
-    model-only, 2 x 1 thread gave 0.99-1.10x the throughput of 1 x 2 threads; end to end with 5
-    hidden layers stored, MiniLM reached 0.91 of the faster model-only layout, against 0.85 as one
-    2-thread actor). When there are fewer shards than CPUs, the CPUs are spread over the shards'
-    actors instead (up to 8 threads each). ``workers`` / ``threads`` fix either number.
+    and writing then holds up only its own core (docs/performance.md). When there are fewer shards
+    than CPUs, the CPUs are spread over the shards' actors instead (up to 8 threads each).
+    ``workers`` / ``threads`` fix either number.
     """
     shards = max(1, shards)
     if threads:
@@ -287,8 +285,8 @@ CPU_SHARDS_PER_CALL = 1  # a CPU actor computes its shards one step after the ot
 class ShardWorker:
     """Actor: the teacher loaded once; each call computes and writes a few shards."""
 
-    def __init__(self, spec: InferenceSpec):
-        self.computer = ShardComputer(spec)
+    def __init__(self, spec: InferenceSpec, progress=None):
+        self.computer = ShardComputer(spec, progress=progress)
 
     def __call__(self, tasks: list[Task]) -> Iterator[dict]:
         shard_tasks = [sh.ShardTask.from_dict(t.spec) for t in tasks]
@@ -479,6 +477,7 @@ def cache_input(
             {"spec": spec},
             resources,
             tasks_per_call=GPU_SHARDS_PER_CALL if res.gpus else CPU_SHARDS_PER_CALL,
+            live_progress=True,
         )
 
     def commit(summary: dict, results: list[dict]) -> None:
