@@ -69,6 +69,11 @@ def ensure() -> None:
         _DEFERRED["announce"](where)
 
 
+def deferred() -> bool:
+    """Whether ``defer`` said how to start Ray (the CLI does; a library caller may not)."""
+    return bool(_DEFERRED)
+
+
 def started() -> bool:
     import sys
 

@@ -630,7 +630,7 @@ def run_teacher(
     if use_ray:
         from ..runtime import ray_env
 
-        if not ray_env.started() and not ray_env._DEFERRED:  # called as a library, not from the CLI
+        if not ray_env.started() and not ray_env.deferred():  # called as a library, not from the CLI
             ray_cfg = getattr(cfg, "ray", None)
             ray_env.defer(getattr(ray_cfg, "address", None), getattr(ray_cfg, "num_cpus", None), False)
     res = _Resources(tc, use_ray)
