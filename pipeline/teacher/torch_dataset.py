@@ -1,0 +1,95 @@
+"""A teacher cache as a PyTorch ``IterableDataset``, safe across DataLoader workers and DDP ranks.
+
+    from torch.utils.data import DataLoader
+    from pipeline.teacher.torch_dataset import CacheDataset
+
+    ds = CacheDataset("out/demo/teacher/augmented/train/tinybert", batch_size=32, shuffle=True, seed=0)
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        for batch in DataLoader(ds, batch_size=None, num_workers=2):
+            batch["logits"], batch["hidden_3"], batch["attention_mask"]  # [B, C], [B, T, H], [B, T]
+
+The work is cut into units of one Parquet row group each, listed from the shard footers once
+when the dataset is made. Each epoch the units are put in an order seeded by (seed, epoch) and
+dealt round-robin to the readers: every (DDP rank, DataLoader worker) pair takes every
+(world_size × workers)-th unit, so each row is read exactly once per epoch whatever the number of
+workers and ranks. A reader opens its files itself, inside its worker process, and yields padded
+batches (``cache.to_torch``) of rows from one unit at a time, shuffled within the unit when
+``shuffle``. The rank and world size come from ``torch.distributed`` when it is initialised
+(``rank`` / ``world_size`` override them). Ranks may get a few rows more or fewer than each other:
+under DDP, pad or stop at the shortest rank as your training loop requires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from .. import storage
+from .cache import open_cache, to_torch
+
+
+def _parquet(path: str) -> pq.ParquetFile:
+    filesystem, p = storage.resolve(path)
+    return pq.ParquetFile(filesystem.open_input_file(p))
+
+
+class CacheDataset(IterableDataset):
+    def __init__(
+        self,
+        cache_dir: str,
+        columns: Sequence[str] | None = None,
+        batch_size: int = 32,
+        shuffle: bool = False,
+        seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+        verify: str = "footer",
+    ):
+        cache = open_cache(cache_dir, verify=verify)
+        self.files = list(cache.files)
+        self.hidden_size, self.num_heads = cache.hidden_size, cache.num_heads
+        self.columns = None if columns is None else list(dict.fromkeys(["num_tokens", "row", *columns]))
+        # (file, row group) units, from the footers: read once here, the data never
+        self.units = [(f, g) for f in self.files for g in range(_parquet(f).metadata.num_row_groups)]
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Another seeded order for ``shuffle`` (set it in the main process before each epoch)."""
+        self.epoch = epoch
+
+    def _reader(self) -> tuple[int, int]:
+        """(this reader's index, readers in all) over DDP ranks and DataLoader workers."""
+        rank, world = self.rank, self.world_size
+        if rank is None or world is None:
+            dist = torch.distributed
+            ready = dist.is_available() and dist.is_initialized()
+            rank = rank if rank is not None else (dist.get_rank() if ready else 0)
+            world = world if world is not None else (dist.get_world_size() if ready else 1)
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        return rank * workers + worker, world * workers
+
+    def my_units(self) -> list[int]:
+        """The units (indexes into ``units``) this reader reads this epoch, in order."""
+        order = np.arange(len(self.units))
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.units))
+        index, readers = self._reader()
+        return [int(i) for i in order[index::readers]]
+
+    def __iter__(self) -> Iterator[dict]:
+        for unit in self.my_units():
+            path, group = self.units[unit]
+            table = _parquet(path).read_row_group(group, columns=self.columns)
+            if self.shuffle:
+                rng = np.random.default_rng([self.seed, self.epoch, unit])
+                table = table.take(rng.permutation(table.num_rows))
+            for start in range(0, table.num_rows, self.batch_size):
+                yield to_torch(table.slice(start, self.batch_size), self.hidden_size, self.num_heads)
