@@ -98,3 +98,30 @@ def test_columns_choose_what_is_read(cache_dir):
     ds = CacheDataset(cache_dir, columns=["logits"], batch_size=8)
     batch = next(iter(ds))
     assert {"logits", "row", "num_tokens"} <= set(batch) and "hidden_2" not in batch
+
+
+def test_map_style_dataset_for_small_caches(cache_dir):
+    from pipeline.teacher.torch_dataset import CacheMapDataset
+
+    ds = CacheMapDataset(cache_dir, columns=["logits", "hidden_2"])
+    assert len(ds) == ROWS and ds[7].column("row").to_pylist() == [7] and ds[-1].column("row").to_pylist() == [59]
+    with pytest.raises(IndexError):
+        ds[ROWS]
+    batches = list(
+        DataLoader(ds, batch_size=8, shuffle=True, collate_fn=ds.collate, generator=torch.Generator().manual_seed(0))
+    )
+    assert sorted(_rows(batches)) == list(range(ROWS))
+    assert batches[0]["hidden_2"].shape[0] == 8 and batches[0]["hidden_2"].shape[-1] == ds.hidden_size
+
+
+def test_ray_data_reads_the_shards(cache_dir, ray_local):
+    """For training with Ray Train: Ray Data's own Parquet reader on the shard files."""
+    import ray
+
+    ds = CacheDataset(cache_dir)
+    data = ray.data.read_parquet(ds.files)
+    assert data.count() == ROWS
+    batch = data.take_batch(5, batch_format="pyarrow")
+    assert {"row", "logits", "hidden_2", "input_ids"} <= set(batch.column_names)
+    n = batch.column("num_tokens").to_pylist()[0]
+    assert len(batch.column("hidden_2")[0].values) == n * ds.hidden_size

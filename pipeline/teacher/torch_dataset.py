@@ -25,9 +25,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from .. import storage
 from .cache import open_cache, to_torch
@@ -93,3 +94,31 @@ class CacheDataset(IterableDataset):
                 table = table.take(rng.permutation(table.num_rows))
             for start in range(0, table.num_rows, self.batch_size):
                 yield to_torch(table.slice(start, self.batch_size), self.hidden_size, self.num_heads)
+
+
+class CacheMapDataset(Dataset):
+    """A small cache as a map-style dataset: the whole table in memory, random access by row.
+
+        ds = CacheMapDataset(cache_dir, columns=["logits", "hidden_3"])
+        loader = DataLoader(ds, batch_size=32, shuffle=True, collate_fn=ds.collate)
+
+    ``ds[i]`` is row i as a one-row Arrow table; ``collate`` pads a list of them into a batch of
+    tensors (``cache.to_torch``). For caches that do not fit in memory, use :class:`CacheDataset`.
+    """
+
+    def __init__(self, cache_dir: str, columns: Sequence[str] | None = None, verify: str = "footer"):
+        cache = open_cache(cache_dir, verify=verify)
+        self.hidden_size, self.num_heads = cache.hidden_size, cache.num_heads
+        wanted = None if columns is None else list(dict.fromkeys(["num_tokens", "row", *columns]))
+        self.table = cache.read_table(wanted).combine_chunks()
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def __getitem__(self, index: int) -> pa.Table:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"row {index} of a cache of {len(self)} rows")
+        return self.table.slice(index % len(self), 1)
+
+    def collate(self, rows: list[pa.Table]) -> dict:
+        return to_torch(pa.concat_tables(rows), self.hidden_size, self.num_heads)
