@@ -75,34 +75,19 @@ def main(argv: list[str] | None = None) -> None:
                 f"pipeline ingest, --executor {executor}",
                 lambda i, e=executor, o=out: [*pipeline, "ingest", JOB, "--output-dir", o(i), "--executor", e],
             )
-            measure(
-                f"pipeline augment --method tang, --executor {executor}",
-                lambda i, e=executor, o=out: [
-                    *pipeline,
-                    "augment",
-                    JOB,
-                    "--method",
-                    "tang",
-                    "--output-dir",
-                    o(i),
-                    "--executor",
-                    e,
-                ],
-            )
-            measure(
-                f"the same augment again (reused), --executor {executor}",
-                lambda i, e=executor, o=out: [
-                    *pipeline,
-                    "augment",
-                    JOB,
-                    "--method",
-                    "tang",
-                    "--output-dir",
-                    o(i),
-                    "--executor",
-                    e,
-                ],
-            )
+            augment = lambda i, e=executor, o=out: [  # noqa: E731
+                *pipeline,
+                "augment",
+                JOB,
+                "--method",
+                "tang",
+                "--output-dir",
+                o(i),
+                "--executor",
+                e,
+            ]
+            measure(f"pipeline augment --method tang, --executor {executor}", augment)
+            measure(f"the same augment again (reused), --executor {executor}", augment)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("\n| command | median wall s |\n| --- | --- |")
