@@ -63,6 +63,11 @@ class InputSpec(_Strict):
     columns: ColumnMap
     header: Flag = Field(True, description="TSV / CSV: the first line names the columns")
     limit: Annotated[Int, Field(gt=0)] | None = Field(None, description="read only the first N data rows")
+    license: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.+-]{0,63}$")] | None = Field(
+        None,
+        description="licence of the input data as a dataset hub names it (an SPDX-style id such as "
+        "cc-by-4.0 or apache-2.0, or other); written into each teacher cache's dataset card; None = unknown",
+    )
 
     @model_validator(mode="after")
     def _format_known(self) -> InputSpec:
@@ -146,6 +151,11 @@ class TinyBertConfig(_Strict):
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = a GPU when the cluster has one")
     do_lower_case: Flag = Field(True, description="lower-case words as an uncased BERT does")
+    stopwords: Literal["reference", "nltk"] = Field(
+        "reference",
+        description="words never replaced: reference = the reference script's own 173-word list; nltk = "
+        "NLTK's English list, which also holds what, which, who, whom, when, where, why and how",
+    )
     glove: GloveConfig = GloveConfig()
     workers: Annotated[Int, Field(gt=0)] | None = Field(
         None, description="tasks or MLM actors; None = one per CPU (MLM actors: actors_per_gpu per GPU, else one)"

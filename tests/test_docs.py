@@ -15,6 +15,7 @@ DOCS = [
     ROOT / "CONTRIBUTING.md",
     ROOT / "CHANGELOG.md",
     ROOT / "benchmarks/README.md",
+    ROOT / "examples/README.md",
     *sorted((ROOT / "docs").glob("*.md")),
 ]
 

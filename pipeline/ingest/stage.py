@@ -253,7 +253,9 @@ def completion_key(cfg: JobConfig, split: str) -> str | None:
     settings = {
         "stage": "ingest",
         "split": split,
-        "input": cfg.inputs[split].model_dump(mode="json"),
+        "input": cfg.inputs[split].model_dump(
+            mode="json", exclude={"license"}
+        ),  # the licence does not change the examples
         "ingest": cfg.ingest.model_dump(mode="json", exclude={"strict"}),
         "labels": cfg.labels,
     }

@@ -338,9 +338,10 @@ def to_torch(table: pa.Table, hidden_size: int, num_heads: int = 0, hidden_dtype
             out[name] = torch.from_numpy(arr)
         elif name.startswith("attention_") and name != "attention_mask":
             arr = np.zeros((n, num_heads, T, T), dtype=np.float16)
-            col = table.column(name).combine_chunks()
+            flat = _flat(table, name)
+            ends = np.cumsum(num_heads * lens * lens)  # one flat array sliced: no Arrow scalar per row
             for j in range(n):
                 k = int(lens[j])
-                arr[j, :, :k, :k] = col[j].values.to_numpy(zero_copy_only=False).reshape(num_heads, k, k)
+                arr[j, :, :k, :k] = flat[ends[j] - num_heads * k * k : ends[j]].reshape(num_heads, k, k)
             out[name] = torch.from_numpy(arr).to(hidden_dtype)
     return out

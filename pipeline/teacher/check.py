@@ -1,4 +1,6 @@
-"""``python -m pipeline.teacher.check DIR``: validate a teacher cache and print what it holds."""
+"""``python -m pipeline.teacher.check DIR``: validate a teacher cache against its manifest (rows,
+checksums, schema) and its dataset card (README.md), print what it holds; exit 1 naming every
+problem when it is not valid."""
 
 from __future__ import annotations
 
@@ -6,7 +8,25 @@ import argparse
 import json
 import sys
 
+from .. import storage
 from .cache import CacheError, open_cache
+from .card import CARD_NAME, card_problems
+from .shards import cache_footprint
+
+
+def card_check(directory: str, manifest: dict) -> list[str]:
+    """What is wrong with the dataset card of a valid cache (empty: nothing)."""
+    path = storage.join(directory, CARD_NAME)
+    if not storage.exists(path):
+        return ["missing (the dataset card; a re-run of the teacher stage writes it)"]
+    filesystem, p = storage.resolve(path)
+    with filesystem.open_input_stream(p) as fh:
+        raw = fh.read()
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as exc:
+        return [f"not UTF-8 text (byte {exc.start})"]
+    return card_problems(text, manifest, *cache_footprint(directory, manifest))
 
 
 def main(argv=None) -> int:
@@ -20,6 +40,11 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     m = cache.manifest
+    problems = card_check(args.cache, m)
+    for problem in problems:
+        print(f"error: {storage.join(args.cache, CARD_NAME)}: {problem}", file=sys.stderr)
+    if problems:
+        return 1
     print(
         json.dumps(
             {

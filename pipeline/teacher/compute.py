@@ -42,7 +42,7 @@ class InferenceSpec:
     dtype: str = "fp32"
     threads: int | None = None
     mantissa_bits: int = 7  # the stage default (TeacherConfig.hidden_mantissa_bits)
-    float16_encoding: str = "byte_stream_split"
+    float16_encoding: str = "plain"
     row_group_bytes: int = 64 << 20
     mlm_model: str = ""  # masked-LM teacher for the top-k logits ("" = none)
     mlm_weights_sha256: str = ""

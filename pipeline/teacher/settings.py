@@ -130,10 +130,11 @@ class TeacherConfig(_Strict):
         "exact float16, about 1.58 bytes per value (the low mantissa bits of activations are noise "
         "and do not compress)",
     )
-    float16_encoding: Literal["byte_stream_split", "plain"] = Field(
-        "byte_stream_split",
-        description="Parquet encoding of float16 columns; DuckDB (2.0) cannot decode "
-        "byte_stream_split float16 columns: choose plain (about 7% larger) for DuckDB",
+    float16_encoding: Literal["plain", "byte_stream_split"] = Field(
+        "plain",
+        description="Parquet encoding of float16 columns: plain (default) is read by every engine of the "
+        "reader matrix (pyarrow, pandas, polars, DuckDB, Hugging Face datasets, Ray Data); "
+        "byte_stream_split is a few percent smaller but DuckDB (2.0) cannot decode it",
     )
     mlm_top_k: Annotated[Int, Field(gt=0, le=1000)] | None = Field(
         None,

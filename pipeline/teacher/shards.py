@@ -202,3 +202,16 @@ def inspect_shard(
     if first_row is not None and kv.get(KEY_FIRST_ROW, b"").decode() != str(first_row):
         return meta, f"starts at input row {kv.get(KEY_FIRST_ROW, b'?').decode()}, expected {first_row}"
     return meta, None
+
+
+def cache_footprint(cache_dir: str, manifest: dict) -> tuple[pa.Schema, int]:
+    """The columns of a cache (its first shard's schema) and the uncompressed bytes of all its row
+    groups, from the shards' footers."""
+    schema, total = None, 0
+    for shard in manifest["shards"]:
+        filesystem, p = storage.resolve(storage.join(cache_dir, shard["file"]))
+        with filesystem.open_input_file(p) as fh:
+            meta = pq.ParquetFile(fh).metadata
+        schema = schema or meta.schema.to_arrow_schema()
+        total += sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
+    return schema or pa.schema([]), total

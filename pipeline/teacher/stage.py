@@ -27,7 +27,9 @@ from .. import layout, storage
 from ..progress import print_summary
 from ..runtime.resources import Resources
 from ..runtime.runner import Stage, Task, Work, make_task, run_stage
+from . import card
 from . import shards as sh
+from .card import CARD_NAME
 from .compute import InferenceSpec, ShardComputer
 from .errors import TeacherError
 from .finetune import LabelledTexts, finetune_classifier, finished_metrics, holdout
@@ -483,6 +485,7 @@ def cache_input(
     def commit(summary: dict, results: list[dict]) -> None:
         ordered = [dataclasses.replace(_shard_result(r), computed=not r.get("reused")) for r in results]
         manifest = _manifest(cfg, tc, name, in_dir, files, info, layers, attentions, key, ordered)
+        write_card(out_dir, manifest)
         write_manifest(out_dir, manifest)
         computed = [r for r in ordered if r.computed]
         hidden_values = manifest["tokens"] * info.hidden_size * len(layers)
@@ -594,8 +597,43 @@ def _manifest(
             "mlm_top_k": tc.mlm_top_k or 0,
             "mlm_teacher": info.mlm if tc.mlm_top_k else None,
             "nonfinite_values": sum(r.nonfinite for r in results),
+            "lineage": _lineage(cfg, name),
         },
     )
+
+
+def _lineage(cfg, name: str) -> dict:
+    """Where a cached corpus comes from: the job, the source file and, for an augmented corpus, the
+    augmentation settings that made it and their hash (written into the manifest and the card)."""
+    from ..augment.stage import make_methods
+    from ..runtime.digest import digest
+
+    parts = name.split("/")
+    spec = cfg.inputs.get(parts[1]) if len(parts) > 1 else None
+    out: dict[str, Any] = {
+        "job": {"name": cfg.name, "task": cfg.task, "seed": cfg.seed, "config_hash": cfg.config_hash()},
+        "source": {
+            "split": parts[1] if len(parts) > 1 else None,
+            "path": spec.path if spec else None,
+            "license": spec.license if spec else None,
+        },
+    }
+    if parts[0] == "augmented" and len(parts) == 3:
+        method = make_methods(cfg, [parts[2]], "local")[parts[2]]
+        settings = {
+            "seed": cfg.seed,
+            "tries": method.tries(),
+            "shard_rows": cfg.augment.shard_rows,
+            **method.settings(),
+        }
+        out["augmentation"] = {"method": parts[2], "settings": settings, "hash": digest(settings, length=16)}
+    return out
+
+
+def write_card(out_dir: str, manifest: dict) -> None:
+    """The folder's dataset card, from the manifest and the shards' footers."""
+    with storage.atomic_output(storage.join(out_dir, CARD_NAME)) as out:
+        out.write(card.render(manifest, *sh.cache_footprint(out_dir, manifest)).encode())
 
 
 def _column_bytes(out_dir: str, results: list[sh.ShardResult], columns: list[str]) -> int:
