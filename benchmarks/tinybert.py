@@ -13,6 +13,16 @@ contender:
    reference's candidates it keeps;
 4. ours with GloVe only (``mlm=None``).
 
+With ``--reference-checkout PATH`` (a checkout of huawei-noah/Pretrained-Language-Model, or its
+``TinyBERT`` folder; needs ``pip install boto3 requests``), a fifth contender runs the unmodified
+``data_augmentation.py`` of that checkout, imported from there and never copied into this
+repository: its own ``BertForMaskedLM`` and ``BertTokenizer`` load the benchmark's MLM weights and
+vocabulary from a temporary folder (the largest logit difference to the transformers model is
+printed), its ``prepare_embedding_retrieval`` reads the same GloVe rows, and its candidate dicts
+are read from its log. It prints its speed and the share of identical candidate sets of ours
+(parity fp32) and of the port against it. Its ``np.Inf`` is lent to NumPy 2 while it runs, its
+``device`` is set to ``--device``.
+
 Speeds are input sentences and output rows per second. The contenders take turns chunk by
 chunk (``--chunk`` sentences, one ``augment`` call each), so a change in machine load is shared.
 Run ``python -m benchmarks.tinybert --help``.
@@ -21,20 +31,29 @@ Run ``python -m benchmarks.tinybert --help``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import importlib
+import json
+import logging
 import os
 import random
+import re
 import resource
+import sys
+import tempfile
 import time
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
+from transformers.models.bert.tokenization_bert_legacy import BasicTokenizer
 
-from pipeline.augment.glove import GloveVectors, default_glove_path
+from pipeline.augment.glove import DEFAULT_ROWS, GloveVectors, default_glove_path, detect_format, read_vectors
 from pipeline.augment.mlm import MlmCandidates
 from pipeline.augment.tinybert import TinyBertAugmenter, TinyBertParams
-from pipeline.augment.words import WordSplitter
+from pipeline.augment.words import REFERENCE_STOPWORDS_RESOURCE
 
 SHAPES = {
     "small": dict(num_hidden_layers=6, hidden_size=384, num_attention_heads=12, intermediate_size=1536),
@@ -42,12 +61,16 @@ SHAPES = {
 }
 
 
-class ReferenceAugmentor:
-    """The reference's ``DataAugmentor``, ported to transformers 5 with its behaviour kept.
+def reference_stop_words() -> set[str]:
+    """The reference's ``StopWordsList``, read from the verbatim copy bundled with its source."""
+    text = (resources.files("pipeline") / "resources" / REFERENCE_STOPWORDS_RESOURCE).read_text("utf-8")
+    return {line for line in text.splitlines() if line and not line.startswith("#")}
 
-    One deliberate difference: eligibility uses our stop words (NLTK's list). The reference's
-    hand-copied list lacks eight wh-words (what, which, who, whom, when, where, why, how), which
-    would give it a few more MLM calls and candidate sets ours does not have.
+
+class ReferenceAugmentor:
+    """The reference's ``DataAugmentor``, ported to transformers 5 with its behaviour kept: its
+    stop words (``StopWordsList``), its ``_is_valid`` rule, and the basic tokenizer of its
+    ``BertTokenizer`` (``never_split`` = its five special tokens), none of them taken from our code.
     """
 
     def __init__(self, model, tokenizer, glove: GloveVectors, top_k: int, n_aug: int, p: float):
@@ -56,7 +79,13 @@ class ReferenceAugmentor:
         self.emb_norm = np.asarray(glove.matrix, dtype=np.float64)
         self.vocab = glove.index
         self.ids_to_tokens = glove.words
-        self.splitter = WordSplitter(tokenizer.do_lower_case)  # same stop words as ours
+        self.stop_words = reference_stop_words()
+        self.basic_tokenizer = BasicTokenizer(
+            do_lower_case=tokenizer.do_lower_case, never_split=("[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]")
+        )
+
+    def _is_valid(self, word: str) -> bool:
+        return not re.search("[^a-z]", word.lower())
 
     def _word_distance(self, word):
         if word not in self.vocab:
@@ -108,11 +137,15 @@ class ReferenceAugmentor:
         return candidate_words or [mask_token]
 
     def candidates(self, sent) -> dict[int, list[str]]:
-        tokens = self.tokenizer.basic_tokenizer.tokenize(sent)
-        return {i: self._word_augment(sent, i, w) for i, w in enumerate(tokens) if self.splitter.is_eligible(w)}
+        tokens = self.basic_tokenizer.tokenize(sent)
+        return {
+            i: self._word_augment(sent, i, w)
+            for i, w in enumerate(tokens)
+            if self._is_valid(w) and w.lower() not in self.stop_words
+        }
 
     def augment(self, sent) -> tuple[list[str], dict[int, list[str]]]:
-        tokens = self.tokenizer.basic_tokenizer.tokenize(sent)
+        tokens = self.basic_tokenizer.tokenize(sent)
         candidate_words = self.candidates(sent)
         candidate_sents = [sent]
         for _ in range(self.N):
@@ -124,6 +157,185 @@ class ReferenceAugmentor:
             if " ".join(new_sent) not in candidate_sents:
                 candidate_sents.append(" ".join(new_sent))
         return candidate_sents, candidate_words
+
+
+class _Found:
+    """A candidate dict shaped like ours (``positions``, ``candidates``), for :func:`compare`."""
+
+    def __init__(self, by_position: dict[int, list[str]]):
+        self.positions, self.candidates = list(by_position), list(by_position.values())
+
+
+class _CandidateLog(logging.Handler):
+    """Keeps the candidate dicts the script logs (``logger.info(candidate_words)``, one per sentence)."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.found: list[dict[int, list[str]]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, dict):
+            self.found.append(record.msg)
+
+
+@contextlib.contextmanager
+def _numpy_inf_alias():
+    """The script's ``_word_distance`` reads ``np.Inf``, an alias of ``np.inf`` that NumPy 2.0 removed:
+    the alias is lent to NumPy while the script runs, so its code stays unmodified."""
+    if "Inf" in vars(np):
+        yield
+        return
+    vars(np)["Inf"] = np.inf
+    try:
+        yield
+    finally:
+        vars(np).pop("Inf", None)
+
+
+def tinybert_folder(checkout: Path) -> Path:
+    """The folder holding ``data_augmentation.py``: ``checkout`` itself or its ``TinyBERT``."""
+    for folder in (checkout, checkout / "TinyBERT"):
+        if (folder / "data_augmentation.py").is_file() and (folder / "transformer" / "__init__.py").is_file():
+            return folder.resolve()
+    raise SystemExit(f"{checkout}: no data_augmentation.py and transformer/ here nor in {checkout / 'TinyBERT'}")
+
+
+def import_script(folder: Path):
+    """``data_augmentation`` of ``folder``, imported with that folder first on ``sys.path`` (so its own
+    ``transformer`` package is the one found); ``sys.path`` and the root logger are restored after."""
+    for name in ("data_augmentation", "transformer"):
+        loaded = sys.modules.get(name)
+        if loaded is not None and folder not in Path(loaded.__file__).resolve().parents:
+            raise SystemExit(f"another module named {name!r} is already imported ({loaded.__file__})")
+    root = logging.getLogger()
+    saved_path, saved_handlers, saved_level = list(sys.path), list(root.handlers), root.level
+    sys.path.insert(0, str(folder))
+    try:
+        return importlib.import_module("data_augmentation")
+    except ModuleNotFoundError as err:
+        if err.name in ("boto3", "botocore", "requests", "tqdm"):
+            raise SystemExit(
+                f"{folder}/transformer imports {err.name} at import time: pip install boto3 requests "
+                "into this virtualenv to run the reference script"
+            ) from err
+        raise
+    finally:
+        sys.path[:] = saved_path
+        # its logging.basicConfig(level=INFO) would print every log line of the process
+        for handler in root.handlers:
+            if handler not in saved_handlers:
+                root.removeHandler(handler)
+        root.setLevel(saved_level)
+
+
+def save_for_script(folder: Path, model, legacy_tokenizer) -> None:
+    """``model``'s weights, config and vocabulary in the layout the script's ``from_pretrained`` reads."""
+    config = model.config
+    if config.hidden_act != "gelu" or config.layer_norm_eps != 1e-12:
+        raise SystemExit("the script's BERT has erf GELU and LayerNorm eps 1e-12 only")
+    fields = (
+        *("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"),
+        *("hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings"),
+        *("type_vocab_size", "initializer_range"),
+    )
+    (folder / "config.json").write_text(json.dumps({f: getattr(config, f) for f in fields}, indent=2), "utf-8")
+    state = model.state_dict()
+    # transformers ties the decoder bias to cls.predictions.bias; the script's decoder has no bias
+    assert torch.equal(state.pop("cls.predictions.decoder.bias"), state["cls.predictions.bias"])
+    torch.save({k: v.detach().cpu() for k, v in state.items()}, folder / "pytorch_model.bin")
+    tokens = sorted(legacy_tokenizer.vocab, key=legacy_tokenizer.vocab.get)
+    assert [legacy_tokenizer.vocab[t] for t in tokens] == list(range(len(tokens))), "vocabulary ids have gaps"
+    (folder / "vocab.txt").write_text("".join(t + "\n" for t in tokens), "utf-8")
+
+
+def glove_for_script(path: Path, folder: Path) -> Path:
+    """A GloVe text file with the rows ``GloveVectors.load(path)`` reads: ``path`` itself if it is one,
+    else its first 100,000 raw vectors written as text (float32 shortest repr, as GloVe's own files)."""
+    if path.is_file() and path.suffix != ".gz" and detect_format(path) == "text":
+        return path
+    words, matrix = read_vectors(path, rows=DEFAULT_ROWS)
+    if any(len(w.split()) != 1 for w in words):
+        raise SystemExit(f"{path}: a word holds whitespace, which the script's line.split() would break")
+    out = folder / "glove.txt"
+    with open(out, "w", encoding="utf-8") as f:
+        for word, row in zip(words, np.asarray(matrix, dtype=np.float32).astype(str)):
+            f.write(f"{word} {' '.join(row)}\n")
+    return out
+
+
+class ReferenceScript:
+    """The unmodified ``data_augmentation.py`` of a checkout: its ``DataAugmentor`` with its own
+    ``BertForMaskedLM`` and ``BertTokenizer`` loaded from ``model``'s weights, and its
+    ``prepare_embedding_retrieval`` reading the benchmark's GloVe rows. Its candidate dicts are
+    read from its log."""
+
+    def __init__(self, checkout: Path, model, legacy_tokenizer, glove_path: Path, top_k, n_aug, p, device):
+        self.module = import_script(tinybert_folder(checkout))
+        # every contender's MLM runs on --device; the script picks cuda whenever there is one
+        self.module.device = torch.device(device)
+        with tempfile.TemporaryDirectory(prefix="tinybert-script-") as tmp:
+            folder = Path(tmp)
+            save_for_script(folder, model, legacy_tokenizer)
+            self.tokenizer = self.module.BertTokenizer.from_pretrained(str(folder))
+            try:
+                self.model = self.module.BertForMaskedLM.from_pretrained(str(folder)).eval()
+            except Exception as err:
+                # e.g. its torch.load under a torch whose weights_only default refuses the file: reported, not patched
+                raise SystemExit(
+                    f"the script's BertForMaskedLM.from_pretrained could not load the weights ({type(err).__name__}: {err})"
+                ) from err
+            emb_norm, vocab, ids_to_tokens = self.module.prepare_embedding_retrieval(
+                str(glove_for_script(glove_path, folder))
+            )
+        saved = set(model.state_dict()) - {"cls.predictions.decoder.bias"}
+        expected = set(self.model.state_dict())
+        unexpected, missing = saved - expected, {k for k in expected - saved if not k.startswith("bert.pooler.")}
+        if unexpected or missing:  # its from_pretrained only logs these
+            raise SystemExit(f"weights do not match the script's model: unexpected {unexpected}, missing {missing}")
+        self.model.to(self.module.device)
+        self.augmentor = self.module.DataAugmentor(
+            self.model, self.tokenizer, emb_norm, vocab, ids_to_tokens, top_k, n_aug, p
+        )
+        self.log = _CandidateLog()
+        logger = self.module.logger
+        logger.addHandler(self.log)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+    def max_logit_difference(self, model, sentence: str) -> float:
+        """Max |logit difference| between the script's model and ``model`` on one sentence pair
+        with a masked word, as the script builds its inputs."""
+        pieces = self.tokenizer.tokenize(sentence)[:200]
+        masked = ["[MASK]", *pieces[1:]]
+        tokens = ["[CLS]", *masked, "[SEP]", *pieces, "[SEP]"]
+        ids = torch.tensor([self.tokenizer.convert_tokens_to_ids(tokens)])
+        segments = torch.tensor([[0] * (len(masked) + 2) + [1] * (len(pieces) + 1)])
+        with torch.no_grad():
+            theirs = self.model(ids.to(self.module.device), segments.to(self.module.device)).cpu()
+            ours = model(ids.to(model.device), token_type_ids=segments.to(model.device)).logits.cpu()
+        return (theirs - ours).abs().max().item()
+
+    def augment(self, sent: str) -> tuple[list[str], dict[int, list[str]]]:
+        self.log.found.clear()
+        with _numpy_inf_alias():
+            sents = self.augmentor.augment(sent)
+        return sents, self.log.found[-1]
+
+    def word(self, sent: str, pos: int) -> str:
+        return self.tokenizer.basic_tokenizer.tokenize(sent)[pos]
+
+
+def differences(ours, reference) -> list[tuple[int, int, set[str], set[str]]]:
+    """(sentence, word position, our candidates, reference candidates) for each word that
+    :func:`compare` counts as different."""
+    found = []
+    for i, (mine, ref) in enumerate(zip(ours, reference)):
+        mine_by_pos = dict(zip(mine.positions, mine.candidates))
+        for pos in sorted(set(ref) | set(mine_by_pos)):
+            got, want = set(mine_by_pos.get(pos, ())), set(ref.get(pos, ()))
+            if got != want:
+                found.append((i, pos, got, want))
+    return found
 
 
 def read_sentences(path: Path, count: int) -> list[str]:
@@ -162,14 +374,16 @@ def timed(fn):
 
 
 def compare(ours, reference) -> tuple[float, float]:
-    """(share of eligible words with identical candidate sets, mean share of reference candidates kept)."""
+    """(share of eligible words with identical candidate sets, mean share of reference candidates
+    kept), over the words either side finds eligible: a word only one side replaces counts as a
+    difference."""
     same, kept, total = 0, 0.0, 0
     for mine, ref in zip(ours, reference):
         mine_by_pos = dict(zip(mine.positions, mine.candidates))
-        for pos, ref_cands in ref.items():
-            got = set(mine_by_pos.get(pos, ()))
-            same += got == set(ref_cands)
-            kept += len(got & set(ref_cands)) / len(set(ref_cands))
+        for pos in set(ref) | set(mine_by_pos):
+            got, ref_cands = set(mine_by_pos.get(pos, ())), set(ref.get(pos, ()))
+            same += got == ref_cands
+            kept += len(got & ref_cands) / len(ref_cands) if ref_cands else 0.0
             total += 1
     return same / max(total, 1), kept / max(total, 1)
 
@@ -215,12 +429,23 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument(
+        "--reference-checkout",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="a checkout of huawei-noah/Pretrained-Language-Model (or its TinyBERT folder): also run its unmodified "
+        "data_augmentation.py on the same sentences, MLM weights and GloVe rows (needs boto3 and requests)",
+    )
     args = parser.parse_args(argv)
     if not args.input.exists():
         parser.error(f"{args.input} not found: pass --input with a TSV of sentences")
+    if args.reference_checkout:
+        tinybert_folder(args.reference_checkout)  # a wrong path fails before the minutes of set-up
 
     texts = read_sentences(args.input, args.sentences)
-    glove = GloveVectors.load(args.glove or default_glove_path())
+    glove_path = args.glove or default_glove_path()
+    glove = GloveVectors.load(glove_path)
     model, tokenizer, legacy_tokenizer = build_mlm(args.shape, args.seed)
     params = TinyBertParams(n_aug=args.n_aug, batch_tokens=args.batch_tokens)
     fast_dtype = (
@@ -242,6 +467,22 @@ def main(argv=None) -> None:
         f"torch threads={torch.get_num_threads()}, fast dtype={fast_dtype} (native bf16: {native_bf16()}), "
         f"batch tokens={args.batch_tokens}, {args.chunk} sentences per call"
     )
+    script = None
+    if args.reference_checkout:
+        script = ReferenceScript(
+            args.reference_checkout,
+            model,
+            legacy_tokenizer,
+            glove_path,
+            params.top_k,
+            params.n_aug,
+            params.p,
+            args.device,
+        )
+        print(
+            f"reference script: {script.module.__file__} (np.Inf lent to NumPy 2 while it runs); its MLM's logits "
+            f"differ from the benchmark model's by at most {script.max_logit_difference(model, texts[0]):.2e}"
+        )
 
     start_load = os.getloadavg()[0]
     random.seed(args.seed)
@@ -249,9 +490,11 @@ def main(argv=None) -> None:
     runs = {} if args.skip_reference else {"reference": lambda chunk, ids: [reference.augment(t) for t in chunk]}
     for name, augmenter in ours.items():
         runs[name] = lambda chunk, ids, a=augmenter: a.augment(ids, chunk, [None] * len(chunk), args.seed)
+    if script is not None:
+        runs["reference script"] = lambda chunk, ids: [script.augment(t) for t in chunk]
     seconds = dict.fromkeys(runs, 0.0)
     rows = dict.fromkeys(runs, 0)
-    reference_cands = []
+    found = {name: [] for name in ("reference", "reference script") if name in runs}  # their candidate dicts
     for run in runs.values():  # warm-up
         run(texts[:2], ["w0", "w1"])
     for start in range(0, len(texts), args.chunk):
@@ -260,22 +503,41 @@ def main(argv=None) -> None:
         for name, run in runs.items():
             out, took = timed(lambda run=run, chunk=chunk, ids=ids: run(chunk, ids))
             seconds[name] += took
-            rows[name] += sum(len(o[0]) if name == "reference" else len(o) for o in out)
-            if name == "reference":
-                reference_cands += [cands for _, cands in out]
+            rows[name] += sum(len(o[0]) if name in found else len(o) for o in out)
+            if name in found:
+                found[name] += [cands for _, cands in out]
 
+    reference_cands = found.get("reference", [])
     ref_speed = None if args.skip_reference else len(texts) / seconds["reference"]
+    width = max(14, *map(len, runs))
     for name in runs:
         speed = len(texts) / seconds[name]
-        line = f"{name:>14}: {speed:8.2f} sentences/s {rows[name] / seconds[name]:9.1f} rows/s ({seconds[name]:.2f} s)"
+        line = f"{name:>{width}}: {speed:8.2f} sentences/s {rows[name] / seconds[name]:9.1f} rows/s ({seconds[name]:.2f} s)"
         if ref_speed and name != "reference":
             line += f"  x{speed / ref_speed:.1f} reference"
-        if name == "reference":
-            line += f"  {sum(map(len, reference_cands)) / len(texts):.1f} eligible words per sentence"
+        if name in found:
+            line += f"  {sum(map(len, found[name])) / len(texts):.1f} eligible words per sentence"
         elif reference_cands and ours[name].mlm is not None:
             same, kept = compare(ours[name].candidates(texts), reference_cands)
             line += f"  identical candidate sets {100 * same:.2f}%, reference candidates kept {100 * kept:.2f}%"
         print(line)
+    if script is not None:
+        # the script picks variants with random.choice, so only candidate sets are compared
+        script_cands = found["reference script"]
+        against = {"ours parity fp32": ours["parity fp32"].candidates(texts)}
+        if reference_cands:
+            against["reference (port)"] = [_Found(cands) for cands in reference_cands]
+        for label, cands in against.items():
+            same, kept = compare(cands, script_cands)
+            differ = differences(cands, script_cands)
+            print(
+                f"{label} against the reference script: identical candidate sets {100 * same:.2f}% "
+                f"({len(differ)} words differ), script candidates kept {100 * kept:.2f}%"
+            )
+            for i, pos, got, want in differ[:5]:
+                print(
+                    f"  sentence {i} word {pos} {script.word(texts[i], pos)!r}: {sorted(got)} vs script {sorted(want)}"
+                )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"peak RSS {peak:.0f} MiB; load average {start_load:.2f} at start, {os.getloadavg()[0]:.2f} at end "

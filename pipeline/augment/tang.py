@@ -10,9 +10,12 @@ One variant of a sentence of words w_1..w_L:
    the possible positions; n >= L keeps every word.
 
 An example gets n_iter tries; variants equal to the original or to an earlier variant are
-dropped (compared as words joined by single spaces, the form every variant is written in).
-For sentence pairs try i augments the first text (i % 3 == 0), the second (1) or both (2); the
-text left alone is written as given.
+dropped (compared as words joined by single spaces). A variant is written as the original text
+with its changes in place (``text_format: natural``: the text's spacing and punctuation kept, a
+replacement word in the capitalisation of the word it replaces, an n-gram as the stretch of the
+text it covers) or as its words joined by single spaces (``reference``, as the paper's code
+writes them); both keep the same variants. For sentence pairs try i augments the first text
+(i % 3 == 0), the second (1) or both (2); the text left alone is written as given.
 
 Speed: the draws of all tries of one text come from one ``rng.random((tries, L))`` and one
 vectorised unigram draw, so no Python code runs per word and try. Every random number of an
@@ -29,6 +32,7 @@ import numpy as np
 
 from ..seeding import example_rng
 from .pos import PosUnigram, Tagged
+from .words import cased_like
 
 Row = tuple[str, str | None]
 
@@ -41,6 +45,7 @@ class TangParams:
     p_ng: float = 0.25
     max_ngram: int = 5
     mask_token: str = "[MASK]"
+    text_format: str = "natural"
 
     def __post_init__(self) -> None:
         if self.n_iter < 0 or self.max_ngram < 1:
@@ -58,11 +63,23 @@ def sample_variants(
     n: int,
 ) -> list[list[str]]:
     """``n`` independent variants of one sentence (steps 1 and 2 above), as word lists."""
+    return [row[lo:hi] for row, (lo, hi) in zip(*sample_rows(words, tags, unigram, params, rng, n))]
+
+
+def sample_rows(
+    words: Sequence[str],
+    tags: Sequence[str],
+    unigram: PosUnigram,
+    params: TangParams,
+    rng: np.random.Generator,
+    n: int,
+) -> tuple[list[list[str]], list[tuple[int, int]]]:
+    """``n`` variants as whole word rows (step 1) and the word range each keeps (step 2)."""
     length = len(words)
     if len(tags) != length:
         raise ValueError(f"{length} words but {len(tags)} tags")
     if length == 0:
-        return [[] for _ in range(n)]
+        return [[] for _ in range(n)], [(0, 0)] * n
     # step 1: one X per (variant, word); one uniform per POS replacement, all tags in one draw
     x = rng.random((n, length))
     out = np.tile(np.array(words, dtype=object), (n, 1))
@@ -77,10 +94,29 @@ def sample_variants(
     ngram = rng.random(n) < params.p_ng
     size = np.minimum(rng.integers(1, params.max_ngram + 1, n), length)
     start = (rng.random(n) * (length - size + 1)).astype(np.int64)
-    return [
-        row[s : s + k].tolist() if cut else row.tolist()
-        for row, cut, s, k in zip(out, ngram.tolist(), start.tolist(), size.tolist())
-    ]
+    ranges = [(s, s + k) if cut else (0, length) for cut, s, k in zip(ngram.tolist(), start.tolist(), size.tolist())]
+    return out.tolist(), ranges
+
+
+def token_spans(text: str, tokens: Sequence[str]) -> list[tuple[int, int]] | None:
+    """Where each token of ``text`` lies (spaCy's tokens are pieces of the text, in order); None
+    when one is not found (a tagger that rewrote the text), and the variant is written joined."""
+    spans, pos = [], 0
+    for token in tokens:
+        start = text.find(token, pos)
+        if start < 0 or text[pos:start].strip():
+            return None
+        spans.append((start, start + len(token)))
+        pos = start + len(token)
+    return spans
+
+
+def _glue(left: str, right: str) -> str:
+    """The space between two tokens written together in the text ("did" "n't") once one of them
+    is replaced: none before a clitic or after / before punctuation, else one ("was insightfully")."""
+    if not left or not right or right.startswith("'") or right.lower() == "n't":
+        return ""
+    return " " if left[-1].isalnum() and right[0].isalnum() else ""
 
 
 def augment_words(
@@ -123,8 +159,8 @@ class TangAugmenter:
     ) -> list[Row]:
         n = self.params.n_iter
         modes = [0] * n if tb is None else [i % 3 for i in range(n)]  # 0: a only, 1: b only, 2: both
-        var_a = iter(self._texts(ta, rng, sum(m != 1 for m in modes)))
-        var_b = iter(self._texts(tb, rng, sum(m != 0 for m in modes)) if tb is not None else [])
+        var_a = iter(self._texts(ta, oa, rng, sum(m != 1 for m in modes)))
+        var_b = iter(self._texts(tb, ob or "", rng, sum(m != 0 for m in modes)) if tb is not None else [])
         norm_a = " ".join(ta[0])
         norm_b = " ".join(tb[0]) if tb is not None else None
         seen = {(norm_a, norm_b)}
@@ -132,12 +168,42 @@ class TangAugmenter:
         for mode in modes:
             a = next(var_a) if mode != 1 else None
             b = next(var_b) if mode != 0 else None
-            key = (norm_a if a is None else a, norm_b if b is None else b)
+            key = (norm_a if a is None else a[0], norm_b if b is None else b[0])
             if key not in seen:
                 seen.add(key)
-                rows.append((oa if a is None else a, ob if b is None else b))
+                rows.append((oa if a is None else a[1], ob if b is None else b[1]))
         return rows
 
-    def _texts(self, tagged: Tagged, rng: np.random.Generator, n: int) -> list[str]:
+    def _texts(self, tagged: Tagged, original: str, rng: np.random.Generator, n: int) -> list[tuple[str, str]]:
+        """``n`` variants as (words joined by spaces: the comparison key, the text written)."""
         words, tags = tagged
-        return [" ".join(v) for v in sample_variants(words, tags, self.unigram, self.params, rng, n)]
+        rows, ranges = sample_rows(words, tags, self.unigram, self.params, rng, n)
+        spans = token_spans(original, words) if self.params.text_format == "natural" else None
+        out = []
+        for row, (lo, hi) in zip(rows, ranges):
+            key = " ".join(row[lo:hi])
+            out.append((key, key if spans is None else self._natural(original, words, spans, row, lo, hi)))
+        return out
+
+    def _natural(
+        self, text: str, words: Sequence[str], spans: list[tuple[int, int]], row: list[str], lo: int, hi: int
+    ) -> str:
+        """Words lo..hi-1 of the variant with the text's own spacing between them (and around
+        them when nothing is cut); a replacement in the capitalisation of the word it replaces."""
+        if lo == hi:
+            return ""
+        new = [
+            cased_like(row[i], words[i]) if row[i] != words[i] and row[i] != self.params.mask_token else row[i]
+            for i in range(lo, hi)
+        ]
+        out = [text[: spans[0][0]]] if lo == 0 else []
+        for i in range(lo, hi):
+            out.append(new[i - lo])
+            if i + 1 < hi:
+                gap = text[spans[i][1] : spans[i + 1][0]]
+                if not gap and (row[i] != words[i] or row[i + 1] != words[i + 1]):
+                    gap = _glue(new[i - lo], new[i + 1 - lo])
+                out.append(gap)
+            elif hi == len(words):
+                out.append(text[spans[i][1] :])
+        return "".join(out)

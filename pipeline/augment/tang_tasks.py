@@ -134,7 +134,10 @@ class Tang:
         return self.cfg.tang_n_iter
 
     def settings(self) -> dict:
-        return self.cfg.augment.tang.model_dump(mode="json", exclude={"workers", "batch_size"})
+        return {
+            **self.cfg.augment.tang.model_dump(mode="json", exclude={"workers", "batch_size"}),
+            "text_format": self.cfg.augment.text_format,
+        }
 
     def extra_inputs(self, split: str) -> dict:
         return {"train": self.examples_key("train")}  # the unigram-by-tag table comes from the train split
@@ -153,6 +156,7 @@ class Tang:
             p_ng=t.p_ng,
             max_ngram=t.max_ngram,
             mask_token=t.mask_token,
+            text_format=self.cfg.augment.text_format,
         )
 
     def tag(self, split: str) -> list[str]:

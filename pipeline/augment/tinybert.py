@@ -33,14 +33,16 @@ from ..gc_pause import paused_gc
 from ..seeding import example_rng
 from .glove import GloveVectors, NeighbourCache
 from .mlm import MlmCandidates
-from .words import WordSplitter, joined_normals
+from .words import WordSplitter, cased_like, joined_normals, word_spans
 
 
 @dataclass(frozen=True)
 class TinyBertParams:
     """n_aug tries per text, replacement probability p, top_k candidates per word;
     mlm_input "pair" (reference) or "single"; MLM inputs cut to max_seq_length tokens and
-    batched by batch_tokens padded tokens; do_lower_case for the word split."""
+    batched by batch_tokens padded tokens; do_lower_case for the word split; stopwords: the
+    reference's list or NLTK's (words.py); text_format "natural" (the original text with only the
+    replaced words changed) or "reference" (the words joined by spaces, as the reference writes)."""
 
     n_aug: int = 20
     p: float = 0.4
@@ -49,6 +51,8 @@ class TinyBertParams:
     max_seq_length: int = 512
     batch_tokens: int = 8192
     do_lower_case: bool = True
+    stopwords: str = "reference"
+    text_format: str = "natural"
 
 
 @dataclass
@@ -58,6 +62,8 @@ class SentenceCandidates:
     words: list[str]
     positions: list[int]
     candidates: list[list[str]]
+    text: str = ""
+    spans: list[tuple[int, int]] | None = None  # of each word in text (natural output only)
 
 
 class TinyBertAugmenter:
@@ -75,7 +81,7 @@ class TinyBertAugmenter:
         self.params = params
         self.glove = glove
         self.mlm = mlm
-        self.splitter = WordSplitter(params.do_lower_case)
+        self.splitter = WordSplitter(params.do_lower_case, params.stopwords)
         self._neighbours = NeighbourCache(glove, params.top_k) if glove is not None else None
 
     def prime_neighbours(self, table: dict[str, list[str]]) -> None:
@@ -109,6 +115,7 @@ class TinyBertAugmenter:
             rng_a = example_rng(seed, example_id, f"{self.method}:a")
             rows += [(v, b) for v in self._variants(found[a], rng_a)]
             if b is not None:
+                # each variant of one text is paired with the other text as given
                 rng_b = example_rng(seed, example_id, f"{self.method}:b")
                 rows += [(a, v) for v in self._variants(found[b], rng_b)]
             out.append(rows)
@@ -117,10 +124,12 @@ class TinyBertAugmenter:
     def candidates(self, texts: Sequence[str]) -> list[SentenceCandidates]:
         """Words, eligible positions and candidate lists of every text, computed together."""
         result = []
+        natural = self.params.text_format == "natural"
         for text in texts:
             words = self.splitter.words(text)
             positions = [i for i, w in enumerate(words) if self.splitter.is_eligible(w)]
-            result.append(SentenceCandidates(words, positions, [[] for _ in positions]))
+            spans = word_spans(text, words, self.params.do_lower_case) if natural and positions else None
+            result.append(SentenceCandidates(words, positions, [[] for _ in positions], text, spans))
         if self.mlm is not None:
             glove_slots = self._fill_from_mlm(result)
         else:
@@ -183,8 +192,24 @@ class TinyBertAugmenter:
                 if replaced:
                     word = candidates[j][pick_row[j]]
                     new_words[positions[j]], new_normals[positions[j]] = word, normal(word)
+            # the same variants whatever the text format: only how a kept one is written differs
             key = joined_normals(new_normals)
             if key not in seen:
                 seen.add(key)
-                variants.append(" ".join(new_words))
+                variants.append(" ".join(new_words) if found.spans is None else self._natural(found, new_words))
         return variants
+
+    def _natural(self, found: SentenceCandidates, new_words: list[str]) -> str:
+        """The original text with the replaced words written in their places, in the casing of the
+        words they replace (an uncased MLM's candidates are lower-case)."""
+        assert found.spans is not None
+        text, out, last = found.text, [], 0
+        for i in found.positions:
+            word = new_words[i]
+            if word == found.words[i]:
+                continue  # kept (or its own only candidate): the original characters stay
+            start, end = found.spans[i]
+            out += [text[last:start], cased_like(word, text[start:end]) if self.params.do_lower_case else word]
+            last = end
+        out.append(text[last:])
+        return "".join(out)

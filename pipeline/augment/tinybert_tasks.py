@@ -84,11 +84,11 @@ def glove_only_task(
 MAX_BUCKETS = 32
 
 
-def _range_types(task_jsons: list[str], do_lower_case: bool, buckets: int) -> tuple[list[str], ...]:
+def _range_types(task_jsons: list[str], do_lower_case: bool, stopwords: str, buckets: int) -> tuple[list[str], ...]:
     """The likely-eligible word types of some tasks' ranges, split into ``buckets`` by a stable hash."""
     from .words import WordSplitter
 
-    splitter, found = WordSplitter(do_lower_case), set()
+    splitter, found = WordSplitter(do_lower_case, stopwords), set()
     for text in task_jsons:
         table = read_examples(Task.from_json(text))
         found |= splitter.likely_eligible(table.column("text_a").to_pylist() + table.column("text_b").to_pylist())
@@ -124,7 +124,9 @@ def neighbour_table(todo: list[Task], params, glove_ref: tuple, slots: int) -> t
     slots = min(slots, MAX_BUCKETS)
     find = ray.remote(_range_types).options(num_returns=slots, **Resources().ray_options())
     groups = [todo[i :: 2 * slots] for i in range(min(len(todo), 2 * slots))]  # scanning is quick: a few tasks
-    found = [find.remote([t.as_json() for t in group], params.do_lower_case, slots) for group in groups]
+    found = [
+        find.remote([t.as_json() for t in group], params.do_lower_case, params.stopwords, slots) for group in groups
+    ]
     search = ray.remote(_bucket_neighbours).options(**Resources().ray_options())
     # with num_returns=slots each find.remote() gives a list of refs; ray types it as one ObjectRef
     parts = [search.remote(glove_ref, params.top_k, *[refs[j] for refs in found]) for j in range(slots)]  # type: ignore[index]
@@ -223,7 +225,10 @@ class TinyBert:
         return self.cfg.tinybert_n
 
     def settings(self) -> dict:
-        return self.cfg.augment.tinybert.model_dump(mode="json", exclude=PERFORMANCE_ONLY)
+        return {
+            **self.cfg.augment.tinybert.model_dump(mode="json", exclude=PERFORMANCE_ONLY),
+            "text_format": self.cfg.augment.text_format,
+        }
 
     def extra_inputs(self, split: str) -> dict:
         return {}
@@ -244,6 +249,8 @@ class TinyBert:
             max_seq_length=t.max_seq_length,
             batch_tokens=t.batch_tokens,
             do_lower_case=t.do_lower_case,
+            stopwords=t.stopwords,
+            text_format=self.cfg.augment.text_format,
         )
 
     def glove_ref(self) -> tuple:

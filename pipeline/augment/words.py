@@ -3,7 +3,11 @@
 The reference (``data_augmentation.py`` of arXiv 1909.10351) splits a text with BERT's
 ``BasicTokenizer`` (clean-up, CJK spacing, lower-casing and accent stripping for uncased
 models, punctuation split). A word may be replaced when it consists of the letters a-z only
-(after lower-casing) and is not an NLTK English stop word (plus ``'s`` and ``'re``).
+(after lower-casing) and is not one of its stop words: by default the reference's own
+173-word ``StopWordsList`` (``stopwords: reference``), or NLTK's English list plus ``'s`` and
+``'re`` (``stopwords: nltk``), which also holds what, which, who, whom, when, where, why and how.
+As the reference's tokenizer does, ``[UNK]``, ``[SEP]``, ``[PAD]``, ``[CLS]`` and ``[MASK]``
+written in a text stay single words (not lower-cased, not split at their brackets).
 
 Variants are compared in one normal form: the basic-tokenized words joined by single spaces.
 Basic tokenization works whitespace-token by whitespace-token, so the normal form of a word
@@ -19,13 +23,18 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from importlib import resources
 
 from transformers.models.bert.tokenization_bert_legacy import BasicTokenizer
 
 STOPWORDS_RESOURCE = "nltk_english_stopwords.txt"
+REFERENCE_STOPWORDS_RESOURCE = "tinybert_reference_stopwords.txt"
 EXTRA_STOPWORDS = ("'s", "'re")
+STOPWORD_LISTS = ("reference", "nltk")
+# the reference BasicTokenizer's never_split default
+NEVER_SPLIT = ("[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]")
 _LETTERS = re.compile("[a-z]+")
 _LETTER_RUNS = re.compile(r"[^\W\d_]+")  # runs of (any script's) letters
 _PLAIN_ASCII = re.compile(r"[\t\n\r -~]*")  # texts the basic tokenizer splits token by token
@@ -45,18 +54,37 @@ def english_stopwords() -> frozenset[str]:
 
         words = stopwords.words("english")
     except (ImportError, LookupError, OSError):
-        text = (resources.files("pipeline") / "resources" / STOPWORDS_RESOURCE).read_text("utf-8")
-        words = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        words = _resource_words(STOPWORDS_RESOURCE)
     return frozenset(words) | frozenset(EXTRA_STOPWORDS)
+
+
+def _resource_words(name: str) -> list[str]:
+    text = (resources.files("pipeline") / "resources" / name).read_text("utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+@functools.lru_cache(maxsize=1)
+def reference_stopwords() -> frozenset[str]:
+    """The reference script's ``StopWordsList`` (bundled verbatim, with its source)."""
+    return frozenset(_resource_words(REFERENCE_STOPWORDS_RESOURCE))
+
+
+def stopwords(name: str) -> frozenset[str]:
+    """A stop-word list by name: "reference" (the default) or "nltk"."""
+    if name == "reference":
+        return reference_stopwords()
+    if name == "nltk":
+        return english_stopwords()
+    raise ValueError(f"unknown stop-word list {name!r}; expected one of {STOPWORD_LISTS}")
 
 
 class WordSplitter:
     """Basic tokenization, eligibility and the normal form for one casing convention."""
 
-    def __init__(self, do_lower_case: bool = True):
+    def __init__(self, do_lower_case: bool = True, stopword_list: str = "reference"):
         # strip_accents=None: accents are stripped exactly when lower-casing, as in BERT.
-        self._basic = BasicTokenizer(do_lower_case=do_lower_case)
-        self._stopwords = english_stopwords()
+        self._basic = BasicTokenizer(do_lower_case=do_lower_case, never_split=NEVER_SPLIT)
+        self._stopwords = stopwords(stopword_list)
         self._normal: dict[str, str] = {}
         self._token_words: dict[str, list[str]] = {}
 
@@ -116,6 +144,57 @@ class WordSplitter:
     def normal_form(self, words: Sequence[str]) -> str:
         """The basic tokenization of ``" ".join(words)``, joined by single spaces."""
         return joined_normals([self.word_normal(w) for w in words])
+
+
+def _strip_marks(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
+
+
+def _removed(c: str) -> bool:
+    """Characters the basic tokenizer drops (NUL, U+FFFD, control characters but tab / CR / LF)."""
+    return c in "\x00\ufffd" or (c not in "\t\n\r" and unicodedata.category(c).startswith("C"))
+
+
+def word_spans(text: str, words: Sequence[str], do_lower_case: bool) -> list[tuple[int, int]] | None:
+    """The character span of each basic-tokenized word of ``text`` (``WordSplitter.words``), so a
+    variant can change those words alone and keep the text's casing, spacing and punctuation.
+    None when the words cannot be found in order (a normalisation that does not map onto the
+    text's characters); callers then write the words joined by spaces."""
+
+    def norm(sub: str, lower: bool) -> str:
+        sub = unicodedata.normalize("NFC", "".join(c for c in sub if not _removed(c)))
+        return _strip_marks(sub.lower()) if lower else sub
+
+    spans, pos, n = [], 0, len(text)
+    for word in words:
+        while pos < n and (text[pos].isspace() or _removed(text[pos])):
+            pos += 1
+        start, end, target = pos, pos, unicodedata.normalize("NFD", word)
+        lower = do_lower_case and word not in NEVER_SPLIT  # kept as written by the tokenizer
+        while True:
+            if end >= n:
+                return None
+            end += 1
+            got = norm(text[start:end], lower)
+            if got == word:
+                break
+            if not target.startswith(unicodedata.normalize("NFD", got)):
+                return None
+        # combining marks and removed characters after the word belong to it
+        while end < n and not text[end].isspace() and norm(text[start : end + 1], lower) == word:
+            end += 1
+        spans.append((start, end))
+        pos = end
+    return spans
+
+
+def cased_like(word: str, original: str) -> str:
+    """``word`` with the capitalisation of the word it replaces (all capitals, first capital)."""
+    if len(original) > 1 and original.isupper():
+        return word.upper()
+    if original[:1].isupper():
+        return word[:1].upper() + word[1:]
+    return word
 
 
 def joined_normals(normals: Sequence[str]) -> str:
