@@ -16,21 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import PipelineError
 from .setting_types import Flag, Int, Number
 from .student.settings import StudentConfig
+from .tasks import TASKS, expand
 from .teacher.settings import TeacherConfig
-
-# Per-task defaults in one table: TinyBERT tries N (the reference script's values) and Tang's
-# n_iter (the paper gives 20 for SST-2 and 10 for MNLI / QQP; other tasks take 20 here).
-TASK_DEFAULTS: dict[str, dict[str, int]] = {
-    "sst2": {"tinybert_n": 20, "tang_n_iter": 20},
-    "rt-polarity": {"tinybert_n": 20, "tang_n_iter": 20},
-    "qnli": {"tinybert_n": 20, "tang_n_iter": 20},
-    "mnli": {"tinybert_n": 10, "tang_n_iter": 10},
-    "qqp": {"tinybert_n": 10, "tang_n_iter": 10},
-    "cola": {"tinybert_n": 30, "tang_n_iter": 20},
-    "mrpc": {"tinybert_n": 30, "tang_n_iter": 20},
-    "rte": {"tinybert_n": 30, "tang_n_iter": 20},
-    "stsb": {"tinybert_n": 30, "tang_n_iter": 20},
-}
 
 FORMATS = ("tsv", "csv", "jsonl", "parquet")
 _EXTENSIONS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
@@ -234,11 +221,22 @@ class JobConfig(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")] = Field(
         description="the job's name (letters, digits, . _ -)"
     )
-    task: str = Field(description=f"preset of per-task defaults, one of {sorted(TASK_DEFAULTS)}")
+    task: str = Field(
+        description=f"task preset, one of {sorted(TASKS)}: augmentation defaults, label set, metrics and, with "
+        "data_dir, the inputs (docs/stages.md has the table)"
+    )
+    data_dir: str | None = Field(
+        None,
+        description="the task's data folder in its usual layout (GLUE's train.tsv, dev.tsv, test.tsv, MNLI's "
+        "dev_matched.tsv, ...): the preset fills inputs, labels and the student's dev / test splits; a split "
+        "under inputs overrides its preset keys (null drops it)",
+    )
     seed: Int = Field(0, description="seed of every random choice: the same seed gives the same output bytes")
     output_dir: str = Field(description="folder (local, or a pyarrow.fs URI) of every output")
     labels: list[str] | None = Field(None, description="the label set, in id order; None = no labels")
-    inputs: dict[str, InputSpec] = Field(description="split name -> input file; train is required")
+    inputs: dict[str, InputSpec] = Field(
+        default_factory=dict, description="split name -> input file; train is required (data_dir fills them)"
+    )
     ingest: IngestConfig = IngestConfig()
     augment: AugmentConfig = AugmentConfig()
     teacher: TeacherConfig | None = Field(
@@ -249,11 +247,16 @@ class JobConfig(_Strict):
     )
     ray: RayConfig = RayConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_inputs(cls, data: object) -> object:
+        return expand(data) if isinstance(data, dict) else data
+
     @field_validator("task")
     @classmethod
     def _known_task(cls, v: str) -> str:
-        if v not in TASK_DEFAULTS:
-            raise ValueError(f"unknown task {v!r}; expected one of {sorted(TASK_DEFAULTS)}")
+        if v not in TASKS:
+            raise ValueError(f"unknown task {v!r}; expected one of {sorted(TASKS)}")
         return v
 
     @field_validator("labels")
@@ -309,12 +312,12 @@ class JobConfig(_Strict):
     @property
     def tinybert_n(self) -> int:
         n = self.augment.tinybert.n_aug
-        return TASK_DEFAULTS[self.task]["tinybert_n"] if n is None else n
+        return TASKS[self.task].tinybert_n if n is None else n
 
     @property
     def tang_n_iter(self) -> int:
         n = self.augment.tang.n_iter
-        return TASK_DEFAULTS[self.task]["tang_n_iter"] if n is None else n
+        return TASKS[self.task].tang_n_iter if n is None else n
 
     def config_hash(self) -> str:
         from .runtime.digest import digest

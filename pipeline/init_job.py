@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .config import FORMATS, TASK_DEFAULTS, ConfigError, format_from_path, load_config
+from .config import FORMATS, ConfigError, format_from_path, load_config
 from .errors import PipelineError
+from .tasks import TASKS
 
 SPLIT_NAMES = {"train": ("train",), "dev": ("dev", "validation", "valid", "dev_matched"), "test": ("test",)}
 TEXT_A = ("sentence", "text", "sentence1", "question1", "question", "premise", "review", "content", "#1 string")
@@ -174,14 +175,14 @@ def render_job(
     output_dir: str,
 ) -> str:
     """The job file's text, a comment on each knob."""
-    defaults = TASK_DEFAULTS[task]
+    defaults = TASKS[task]
     splits = [f.split for f in files]
     out = [
         f"# Job {name!r}, written by `pipeline init` from {os.path.dirname(files[0].path) or '.'}.",
         "# Check it with `pipeline validate`, run it with `pipeline run`; every key: docs/configuration.md.",
         f"name: {name}",
-        f"task: {task}              # preset: TinyBERT tries {defaults['tinybert_n']}, "
-        f"Tang tries {defaults['tang_n_iter']} per example",
+        f"task: {task}              # preset: TinyBERT tries {defaults.tinybert_n}, "
+        f"Tang tries {defaults.tang_n_iter} per example",
         "seed: 1                  # the same seed gives the same bytes whatever the workers",
         f"output_dir: {_yaml_scalar(output_dir)}",
     ]
@@ -236,9 +237,9 @@ def _columns_of(files: list[DataFile], split: str) -> list[str]:
 
 def init_job(name: str, data: str, task: str | None = None, out: str | None = None, force: bool = False) -> str:
     """Write the job file for ``data``'s files; its path. Validated before it is kept."""
-    task = task or (name if name in TASK_DEFAULTS else "sst2")
-    if task not in TASK_DEFAULTS:
-        raise InitError(f"--task {task!r}: expected one of {sorted(TASK_DEFAULTS)}")
+    task = task or (name if name in TASKS else "sst2")
+    if task not in TASKS:
+        raise InitError(f"--task {task!r}: expected one of {sorted(TASKS)}")
     found = find_splits(data)
     files = []
     for split, path in sorted(found.items(), key=lambda item: list(SPLIT_NAMES).index(item[0])):

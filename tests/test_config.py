@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import TASK_DEFAULTS, ConfigError, load_config, parse_config
+from pipeline.config import ConfigError, load_config, parse_config
+from pipeline.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,7 +17,7 @@ def _write(tmp_path, job):
 
 def test_valid_job_and_task_defaults(tmp_path, job_dict):
     cfg = load_config(_write(tmp_path, job_dict(task="mnli")))
-    assert cfg.tinybert_n == TASK_DEFAULTS["mnli"]["tinybert_n"] == 10
+    assert cfg.tinybert_n == TASKS["mnli"].tinybert_n == 10
     assert cfg.tang_n_iter == 10
     assert cfg.augment.tinybert.p == 0.4 and cfg.augment.tinybert.top_k == 15
     assert cfg.augment.tang.p_mask == 0.1 and cfg.augment.tang.p_ng == 0.25

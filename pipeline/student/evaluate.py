@@ -1,4 +1,4 @@
-"""Evaluation of students and teachers on an ingested split: accuracy, macro-F1, sentences/s."""
+"""Evaluation of students and teachers on an ingested split: accuracy, macro-F1, F1, MCC, sentences/s."""
 
 from __future__ import annotations
 
@@ -38,19 +38,33 @@ def read_split(path: str) -> EvalSet:
     return EvalSet(table.column("text_a").to_pylist(), table.column("text_b").to_pylist(), labels)
 
 
+METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "f1": "F1", "mcc": "MCC"}
+
+
 def accuracy_f1(pred: np.ndarray, labels: np.ndarray, num_labels: int) -> dict:
-    """Accuracy and macro-F1 over the labelled rows (label ≥ 0)."""
+    """Over the labelled rows (label ≥ 0): accuracy, macro-F1, F1 of label 1 (the positive class
+    of GLUE's binary tasks: MRPC, QQP) and Matthews correlation (CoLA's metric; the multi-class
+    form of Gorodkin 2004 for more than two labels)."""
     keep = labels >= 0
     pred, labels = pred[keep], labels[keep]
     if not len(labels):
-        return {"accuracy": float("nan"), "macro_f1": float("nan")}
-    f1s = []
-    for c in range(num_labels):
-        tp = int(((pred == c) & (labels == c)).sum())
-        fp = int(((pred == c) & (labels != c)).sum())
-        fn = int(((pred != c) & (labels == c)).sum())
-        f1s.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
-    return {"accuracy": float((pred == labels).mean()), "macro_f1": float(np.mean(f1s))}
+        return {name: float("nan") for name in METRIC_NAMES}
+    confusion = np.zeros((num_labels, num_labels), dtype=np.float64)
+    np.add.at(confusion, (labels, pred), 1)
+    tp = np.diag(confusion)
+    fp, fn = confusion.sum(0) - tp, confusion.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1s = np.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+    n, correct = confusion.sum(), tp.sum()
+    predicted, actual = confusion.sum(0), confusion.sum(1)
+    cov = correct * n - predicted @ actual
+    var = np.sqrt((n * n - predicted @ predicted) * (n * n - actual @ actual))
+    return {
+        "accuracy": float(correct / n),
+        "macro_f1": float(np.mean(f1s)),
+        "f1": float(f1s[1]) if num_labels > 1 else float("nan"),
+        "mcc": float(cov / var) if var > 0 else 0.0,
+    }
 
 
 @torch.inference_mode()

@@ -25,10 +25,11 @@ from .. import layout, storage
 from ..runtime.digest import digest
 from ..runtime.resources import Resources
 from ..runtime.runner import Stage, Task, Work, make_task, run_stage
+from ..tasks import TASKS
 from ..teacher.cache import CacheError, TeacherCache, open_cache
 from ..teacher.stage import cache_dir
 from .errors import StudentStageError
-from .evaluate import EvalSet, accuracy_f1, predict_bilstm, predict_transformer, read_split, timed
+from .evaluate import METRIC_NAMES, EvalSet, accuracy_f1, predict_bilstm, predict_transformer, read_split, timed
 from .reader import ShuffleReader
 from .settings import RunConfig, StudentConfig
 from .train import fit, fit_intermediate, linear_schedule, restore_best, seed_everything
@@ -67,6 +68,8 @@ class _Context:
         if sc.threads:
             torch.set_num_threads(sc.threads)
         self.labels = list(cfg.labels or [])
+        # the task's headline metric (MCC for CoLA, F1 for MRPC / QQP); an unknown task: accuracy
+        self.metric = next((m for m in TASKS[cfg.task].metrics if m in METRIC_NAMES), "accuracy")
         if len(self.labels) < 2:
             raise StudentStageError("the student stage needs the job's labels (at least two)")
         self.dev = self._split(sc.dev_split)
@@ -390,15 +393,22 @@ def _teacher_row(ctx: _Context) -> dict | None:
         "accuracy_mean": scores["accuracy"],
         "accuracy_std": None,
         "macro_f1_mean": scores["macro_f1"],
+        "metric": ctx.metric,
+        "metric_mean": scores[ctx.metric],
+        "metric_std": None,
         "params": _params(model),
         "sentences_per_s": round(speed, 1),
     }
 
 
-def aggregate(run: RunConfig, results: list[dict]) -> dict:
+def aggregate(run: RunConfig, results: list[dict], metric: str = "accuracy") -> dict:
     acc = np.array([r["test"].get("accuracy", np.nan) for r in results], dtype=float)
     f1 = np.array([r["test"].get("macro_f1", np.nan) for r in results], dtype=float)
+    task = np.array([r["test"].get(metric, np.nan) for r in results], dtype=float)
     return {
+        "metric": metric,
+        "metric_mean": float(task.mean()),
+        "metric_std": float(task.std(ddof=1)) if len(task) > 1 else None,
         "name": run.name,
         "model": run.model,
         "data": run.data,
@@ -415,16 +425,24 @@ def aggregate(run: RunConfig, results: list[dict]) -> dict:
 
 
 def markdown_table(rows: list[dict]) -> str:
+    """The result table; a column of the task's own metric (MCC, F1) when it is not accuracy."""
+    metric = next((r["metric"] for r in rows if r.get("metric")), "accuracy")
+    extra = metric not in ("accuracy", "macro_f1")
+    head = f" test {METRIC_NAMES[metric]} |" if extra else ""
     lines = [
-        "| model | trained on | loss | test accuracy (mean ± std) | macro-F1 | params | sentences/s |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| model | trained on | loss | test accuracy (mean ± std) | macro-F1 |{head} params | sentences/s |",
+        "| --- | --- | --- | --- | --- |" + (" --- |" if extra else "") + " --- | --- |",
     ]
     for r in rows:
         std = f" ± {100 * r['accuracy_std']:.2f}" if r.get("accuracy_std") is not None else ""
         seeds = len(r["seeds"])
+        cell = ""
+        if extra:
+            mstd = f" ± {100 * r['metric_std']:.2f}" if r.get("metric_std") is not None else ""
+            cell = f" {100 * r['metric_mean']:.2f}{mstd} |" if r.get("metric_mean") is not None else " - |"
         lines.append(
             f"| {r['name']} | {r['data']} | {r.get('loss', '-')} | {100 * r['accuracy_mean']:.2f}{std} "
-            f"({seeds} seed{'s' if seeds > 1 else ''}) | {100 * r['macro_f1_mean']:.2f} | "
+            f"({seeds} seed{'s' if seeds > 1 else ''}) | {100 * r['macro_f1_mean']:.2f} |{cell} "
             f"{r['params'] / 1e6:.2f} M | {r['sentences_per_s']:,.0f} |"
         )
     return "\n".join(lines) + "\n"
@@ -500,7 +518,7 @@ def run_student(
             teacher = _teacher_row(ctx)
             if teacher:
                 rows.append(teacher)
-        rows.extend(aggregate(run, per_run[run.name]) for run in chosen)
+        rows.extend(aggregate(run, per_run[run.name], ctx.metric) for run in chosen)
         storage.write_json(
             storage.join(out, "results.json"),
             {"rows": rows, "seeds": sc.seeds, "device": str(ctx.device), "threads": torch.get_num_threads()},

@@ -1,0 +1,160 @@
+"""Task presets: a job names the task and its data folder in the GLUE layout and nothing else;
+every preset value can be overridden; the task's metrics are the standard ones."""
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.config import ConfigError, parse_config
+from pipeline.ingest.stage import run_ingest
+from pipeline.student.evaluate import accuracy_f1
+from pipeline.student.stage import markdown_table
+from pipeline.tasks import TASKS
+
+# Small files in the layouts of the GLUE benchmark's download (column order and names as there).
+GLUE = {
+    "cola": {
+        # train / dev have no header: source, label, original label, sentence
+        "train.tsv": "gj04\t1\t\tOur friends won't buy this analysis.\ngj04\t0\t*\tThey drank the pub.\nbc01\t1\t\tThe sailors rode the breeze.\n",
+        "dev.tsv": "gj04\t1\t\tThe wagon rumbled down the road.\ngj04\t0\t*\tThe car honked down the road.\n",
+        "test.tsv": "index\tsentence\n0\tBill whistled past the house.\n1\tThe car honked its way.\n",
+    },
+    "mrpc": {
+        "train.tsv": "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t702876\t702977\tAmrozi accused his brother.\tReferring to him, Amrozi accused his brother.\n0\t2108705\t2108831\tShares rose 5 cents.\tShares fell sharply.\n",
+        "dev.tsv": "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t1\t2\tHe said so.\tHe had said so.\n",
+        "test.tsv": "index\t#1 ID\t#2 ID\t#1 String\t#2 String\n0\t1089874\t1089925\tPCCW's chief operating officer left.\tThe officer quit.\n",
+    },
+    "qqp": {
+        "train.tsv": "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n1\t1\t2\tHow do I learn Python?\tWhat is the best way to learn Python?\t1\n2\t3\t4\tWhy is the sky blue?\tHow tall is Everest?\t0\n",
+        "dev.tsv": "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n3\t5\t6\tIs tea good?\tIs tea healthy?\t1\n",
+        "test.tsv": "id\tquestion1\tquestion2\n0\tWhat is AI?\tWhat is artificial intelligence?\n",
+    },
+    "mnli": {
+        "train.tsv": "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label\n"
+        "0\t31193\t31193n\tgovernment\t( x )\t( y )\t(ROOT x)\t(ROOT y)\tConceptually cream skimming has two dimensions.\tProduct and geography are what make it work.\tneutral\tneutral\n"
+        "1\t101457\t101457e\ttelephone\t( x )\t( y )\t(ROOT x)\t(ROOT y)\tyou know during the season\tYou lose the things.\tentailment\tentailment\n"
+        "2\t134793\t134793c\tfiction\t( x )\t( y )\t(ROOT x)\t(ROOT y)\tOne of our number will carry out your instructions.\tA member will refuse.\tcontradiction\tcontradiction\n",
+        "dev_matched.tsv": "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tlabel2\tlabel3\tlabel4\tlabel5\tgold_label\n"
+        "0\t63735\t63735n\tslate\t( x )\t( y )\t(ROOT x)\t(ROOT y)\tThe new rights are nice enough\tEveryone really likes the rights.\tneutral\tentailment\tneutral\tneutral\tneutral\tneutral\n",
+        "dev_mismatched.tsv": "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tlabel2\tlabel3\tlabel4\tlabel5\tgold_label\n"
+        "0\t75290\t75290c\tletters\t( x )\t( y )\t(ROOT x)\t(ROOT y)\tYour contribution helped.\tIt did not help.\tcontradiction\tcontradiction\tcontradiction\tcontradiction\tcontradiction\tcontradiction\n",
+        "test_matched.tsv": "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2\n"
+        "0\t31493\t31493\ttravel\t( x )\t( y )\t(ROOT x)\t(ROOT y)\tHierbas is a drink.\tHierbas is a name.\n",
+        "test_mismatched.tsv": "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2\n"
+        "0\t16130\t16130\tfacetoface\t( x )\t( y )\t(ROOT x)\t(ROOT y)\tWhat have you decided?\tWhat are you doing?\n",
+    },
+}
+ROWS = {  # split -> (rows, labelled)
+    "cola": {"train": (3, True), "dev": (2, True), "test": (2, False)},
+    "mrpc": {"train": (2, True), "dev": (1, True), "test": (1, False)},
+    "qqp": {"train": (2, True), "dev": (1, True), "test": (1, False)},
+    "mnli": {
+        "train": (3, True),
+        "dev_matched": (1, True),
+        "dev_mismatched": (1, True),
+        "test_matched": (1, False),
+        "test_mismatched": (1, False),
+    },
+}
+
+
+def _folder(tmp_path, task):
+    folder = tmp_path / task.upper()
+    folder.mkdir()
+    for name, text in GLUE[task].items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize("task", sorted(GLUE))
+def test_a_job_names_the_task_and_the_folder(tmp_path, task):
+    folder = _folder(tmp_path, task)
+    cfg = parse_config(
+        {"name": task, "task": task, "data_dir": str(folder), "output_dir": str(tmp_path / "out")}, "job.yaml"
+    )
+    preset = TASKS[task]
+    assert cfg.labels == list(preset.labels) and sorted(cfg.inputs) == sorted(ROWS[task])
+    run_ingest(cfg, executor="local")
+    for split, (rows, labelled) in ROWS[task].items():
+        table = pq.read_table(tmp_path / "out" / "examples" / split)
+        assert table.num_rows == rows, split
+        labels = table.column("label").to_pylist()
+        assert all(l in preset.labels for l in labels) if labelled else set(labels) == {None}
+        pair = preset.splits[split].text_b is not None
+        assert all((b is not None) == pair for b in table.column("text_b").to_pylist())
+        assert not (tmp_path / "out" / "rejects" / split).exists() or not any(
+            p.stat().st_size for p in (tmp_path / "out" / "rejects" / split).glob("*.jsonl")
+        )
+    if task == "mrpc":
+        first = pq.read_table(tmp_path / "out/examples/train").to_pylist()[0]
+        assert first["text_a"] == "Amrozi accused his brother." and first["label"] == "1"
+
+
+def test_preset_values_can_be_overridden(tmp_path):
+    folder = _folder(tmp_path, "mnli")
+    job = {
+        "name": "m",
+        "task": "mnli",
+        "data_dir": str(folder),
+        "output_dir": str(tmp_path / "out"),
+        "inputs": {"train": {"limit": 2}, "test_matched": None, "test_mismatched": None},
+        "student": {"runs": [{"name": "b", "model": "bilstm", "data": "examples/train", "loss": "hard"}]},
+    }
+    cfg = parse_config(job, "job.yaml", check_files=False)
+    assert sorted(cfg.inputs) == ["dev_matched", "dev_mismatched", "train"]
+    assert cfg.inputs["train"].limit == 2 and cfg.inputs["train"].columns.text_b == "sentence2"
+    assert cfg.student.dev_split == "dev_matched" and cfg.student.test_split == "dev_mismatched"
+    cfg = parse_config({**job, "labels": ["a", "b", "c"], "student": {**job["student"], "dev_split": "train"}}, "j")
+    assert cfg.labels == ["a", "b", "c"] and cfg.student.dev_split == "train"
+    # GLUE's test labels are hidden: the student evaluates on dev only
+    sst2 = parse_config(
+        {**job, "task": "cola", "data_dir": str(_folder(tmp_path, "cola")), "inputs": {}}, "j", check_files=False
+    )
+    assert sst2.student.test_split is None and sst2.student.dev_split == "dev"
+
+
+def test_missing_file_and_regression_are_named(tmp_path):
+    folder = _folder(tmp_path, "mrpc")
+    (folder / "test.tsv").unlink()
+    with pytest.raises(ConfigError, match=r"test\.tsv"):
+        parse_config({"name": "m", "task": "mrpc", "data_dir": str(folder), "output_dir": str(tmp_path)}, "job.yaml")
+    with pytest.raises(ConfigError, match="regression task"):
+        parse_config({"name": "s", "task": "stsb", "data_dir": str(folder), "output_dir": str(tmp_path)}, "job.yaml")
+
+
+@pytest.mark.parametrize("num_labels", [2, 3])
+def test_metrics_equal_scikit_learn(num_labels):
+    """GLUE's own evaluation computes these with scikit-learn: the same numbers here."""
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(num_labels)
+    labels = rng.integers(0, num_labels, 500)
+    pred = np.where(rng.random(500) < 0.7, labels, rng.integers(0, num_labels, 500))
+    labels[:20] = -100  # unlabelled rows are left out
+    got = accuracy_f1(pred, labels, num_labels)
+    keep = labels >= 0
+    assert got["accuracy"] == pytest.approx(metrics.accuracy_score(labels[keep], pred[keep]))
+    assert got["mcc"] == pytest.approx(metrics.matthews_corrcoef(labels[keep], pred[keep]))
+    assert got["macro_f1"] == pytest.approx(metrics.f1_score(labels[keep], pred[keep], average="macro"))
+    if num_labels == 2:
+        assert got["f1"] == pytest.approx(metrics.f1_score(labels[keep], pred[keep]))
+    assert accuracy_f1(np.zeros(10, int), np.zeros(10, int), 2)["mcc"] == 0.0  # one class only: 0, not nan
+
+
+def test_the_table_shows_the_task_metric():
+    row = {
+        "name": "s",
+        "data": "examples/train",
+        "loss": "hard",
+        "seeds": [1, 2],
+        "accuracy_mean": 0.8,
+        "accuracy_std": 0.01,
+        "macro_f1_mean": 0.7,
+        "metric": "mcc",
+        "metric_mean": 0.412,
+        "metric_std": 0.02,
+        "params": 1e6,
+        "sentences_per_s": 100.0,
+    }
+    table = markdown_table([row])
+    assert "test MCC" in table and "| 41.20 ± 2.00 |" in table
+    assert "test MCC" not in markdown_table([{**row, "metric": "accuracy"}])
