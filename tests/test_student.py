@@ -262,6 +262,27 @@ def test_corrupt_shard_stops_the_student_naming_it(out, torch_one_thread):
     assert not (out / "student/results.json").exists()
 
 
+def test_distilbert_cosine_intermediate_step(out, torch_one_thread):
+    """bert.hidden_loss: cosine with hidden_layers: last (DistilBERT's loss) runs through the stage:
+    the intermediate step logs the hidden-state loss only (1 - cos, in [0, 2])."""
+    cfg = _job(
+        out,
+        bert={
+            "layers": 2,
+            "intermediate_epochs": 2,
+            "epochs": 1,
+            "batch_size": 16,
+            "hidden_loss": "cosine",
+            "hidden_layers": "last",
+            "attention_loss": False,
+        },
+    )
+    run = run_student(cfg, runs=["bert-kd"], seeds=[1])["runs"]["bert-kd"][0]
+    inter = [e for e in run["history"] if e["stage"] == "intermediate"]
+    assert len(inter) == 2 and set(inter[0]) == {"epoch", "stage", "hidden_loss", "seconds"}
+    assert all(0.0 < e["hidden_loss"] < 2.0 for e in inter)
+
+
 def test_student_config_errors(tmp_path):
     from pipeline.config import ConfigError
 

@@ -8,6 +8,7 @@ import torch
 from pipeline.student.losses import (
     attention_mse,
     hard_cross_entropy,
+    hidden_cosine,
     hidden_mse,
     logit_mse,
     mixed,
@@ -60,3 +61,45 @@ def test_intermediate_losses_ignore_padding():
     assert attention_mse(att_s, att_t, torch.tensor([[1, 1]])).item() == pytest.approx(
         (0.0625 + 0.0625 + 0.81 + 0.81) / 4
     )
+
+
+def test_hidden_cosine_by_hand():
+    """DistilBERT's loss: 1 - cos per real token, averaged over the real tokens only."""
+    student = torch.tensor([[[1.0, 0.0], [1.0, 1.0], [5.0, 5.0]]])  # third token is padding
+    teacher = torch.tensor([[[0.0, 2.0], [2.0, 2.0], [-1.0, 0.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+    # token 1: orthogonal, 1 - 0 = 1; token 2: parallel, 1 - 1 = 0; mean over 2 real tokens = 0.5
+    assert hidden_cosine(student, teacher, mask).item() == pytest.approx(0.5, abs=1e-6)
+    # 45 degrees: 1 - 1/sqrt(2); scale does not matter
+    s, t = torch.tensor([[[3.0, 0.0]]]), torch.tensor([[[1.0, 1.0]]])
+    assert hidden_cosine(s, t, torch.ones(1, 1)).item() == pytest.approx(1 - 2**-0.5, abs=1e-6)
+    # as torch's CosineEmbeddingLoss with target 1 on the masked-selected states (DistilBERT's code)
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(3, 5, 8, generator=g), torch.randn(3, 5, 8, generator=g)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]])
+    keep = mask.bool()
+    ref = torch.nn.CosineEmbeddingLoss()(s[keep], t[keep], torch.ones(int(keep.sum())))
+    assert hidden_cosine(s, t, mask).item() == pytest.approx(ref.item(), abs=1e-6)
+
+
+def test_intermediate_loss_choices():
+    """hidden_layers: last takes the last student layer against its mapped teacher layer only and no
+    embedding term; hidden_loss: cosine swaps the per-layer loss."""
+    from types import SimpleNamespace
+
+    from pipeline.student.bert import HiddenProjection, intermediate_loss
+
+    g = torch.Generator().manual_seed(1)
+    states = [torch.randn(2, 4, 6, generator=g) for _ in range(3)]  # embeddings + 2 student layers
+    batch = {f"hidden_{k}": torch.randn(2, 4, 6, generator=g) for k in (0, 2, 4)}
+    batch["attention_mask"] = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]])
+    out, proj, layer_map = SimpleNamespace(hidden_states=states), HiddenProjection(6, 6), [0, 2, 4]
+    mask = batch["attention_mask"]
+    tiny = intermediate_loss(out, batch, layer_map, proj, False)
+    assert set(tiny) == {"embedding", "hidden"}
+    assert tiny["hidden"].item() == pytest.approx(
+        (hidden_mse(states[1], batch["hidden_2"], mask) + hidden_mse(states[2], batch["hidden_4"], mask)).item()
+    )
+    distil = intermediate_loss(out, batch, layer_map, proj, False, hidden_loss="cosine", hidden_layers="last")
+    assert set(distil) == {"hidden"}
+    assert distil["hidden"].item() == pytest.approx(hidden_cosine(states[2], batch["hidden_4"], mask).item())

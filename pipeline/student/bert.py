@@ -14,7 +14,7 @@ from torch import nn
 
 from ..teacher.layers import tinybert_layers
 from .errors import StudentError
-from .losses import attention_mse, hidden_mse
+from .losses import attention_mse, hidden_cosine, hidden_mse
 
 _LAYER = re.compile(r"(\.layers?\.)(\d+)(\.)")
 
@@ -97,16 +97,27 @@ class HiddenProjection(nn.Module):
         return self.proj(x)
 
 
-def intermediate_loss(out, batch: dict, g: list[int], proj: HiddenProjection, attention: bool) -> dict:
-    """Embedding + hidden-state (+ attention) MSE of one forward pass against the cached teacher."""
+def intermediate_loss(
+    out,
+    batch: dict,
+    g: list[int],
+    proj: HiddenProjection,
+    attention: bool,
+    hidden_loss: str = "mse",
+    hidden_layers: str = "all",
+) -> dict:
+    """One forward pass against the cached teacher: TinyBERT's embedding + hidden-state MSE over
+    every mapped layer (``hidden_layers: all``), or the last student layer against its mapped
+    teacher layer only (``last``, as DistilBERT); the hidden-state term is MSE or DistilBERT's
+    cosine-embedding loss (``hidden_loss: cosine``); plus attention MSE when ``attention``."""
     mask = batch["attention_mask"]
+    layer_loss = hidden_cosine if hidden_loss == "cosine" else hidden_mse
+    layers = range(1, len(g)) if hidden_layers == "all" else [len(g) - 1]
+    parts: dict[str, torch.Tensor | int] = {}
+    if hidden_layers == "all":
+        parts["embedding"] = hidden_mse(proj(out.hidden_states[0]), batch[f"hidden_{g[0]}"], mask)
     # sum() of no terms would be 0; layer_map guarantees at least one student layer
-    parts: dict[str, torch.Tensor | int] = {
-        "embedding": hidden_mse(proj(out.hidden_states[0]), batch[f"hidden_{g[0]}"], mask)
-    }
-    parts["hidden"] = sum(
-        hidden_mse(proj(out.hidden_states[m]), batch[f"hidden_{g[m]}"], mask) for m in range(1, len(g))
-    )
+    parts["hidden"] = sum(layer_loss(proj(out.hidden_states[m]), batch[f"hidden_{g[m]}"], mask) for m in layers)
     if attention:
         parts["attention"] = sum(
             attention_mse(out.attentions[m - 1], batch[f"attention_{g[m]}"], mask) for m in range(1, len(g))

@@ -7,6 +7,8 @@
 - :func:`mixed`: α·hard + (1−α)·soft.
 - :func:`hidden_mse` / :func:`attention_mse`: TinyBERT's intermediate-layer losses, mean squared
   error over the real tokens only (padding never counts).
+- :func:`hidden_cosine`: DistilBERT's cosine-embedding loss between hidden states, 1 − cos over
+  the real tokens (``nn.CosineEmbeddingLoss`` with target 1 on the masked-selected states).
 """
 
 from __future__ import annotations
@@ -69,3 +71,10 @@ def attention_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tens
     pair = (m[:, :, None] * m[:, None, :]).unsqueeze(1)  # [B, 1, T, T]
     diff = (student - teacher.to(student.dtype)) * pair
     return diff.pow(2).sum() / (pair.sum() * student.shape[1]).clamp_min(1.0)
+
+
+def hidden_cosine(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the real tokens of 1 − cos(student state, teacher state), [B, T, H] each."""
+    m = mask.to(student.dtype)
+    cos = F.cosine_similarity(student, teacher.to(student.dtype), dim=-1, eps=1e-8)  # [B, T]
+    return ((1.0 - cos) * m).sum() / m.sum().clamp_min(1.0)

@@ -65,6 +65,16 @@ class BertStudentConfig(_Strict):
         True,
         description="also match attention probabilities of the mapped layers (needs them in the intermediate cache)",
     )
+    hidden_loss: Literal["mse", "cosine"] = Field(
+        "mse",
+        description="intermediate hidden-state loss: mse = TinyBERT's; cosine = DistilBERT's cosine-embedding "
+        "loss, 1 - cos over the real tokens",
+    )
+    hidden_layers: Literal["all", "last"] = Field(
+        "all",
+        description="all = embeddings and every mapped layer (TinyBERT); last = the last student layer against "
+        "its mapped teacher layer only (DistilBERT)",
+    )
     intermediate_epochs: Annotated[Int, Field(ge=0, le=100)] = Field(
         2, description="epochs of embedding / hidden-state / attention distillation (on the run's intermediate cache)"
     )

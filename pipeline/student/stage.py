@@ -228,6 +228,8 @@ def _train_bert(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict:
             lambda t: collate_tokens(t, inter.hidden_size, inter.num_heads),
             g=g,
             attention=attention,
+            hidden_loss=bc.hidden_loss,
+            hidden_layers=bc.hidden_layers,
             epochs=bc.intermediate_epochs,
             lr=bc.intermediate_lr,
             warmup_ratio=bc.warmup_ratio,

@@ -119,6 +119,8 @@ def fit_intermediate(
     *,
     g: list[int],
     attention: bool,
+    hidden_loss: str = "mse",
+    hidden_layers: str = "all",
     epochs: int,
     lr: float,
     warmup_ratio: float,
@@ -126,7 +128,8 @@ def fit_intermediate(
     label: str,
     stream=None,
 ) -> list[dict]:
-    """TinyBERT's intermediate-layer step: embedding + hidden-state (+ attention) MSE, W_h learned."""
+    """The intermediate-layer step: TinyBERT's embedding + hidden-state (+ attention) MSE, or
+    DistilBERT's cosine loss (``hidden_loss``, ``hidden_layers``: bert.intermediate_loss); W_h learned."""
     from .bert import intermediate_loss
 
     params = [p for p in [*model.parameters(), *proj.parameters()] if p.requires_grad]
@@ -142,7 +145,7 @@ def fit_intermediate(
             batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in collate(table).items()}
             inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
             out = model(**inputs, output_hidden_states=True, output_attentions=attention)
-            parts = intermediate_loss(out, batch, g, proj, attention)
+            parts = intermediate_loss(out, batch, g, proj, attention, hidden_loss, hidden_layers)
             value = sum(parts.values())
             optimizer.zero_grad(set_to_none=True)
             value.backward()
