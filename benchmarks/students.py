@@ -29,7 +29,13 @@ def _bilstm(folder: str):
     ckpt = torch.load(os.path.join(folder, "model.pt"), weights_only=True, map_location="cpu")
     st, s = ckpt["state_dict"], ckpt["settings"]
     model = BiLstmClassifier(
-        st["embed.weight"].numpy(), s["hidden"], s["mlp"], len(ckpt["labels"]), s["dropout"], ckpt["pair"]
+        st["embed.weight"].numpy(),
+        s["hidden"],
+        s["mlp"],
+        len(ckpt["labels"]),
+        s["dropout"],
+        ckpt["pair"],
+        s.get("pair_head") == "siamese",
     )
     model.load_state_dict(st)
     vocab = Vocab(ckpt["vocab"])

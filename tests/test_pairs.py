@@ -22,9 +22,10 @@ POS, NEG = ["good", "great", "fine", "warm"], ["bad", "dull", "poor", "cold"]
 FILLER = ["the", "movie", "film", "was", "is", "a", "story", "plot", "really", "quite"]
 
 
-def pairs(n: int, seed: int) -> list[dict]:
+def pairs(n: int, seed: int, agree: bool = False) -> list[dict]:
     """The label says whether either text is positive: neither text alone tells it (a negative first
-    text leaves it to the second), and a model that reads one text only stays near 75%."""
+    text leaves it to the second), and a model that reads one text only stays near 75%. With
+    ``agree``: whether both texts have the same sentiment (a similarity task; one text: 50%)."""
     rng = np.random.default_rng(seed)
     rows = []
     for _ in range(n):
@@ -34,7 +35,7 @@ def pairs(n: int, seed: int) -> list[dict]:
             words = list(rng.choice(FILLER, size=int(rng.integers(2, 6))))
             words.insert(int(rng.integers(len(words) + 1)), str(rng.choice(POS if positive else NEG)))
             texts.append(" ".join(words))
-        y = 0 if a_pos or b_pos else 1
+        y = 0 if (a_pos == b_pos if agree else a_pos or b_pos) else 1
         rows.append({"text_a": texts[0], "text_b": texts[1], "label": LABELS[y], "label_id": y})
     return rows
 
@@ -153,3 +154,37 @@ def test_pair_students_train_from_the_caches(out):
     assert saved["state_dict"]["head.1.weight"].shape[1] == 4 * 2 * 24  # [a, b, |a-b|, a*b], 2 × 24 units
     m = json.loads((out / "student/bert-kd-seed1/metrics.json").read_text())
     assert [e["stage"] for e in m["history"]] == ["intermediate", "prediction"]
+
+
+def test_siamese_bilstm_learns_a_similarity_task(tmp_path):
+    """pair_head: siamese: each text encoded alone, their cosine decides; it learns whether two texts
+    agree (a relation of the two, not of either text alone: chance is 50%)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    rng = np.random.default_rng(3)
+    (out / "glove.txt").write_text(
+        "".join(f"{w} {' '.join(f'{x:.4f}' for x in rng.normal(size=8))}\n" for w in POS + NEG + FILLER)
+    )
+    for split, n, seed in (("train", 400, 10), ("dev", 80, 11), ("test", 80, 12)):
+        write_examples(out / "examples" / split, pairs(n, seed, agree=True))
+    teacher = random_teacher(tmp_path / "teacher", "tiny", num_labels=2, seed=4, max_position_embeddings=64)
+    cfg = _job(out)
+    bilstm = {"pair_head": "siamese", "hidden": 48, "mlp": 48, "lr": 1e-2, "epochs": 15}
+    cfg = cfg.model_copy(
+        update={
+            "student": cfg.student.model_copy(
+                update={
+                    "runs": [cfg.student.runs[0].model_copy(update={"name": "siamese"})],
+                    "bilstm": cfg.student.bilstm.model_copy(update=bilstm),
+                }
+            )
+        }
+    )
+    tc = TeacherConfig(
+        model=teacher, layers=[], max_length=32, cpu_threads=1, finetune={"enabled": False}, inputs=["examples/train"]
+    )
+    run_teacher(cfg, tc, use_ray=False)
+    result = run_student(cfg)["runs"]["siamese"][0]
+    assert result["test"]["accuracy"] >= 0.9
+    saved = torch.load(out / "student/siamese-seed1/model.pt", weights_only=True)
+    assert saved["settings"]["pair_head"] == "siamese" and saved["state_dict"]["head.weight"].shape == (2, 1)

@@ -1,4 +1,5 @@
-"""Tang et al.'s BiLSTM student: embeddings → one bidirectional LSTM layer → ReLU MLP → logits."""
+"""Tang et al.'s BiLSTM student: embeddings → one bidirectional LSTM layer → ReLU MLP → logits
+(pairs: Tang et al.'s [a, b, |a-b|, a*b], or a siamese cosine head)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
@@ -13,15 +15,34 @@ from .words import Vocab
 
 
 class BiLstmClassifier(nn.Module):
+    """Single texts: encoder → head. Pairs (``pair``): one shared encoder, then Tang et al.'s
+    [a, b, |a-b|, a*b] → head; or ``siamese``: each text's encoding through one shared tanh layer,
+    their cosine similarity, and a per-label scale and bias of it (the student of a similarity
+    teacher: a sentence encoder whose vectors can be compared alone, as in distilling a
+    sentence-pair teacher into a siamese network)."""
+
     def __init__(
-        self, embeddings: np.ndarray, hidden: int, mlp: int, num_labels: int, dropout: float = 0.1, pair: bool = False
+        self,
+        embeddings: np.ndarray,
+        hidden: int,
+        mlp: int,
+        num_labels: int,
+        dropout: float = 0.1,
+        pair: bool = False,
+        siamese: bool = False,
     ):
         super().__init__()
         vocab, dim = embeddings.shape
         self.embed = nn.Embedding(vocab, dim, padding_idx=0)
         self.embed.weight.data.copy_(torch.from_numpy(embeddings))
         self.lstm = nn.LSTM(dim, hidden, num_layers=1, batch_first=True, bidirectional=True)
-        self.pair = pair
+        self.pair, self.siamese, self.num_labels = pair, pair and siamese, num_labels
+        if self.siamese:
+            # tanh, not ReLU: vectors of opposite sign let unlike texts reach a negative cosine
+            self.project = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, mlp), nn.Tanh())
+            self.head: nn.Module = nn.Linear(1, num_labels)  # logits = w_k * cos + b_k
+            nn.init.uniform_(self.head.weight, -5.0, 5.0)  # a cosine spans [-1, 1]: room for confident logits
+            return
         features = 2 * hidden * (4 if pair else 1)  # pairs: [a, b, |a-b|, a*b] as in Tang et al.
         self.head = nn.Sequential(
             nn.Dropout(dropout), nn.Linear(features, mlp), nn.ReLU(), nn.Dropout(dropout), nn.Linear(mlp, num_labels)
@@ -38,6 +59,9 @@ class BiLstmClassifier(nn.Module):
         if not self.pair:
             return self.head(a)
         b = self.encode(ids_b, len_b)
+        if self.siamese:
+            cos = F.cosine_similarity(self.project(a), self.project(b), dim=-1, eps=1e-8)
+            return self.head(cos.unsqueeze(-1))
         return self.head(torch.cat([a, b, (a - b).abs(), a * b], dim=-1))
 
 

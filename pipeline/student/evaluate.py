@@ -75,7 +75,7 @@ def predict_bilstm(model, vocab, data: EvalSet, max_words: int, device, batch_si
     enc_a = [vocab.encode(t, max_words) for t in data.text_a]
     enc_b = [vocab.encode(t, max_words) for t in data.text_b] if model.pair else None
     order = np.argsort([len(e) for e in enc_a], kind="stable")
-    out = np.zeros((len(data), model.head[-1].out_features), dtype=np.float32)
+    out = np.zeros((len(data), model.num_labels), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         ids_a, len_a = _pad([enc_a[i] for i in idx])

@@ -39,6 +39,11 @@ class BiLstmConfig(_Strict):
     hidden: Annotated[Int, Field(gt=0)] = Field(150, description="LSTM units per direction")
     mlp: Annotated[Int, Field(gt=0)] = Field(200, description="units of the ReLU hidden layer of the head")
     dropout: Annotated[Number, Field(ge=0.0, lt=1.0)] = Field(0.1, description="dropout before the head")
+    pair_head: Literal["concat", "siamese"] = Field(
+        "concat",
+        description="sentence pairs: concat = Tang et al.'s [a, b, |a-b|, a*b] into the MLP; siamese = cosine "
+        "similarity of the two encodings (each through a shared tanh layer of mlp units), scaled per label",
+    )
     max_words: Annotated[Int, Field(gt=0)] = Field(128, description="words per text (longer texts are cut)")
     lr: Annotated[Number, Field(gt=0.0, lt=1.0)] = Field(1e-3, description="Adam learning rate")
     batch_size: Annotated[Int, Field(gt=0)] = Field(64, description="rows per step")

@@ -107,7 +107,8 @@ def _train_bilstm(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict
     corpus = (t for table in cache.iter_tables(columns=texts) for col in texts for t in table.column(col).to_pylist())
     vocab = Vocab.build(corpus, extra=glove_words[: bc.glove_rows])
     embeddings, found = glove_matrix(vocab, glove_words, glove, seed)
-    model = BiLstmClassifier(embeddings, bc.hidden, bc.mlp, len(ctx.labels), bc.dropout, pair).to(ctx.device)
+    siamese = bc.pair_head == "siamese"
+    model = BiLstmClassifier(embeddings, bc.hidden, bc.mlp, len(ctx.labels), bc.dropout, pair, siamese).to(ctx.device)
     columns = [*texts, "label_id"] + ([] if run.loss == "hard" else ["logits"])
     reader = ShuffleReader(
         cache,
