@@ -11,12 +11,11 @@ import pyarrow as pa
 import pytest
 import torch
 
-from pipeline.config import parse_config
 from pipeline.teacher import TeacherConfig, open_cache
 from pipeline.teacher.card import CARD_NAME, parse
 from pipeline.teacher.check import main as check_main
 from pipeline.teacher.stage import _lineage, run_teacher
-from pipeline.teacher.testing import random_teacher, write_augmented
+from pipeline.teacher.testing import cache_job, random_teacher, write_augmented
 
 INPUT = "augmented/train/tang"
 ROWS = 23
@@ -24,17 +23,7 @@ LICENSE = "cc-by-4.0"
 
 
 def _job(root, **train):
-    return parse_config(
-        {
-            "name": "readers",
-            "task": "sst2",
-            "seed": 4,
-            "output_dir": str(root / "out"),
-            "labels": ["negative", "positive"],
-            "inputs": {"train": {"path": "train.tsv", "columns": {"text_a": "s", "label": "l"}, **train}},
-        },
-        check_files=False,
-    )
+    return cache_job(root / "out", seed=4, **train)
 
 
 def _teacher(model, **kw):

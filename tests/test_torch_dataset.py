@@ -6,10 +6,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from pipeline.config import parse_config
 from pipeline.teacher import TeacherConfig
 from pipeline.teacher.stage import run_teacher
-from pipeline.teacher.testing import random_teacher, write_augmented
+from pipeline.teacher.testing import cache_job, random_teacher, write_augmented
 from pipeline.teacher.torch_dataset import CacheDataset
 
 INPUT = "augmented/train/tang"
@@ -23,17 +22,7 @@ def cache_dir(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("ds")
     model = random_teacher(root / "tiny", "tiny", num_labels=2, seed=3, max_position_embeddings=64)
-    cfg = parse_config(
-        {
-            "name": "t",
-            "task": "sst2",
-            "seed": 1,
-            "output_dir": str(root / "out"),
-            "labels": ["a", "b"],
-            "inputs": {"train": {"path": "unused.tsv", "columns": {"text_a": "s", "label": "l"}}},
-        },
-        check_files=False,
-    )
+    cfg = cache_job(root / "out", ["a", "b"])
     texts = [" ".join(["word"] * (1 + i % 7)) + f" number {i}" for i in range(ROWS)]
     write_augmented(root / "out" / INPUT, [{"text_a": t, "label": "b", "label_id": 1} for t in texts])
     tc = TeacherConfig(

@@ -11,10 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pipeline.config import parse_config
 from pipeline.teacher import TeacherConfig
 from pipeline.teacher.stage import run_teacher
-from pipeline.teacher.testing import SHAPES, random_teacher, write_augmented
+from pipeline.teacher.testing import SHAPES, cache_job, random_teacher, write_augmented
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUT = "augmented/train/tang"
@@ -46,17 +45,7 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("trainer")
     teacher = random_teacher(root / "teacher", "tiny", num_labels=2, seed=3, max_position_embeddings=64)
     student = random_teacher(root / "student", "tiny", num_labels=2, seed=4, max_position_embeddings=64)
-    cfg = parse_config(
-        {
-            "name": "t",
-            "task": "sst2",
-            "seed": 1,
-            "output_dir": str(root / "out"),
-            "labels": LABELS,
-            "inputs": {"train": {"path": "unused.tsv", "columns": {"text_a": "s", "label": "l"}}},
-        },
-        check_files=False,
-    )
+    cfg = cache_job(root / "out", LABELS)
     rows = [
         {
             "text_a": "a " + "very " * (i % 4) + f"{'fine' if i % 2 else 'dull'} film number {i}",

@@ -63,6 +63,25 @@ def random_teacher(
     return str(folder)
 
 
+def cache_job(output_dir: str | os.PathLike, labels=("negative", "positive"), seed: int = 1, **train):
+    """A job whose corpora a test writes itself (``write_examples`` / ``write_augmented``): only
+    the output folder, the labels and the train split's keys (``train``: extra InputSpec keys)."""
+    from ..config import parse_config
+
+    spec = {"path": "unused.tsv", "columns": {"text_a": "s", "label": "l"}, **train}
+    return parse_config(
+        {
+            "name": "t",
+            "task": "sst2",
+            "seed": seed,
+            "output_dir": str(output_dir),
+            "labels": list(labels),
+            "inputs": {"train": spec},
+        },
+        check_files=False,
+    )
+
+
 def write_augmented(folder: str | os.PathLike, rows: list[dict], part_rows: int | None = None) -> list[str]:
     """Rows (text_a, optional text_b / label / label_id) as an augmented corpus: part-*.parquet."""
     from ..augment.stage import AUGMENTED_SCHEMA
