@@ -1,6 +1,9 @@
 """Task presets: a job names the task and its data folder in the GLUE layout and nothing else;
 every preset value can be overridden; the task's metrics are the standard ones."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -10,6 +13,8 @@ from pipeline.ingest.stage import run_ingest
 from pipeline.student.evaluate import accuracy_f1
 from pipeline.student.stage import markdown_table
 from pipeline.tasks import TASKS
+
+PAIRS = Path(__file__).resolve().parents[1] / "data" / "samples" / "synthetic_pairs.tsv"
 
 # Small files in the layouts of the GLUE benchmark's download (column order and names as there).
 GLUE = {
@@ -158,3 +163,87 @@ def test_the_table_shows_the_task_metric():
     table = markdown_table([row])
     assert "test MCC" in table and "| 41.20 ± 2.00 |" in table
     assert "test MCC" not in markdown_table([{**row, "metric": "accuracy"}])
+
+
+def _mnli_folder(folder, train: int, dev: int, test: int):
+    """A small folder in MNLI's layout from the bundled synthetic sentences: a premise, and a
+    hypothesis that repeats it, negates it or is another premise."""
+    import csv
+
+    rows = list(csv.DictReader(open(PAIRS, encoding="utf-8"), delimiter="\t"))
+    premises = [r["sentence1"] for r in rows[::2]]
+    head = "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2"
+
+    def make(n, labelled):
+        lines = [head + ("\tlabel1\tgold_label" if labelled else "")]
+        for i in range(n):
+            p = premises[i % len(premises)]
+            kind = ("entailment", "contradiction", "neutral")[i % 3]
+            h = {"entailment": p, "contradiction": f"It is not true that {p[0].lower()}{p[1:]}"}.get(
+                kind, premises[(7 * i + 3) % len(premises)]
+            )
+            tail = f"\t{kind}\t{kind}" if labelled else ""
+            lines.append(f"{i}\t{i}\t{i}x\tfiction\t( x )\t( y )\t(ROOT x)\t(ROOT y)\t{p}\t{h}{tail}")
+        return "\n".join(lines) + "\n"
+
+    folder.mkdir()
+    for name, n, labelled in [
+        ("train.tsv", train, True),
+        ("dev_matched.tsv", dev, True),
+        ("dev_mismatched.tsv", dev, True),
+        ("test_matched.tsv", test, False),
+        ("test_mismatched.tsv", test, False),
+    ]:
+        (folder / name).write_text(make(n, labelled), encoding="utf-8")
+
+
+def test_nli_job_end_to_end_with_an_unlabelled_split(tmp_path, torch_one_thread):
+    """MNLI's layout, three classes, pairs, through every stage with the bundled MiniLM teacher and
+    both students; the unlabelled test split is augmented and cached, and a student learns from
+    the teacher's soft labels on it alone."""
+    import yaml
+
+    from pipeline.cli import main
+    from pipeline.teacher import open_cache
+
+    _mnli_folder(tmp_path / "MNLI", train=60, dev=15, test=9)
+    job = {
+        "name": "mnli-small",
+        "task": "mnli",
+        "data_dir": str(tmp_path / "MNLI"),
+        "output_dir": str(tmp_path / "out"),
+        "augment": {"methods": ["tinybert"], "splits": ["train", "test_matched"], "tinybert": {"n_aug": 2}},
+        "teacher": {
+            "finetune": {"epochs": 1},
+            "inputs": ["examples/train", "augmented/test_matched/tinybert"],
+            "student_layers": 2,
+            "attentions": [3, 6],
+            "states_for": ["examples/train"],
+        },
+        "student": {
+            "seeds": [1],
+            "runs": [
+                {"name": "bilstm", "model": "bilstm", "data": "augmented/test_matched/tinybert", "loss": "mse"},
+                {
+                    "name": "bert",
+                    "model": "bert",
+                    "data": "examples/train",
+                    "loss": "soft",
+                    "intermediate": "examples/train",
+                },
+            ],
+            "bilstm": {"epochs": 1},
+            "bert": {"layers": 2, "intermediate_epochs": 1, "epochs": 1},
+        },
+    }
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job), encoding="utf-8")
+    assert main(["run", str(path), "--executor", "local"]) == 0
+    out = tmp_path / "out"
+    unlabelled = open_cache(str(out / "teacher/augmented/test_matched/tinybert")).read_table()
+    assert unlabelled.num_rows > 9 and set(unlabelled.column("label").to_pylist()) == {None}
+    assert unlabelled.schema.field("logits").type.list_size == 3  # the teacher's soft labels: its only target
+    rows = {r["name"]: r for r in json.loads((out / "student/results.json").read_text())["rows"]}
+    assert set(rows) == {"teacher", "bilstm", "bert"} and all(0 <= r["accuracy_mean"] <= 1 for r in rows.values())
+    assert json.loads((out / "student/bilstm-seed1/metrics.json").read_text())["train_rows"] == unlabelled.num_rows
+    assert (out / "report.html").stat().st_size > 10_000
