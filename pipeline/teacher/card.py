@@ -59,9 +59,9 @@ def split_name(manifest: dict) -> str:
     return parts[1] if len(parts) > 1 else parts[0]
 
 
-def licence(manifest: dict) -> str | list[str]:
-    found = (manifest.get("lineage") or {}).get("source", {}).get("license") or "unknown"
-    return found
+def licence(manifest: dict) -> str:
+    """The inputs' licence as the job names it (``inputs.<split>.license``), else "unknown"."""
+    return ((manifest.get("lineage") or {}).get("source") or {}).get("license") or "unknown"
 
 
 def header(manifest: dict, schema: pa.Schema, data_bytes: int) -> dict:

@@ -30,7 +30,6 @@ def load_cache_dataset(path: str, /, *, streaming: bool = False, verify: str = "
     split = split_name(manifest)
     ds = datasets.load_dataset("parquet", data_files={split: cache.files}, split=split, streaming=streaming, **kwargs)
     ds.info.description = json.dumps(manifest)
-    lic = licence(manifest)
-    ds.info.license = lic if isinstance(lic, str) else ", ".join(lic)
+    ds.info.license = licence(manifest)
     ds.info.dataset_name = manifest["input"]["name"]
     return ds

@@ -29,7 +29,6 @@ from ..runtime.resources import Resources
 from ..runtime.runner import Stage, Task, Work, make_task, run_stage
 from . import card
 from . import shards as sh
-from .card import CARD_NAME
 from .compute import InferenceSpec, ShardComputer
 from .errors import TeacherError
 from .finetune import LabelledTexts, finetune_classifier, finished_metrics, holdout
@@ -632,7 +631,7 @@ def _lineage(cfg, name: str) -> dict:
 
 def write_card(out_dir: str, manifest: dict) -> None:
     """The folder's dataset card, from the manifest and the shards' footers."""
-    with storage.atomic_output(storage.join(out_dir, CARD_NAME)) as out:
+    with storage.atomic_output(storage.join(out_dir, card.CARD_NAME)) as out:
         out.write(card.render(manifest, *sh.cache_footprint(out_dir, manifest)).encode())
 
 
