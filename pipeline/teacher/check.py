@@ -26,7 +26,8 @@ def card_check(directory: str, manifest: dict) -> list[str]:
         text = raw.decode()
     except UnicodeDecodeError as exc:
         return [f"not UTF-8 text (byte {exc.start})"]
-    return card_problems(text, manifest, *cache_footprint(directory, manifest))
+    schema, data_bytes, _ = cache_footprint(directory, manifest)
+    return card_problems(text, manifest, schema, data_bytes)
 
 
 def main(argv=None) -> int:

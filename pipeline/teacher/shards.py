@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -204,14 +204,22 @@ def inspect_shard(
     return meta, None
 
 
-def cache_footprint(cache_dir: str, manifest: dict) -> tuple[pa.Schema, int]:
-    """The columns of a cache (its first shard's schema) and the uncompressed bytes of all its row
-    groups, from the shards' footers."""
-    schema, total = None, 0
+def cache_footprint(cache_dir: str, manifest: dict, columns: Sequence[str] = ()) -> tuple[pa.Schema, int, int]:
+    """From the shards' footers, in one pass: the columns of the cache (the first shard's schema),
+    the uncompressed bytes of all row groups, and the compressed bytes of the list ``columns``."""
+    schema, total, compressed = None, 0, 0
+    wanted = {f"{c}.list.element" for c in columns}
     for shard in manifest["shards"]:
         filesystem, p = storage.resolve(storage.join(cache_dir, shard["file"]))
         with filesystem.open_input_file(p) as fh:
             meta = pq.ParquetFile(fh).metadata
         schema = schema or meta.schema.to_arrow_schema()
-        total += sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
-    return schema or pa.schema([]), total
+        for g in range(meta.num_row_groups):
+            rg = meta.row_group(g)
+            total += rg.total_byte_size
+            compressed += sum(
+                rg.column(c).total_compressed_size
+                for c in range(rg.num_columns)
+                if rg.column(c).path_in_schema in wanted
+            )
+    return schema or pa.schema([]), total, compressed

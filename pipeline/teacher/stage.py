@@ -21,8 +21,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from .. import layout, storage
 from ..progress import print_summary
 from ..runtime.resources import Resources
@@ -484,11 +482,12 @@ def cache_input(
     def commit(summary: dict, results: list[dict]) -> None:
         ordered = [dataclasses.replace(_shard_result(r), computed=not r.get("reused")) for r in results]
         manifest = _manifest(cfg, tc, name, in_dir, files, info, layers, attentions, key, ordered)
-        write_card(out_dir, manifest)
+        schema, data_bytes, hidden_bytes = sh.cache_footprint(out_dir, manifest, [hidden_column(l) for l in layers])
+        with storage.atomic_output(storage.join(out_dir, card.CARD_NAME)) as out:
+            out.write(card.render(manifest, schema, data_bytes).encode())
         write_manifest(out_dir, manifest)
         computed = [r for r in ordered if r.computed]
         hidden_values = manifest["tokens"] * info.hidden_size * len(layers)
-        hidden_bytes = _column_bytes(out_dir, ordered, [hidden_column(l) for l in layers]) if layers else 0
         summary.update(
             {
                 "input": name,
@@ -627,30 +626,6 @@ def _lineage(cfg, name: str) -> dict:
         }
         out["augmentation"] = {"method": parts[2], "settings": settings, "hash": digest(settings, length=16)}
     return out
-
-
-def write_card(out_dir: str, manifest: dict) -> None:
-    """The folder's dataset card, from the manifest and the shards' footers."""
-    with storage.atomic_output(storage.join(out_dir, card.CARD_NAME)) as out:
-        out.write(card.render(manifest, *sh.cache_footprint(out_dir, manifest)).encode())
-
-
-def _column_bytes(out_dir: str, results: list[sh.ShardResult], columns: list[str]) -> int:
-    """Compressed bytes of some columns over all shards (from the Parquet footers)."""
-    total = 0
-    wanted = {f"{c}.list.element" for c in columns}
-    for r in results:
-        filesystem, p = storage.resolve(storage.join(out_dir, r.name))
-        with filesystem.open_input_file(p) as fh:
-            meta = pq.ParquetFile(fh).metadata
-        for g in range(meta.num_row_groups):
-            rg = meta.row_group(g)
-            total += sum(
-                rg.column(c).total_compressed_size
-                for c in range(rg.num_columns)
-                if rg.column(c).path_in_schema in wanted
-            )
-    return total
 
 
 def run_teacher(
