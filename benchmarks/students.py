@@ -17,7 +17,8 @@ import time
 import torch
 
 from pipeline.config import load_config
-from pipeline.student.evaluate import accuracy_f1, predict_bilstm, predict_transformer, read_split
+from pipeline.metrics import accuracy_f1
+from pipeline.student.evaluate import predict_bilstm, predict_transformer, read_split
 from pipeline.teacher.cache import open_cache
 from pipeline.teacher.stage import cache_dir
 

@@ -83,6 +83,20 @@ def format_from_path(path: str) -> str | None:
     return _EXTENSIONS.get(suffixes[-1]) if suffixes else None
 
 
+class ScoreSpec(_Strict):
+    """A numeric target (regression, e.g. STS-B's similarity from 0 to 5): the label column holds a
+    number; a row whose label is not a finite number, or lies outside [min, max], is rejected."""
+
+    min: Number | None = Field(None, description="lowest valid score; None = no bound")
+    max: Number | None = Field(None, description="highest valid score; None = no bound")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScoreSpec:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"score.min ({self.min}) is above score.max ({self.max})")
+        return self
+
+
 class IngestConfig(_Strict):
     """Validating raw rows into examples and rejects."""
 
@@ -234,6 +248,11 @@ class JobConfig(_Strict):
     seed: Int = Field(0, description="seed of every random choice: the same seed gives the same output bytes")
     output_dir: str = Field(description="folder (local, or a pyarrow.fs URI) of every output")
     labels: list[str] | None = Field(None, description="the label set, in id order; None = no labels")
+    score: ScoreSpec | None = Field(
+        None,
+        description="a regression task instead of a label set: the label column holds a number (the teacher "
+        "gets a one-output head, the students a squared-error loss); None = classification or no labels",
+    )
     inputs: dict[str, InputSpec] = Field(
         default_factory=dict, description="split name -> input file; train is required (data_dir fills them)"
     )
@@ -273,9 +292,13 @@ class JobConfig(_Strict):
         for split in self.augment.splits:
             if split not in self.inputs:
                 raise ValueError(f"augment.splits names {split!r}, which is not in inputs ({sorted(self.inputs)})")
+        if self.labels is not None and self.score is not None:
+            raise ValueError("labels (classification) and score (regression) exclude each other; set one")
         for split, spec in self.inputs.items():
-            if spec.columns.label is not None and self.labels is None:
-                raise ValueError(f"inputs.{split}.columns.label is set but labels (the label set) is not")
+            if spec.columns.label is not None and self.output_names is None:
+                raise ValueError(
+                    f"inputs.{split}.columns.label is set but neither labels (the label set) nor score (regression) is"
+                )
         if self.teacher is not None:
             for name in self.teacher.inputs or []:
                 split = name.split("/")[1]
@@ -283,11 +306,17 @@ class JobConfig(_Strict):
                     raise ValueError(
                         f"teacher.inputs names {name!r}, but {split!r} is not in inputs ({sorted(self.inputs)})"
                     )
-            if self.teacher.finetune.enabled and self.labels is None:
-                raise ValueError("teacher.finetune.enabled needs labels (the label set)")
+            if self.teacher.finetune.enabled and self.output_names is None:
+                raise ValueError("teacher.finetune.enabled needs labels (the label set) or score (regression)")
         if self.student is not None:
-            if self.labels is None:
-                raise ValueError("student needs labels (the label set)")
+            if self.output_names is None:
+                raise ValueError("student needs labels (the label set) or score (regression)")
+            for run in self.student.runs:
+                if self.regression and run.loss == "soft":
+                    raise ValueError(
+                        f"student run {run.name!r}: loss soft (softmax cross-entropy) needs classes; a regression "
+                        "task learns with mse (the teacher's prediction), hard (the gold score) or mix (both)"
+                    )
             for eval_split in (self.student.dev_split, self.student.test_split):
                 if eval_split is not None and eval_split not in self.inputs:
                     raise ValueError(
@@ -309,6 +338,15 @@ class JobConfig(_Strict):
         return self
 
     # derived values -------------------------------------------------------------------------
+    @property
+    def regression(self) -> bool:
+        return self.score is not None
+
+    @property
+    def output_names(self) -> list[str] | None:
+        """The model head's outputs in order: the label set, ["score"] for regression, None for neither."""
+        return ["score"] if self.score is not None else self.labels
+
     @property
     def tinybert_n(self) -> int:
         n = self.augment.tinybert.n_aug

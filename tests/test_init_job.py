@@ -50,14 +50,38 @@ def test_pairs_numeric_labels_and_an_unlabelled_test_file(tmp_path):
 def test_no_label_set_when_values_are_too_many(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
+    lines = "".join(f"sentence number {i}\tcategory {i}\n" for i in range(150))
+    (data / "train.tsv").write_text("sentence\tlabel\n" + lines, encoding="utf-8")
+    out = tmp_path / "free.yaml"
+    assert main(["init", "free", "--data", str(data), "--out", str(out)]) == 0
+    job = yaml.safe_load(out.read_text(encoding="utf-8"))
+    assert "labels" not in job and "score" not in job and "label" not in job["inputs"]["train"]["columns"]
+    assert "teacher" not in job  # nothing to fine-tune on without labels
+    load_config(out)
+
+
+def test_numeric_scores_make_a_regression_job(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
     lines = "".join(f"sentence number {i}\t{i / 7:.3f}\n" for i in range(150))
     (data / "train.tsv").write_text("sentence\tscore\n" + lines, encoding="utf-8")
     out = tmp_path / "scores.yaml"
     assert main(["init", "scores", "--data", str(data), "--out", str(out)]) == 0
-    job = yaml.safe_load(out.read_text(encoding="utf-8"))
-    assert "labels" not in job and "label" not in job["inputs"]["train"]["columns"]
-    assert "teacher" not in job  # nothing to fine-tune on without labels
-    load_config(out)
+    cfg = load_config(out)
+    assert cfg.regression and cfg.labels is None and (cfg.score.min, cfg.score.max) == (None, None)
+    assert "0 to 21.286 in train" in out.read_text(encoding="utf-8")
+    assert cfg.inputs["train"].columns.label == "score" and cfg.student.runs[0].loss == "mse"
+    # a few decimal scores are a score too; a few integers (star ratings, 0 / 1) stay a label set
+    (data / "train.tsv").write_text("sentence\tscore\na\t0.5\nb\t3.8\nc\t5.0\n", encoding="utf-8")
+    assert main(["init", "scores", "--data", str(data), "--out", str(out), "--force"]) == 0
+    assert load_config(out).regression
+    (data / "train.tsv").write_text("sentence\tscore\na\t1\nb\t3\nc\t5\n", encoding="utf-8")
+    assert main(["init", "scores", "--data", str(data), "--out", str(out), "--force"]) == 0
+    assert load_config(out).labels == ["1", "3", "5"]
+    # STS-B's preset: its range
+    assert main(["init", "stsb", "--data", str(data), "--out", str(out), "--force"]) == 0
+    stsb = load_config(out)
+    assert stsb.task == "stsb" and (stsb.score.min, stsb.score.max) == (0.0, 5.0)
 
 
 def test_unusable_folders_are_named(tmp_path, capsys):

@@ -29,6 +29,7 @@ AUGMENTED_SCHEMA = pa.schema(
         ("text_b", pa.string()),
         ("label", pa.string()),
         ("label_id", pa.int32()),
+        ("score", pa.float32()),  # regression: a variant keeps its original's score
         ("seed", pa.int64()),
     ]
 )
@@ -104,6 +105,7 @@ def variants_table(batch: pa.Table, results: list[list[tuple[str, str | None]]],
             "text_b": pa.array([b for rows in results for _, b in rows], pa.string()),
             "label": batch.column("label").take(take),
             "label_id": batch.column("label_id").take(take),
+            "score": batch.column("score").take(take),
             "seed": pa.array(np.full(total, seed, dtype=np.int64)),
         },
         schema=AUGMENTED_SCHEMA,

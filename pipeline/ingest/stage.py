@@ -36,6 +36,7 @@ EXAMPLE_SCHEMA = pa.schema(
         ("text_b", pa.string()),
         ("label", pa.string()),
         ("label_id", pa.int32()),
+        ("score", pa.float32()),  # regression tasks: the label as a number; null otherwise
     ]
 )
 # What validation gives: examples and rejects in one ordered table.
@@ -129,6 +130,7 @@ def _rules(cfg: JobConfig, split: str) -> Rules:
         text_b=spec.columns.text_b,
         label=spec.columns.label,
         labels=tuple(cfg.labels) if cfg.labels else None,
+        score_range=(cfg.score.min, cfg.score.max) if cfg.score else None,
         max_chars=cfg.ingest.max_chars,
         too_long=cfg.ingest.too_long,
         crlf=cfg.ingest.crlf,
@@ -258,6 +260,7 @@ def completion_key(cfg: JobConfig, split: str) -> str | None:
         ),  # the licence does not change the examples
         "ingest": cfg.ingest.model_dump(mode="json", exclude={"strict"}),
         "labels": cfg.labels,
+        "score": cfg.score.model_dump(mode="json") if cfg.score else None,
     }
     try:
         fingerprint = markers.fingerprint_file(cfg.inputs[split].path)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import unicodedata
 from dataclasses import dataclass
 from typing import Literal, overload
@@ -26,6 +27,8 @@ CRLF = "crlf_line_ending"
 STRAY_CR = "stray_carriage_return"
 BAD_LABEL = "label_not_in_label_set"
 MISSING_LABEL = "missing_label"
+NOT_A_NUMBER = "label_not_a_number"
+OUT_OF_RANGE = "label_out_of_range"
 TOO_LONG = "text_too_long"
 BAD_JSON = "invalid_json"
 MISSING_FIELD = "missing_field"
@@ -41,6 +44,8 @@ class Rules:
     label: str | None
     labels: tuple[str, ...] | None
     max_chars: int
+    # regression: (min, max) of a numeric label, either bound None = open; None = not a regression task
+    score_range: tuple[float | None, float | None] | None = None
     too_long: str = "reject"  # or "truncate"
     crlf: str = "normalise"  # or "reject"
     bom: str = "strip"  # or "reject"
@@ -164,8 +169,27 @@ def _check_label(value: object, rules: Rules) -> str | None:
         raise Rejected(MISSING_LABEL, "label is empty")
     label = _encodable(str(value), "label").strip()
     if rules.labels is not None and label not in rules.labels:
-        raise Rejected(BAD_LABEL, f"label {label!r} is not in the label set {list(rules.labels)}")
+        raise Rejected(BAD_LABEL, f"label {_short(label)!r} is not in the label set {list(rules.labels)}")
     return label
+
+
+def _check_score(label: str, score_range: tuple[float | None, float | None]) -> float:
+    """A regression label: a finite number within the range (bounds included)."""
+    try:
+        value = float(label)
+    except ValueError:
+        raise Rejected(NOT_A_NUMBER, f"label {_short(label)!r} is not a number") from None
+    if not math.isfinite(value):
+        raise Rejected(NOT_A_NUMBER, f"label {_short(label)!r} is not a finite number")
+    lo, hi = score_range
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        bounds = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+        raise Rejected(OUT_OF_RANGE, f"label {value:g} is outside the score range {bounds}")
+    return value
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def build_row(fields: dict[str, object], source: str, line_no: int, rules: Rules, fixes: list[str]) -> dict:
@@ -176,6 +200,7 @@ def build_row(fields: dict[str, object], source: str, line_no: int, rules: Rules
         text_b = _clean_text(fields.get("text_b"), rules.text_b, rules, fixes, required=True)
     label = _check_label(fields.get("label"), rules)
     label_id = rules.labels.index(label) if (label is not None and rules.labels) else None
+    score = _check_score(label, rules.score_range) if (label is not None and rules.score_range) else None
     return {
         "example_id": example_id(source, line_no, text_a, text_b, label),
         "source": source,
@@ -184,6 +209,7 @@ def build_row(fields: dict[str, object], source: str, line_no: int, rules: Rules
         "text_b": text_b,
         "label": label,
         "label_id": label_id,
+        "score": score,
     }
 
 

@@ -15,14 +15,17 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..metrics import correlations
 from . import stats
 
 SAMPLES_PER_SPLIT = 4  # originals shown with their variants
 VARIANTS_SHOWN = 6  # variants shown per original and method
 REJECTS_SHOWN = 5  # rejected rows shown per split
 STATS_MAX_EXAMPLES = 2000  # word statistics over at most this many originals per corpus (seeded sample)
+MAX_SCATTER_POINTS = 2000  # regression: (gold, predicted) points per cache in the scatter plot
 SAMPLE_MAX_WORDS = 40  # sampled originals are at most this long, so the page stays readable
 
 
@@ -239,17 +242,20 @@ def _cache_name(root: Path, folder: Path) -> str:
 
 def _read_logits(cache) -> pa.Table:
     schema_names = pq.ParquetFile(cache.files[0]).schema_arrow.names if cache.files else []
-    wanted = [c for c in ("example_id", "parent_id", "method", "variant", "label_id", "logits") if c in schema_names]
+    names = ("example_id", "parent_id", "method", "variant", "label_id", "score", "logits")
+    wanted = [c for c in names if c in schema_names]
     return cache.read_table(columns=wanted)
 
 
-def _teacher_figures(name: str, table: pa.Table, labels: list[str]) -> dict:
+def _teacher_figures(name: str, table: pa.Table, labels: list[str], regression: bool = False) -> dict:
     n = table.num_rows
     logits = (
         table.column("logits").combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(n, -1)
         if n
         else np.zeros((0, 0))
     )
+    if regression:
+        return _regression_figures(name, table, logits[:, 0] if n else np.zeros(0))
     conf = stats.confidence(logits)
     variant = table.column("variant").to_numpy() if "variant" in table.column_names else np.zeros(n, dtype=int)
     out = {
@@ -269,6 +275,37 @@ def _teacher_figures(name: str, table: pa.Table, labels: list[str]) -> dict:
         out["methods"] = sorted(set(table.column("method").to_pylist()))
     if "label_id" in table.column_names:
         out["agreement"] = stats.label_agreement(table.column("label_id").to_pylist(), logits)
+    return out
+
+
+def _regression_figures(name: str, table: pa.Table, pred: np.ndarray) -> dict:
+    """A one-output (regression) teacher: its predicted scores, their correlation with the gold
+    scores, and how far a variant's prediction moves from its original's."""
+    n = table.num_rows
+    variant = table.column("variant").to_numpy() if "variant" in table.column_names else np.zeros(n, dtype=int)
+    gold = np.full(n, np.nan)
+    if "score" in table.column_names:
+        gold = pc.fill_null(table.column("score"), np.nan).to_numpy(zero_copy_only=False).astype(np.float64)
+    scored = ~np.isnan(gold)
+    out = {
+        "name": name,
+        "rows": n,
+        "regression": True,
+        "methods": sorted(set(table.column("method").to_pylist())) if "method" in table.column_names else [],
+        "prediction": [float(pred.mean()), float(pred.std()), float(pred.min()), float(pred.max())] if n else None,
+        "scored": int(scored.sum()),
+        "correlation": correlations(pred[scored & (variant == 0)], gold[scored & (variant == 0)]),
+        # a sample of (gold, prediction, is variant) for the scatter plot, spread over the cache
+        "points": [
+            [float(gold[i]), float(pred[i]), int(variant[i] > 0)]
+            for i in np.flatnonzero(scored)[:: max(1, int(scored.sum()) // MAX_SCATTER_POINTS + 1)]
+        ],
+        "shift": None,
+    }
+    if "parent_id" in table.column_names and (variant > 0).any():
+        out["shift"] = stats.score_shift(
+            table.column("example_id").to_pylist(), table.column("parent_id").to_pylist(), variant.tolist(), pred
+        )
     return out
 
 
@@ -318,7 +355,8 @@ def collect_teacher_and_cache(root: Path) -> tuple[Section, Section]:
         name = _cache_name(root, folder)
         try:
             cache = open_cache(str(folder), verify="footer")
-            teacher.append(_teacher_figures(name, _read_logits(cache), cache.labels))
+            regression = cache.manifest.get("teacher", {}).get("problem_type") == "regression"
+            teacher.append(_teacher_figures(name, _read_logits(cache), cache.labels, regression))
             caches.append(_cache_figures(name, cache))
             labels = labels or cache.labels
         except CacheError as exc:

@@ -133,19 +133,41 @@ def confidence_histograms(panels: list[tuple[str, Sequence[float], Sequence[floa
     return to_data_uri(fig)
 
 
-def learning_curves(runs: list[dict]) -> str:
+def score_scatter(panels: list[tuple[str, Sequence[Sequence[float]], float | None]]) -> str:
+    """Regression: one panel per cache, the teacher's predicted score against the gold score
+    (originals and variants; a variant carries its original's gold score), with y = x."""
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(3.4 * n + 0.4, 3.2), squeeze=False)
+    for ax, (title, points, r) in zip(axes[0], panels):
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        for name, keep in (("variant", pts[:, 2] > 0), ("original", pts[:, 2] == 0)):
+            if keep.any():
+                ax.scatter(
+                    pts[keep, 0], pts[keep, 1], s=7, alpha=0.5, color=COLORS[name], label=f"{name}s ({keep.sum():,})"
+                )
+        if len(pts):
+            lo, hi = float(pts[:, :2].min()), float(pts[:, :2].max())
+            ax.plot([lo, hi], [lo, hi], color="#999999", lw=0.8, ls="--")
+        ax.set_title(title + (f" (Pearson {r:.3f})" if r is not None and np.isfinite(r) else ""))
+        ax.set_xlabel("gold score")
+        ax.legend(loc="upper left", fontsize=7.5)
+    axes[0][0].set_ylabel("teacher prediction")
+    fig.tight_layout()
+    return to_data_uri(fig)
+
+
+def learning_curves(runs: list[dict], metric: str = "accuracy", metric_name: str = "accuracy") -> str:
     fig, (left, right) = plt.subplots(1, 2, figsize=(9.6, 3.0))
+    key = f"dev_{metric}"
     for k, run in enumerate(runs):
         # the prediction-layer epochs (a BERT student's intermediate-layer epochs have no dev score)
-        hist = [h for h in run.get("history") or [] if "dev_accuracy" in h and "train_loss" in h]
+        hist = [h for h in run.get("history") or [] if key in h and "train_loss" in h]
         epochs = [h["epoch"] for h in hist]
         c = _CYCLE[k % len(_CYCLE)]
         left.plot(epochs, [h["train_loss"] for h in hist], marker="o", ms=3, color=c, label=run.get("run", f"run {k}"))
-        right.plot(
-            epochs, [h["dev_accuracy"] for h in hist], marker="o", ms=3, color=c, label=run.get("run", f"run {k}")
-        )
+        right.plot(epochs, [h[key] for h in hist], marker="o", ms=3, color=c, label=run.get("run", f"run {k}"))
     left.set_title("Training loss")
-    right.set_title("Dev accuracy")
+    right.set_title(f"Dev {metric_name}")
     for ax in (left, right):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))

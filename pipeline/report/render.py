@@ -9,6 +9,7 @@ from string import Template
 
 import numpy as np
 
+from ..metrics import METRIC_NAMES, REGRESSION_METRICS
 from . import plots, stats
 from .collect import ReportData
 
@@ -376,20 +377,26 @@ def _teacher(data: ReportData) -> str:
     parts = []
     ft = t.data.get("finetune")
     if ft:
+        metric = str(ft.get("metric", "accuracy"))
         rows = [
             [
                 _num(ep["epoch"]),
                 f"{ep['train_loss']:.4f}",
                 f"{ep.get('dev_loss', float('nan')):.4f}",
-                f"{ep['dev_accuracy']:.4f}",
+                f"{ep.get(f'dev_{metric}', float('nan')):.4f}",
             ]
             for ep in ft.get("epochs", [])
         ]
+        loss = "squared error" if ft.get("regression") else "cross-entropy"
         parts.append(
             f'<h3>Fine-tuning</h3><p class="note">{_num(ft.get("train_examples"))} training examples, '
             f"dev: {e(str(ft.get('dev_source', '')))}; best epoch {_num(ft.get('best_epoch'))}"
             f"{' (reused from an earlier run)' if ft.get('reused') else ''}.</p>"
-            + _table(["epoch", "train loss", "dev loss", "dev accuracy"], rows, {0, 1, 2, 3})
+            + _table(
+                ["epoch", f"train loss ({loss})", "dev loss", f"dev {METRIC_NAMES.get(metric, metric)}"],
+                rows,
+                {0, 1, 2, 3},
+            )
         )
     if not t.ran:
         parts.append(_notrun(t.note))
@@ -397,6 +404,11 @@ def _teacher(data: ReportData) -> str:
     for err in t.data.get("errors", []):
         parts.append(f'<p class="error">Cache not readable: {e(err)}</p>')
     caches = t.data["caches"]
+    if any(c.get("regression") for c in caches):
+        parts.append(_teacher_scores([c for c in caches if c.get("regression")]))
+        caches = [c for c in caches if not c.get("regression")]
+        if not caches:
+            return "\n".join(parts)
     rows = []
     for c in caches:
         agree = c.get("agreement")
@@ -462,6 +474,55 @@ def _teacher(data: ReportData) -> str:
         labels = t.data.get("labels")
         parts.append(
             f'<div class="figs">{_img(plots.confidence_histograms(panels, len(labels) if labels else None), "teacher confidence")}</div>'
+        )
+    return "\n".join(parts)
+
+
+def _teacher_scores(caches: list[dict]) -> str:
+    """A regression teacher: its predicted scores, their correlation with the gold scores and a
+    scatter plot of the two; the shift of a variant's prediction from its original's."""
+    rows = []
+    for c in caches:
+        pred, corr, shift = c.get("prediction"), c.get("correlation") or {}, c.get("shift")
+        rows.append(
+            [
+                e(c["name"]),
+                e(", ".join(c["methods"])) or "–",
+                _num(c["rows"]),
+                f"{pred[0]:.2f} ± {pred[1]:.2f} ({pred[2]:.2f} to {pred[3]:.2f})" if pred else "–",
+                _num(c.get("scored")),
+                *(
+                    f"{corr[k]:.4f}" if np.isfinite(corr.get(k, np.nan)) else "–"
+                    for k in ("pearson", "spearman", "mse")
+                ),
+                f"{shift[0]:.3f} ({shift[1]:,} variants)" if shift and shift[0] is not None else "–",
+            ]
+        )
+    parts = [
+        "<h3>Predictions</h3>"
+        + _table(
+            [
+                "cache",
+                "method",
+                "rows",
+                "predicted score (mean ± sd, range)",
+                "scored rows",
+                "Pearson",
+                "Spearman",
+                "MSE",
+                "variant shift",
+            ],
+            rows,
+            {2, 4, 5, 6, 7},
+        ),
+        '<p class="note">Pearson, Spearman and MSE of the teacher\'s prediction against the gold score over '
+        "the scored originals of each cache. Variant shift: mean absolute difference between the prediction "
+        "on a variant and on its original (a variant inherits its original's gold score).</p>",
+    ]
+    panels = [(c["name"], c["points"], (c.get("correlation") or {}).get("pearson")) for c in caches if c.get("points")]
+    if panels:
+        parts.append(
+            f'<div class="figs">{_img(plots.score_scatter(panels), "teacher prediction against the gold score")}</div>'
         )
     return "\n".join(parts)
 
@@ -550,51 +611,70 @@ def _student(data: ReportData) -> str:
     if not s.ran:
         return _notrun(s.note)
     parts = []
-    if s.data["rows"]:
+    rows_data, runs = s.data["rows"], s.data["runs"]
+    metric = next((str(r["metric"]) for r in [*rows_data, *runs] if r.get("metric")), None)
+    if metric is None:  # runs of an older stage name no metric: the history tells
+        history = [h for r in runs for h in r.get("history") or []]
+        metric = "pearson" if any("dev_pearson" in h for h in history) else "accuracy"
+    names = ["pearson", "spearman", "mse"] if metric in REGRESSION_METRICS else ["accuracy", "macro_f1"]
+    names = list(dict.fromkeys([metric, *names]))
+    split = next((str(r["eval_split"]) for r in [*rows_data, *runs] if r.get("eval_split")), "test")
+
+    def cell(r: dict, name: str, first: bool) -> str:
+        mean = r.get(f"{name}_mean", float("nan"))
+        if not first:
+            return f"{mean:.4f}"
+        std = r.get(f"{name}_std")
+        return f"{mean:.4f}" + (f" ± {std:.4f}" if std is not None else " (one run)")
+
+    if rows_data:
         rows = [
             [
                 e(str(r.get("name", ""))),
                 e(str(r.get("model", ""))),
                 e(str(r.get("data", ""))),
                 e(", ".join(map(str, r.get("seeds", [])))),
-                f"{r['accuracy_mean']:.4f}"
-                + (f" ± {r['accuracy_std']:.4f}" if r.get("accuracy_std") is not None else " (one run)"),
-                f"{r.get('macro_f1_mean', float('nan')):.4f}",
+                *(cell(r, n, i == 0) for i, n in enumerate(names)),
                 _num(r.get("params")),
                 _num(r.get("sentences_per_s")),
             ]
-            for r in s.data["rows"]
+            for r in rows_data
         ]
+        heads = [f"{split} {METRIC_NAMES[names[0]]} (mean ± std)", *(f"{split} {METRIC_NAMES[n]}" for n in names[1:])]
         parts.append(
             "<h3>Results</h3>"
             + _table(
-                ["name", "model", "data", "seeds", "accuracy (mean ± std)", "macro F1", "parameters", "sentences / s"],
+                ["name", "model", "data", "seeds", *heads, "parameters", "sentences / s"],
                 rows,
-                {4, 5, 6, 7},
+                set(range(4, 6 + len(names))),
             )
         )
     elif not s.data["has_results"]:
         parts.append(_notrun("No results.json yet: the runs below have not been summarised."))
-    runs = s.data["runs"]
     if runs:
+        key = f"dev_{metric}"
         rows = [
             [
                 e(str(r.get("run", ""))),
                 e(str(r.get("model", ""))),
                 e(str(r.get("data", ""))),
                 _num(r.get("seed")),
-                _num(sum("dev_accuracy" in h for h in r.get("history") or [])),
-                f"{r.get('test', {}).get('accuracy', float('nan')):.4f}",
-                f"{r.get('test', {}).get('macro_f1', float('nan')):.4f}",
+                _num(sum(key in h for h in r.get("history") or [])),
+                *(f"{r.get('scores', r.get('test', {})).get(n, float('nan')):.4f}" for n in names),
             ]
             for r in runs
         ]
         parts.append(
             "<h3>Runs</h3>"
-            + _table(["run", "model", "data", "seed", "epochs", "test accuracy", "test macro F1"], rows, {3, 4, 5, 6})
+            + _table(
+                ["run", "model", "data", "seed", "epochs", *(f"{split} {METRIC_NAMES[n]}" for n in names)],
+                rows,
+                set(range(3, 5 + len(names))),
+            )
         )
         if any(r.get("history") for r in runs):
-            parts.append(f'<div class="figs">{_img(plots.learning_curves(runs), "student learning curves")}</div>')
+            curves = plots.learning_curves(runs, metric, METRIC_NAMES[metric])
+            parts.append(f'<div class="figs">{_img(curves, "student learning curves")}</div>')
     return "\n".join(parts)
 
 

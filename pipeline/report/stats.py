@@ -229,6 +229,21 @@ def flip_stats(
     return FlipStats(flips, compared)
 
 
+def score_shift(
+    example_ids: Sequence[str], parent_ids: Sequence[str], variants: Sequence[int], predictions: np.ndarray
+) -> tuple[float | None, int]:
+    """Regression: (mean |prediction on a variant − prediction on its original|, variants
+    compared), over the variants whose original is in the same cache."""
+    pred = np.asarray(predictions, dtype=np.float64)
+    parent_pred = {e: p for e, v, p in zip(example_ids, variants, pred) if v == 0}
+    shifts = [
+        abs(p - parent_pred[parent])
+        for parent, v, p in zip(parent_ids, variants, pred)
+        if v > 0 and parent in parent_pred
+    ]
+    return (float(np.mean(shifts)) if shifts else None), len(shifts)
+
+
 def label_agreement(label_ids: Sequence[int | None], logits: np.ndarray) -> tuple[int, int]:
     """(rows whose predicted label equals their label, labelled rows)."""
     pred = np.asarray(logits).argmax(axis=1) if len(logits) else []

@@ -131,6 +131,7 @@ def collate_tokens(table: pa.Table, hidden_size: int = 0, num_heads: int = 0) ->
     from ..teacher.cache import to_torch
 
     batch = to_torch(table, hidden_size, num_heads)
-    if "label_id" in batch:
-        batch["labels"] = batch.pop("label_id")
+    for target in ("label_id", "score"):  # label ids, or scores (regression)
+        if target in batch:
+            batch["labels"] = batch.pop(target)
     return batch

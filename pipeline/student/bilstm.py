@@ -74,7 +74,8 @@ def _pad(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def collate_words(table: pa.Table, vocab: Vocab, max_words: int, pair: bool) -> dict:
-    """Arrow rows (text_a, text_b, optional logits / label_id) → BiLSTM inputs and targets."""
+    """Arrow rows (text_a, text_b, optional logits / label_id / score) → BiLSTM inputs and targets
+    (``labels``: label ids, -100 unknown; or scores, NaN unknown)."""
     batch: dict = {}
     batch["ids_a"], batch["len_a"] = _pad([vocab.encode(t, max_words) for t in table.column("text_a").to_pylist()])
     if pair:
@@ -90,3 +91,6 @@ def _targets(table: pa.Table, batch: dict) -> None:
     if "label_id" in table.column_names:
         labels = pc.fill_null(table.column("label_id"), -100).to_numpy(zero_copy_only=False)
         batch["labels"] = torch.from_numpy(labels.astype(np.int64))
+    elif "score" in table.column_names:
+        scores = pc.fill_null(table.column("score"), np.nan).to_numpy(zero_copy_only=False)
+        batch["labels"] = torch.from_numpy(scores.astype(np.float32))

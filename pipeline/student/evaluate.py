@@ -1,4 +1,5 @@
-"""Evaluation of students and teachers on an ingested split: accuracy, macro-F1, F1, MCC, sentences/s."""
+"""Evaluation of students and teachers on an ingested split: predictions, sentences/s (the metrics
+themselves are in :mod:`pipeline.metrics`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ class EvalSet:
 
     text_a: list[str]
     text_b: list[str | None]
-    labels: np.ndarray  # int64, -100 where unknown
+    labels: np.ndarray  # label ids int64, -100 where unknown; regression: scores float64, NaN where unknown
 
     @property
     def pair(self) -> bool:
@@ -25,46 +26,21 @@ class EvalSet:
         return len(self.text_a)
 
 
-def read_split(path: str) -> EvalSet:
-    """``examples/<split>`` Parquet (written by the ingest stage) → texts and label ids."""
+def read_split(path: str, regression: bool = False) -> EvalSet:
+    """``examples/<split>`` Parquet (written by the ingest stage) → texts and label ids (scores)."""
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
     from .. import storage
 
     filesystem, p = storage.resolve(path)
-    table = ds.dataset(p, filesystem=filesystem, format="parquet").to_table(columns=["text_a", "text_b", "label_id"])
-    labels = pc.fill_null(table.column("label_id"), -100).to_numpy(zero_copy_only=False).astype(np.int64)
+    target = "score" if regression else "label_id"
+    table = ds.dataset(p, filesystem=filesystem, format="parquet").to_table(columns=["text_a", "text_b", target])
+    if regression:
+        labels = pc.fill_null(table.column(target), np.nan).to_numpy(zero_copy_only=False).astype(np.float64)
+    else:
+        labels = pc.fill_null(table.column(target), -100).to_numpy(zero_copy_only=False).astype(np.int64)
     return EvalSet(table.column("text_a").to_pylist(), table.column("text_b").to_pylist(), labels)
-
-
-METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "f1": "F1", "mcc": "MCC"}
-
-
-def accuracy_f1(pred: np.ndarray, labels: np.ndarray, num_labels: int) -> dict:
-    """Over the labelled rows (label ≥ 0): accuracy, macro-F1, F1 of label 1 (the positive class
-    of GLUE's binary tasks: MRPC, QQP) and Matthews correlation (CoLA's metric; the multi-class
-    form of Gorodkin 2004 for more than two labels)."""
-    keep = labels >= 0
-    pred, labels = pred[keep], labels[keep]
-    if not len(labels):
-        return {name: float("nan") for name in METRIC_NAMES}
-    confusion = np.zeros((num_labels, num_labels), dtype=np.float64)
-    np.add.at(confusion, (labels, pred), 1)
-    tp = np.diag(confusion)
-    fp, fn = confusion.sum(0) - tp, confusion.sum(1) - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f1s = np.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
-    n, correct = confusion.sum(), tp.sum()
-    predicted, actual = confusion.sum(0), confusion.sum(1)
-    cov = correct * n - predicted @ actual
-    var = np.sqrt((n * n - predicted @ predicted) * (n * n - actual @ actual))
-    return {
-        "accuracy": float(correct / n),
-        "macro_f1": float(np.mean(f1s)),
-        "f1": float(f1s[1]) if num_labels > 1 else float("nan"),
-        "mcc": float(cov / var) if var > 0 else 0.0,
-    }
 
 
 @torch.inference_mode()

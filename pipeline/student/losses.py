@@ -5,6 +5,9 @@
 - :func:`logit_mse`: Tang et al.'s MSE between raw logits (mean over classes and rows).
 - :func:`hard_cross_entropy`: cross-entropy on labels; rows labelled -100 are ignored.
 - :func:`mixed`: α·hard + (1−α)·soft.
+- Regression (a one-output head; labels are float scores, NaN where unknown): :func:`score_mse`
+  against the gold score is the hard loss, :func:`logit_mse` against the teacher's prediction the
+  distillation loss, and mix is α·gold + (1−α)·teacher (no temperature: there is no softmax).
 - :func:`hidden_mse` / :func:`attention_mse`: TinyBERT's intermediate-layer losses, mean squared
   error over the real tokens only (padding never counts).
 - :func:`hidden_cosine`: DistilBERT's cosine-embedding loss between hidden states, 1 − cos over
@@ -38,7 +41,17 @@ def hard_cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor) -> to
     return F.cross_entropy(student_logits.float(), labels, ignore_index=IGNORE)
 
 
+def score_mse(student_logits: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """Squared error of a one-output head [B, 1] against gold scores [B]; NaN scores are ignored."""
+    known = ~torch.isnan(scores)
+    if not known.any():
+        return student_logits.sum() * 0.0  # no scored row in the batch: no signal, keep the graph
+    return F.mse_loss(student_logits[:, 0].float()[known], scores.float()[known])
+
+
 def mixed(student_logits, teacher_logits, labels, alpha: float, temperature: float = 1.0) -> torch.Tensor:
+    if labels.is_floating_point():  # regression: gold and teacher squared errors
+        return alpha * score_mse(student_logits, labels) + (1.0 - alpha) * logit_mse(student_logits, teacher_logits)
     return alpha * hard_cross_entropy(student_logits, labels) + (1.0 - alpha) * soft_cross_entropy(
         student_logits, teacher_logits, temperature
     )
@@ -47,9 +60,14 @@ def mixed(student_logits, teacher_logits, labels, alpha: float, temperature: flo
 def prediction_loss(
     kind: str, student_logits, teacher_logits, labels, *, temperature: float = 1.0, alpha: float = 0.5
 ) -> torch.Tensor:
+    """The prediction-layer loss ``kind``; float ``labels`` (scores) mean a regression head."""
     if kind == "hard":
+        if labels.is_floating_point():
+            return score_mse(student_logits, labels)
         return hard_cross_entropy(student_logits, labels)
     if kind == "soft":
+        if student_logits.shape[-1] < 2:
+            raise ValueError("loss soft needs classes; a one-output (regression) head learns with mse, hard or mix")
         return soft_cross_entropy(student_logits, teacher_logits, temperature)
     if kind == "mse":
         return logit_mse(student_logits, teacher_logits)

@@ -1,15 +1,20 @@
 """The student stage: train every configured run once per seed from the teacher caches, evaluate,
 and write the result table. Offline: no Ray, no teacher inference (the teacher row of the table
-evaluates the teacher model once on the test split for its accuracy and speed).
+evaluates the teacher model once on the final split for its scores and speed).
+
+The metrics are the task's (:mod:`pipeline.metrics`): accuracy, macro-F1, F1 and MCC for a label
+set; Pearson, Spearman and MSE for a regression task. The best epoch is chosen by the task's
+headline metric on the dev split.
 
 Outputs under ``<output_dir>/student/``:
 
 - ``<run>-seed<k>/metrics.json``: run, model, data, seed, params, per-epoch history (train loss,
-  dev accuracy, dev macro-F1), best epoch, test accuracy / macro-F1, sentences/s, and a key: a
-  re-run with the same key reuses the finished run instead of training it again;
+  every dev metric), best epoch, every test metric, sentences/s, and a key: a re-run with the same
+  key reuses the finished run instead of training it again;
 - ``<run>-seed<k>/model.pt`` (BiLSTM state + vocabulary) or a ``save_pretrained`` folder (BERT);
-- ``results.json`` / ``results.md``: mean ± std of test accuracy over seeds, macro-F1, params, speed;
-- ``curves.png``: dev accuracy per epoch of every run.
+- ``results.json`` / ``results.md``: mean ± std over seeds of every metric on the test split (on
+  dev where the test labels are hidden, as GLUE's are), params, speed;
+- ``curves.png``: the headline dev metric per epoch of every run.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import numpy as np
 import torch
 
 from .. import layout, storage
+from ..metrics import METRIC_NAMES, REGRESSION_METRICS, task_scores
 from ..runtime.digest import digest
 from ..runtime.resources import Resources
 from ..runtime.runner import Stage, Task, Work, make_task, run_stage
@@ -29,7 +35,7 @@ from ..tasks import TASKS
 from ..teacher.cache import CacheError, TeacherCache, open_cache
 from ..teacher.stage import cache_dir
 from .errors import StudentStageError
-from .evaluate import METRIC_NAMES, EvalSet, accuracy_f1, predict_bilstm, predict_transformer, read_split, timed
+from .evaluate import EvalSet, predict_bilstm, predict_transformer, read_split, timed
 from .reader import ShuffleReader
 from .settings import RunConfig, StudentConfig
 from .train import fit, fit_intermediate, linear_schedule, restore_best, seed_everything
@@ -67,20 +73,26 @@ class _Context:
         self.device = _device(sc.device)
         if sc.threads:
             torch.set_num_threads(sc.threads)
-        self.labels = list(cfg.labels or [])
-        # the task's headline metric (MCC for CoLA, F1 for MRPC / QQP); an unknown task: accuracy
-        self.metric = next((m for m in TASKS[cfg.task].metrics if m in METRIC_NAMES), "accuracy")
-        if len(self.labels) < 2:
-            raise StudentStageError("the student stage needs the job's labels (at least two)")
+        self.regression = cfg.regression
+        self.labels = list(cfg.output_names or [])
+        # the task's headline metric (MCC for CoLA, F1 for MRPC / QQP, Pearson for STS-B), else
+        # accuracy (Pearson for a regression job under a classification preset)
+        kind = [m for m in METRIC_NAMES if (m in REGRESSION_METRICS) == self.regression]
+        self.metric = next((m for m in TASKS[cfg.task].metrics if m in kind), kind[0])
+        if not self.regression and len(self.labels) < 2:
+            raise StudentStageError("the student stage needs the job's labels (at least two) or score (regression)")
+        self.target = "score" if self.regression else "label_id"
         self.dev = self._split(sc.dev_split)
         self.test = self._split(sc.test_split) if sc.test_split else None
+        # the split of the final scores: test, or dev where the test labels are hidden (GLUE)
+        self.final, self.final_split = (self.test, sc.test_split) if self.test is not None else (self.dev, sc.dev_split)
         self._caches: dict[str, TeacherCache] = {}
 
     def _split(self, split: str) -> EvalSet:
         path = storage.join(self.cfg.output_dir, "examples", split)
         if not storage.exists(path):
             raise StudentStageError(f"{path}: the {split!r} split has not been ingested (run `pipeline ingest`)")
-        return read_split(path)
+        return read_split(path, self.regression)
 
     def cache(self, name: str, layers=None, attentions=None) -> TeacherCache:
         if name not in self._caches:
@@ -109,7 +121,7 @@ def _train_bilstm(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict
     embeddings, found = glove_matrix(vocab, glove_words, glove, seed)
     siamese = bc.pair_head == "siamese"
     model = BiLstmClassifier(embeddings, bc.hidden, bc.mlp, len(ctx.labels), bc.dropout, pair, siamese).to(ctx.device)
-    columns = [*texts, "label_id"] + ([] if run.loss == "hard" else ["logits"])
+    columns = [*texts, ctx.target] + ([] if run.loss == "hard" else ["logits"])
     reader = ShuffleReader(
         cache,
         columns,
@@ -137,7 +149,8 @@ def _train_bilstm(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict
         optimizer=optimizer,
         predict=predict,
         dev=ctx.dev,
-        num_labels=len(ctx.labels),
+        metric=ctx.metric,
+        regression=ctx.regression,
         label=f"{run.name} seed {seed}",
         device=ctx.device,
         temperature=run.temperature,
@@ -243,7 +256,7 @@ def _train_bert(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict:
     columns = [
         "input_ids",
         "num_tokens",
-        "label_id",
+        ctx.target,
         *(["token_type_ids"] if "token_type_ids" in _names(cache) else []),
         *([] if run.loss == "hard" else ["logits"]),
     ]
@@ -278,7 +291,8 @@ def _train_bert(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict:
         scheduler=scheduler,
         predict=predict,
         dev=ctx.dev,
-        num_labels=len(ctx.labels),
+        metric=ctx.metric,
+        regression=ctx.regression,
         label=label,
         device=ctx.device,
         temperature=run.temperature,
@@ -313,7 +327,9 @@ def _run_key(ctx: _Context, run: RunConfig, seed: int) -> str:
     data_fp = _cache_fingerprint(ctx.cache(run.data))
     inter_fp = _cache_fingerprint(ctx.cache(run.intermediate)) if run.intermediate else None
     settings = ctx.sc.bilstm if run.model == "bilstm" else ctx.sc.bert
-    return _key(run.model_dump(), seed, data_fp, inter_fp, settings.model_dump(), ctx.sc.dev_split, ctx.sc.test_split)
+    # "scores": runs finished before the final scores covered dev-only tasks are trained again
+    parts = (run.model_dump(), seed, data_fp, inter_fp, settings.model_dump(), ctx.sc.dev_split, ctx.sc.test_split)
+    return _key(*parts, "scores")
 
 
 def _metrics_path(ctx: _Context, run: RunConfig, seed: int) -> str:
@@ -339,10 +355,8 @@ def _run_once(ctx: _Context, run: RunConfig, seed: int) -> dict:
     trainer = _train_bilstm if run.model == "bilstm" else _train_bert
     result = trainer(ctx, run, seed, folder)
     predict = result.pop("predict")
-    test, speed = {}, None
-    if ctx.test is not None:
-        logits, speed = timed(predict, ctx.test)
-        test = accuracy_f1(logits.argmax(-1), ctx.test.labels, len(ctx.labels))
+    logits, speed = timed(predict, ctx.final)
+    scores = task_scores(logits, ctx.final.labels, ctx.regression)
     metrics = {
         "run": run.name,
         "model": run.model,
@@ -350,15 +364,19 @@ def _run_once(ctx: _Context, run: RunConfig, seed: int) -> dict:
         "loss": run.loss,
         "seed": seed,
         **result,
-        "test": test,
+        "metric": ctx.metric,
+        "eval_split": ctx.final_split,
+        "scores": scores,  # on eval_split with the best epoch's weights
+        "test": scores if ctx.test is not None else {},
         "sentences_per_s": round(speed, 1) if speed else None,
         "seconds": round(time.perf_counter() - started, 3),
         "key": key,
     }
     storage.write_json(mpath, metrics)
+    dev_best = max((e[f"dev_{ctx.metric}"] for e in metrics["history"] if f"dev_{ctx.metric}" in e), default=np.nan)
     print(
-        f"  {run.name} seed {seed}: dev {max(e.get('dev_accuracy', 0) for e in metrics['history']):.4f}, "
-        f"test {test.get('accuracy', float('nan')):.4f} ({metrics['seconds']:.0f} s)",
+        f"  {run.name} seed {seed}: dev {ctx.metric} {dev_best:.4f}, "
+        f"{ctx.final_split} {scores.get(ctx.metric, float('nan')):.4f} ({metrics['seconds']:.0f} s)",
         file=ctx.stream,
     )
     return metrics
@@ -375,27 +393,25 @@ class _RunTrainer:
             yield {**_run_once(self.ctx, self.runs[task.spec["run"]], task.spec["seed"]), "rows_in": 1}
 
 
-def _teacher_row(ctx: _Context) -> dict | None:
+def _teacher_row(ctx: _Context) -> dict:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    if ctx.test is None:
-        return None
     cache = ctx.cache(ctx.sc.runs[0].data)
     path = cache.manifest["teacher"]["path"]
     model = AutoModelForSequenceClassification.from_pretrained(path).to(ctx.device)
     tokenizer = AutoTokenizer.from_pretrained(path)
     logits, speed = timed(
-        lambda d: predict_transformer(model, tokenizer, d, ctx.device, int(cache.manifest["max_length"])), ctx.test
+        lambda d: predict_transformer(model, tokenizer, d, ctx.device, int(cache.manifest["max_length"])), ctx.final
     )
-    scores = accuracy_f1(logits.argmax(-1), ctx.test.labels, len(ctx.labels))
+    scores = task_scores(logits, ctx.final.labels, ctx.regression)
     return {
         "name": "teacher",
         "model": cache.manifest["teacher"].get("model_type", "teacher"),
         "data": "fine-tuned",
         "seeds": [ctx.cfg.seed],
-        "accuracy_mean": scores["accuracy"],
-        "accuracy_std": None,
-        "macro_f1_mean": scores["macro_f1"],
+        "eval_split": ctx.final_split,
+        **{f"{k}_mean": v for k, v in scores.items()},
+        **{f"{k}_std": None for k in scores},
         "metric": ctx.metric,
         "metric_mean": scores[ctx.metric],
         "metric_std": None,
@@ -405,21 +421,26 @@ def _teacher_row(ctx: _Context) -> dict | None:
 
 
 def aggregate(run: RunConfig, results: list[dict], metric: str = "accuracy") -> dict:
-    acc = np.array([r["test"].get("accuracy", np.nan) for r in results], dtype=float)
-    f1 = np.array([r["test"].get("macro_f1", np.nan) for r in results], dtype=float)
-    task = np.array([r["test"].get(metric, np.nan) for r in results], dtype=float)
+    """One row of the table: mean and standard deviation over seeds of every final metric
+    (``accuracy_mean``, ``macro_f1_std``, ``pearson_mean``, ...) on the run's eval split."""
+    finals = [r.get("scores", r["test"]) for r in results]
+    names = list(dict.fromkeys(k for f in finals for k in f)) or [metric]
+    stats: dict = {}
+    for name in names:
+        values = np.array([f.get(name, np.nan) for f in finals], dtype=float)
+        stats[f"{name}_mean"] = float(values.mean())
+        stats[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else None
     return {
         "metric": metric,
-        "metric_mean": float(task.mean()),
-        "metric_std": float(task.std(ddof=1)) if len(task) > 1 else None,
+        "metric_mean": stats.get(f"{metric}_mean", float("nan")),
+        "metric_std": stats.get(f"{metric}_std"),
         "name": run.name,
         "model": run.model,
         "data": run.data,
         "loss": run.loss,
         "seeds": [r["seed"] for r in results],
-        "accuracy_mean": float(acc.mean()),
-        "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else None,
-        "macro_f1_mean": float(f1.mean()),
+        "eval_split": results[0].get("eval_split", "test"),
+        **stats,
         "params": int(results[0]["params"]),
         "params_without_embeddings": int(results[0].get("params_without_embeddings", results[0]["params"])),
         "sentences_per_s": float(np.mean([r["sentences_per_s"] or 0 for r in results])),
@@ -427,45 +448,62 @@ def aggregate(run: RunConfig, results: list[dict], metric: str = "accuracy") -> 
     }
 
 
+def table_metrics(metric: str) -> list[str]:
+    """The table's metric columns: the headline first, then accuracy / macro-F1 (classification)
+    or Spearman / MSE (regression)."""
+    rest = ["spearman", "mse"] if metric in REGRESSION_METRICS else ["accuracy", "macro_f1"]
+    return list(dict.fromkeys([metric, *[m for m in rest if m != metric]]))
+
+
+def _cell(r: dict, name: str, first: bool) -> str:
+    mean, std = r.get(f"{name}_mean"), r.get(f"{name}_std")
+    if mean is None:
+        return "-"
+    scale, digits = (1.0, 4) if name == "mse" else (100.0, 2)
+    text = f"{scale * mean:.{digits}f}"
+    if first:
+        seeds = len(r["seeds"])
+        spread = f" ± {scale * std:.{digits}f}" if std is not None else ""
+        text += f"{spread} ({seeds} seed{'s' if seeds > 1 else ''})"
+    return text
+
+
 def markdown_table(rows: list[dict]) -> str:
-    """The result table; a column of the task's own metric (MCC, F1) when it is not accuracy."""
+    """The result table: the task's headline metric (mean ± std over seeds) and two more, on the
+    test split, or on dev where the task's test labels are hidden."""
     metric = next((r["metric"] for r in rows if r.get("metric")), "accuracy")
-    extra = metric not in ("accuracy", "macro_f1")
-    head = f" test {METRIC_NAMES[metric]} |" if extra else ""
+    split = next((r["eval_split"] for r in rows if r.get("eval_split")), "test")
+    names = table_metrics(metric)
+    heads = [f"{split} {METRIC_NAMES[names[0]]} (mean ± std)", *(METRIC_NAMES[n] for n in names[1:])]
     lines = [
-        f"| model | trained on | loss | test accuracy (mean ± std) | macro-F1 |{head} params | sentences/s |",
-        "| --- | --- | --- | --- | --- |" + (" --- |" if extra else "") + " --- | --- |",
+        f"| model | trained on | loss | {' | '.join(heads)} | params | sentences/s |",
+        "| --- | --- | --- |" + " --- |" * len(names) + " --- | --- |",
     ]
     for r in rows:
-        std = f" ± {100 * r['accuracy_std']:.2f}" if r.get("accuracy_std") is not None else ""
-        seeds = len(r["seeds"])
-        cell = ""
-        if extra:
-            mstd = f" ± {100 * r['metric_std']:.2f}" if r.get("metric_std") is not None else ""
-            cell = f" {100 * r['metric_mean']:.2f}{mstd} |" if r.get("metric_mean") is not None else " - |"
+        cells = " | ".join(_cell(r, n, i == 0) for i, n in enumerate(names))
         lines.append(
-            f"| {r['name']} | {r['data']} | {r.get('loss', '-')} | {100 * r['accuracy_mean']:.2f}{std} "
-            f"({seeds} seed{'s' if seeds > 1 else ''}) | {100 * r['macro_f1_mean']:.2f} |{cell} "
+            f"| {r['name']} | {r['data']} | {r.get('loss', '-')} | {cells} | "
             f"{r['params'] / 1e6:.2f} M | {r['sentences_per_s']:,.0f} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def plot_curves(per_run: dict[str, list[dict]], path: str) -> None:
+def plot_curves(per_run: dict[str, list[dict]], path: str, metric: str = "accuracy") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    key = f"dev_{metric}"
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     for name, results in per_run.items():
-        curves = [[e["dev_accuracy"] for e in r["history"] if "dev_accuracy" in e] for r in results]
+        curves = [[e[key] for e in r["history"] if key in e] for r in results]
         n = min(len(c) for c in curves)
         if n:
             mean = np.mean([c[:n] for c in curves], axis=0)
             ax.plot(range(1, n + 1), 100 * mean, marker="o", label=name)
     ax.set_xlabel("epoch (prediction-layer step)")
-    ax.set_ylabel("dev accuracy, mean over seeds (%)")
+    ax.set_ylabel(f"dev {METRIC_NAMES[metric]}, mean over seeds (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -518,9 +556,7 @@ def run_student(
         for (name, _), result in zip(pairs, results):
             per_run.setdefault(name, []).append(result)
         if sc.teacher_row:
-            teacher = _teacher_row(ctx)
-            if teacher:
-                rows.append(teacher)
+            rows.append(_teacher_row(ctx))
         rows.extend(aggregate(run, per_run[run.name], ctx.metric) for run in chosen)
         storage.write_json(
             storage.join(out, "results.json"),
@@ -530,7 +566,7 @@ def run_student(
         filesystem, p = storage.resolve(storage.join(out, "results.md"))
         with filesystem.open_output_stream(p) as f:
             f.write(table.encode())
-        plot_curves(per_run, storage.join(out, "curves.png"))
+        plot_curves(per_run, storage.join(out, "curves.png"), ctx.metric)
         print(table, file=sys.stdout)
 
     stage = Stage(

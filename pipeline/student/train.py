@@ -1,8 +1,8 @@
 """Training loops: one run of one student with one seed, from cached teacher outputs.
 
 Each epoch streams the training cache through :class:`~.reader.ShuffleReader`, evaluates on the
-dev split, and keeps the best epoch's weights (by dev accuracy); the test split is evaluated once
-at the end with those weights.
+dev split, and keeps the best epoch's weights (by the task's headline dev metric: accuracy, MCC,
+F1 or Pearson's r); the test split is evaluated once at the end with those weights.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..metrics import task_scores
 from ..progress import Progress
-from .evaluate import EvalSet, accuracy_f1
+from .evaluate import EvalSet
 from .losses import prediction_loss
 from .reader import ShuffleReader
 
@@ -26,7 +27,7 @@ from .reader import ShuffleReader
 class History:
     epochs: list[dict] = field(default_factory=list)
     best_epoch: int = 0
-    best_dev: float = -1.0
+    best_dev: float = -math.inf
     best_state: dict | None = None
 
 
@@ -59,7 +60,8 @@ def fit(
     scheduler=None,
     predict,
     dev: EvalSet,
-    num_labels: int,
+    metric: str = "accuracy",
+    regression: bool = False,
     label: str,
     device,
     temperature: float = 1.0,
@@ -69,7 +71,8 @@ def fit(
     history: History | None = None,
     epoch_offset: int = 0,
 ) -> History:
-    """Prediction-layer training: ``forward(model, batch) → logits``; ``predict(dev) → logits``."""
+    """Prediction-layer training: ``forward(model, batch) → logits``; ``predict(dev) → logits``; the
+    epoch with the best dev ``metric`` is kept."""
     history = history or History()
     params = [p for p in model.parameters() if p.requires_grad]
     for epoch in range(1, epochs + 1):
@@ -94,19 +97,18 @@ def fit(
         progress.done()
         if not math.isfinite(total):
             raise FloatingPointError(f"{label}: the training loss is not finite in epoch {epoch}")
-        scores = accuracy_f1(predict(dev).argmax(-1), dev.labels, num_labels)
+        scores = task_scores(predict(dev), dev.labels, regression)
         history.epochs.append(
             {
                 "epoch": epoch_offset + epoch,
                 "stage": "prediction",
                 "train_loss": total / max(steps, 1),
-                "dev_accuracy": scores["accuracy"],
-                "dev_macro_f1": scores["macro_f1"],
+                **{f"dev_{k}": v for k, v in scores.items()},
                 "seconds": round(time.perf_counter() - started, 3),
             }
         )
-        if scores["accuracy"] > history.best_dev:
-            history.best_dev, history.best_epoch = scores["accuracy"], epoch_offset + epoch
+        if scores[metric] > history.best_dev:
+            history.best_dev, history.best_epoch = scores[metric], epoch_offset + epoch
             history.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return history
 

@@ -302,7 +302,8 @@ def _flat(table: pa.Table, name: str) -> np.ndarray:
 
 def to_torch(table: pa.Table, hidden_size: int, num_heads: int = 0, hidden_dtype=None) -> dict:
     """Cache rows → padded tensors: input_ids / attention_mask / token_type_ids [B, T] (int64),
-    logits [B, C] float32, label_id [B] (-100 where unknown), row [B], hidden_<L> [B, T, H] and
+    logits [B, C] float32, label_id [B] (-100 where unknown), score [B] float32 (NaN where
+    unknown; regression), row [B], hidden_<L> [B, T, H] and
     attention_<L> [B, heads, T, T] (``hidden_dtype``, default float32; zeros at padding)."""
     import torch
 
@@ -325,6 +326,9 @@ def to_torch(table: pa.Table, hidden_size: int, num_heads: int = 0, hidden_dtype
         elif name == "label_id":
             col = table.column(name).combine_chunks()
             out[name] = torch.from_numpy(col.fill_null(-100).to_numpy().astype(np.int64))
+        elif name == "score":
+            col = table.column(name).combine_chunks()
+            out[name] = torch.from_numpy(col.fill_null(float("nan")).to_numpy().astype(np.float32))
         elif name.startswith("hidden_"):
             arr = np.zeros((n, T, hidden_size), dtype=np.float16)
             arr[mask] = _flat(table, name).reshape(-1, hidden_size)

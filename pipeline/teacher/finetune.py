@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .. import storage
+from ..metrics import task_scores
 from ..runtime.numerics import pin_numerics
 from .batching import Encoded, collate, tokenize
 from .model import resolve_device
@@ -35,7 +36,7 @@ METRICS_NAME = "finetune_metrics.json"
 class LabelledTexts:
     text_a: list[str]
     text_b: list[str | None] | None
-    label_id: list[int]
+    target: list  # label ids; regression: scores
 
     def __len__(self) -> int:
         return len(self.text_a)
@@ -44,18 +45,19 @@ class LabelledTexts:
         return LabelledTexts(
             [self.text_a[i] for i in idx],
             None if self.text_b is None else [self.text_b[i] for i in idx],
-            [self.label_id[i] for i in idx],
+            [self.target[i] for i in idx],
         )
 
     @classmethod
-    def from_arrow(cls, table) -> LabelledTexts:
+    def from_arrow(cls, table, regression: bool = False) -> LabelledTexts:
         import pyarrow.compute as pc
 
-        table = table.filter(pc.is_valid(table.column("label_id")))
+        column = "score" if regression else "label_id"
+        table = table.filter(pc.is_valid(table.column(column)))
         b = table.column("text_b").to_pylist() if "text_b" in table.column_names else None
         if b is not None and all(x is None for x in b):
             b = None
-        return cls(table.column("text_a").to_pylist(), b, table.column("label_id").to_pylist())
+        return cls(table.column("text_a").to_pylist(), b, table.column(column).to_pylist())
 
 
 def holdout(data: LabelledTexts, fraction: float, seed: int) -> tuple[LabelledTexts, LabelledTexts]:
@@ -80,10 +82,24 @@ def _padded(enc: Encoded, rows: np.ndarray, pad_id: int) -> dict[str, torch.Tens
     return collate(enc, rows, int(enc.lengths[rows].max()), pad_id)
 
 
+def _loss(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy on label ids; squared error on scores (a one-output regression head)."""
+    if y.is_floating_point():
+        return torch.nn.functional.mse_loss(logits[:, 0], y, reduction=reduction)
+    return torch.nn.functional.cross_entropy(logits, y, reduction=reduction)
+
+
+def headline(regression: bool) -> str:
+    """The dev metric that picks the best epoch: accuracy, or Pearson's r for regression."""
+    return "pearson" if regression else "accuracy"
+
+
 def evaluate(model, enc: Encoded, labels: np.ndarray, pad_id: int, device, autocast, batch_size: int = 128) -> dict:
+    """Dev loss and metrics: accuracy, or for scores Pearson / Spearman (:func:`pipeline.metrics.task_scores`)."""
     model.eval()
     order = np.argsort(enc.lengths, kind="stable")
-    correct, loss_sum = 0, 0.0
+    outputs = np.zeros((len(order), 0), dtype=np.float32)
+    loss_sum = 0.0
     with torch.inference_mode():
         for i in range(0, len(order), batch_size):
             rows = order[i : i + batch_size]
@@ -91,10 +107,14 @@ def evaluate(model, enc: Encoded, labels: np.ndarray, pad_id: int, device, autoc
             y = torch.as_tensor(labels[rows], device=device)
             with autocast():
                 logits = model(**batch).logits.float()
-            loss_sum += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
-            correct += int((logits.argmax(-1) == y).sum())
-    n = max(1, len(order))
-    return {"accuracy": correct / n, "loss": loss_sum / n}
+            loss_sum += float(_loss(logits, y, reduction="sum"))
+            if not outputs.shape[1]:
+                outputs = np.zeros((len(order), logits.shape[1]), dtype=np.float32)
+            outputs[rows] = logits.cpu().numpy()
+    regression = labels.dtype.kind == "f"
+    scores = task_scores(outputs, labels, regression)
+    keep = ("pearson", "spearman") if regression else ("accuracy",)
+    return {**{k: scores[k] for k in keep}, "loss": loss_sum / max(1, len(order))}
 
 
 def finetune_classifier(
@@ -105,6 +125,7 @@ def finetune_classifier(
     labels: list[str],
     settings: FinetuneConfig,
     *,
+    regression: bool = False,
     seed: int,
     device: str = "auto",
     dtype: str = "fp32",
@@ -112,7 +133,8 @@ def finetune_classifier(
     extra: dict | None = None,
     log=print,
 ) -> dict:
-    """Fine-tune ``source`` on ``train``, keep the epoch with the best dev accuracy, save to ``out_dir``."""
+    """Fine-tune ``source`` on ``train``, keep the epoch with the best dev accuracy (regression:
+    Pearson's r; ``labels`` is then ``["score"]``, a one-output head), save to ``out_dir``."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     started = time.perf_counter()
@@ -127,6 +149,7 @@ def finetune_classifier(
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id={l: i for i, l in enumerate(labels)},
+        problem_type="regression" if regression else "single_label_classification",
         ignore_mismatched_sizes=True,
         dtype=torch.float32,
         attn_implementation="sdpa",
@@ -134,10 +157,16 @@ def finetune_classifier(
     pad_id = tokenizer.pad_token_id or 0
     enc_train = tokenize(tokenizer, train.text_a, train.text_b, settings.max_length)
     enc_dev = tokenize(tokenizer, dev.text_a, dev.text_b, settings.max_length)
-    y_train, y_dev = np.asarray(train.label_id, dtype=np.int64), np.asarray(dev.label_id, dtype=np.int64)
-    bad = sorted({int(y) for y in np.concatenate([y_train, y_dev]) if not 0 <= y < len(labels)})
-    if bad:
-        raise ValueError(f"label ids {bad} are outside the {len(labels)} labels {labels}")
+    if regression:
+        if len(labels) != 1:
+            raise ValueError(f"a regression head has one output, got labels {labels}")
+        y_train, y_dev = np.asarray(train.target, dtype=np.float32), np.asarray(dev.target, dtype=np.float32)
+    else:
+        y_train, y_dev = np.asarray(train.target, dtype=np.int64), np.asarray(dev.target, dtype=np.int64)
+        bad = sorted({int(y) for y in np.concatenate([y_train, y_dev]) if not 0 <= y < len(labels)})
+        if bad:
+            raise ValueError(f"label ids {bad} are outside the {len(labels)} labels {labels}")
+    metric = headline(regression)
 
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
     groups = [
@@ -171,7 +200,7 @@ def finetune_classifier(
             y = torch.as_tensor(y_train[rows], device=dev_device)
             with autocast():
                 logits = model(**batch).logits.float()
-            loss = torch.nn.functional.cross_entropy(logits, y)
+            loss = _loss(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
@@ -184,15 +213,15 @@ def finetune_classifier(
             "epoch": epoch,
             "train_loss": loss_sum / max(1, seen),
             "dev_loss": dev_metrics["loss"],
-            "dev_accuracy": dev_metrics["accuracy"],
+            **{f"dev_{k}": v for k, v in dev_metrics.items() if k != "loss"},
             "seconds": round(time.perf_counter() - t0, 3),
         }
         history.append(record)
         log(
             f"  fine-tune epoch {epoch}/{settings.epochs}: train loss {record['train_loss']:.4f}, "
-            f"dev accuracy {record['dev_accuracy']:.4f}"
+            f"dev {metric} {record[f'dev_{metric}']:.4f}"
         )
-        if best is None or record["dev_accuracy"] > best["dev_accuracy"]:
+        if best is None or record[f"dev_{metric}"] > best[f"dev_{metric}"]:
             best = record
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     assert best is not None  # settings.epochs > 0 (validated): at least one epoch ran
@@ -200,6 +229,8 @@ def finetune_classifier(
     metrics = {
         "source": source,
         "labels": labels,
+        "regression": regression,
+        "metric": metric,
         "seed": seed,
         "settings": settings.model_dump(mode="json"),
         "device": str(dev_device),
@@ -208,8 +239,7 @@ def finetune_classifier(
         "dev_examples": len(dev),
         "epochs": history,
         "best_epoch": best["epoch"],
-        "dev_accuracy": best["dev_accuracy"],
-        "dev_loss": best["dev_loss"],
+        **{k: v for k, v in best.items() if k.startswith("dev_")},
         "seconds": round(time.perf_counter() - started, 3),
         **(extra or {}),
     }

@@ -170,10 +170,18 @@ def _read_labelled(cfg, split: str) -> LabelledTexts:
         raise TeacherError(f"{path}: no ingested examples for split {split!r}; run `pipeline ingest` first")
     import pyarrow as pa
 
-    return LabelledTexts.from_arrow(pa.concat_tables([sh.read_rows([(f.path, 0, f.rows)]) for f in files]))
+    table = pa.concat_tables([sh.read_rows([(f.path, 0, f.rows)]) for f in files])
+    return LabelledTexts.from_arrow(table, regression=cfg.regression)
 
 
-def _finetune_task(source, out_dir, train, dev, labels, settings, seed, device, dtype, threads, extra, lines=None):
+def _dev_line(metrics: dict) -> str:
+    metric = metrics.get("metric", "accuracy")
+    return f"dev {metric} {metrics[f'dev_{metric}']:.4f}"
+
+
+def _finetune_task(
+    source, out_dir, train, dev, labels, regression, settings, seed, device, dtype, threads, extra, lines=None
+):
     """Fine-tuning as a task; its epoch lines go to ``lines`` (a Ray queue the driver prints from)
     when given, else to stderr."""
     return finetune_classifier(
@@ -183,6 +191,7 @@ def _finetune_task(source, out_dir, train, dev, labels, settings, seed, device, 
         dev,
         labels,
         settings,
+        regression=regression,
         seed=seed,
         device=device,
         dtype=dtype,
@@ -214,8 +223,9 @@ def prepare_teacher(cfg, tc: TeacherConfig, use_ray: bool, res: _Resources) -> t
                 f"or name a fine-tuned teacher"
             )
         return source, None
-    if not cfg.labels:
-        raise TeacherError("fine-tuning the teacher needs the job's labels (the label set)")
+    outputs = cfg.output_names
+    if not outputs:
+        raise TeacherError("fine-tuning the teacher needs the job's labels (the label set) or score (regression)")
     ft = tc.finetune
     train = _read_labelled(cfg, ft.train_split)
     if ft.dev_split in cfg.inputs:
@@ -225,12 +235,13 @@ def prepare_teacher(cfg, tc: TeacherConfig, use_ray: bool, res: _Resources) -> t
         dev_source = f"{ft.dev_fraction:.0%} of examples/{ft.train_split} held out (seed {cfg.seed})"
     if len(train) == 0 or len(dev) == 0:
         raise TeacherError(f"fine-tuning needs labelled train and dev examples, got {len(train)} and {len(dev)}")
-    data = json.dumps([train.text_a, train.text_b, train.label_id, dev.text_a, dev.text_b, dev.label_id])
+    data = json.dumps([train.text_a, train.text_b, train.target, dev.text_a, dev.text_b, dev.target])
     source_weights = weights_sha256(src_dir)
     key = cache_key(
         purpose="finetune",
         source_weights=source_weights,
-        labels=list(cfg.labels),
+        labels=list(outputs),
+        regression=cfg.regression,
         seed=cfg.seed,
         settings=ft.model_dump(mode="json"),
         dtype=tc.dtype,
@@ -240,12 +251,25 @@ def prepare_teacher(cfg, tc: TeacherConfig, use_ray: bool, res: _Resources) -> t
     done = finished_metrics(out, key)
     if done is not None:
         print(
-            f"  fine-tuned teacher up to date in {out} (dev accuracy {done['dev_accuracy']:.4f}); not retrained",
+            f"  fine-tuned teacher up to date in {out} ({_dev_line(done)}); not retrained",
             file=sys.stderr,
         )
         return out, {**done, "reused": True}
     extra = {"key": key, "dev_source": dev_source, "source_weights_sha256": source_weights}
-    args = (src_dir, out, train, dev, list(cfg.labels), ft, cfg.seed, res.device, tc.dtype, res.threads, extra)
+    args = (
+        src_dir,
+        out,
+        train,
+        dev,
+        list(outputs),
+        cfg.regression,
+        ft,
+        cfg.seed,
+        res.device,
+        tc.dtype,
+        res.threads,
+        extra,
+    )
     print(f"  fine-tuning {source} on {len(train):,} examples ({res.device})", file=sys.stderr)
     if use_ray:
         import ray
@@ -254,7 +278,7 @@ def prepare_teacher(cfg, tc: TeacherConfig, use_ray: bool, res: _Resources) -> t
         from ..runtime.ray_env import ensure
 
         ensure()
-        # ray's typed overloads of remote() stop short of _finetune_task's 12 parameters
+        # ray's typed overloads of remote() stop short of _finetune_task's 13 parameters
         task = ray.remote(_finetune_task).options(  # type: ignore[arg-type]
             **Resources(cpus=res.threads, gpus=1 if res.gpus else 0, model=True).ray_options()
         )
@@ -308,7 +332,7 @@ def _shard_result(d: dict) -> sh.ShardResult:
 class _TeacherInfo:
     """What the driver knows of the teacher: shape, labels, hashes (the manifest's teacher/tokenizer)."""
 
-    def __init__(self, source: str, finetuned: bool, labels: list[str] | None):
+    def __init__(self, source: str, finetuned: bool, labels: list[str] | None, regression: bool = False):
         from transformers import AutoConfig, AutoTokenizer
 
         model_path = local_model_dir(source)
@@ -328,6 +352,14 @@ class _TeacherInfo:
                 f"the teacher predicts {config.num_labels} labels {model_labels}; the job has {len(labels)}: {labels}"
             )
         self.labels = list(labels) if labels is not None else model_labels
+        self.problem_type = "regression" if config.problem_type == "regression" else "single_label_classification"
+        if regression and (config.num_labels != 1 or config.problem_type != "regression"):
+            raise TeacherError(
+                f"the job is a regression task (score) but the teacher is a {config.num_labels}-label classifier "
+                f"(problem_type {config.problem_type!r}); fine-tune it (teacher.finetune) or name a regression teacher"
+            )
+        if not regression and config.problem_type == "regression":
+            raise TeacherError("the teacher is a regression model (one score); the job names a label set, not score")
         self.teacher = {
             "model": source,
             "path": model_path,
@@ -340,6 +372,7 @@ class _TeacherInfo:
             "num_attention_heads": self.heads,
             "vocab_size": config.vocab_size,
             "id2label": {str(i): config.id2label[i] for i in range(config.num_labels)},
+            "problem_type": self.problem_type,
         }
         self.tokenizer = {
             "class": type(tokenizer).__name__,
@@ -363,7 +396,11 @@ def _columns_doc(info: _TeacherInfo, layers, attentions) -> dict[str, str]:
     }
     if info.token_types:
         cols["token_type_ids"] = "list<int8>: segment ids"
-    cols["logits"] = f"fixed_size_list<float32>[{len(info.labels)}]: raw logits, no temperature"
+    cols["logits"] = (
+        "fixed_size_list<float32>[1]: the predicted score (a regression head)"
+        if info.problem_type == "regression"
+        else f"fixed_size_list<float32>[{len(info.labels)}]: raw logits, no temperature"
+    )
     for l in layers:
         cols[hidden_column(l)] = f"list<float16>: num_tokens x {info.hidden_size}, row-major"
     for l in attentions:
@@ -647,7 +684,7 @@ def run_teacher(
             ray_env.defer(getattr(ray_cfg, "address", None), getattr(ray_cfg, "num_cpus", None), False)
     res = _Resources(tc, use_ray)
     source, ft_metrics = prepare_teacher(cfg, tc, use_ray, res)
-    info = _TeacherInfo(source, finetuned=ft_metrics is not None, labels=cfg.labels)
+    info = _TeacherInfo(source, finetuned=ft_metrics is not None, labels=cfg.output_names, regression=cfg.regression)
     if ft_metrics is not None:
         info.teacher["base_model"] = tc.model or f"bundled all-MiniLM-L6-v2 ({tc.model_source()})"
     mlm_source = tc.mlm_source()  # set exactly when mlm_top_k is
@@ -686,7 +723,7 @@ def run_teacher(
         rows += [
             (
                 "fine-tuned",
-                f"best epoch {ft_metrics['best_epoch']}, dev accuracy {ft_metrics['dev_accuracy']:.4f}"
+                f"best epoch {ft_metrics['best_epoch']}, {_dev_line(ft_metrics)}"
                 + (" (reused)" if ft_metrics.get("reused") else ""),
             ),
             ("model", model_dir(cfg)),

@@ -83,7 +83,7 @@ def cache_job(output_dir: str | os.PathLike, labels=("negative", "positive"), se
 
 
 def write_augmented(folder: str | os.PathLike, rows: list[dict], part_rows: int | None = None) -> list[str]:
-    """Rows (text_a, optional text_b / label / label_id) as an augmented corpus: part-*.parquet."""
+    """Rows (text_a, optional text_b / label / label_id / score) as an augmented corpus: part-*.parquet."""
     from ..augment.stage import AUGMENTED_SCHEMA
 
     table = pa.table(
@@ -96,6 +96,7 @@ def write_augmented(folder: str | os.PathLike, rows: list[dict], part_rows: int 
             "text_b": [r.get("text_b") for r in rows],
             "label": [r.get("label") for r in rows],
             "label_id": [r.get("label_id") for r in rows],
+            "score": [r.get("score") for r in rows],
             "seed": [r.get("seed", 0) for r in rows],
         },
         schema=AUGMENTED_SCHEMA,
@@ -116,6 +117,7 @@ def write_examples(folder: str | os.PathLike, rows: list[dict], part_rows: int |
             "text_b": [r.get("text_b") for r in rows],
             "label": [r.get("label") for r in rows],
             "label_id": [r.get("label_id") for r in rows],
+            "score": [r.get("score") for r in rows],
         },
         schema=EXAMPLE_SCHEMA,
     )
