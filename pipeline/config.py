@@ -330,6 +330,13 @@ class JobConfig(_Strict):
                             f"student run {run.name!r} reads the teacher cache {name!r}, which is not in "
                             f"teacher.inputs ({cached})"
                         )
+                known = {"main", *(m.name for m in self.teacher.ensemble)} if self.teacher is not None else {"main"}
+                unknown = sorted(set(run.teachers or []) - known)
+                if unknown:
+                    raise ValueError(
+                        f"student run {run.name!r} names teachers {unknown}, which are not 'main' or in "
+                        f"teacher.ensemble ({sorted(known - {'main'})})"
+                    )
                 if run.intermediate and self.teacher is not None and not self.teacher.stores_states(run.intermediate):
                     raise ValueError(
                         f"student run {run.name!r} needs hidden states of {run.intermediate!r}, which "

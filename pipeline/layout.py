@@ -7,6 +7,9 @@
       augmented/<split>/<method>/part-NNNNN.parquet   augment: one file per task (input range)
       teacher/model/                            the fine-tuned teacher
       teacher/<input>/shard-NNNNN.parquet + manifest.json   teacher caches
+      teacher/<input>/members/<name>/           an ensemble member's logits-only cache of that input
+      teacher/<input>/ensemble.json             the members the job names (teacher.ensemble)
+      teacher/members/<name>/                   an ensemble member fine-tuned
       student/                                  student runs, results
       report.html
 
@@ -51,6 +54,16 @@ def corpus_dir(output_dir: str, input_name: str) -> str:
 def cache_dir(output_dir: str, input_name: str) -> str:
     """The teacher cache of a corpus."""
     return join(output_dir, "teacher", *input_name.split("/"))
+
+
+def member_model_dir(output_dir: str, member: str) -> str:
+    """Where an ensemble member is fine-tuned."""
+    return join(output_dir, "teacher", "members", member)
+
+
+def member_cache_dir(output_dir: str, input_name: str, member: str) -> str:
+    """An ensemble member's logits cache of a corpus, inside the corpus's cache folder."""
+    return join(cache_dir(output_dir, input_name), "members", member)
 
 
 def student_dir(output_dir: str) -> str:

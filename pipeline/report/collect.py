@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..metrics import correlations
+from ..teacher.ensemble import ENSEMBLE_NAME
 from . import stats
 
 SAMPLES_PER_SPLIT = 4  # originals shown with their variants
@@ -222,13 +223,16 @@ def collect_augment(root: Path, mask_token: str, seed: int) -> Section:
 
 
 def find_caches(root: Path) -> tuple[list[Path], list[Path]]:
-    """Cache folders (with manifest.json) and unfinished ones (shards but no manifest) under teacher/."""
+    """Cache folders (with manifest.json) and unfinished ones (shards but no manifest) under teacher/;
+    an ensemble member's cache (``<cache>/members/<name>``) belongs to its cache, not listed apart."""
     base = root / "teacher"
     if not base.is_dir():
         return [], []
     done, unfinished = [], []
-    for dirpath, _, files in os.walk(base):
+    for dirpath, dirnames, files in os.walk(base):
         d = Path(dirpath)
+        if "members" in dirnames and "manifest.json" in files:
+            dirnames.remove("members")
         if "manifest.json" in files:
             done.append(d)
         elif any(f.startswith("shard-") and f.endswith(".parquet") for f in files):
@@ -309,6 +313,41 @@ def _regression_figures(name: str, table: pa.Table, pred: np.ndarray) -> dict:
     return out
 
 
+def _ensemble_figures(folder: str, cache, regression: bool) -> dict:
+    """Each teacher of an ensemble scored against the labels of the cache's originals, how often the
+    teachers agree, and the ensemble's combinations scored the same way."""
+    from ..metrics import task_scores
+    from ..teacher.ensemble import COMBINE, combine, open_ensemble
+
+    ens = open_ensemble(folder, verify="footer")
+    stacked = ens.logits()
+    table = cache.read_table(columns=[c for c in ("row", "variant", "label_id", "score") if c in _schema_names(cache)])
+    order = np.argsort(table.column("row").to_numpy())
+    variant = table.column("variant").to_numpy()[order] if "variant" in table.column_names else np.zeros(len(order))
+    target = "score" if regression else "label_id"
+    fill = np.nan if regression else -100
+    gold = (
+        pc.fill_null(table.column(target), fill).to_numpy(zero_copy_only=False)[order]
+        if target in table.column_names
+        else np.full(len(order), fill)
+    )
+    keep = variant == 0
+    scores = {name: task_scores(stacked[k][keep], gold[keep], regression) for k, name in enumerate(ens.names)}
+    for how in COMBINE:
+        scores[f"ensemble ({how})"] = task_scores(combine(stacked, how)[keep], gold[keep], regression)
+    out: dict = {"teachers": ens.names, "scores": scores, "rows": int(keep.sum())}
+    if not regression:
+        pred = stacked.argmax(-1)  # [teachers, rows]
+        pairs = [(i, j) for i in range(len(pred)) for j in range(i + 1, len(pred))]
+        out["pairwise_agreement"] = float(np.mean([np.mean(pred[i] == pred[j]) for i, j in pairs])) if pairs else None
+        out["all_agree"] = float(np.mean((pred == pred[0]).all(0))) if len(pred[0]) else None
+    return out
+
+
+def _schema_names(cache) -> list[str]:
+    return pq.ParquetFile(cache.files[0]).schema_arrow.names if cache.files else []
+
+
 def _cache_figures(name: str, cache) -> dict:
     metas = [pq.ParquetFile(f).metadata for f in cache.files]
     columns = stats.column_bytes(metas)
@@ -356,7 +395,10 @@ def collect_teacher_and_cache(root: Path) -> tuple[Section, Section]:
         try:
             cache = open_cache(str(folder), verify="footer")
             regression = cache.manifest.get("teacher", {}).get("problem_type") == "regression"
-            teacher.append(_teacher_figures(name, _read_logits(cache), cache.labels, regression))
+            figures = _teacher_figures(name, _read_logits(cache), cache.labels, regression)
+            if (folder / ENSEMBLE_NAME).exists():
+                figures["ensemble"] = _ensemble_figures(str(folder), cache, regression)
+            teacher.append(figures)
             caches.append(_cache_figures(name, cache))
             labels = labels or cache.labels
         except CacheError as exc:

@@ -404,6 +404,7 @@ def _teacher(data: ReportData) -> str:
     for err in t.data.get("errors", []):
         parts.append(f'<p class="error">Cache not readable: {e(err)}</p>')
     caches = t.data["caches"]
+    parts += [_ensemble(c) for c in caches if c.get("ensemble")]
     if any(c.get("regression") for c in caches):
         parts.append(_teacher_scores([c for c in caches if c.get("regression")]))
         caches = [c for c in caches if not c.get("regression")]
@@ -476,6 +477,26 @@ def _teacher(data: ReportData) -> str:
             f'<div class="figs">{_img(plots.confidence_histograms(panels, len(labels) if labels else None), "teacher confidence")}</div>'
         )
     return "\n".join(parts)
+
+
+def _ensemble(c: dict) -> str:
+    """A cache's teacher ensemble: each teacher and each combination scored on its originals."""
+    ens = c["ensemble"]
+    scores: dict = ens["scores"]
+    names = ["pearson", "spearman", "mse"] if c.get("regression") else ["accuracy", "macro_f1"]
+    rows = [[e(name), *(f"{v.get(n, float('nan')):.4f}" for n in names)] for name, v in scores.items()]
+    agree = ""
+    if ens.get("pairwise_agreement") is not None:
+        agree = (
+            f" Two teachers predict the same label on {_pct(ens['pairwise_agreement'])} of the rows (mean over "
+            f"pairs); all {len(ens['teachers'])} agree on {_pct(ens['all_agree'])}."
+        )
+    return (
+        f"<h3>Ensemble: {e(c['name'])}</h3>"
+        + _table(["teacher", *(METRIC_NAMES[n] for n in names)], rows, set(range(1, 1 + len(names))))
+        + f'<p class="note">{_num(ens["rows"])} originals of the cache, against their labels. prob_mean: the '
+        f"mean of the teachers' probabilities; logit_mean: the mean of their logits.{agree}</p>"
+    )
 
 
 def _teacher_scores(caches: list[dict]) -> str:

@@ -123,11 +123,31 @@ class RunConfig(_Strict):
         description="train on this share of the rows of the run's data cache, spread over the whole cache "
         "(a fixed hash of the row number: the same rows for every seed and epoch)",
     )
+    teachers: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")]] | None = Field(
+        None,
+        description="learn from an ensemble: the teachers whose cached logits are combined ('main' = the "
+        "cache's own teacher, else names of teacher.ensemble); None = the main teacher alone",
+    )
+    combine: Literal["prob_mean", "logit_mean"] = Field(
+        "prob_mean",
+        description="how the teachers' logits are combined: prob_mean = arithmetic mean of softmax(z / T) "
+        "(as logits T log p); logit_mean = mean of the logits (geometric mean of the probabilities)",
+    )
+    weights: list[Annotated[Number, Field(ge=0.0)]] | None = Field(
+        None, description="fixed weight per teacher, in the order of teachers; None = equal"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
         if self.intermediate is not None and self.model != "bert":
             raise ValueError(f"run {self.name}: intermediate is for bert students only")
+        if self.teachers is not None and (not self.teachers or len(set(self.teachers)) != len(self.teachers)):
+            raise ValueError(f"run {self.name}: teachers must name distinct teachers, got {self.teachers}")
+        if self.weights is not None:
+            if self.teachers is None or len(self.weights) != len(self.teachers):
+                raise ValueError(f"run {self.name}: weights needs one number per teacher of teachers")
+            if sum(self.weights) <= 0:
+                raise ValueError(f"run {self.name}: weights must not all be 0")
         return self
 
 

@@ -33,6 +33,7 @@ from ..runtime.resources import Resources
 from ..runtime.runner import Stage, Task, Work, make_task, run_stage
 from ..tasks import TASKS
 from ..teacher.cache import CacheError, TeacherCache, open_cache
+from ..teacher.ensemble import MAIN, Ensemble, Member, combine
 from ..teacher.stage import cache_dir
 from .errors import StudentStageError
 from .evaluate import EvalSet, predict_bilstm, predict_transformer, read_split, timed
@@ -87,6 +88,7 @@ class _Context:
         # the split of the final scores: test, or dev where the test labels are hidden (GLUE)
         self.final, self.final_split = (self.test, sc.test_split) if self.test is not None else (self.dev, sc.dev_split)
         self._caches: dict[str, TeacherCache] = {}
+        self._ensembles: dict[str, Ensemble] = {}
 
     def _split(self, split: str) -> EvalSet:
         path = storage.join(self.cfg.output_dir, "examples", split)
@@ -102,6 +104,29 @@ class _Context:
         if cache.labels != self.labels:
             raise CacheError(cache.path, f"labels {cache.labels} differ from the job's {self.labels}")
         return cache
+
+    def ensemble(self, name: str) -> Ensemble:
+        """The cache of ``name`` with the ensemble members its ensemble.json lists (validated once)."""
+        if name not in self._ensembles:
+            self._ensembles[name] = Ensemble(cache_dir(self.cfg, name), main=self.cache(name))
+        return self._ensembles[name]
+
+
+def _teacher_targets(ctx: _Context, run: RunConfig, collate):
+    """The run's collate and the cache columns it reads for the teacher: the main teacher's logits,
+    or, with ``run.teachers``, the ensemble's logits combined once per run and looked up by row."""
+    if run.loss == "hard":
+        return collate, []
+    if not run.teachers:
+        return collate, ["logits"]
+    stacked = ctx.ensemble(run.data).logits(run.teachers)
+    target = torch.from_numpy(combine(stacked, run.combine, run.weights, run.temperature))
+
+    def with_ensemble(table):
+        rows = torch.from_numpy(table.column("row").to_numpy().astype(np.int64))  # (a writable copy)
+        return {**collate(table), "logits": target[rows]}
+
+    return with_ensemble, []
 
 
 # --- BiLSTM --------------------------------------------------------------------------------
@@ -121,10 +146,10 @@ def _train_bilstm(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict
     embeddings, found = glove_matrix(vocab, glove_words, glove, seed)
     siamese = bc.pair_head == "siamese"
     model = BiLstmClassifier(embeddings, bc.hidden, bc.mlp, len(ctx.labels), bc.dropout, pair, siamese).to(ctx.device)
-    columns = [*texts, ctx.target] + ([] if run.loss == "hard" else ["logits"])
+    collate, teacher_columns = _teacher_targets(ctx, run, lambda t: collate_words(t, vocab, bc.max_words, pair))
     reader = ShuffleReader(
         cache,
-        columns,
+        [*texts, ctx.target, *teacher_columns],
         bc.batch_size,
         buffer_rows=ctx.sc.shuffle_buffer,
         seed=seed,
@@ -142,7 +167,7 @@ def _train_bilstm(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict
     history = fit(
         model,
         reader,
-        lambda t: collate_words(t, vocab, bc.max_words, pair),
+        collate,
         forward,
         loss=run.loss,
         epochs=run.epochs or bc.epochs,
@@ -253,12 +278,13 @@ def _train_bert(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict:
         )
         if attention:  # back to the fast attention kernels for the prediction step
             model.set_attn_implementation("sdpa")
+    collate, teacher_columns = _teacher_targets(ctx, run, collate_tokens)
     columns = [
         "input_ids",
         "num_tokens",
         ctx.target,
         *(["token_type_ids"] if "token_type_ids" in _names(cache) else []),
-        *([] if run.loss == "hard" else ["logits"]),
+        *teacher_columns,
     ]
     reader = ShuffleReader(
         cache,
@@ -283,7 +309,7 @@ def _train_bert(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict:
     history = fit(
         model,
         reader,
-        collate_tokens,
+        collate,
         forward,
         loss=run.loss,
         epochs=epochs,
@@ -325,6 +351,9 @@ def _names(cache: TeacherCache) -> list[str]:
 # --- one run, the table ------------------------------------------------------------------------
 def _run_key(ctx: _Context, run: RunConfig, seed: int) -> str:
     data_fp = _cache_fingerprint(ctx.cache(run.data))
+    if run.teachers:
+        members = ctx.ensemble(run.data).members
+        data_fp = _key(data_fp, [_cache_fingerprint(members[n].cache) for n in run.teachers])
     inter_fp = _cache_fingerprint(ctx.cache(run.intermediate)) if run.intermediate else None
     settings = ctx.sc.bilstm if run.model == "bilstm" else ctx.sc.bert
     # "scores": runs finished before the final scores covered dev-only tasks are trained again
@@ -393,20 +422,45 @@ class _RunTrainer:
             yield {**_run_once(self.ctx, self.runs[task.spec["run"]], task.spec["seed"]), "rows_in": 1}
 
 
-def _teacher_row(ctx: _Context) -> dict:
+def _teacher_rows(ctx: _Context) -> list[dict]:
+    """The teacher's own row (its model run on the final split) and, when runs learn from an
+    ensemble, a row per further teacher and per combination the runs use."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    cache = ctx.cache(ctx.sc.runs[0].data)
-    path = cache.manifest["teacher"]["path"]
-    model = AutoModelForSequenceClassification.from_pretrained(path).to(ctx.device)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    logits, speed = timed(
-        lambda d: predict_transformer(model, tokenizer, d, ctx.device, int(cache.manifest["max_length"])), ctx.final
-    )
-    scores = task_scores(logits, ctx.final.labels, ctx.regression)
+    first = ctx.sc.runs[0].data
+    ensembles = [r for r in ctx.sc.runs if r.teachers]
+    caches = ctx.ensemble(ensembles[0].data).members if ensembles else {MAIN: Member(MAIN, ctx.cache(first))}
+    wanted = list(dict.fromkeys([MAIN, *(n for r in ensembles for n in r.teachers or [])]))
+    outputs, params, rows = {}, {}, []
+    for name in wanted:
+        manifest = caches[name].cache.manifest
+        path = manifest["teacher"]["path"]
+        model = AutoModelForSequenceClassification.from_pretrained(path).to(ctx.device)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        length = int(manifest["max_length"])
+        outputs[name], speed = timed(
+            lambda d, m=model, t=tokenizer, n=length: predict_transformer(m, t, d, ctx.device, n), ctx.final
+        )
+        label = "teacher" if name == MAIN else f"teacher {name}"
+        params[name] = _params(model)
+        kind = manifest["teacher"].get("model_type", "teacher")
+        rows.append(_score_row(ctx, label, kind, outputs[name], params[name], speed))
+    for names, how, weights in dict.fromkeys(
+        (tuple(r.teachers or []), r.combine, tuple(r.weights or [])) for r in ensembles
+    ):
+        combined = combine(np.stack([outputs[n] for n in names]), how, list(weights) or None)
+        label = (
+            f"teachers {'+'.join(names)} ({how}{', weights ' + '/'.join(f'{w:g}' for w in weights) if weights else ''})"
+        )
+        rows.append(_score_row(ctx, label, "ensemble", combined, sum(params[n] for n in names), None))
+    return rows
+
+
+def _score_row(ctx: _Context, name: str, model: str, outputs: np.ndarray, params: int, speed: float | None) -> dict:
+    scores = task_scores(outputs, ctx.final.labels, ctx.regression)
     return {
-        "name": "teacher",
-        "model": cache.manifest["teacher"].get("model_type", "teacher"),
+        "name": name,
+        "model": model,
         "data": "fine-tuned",
         "seeds": [ctx.cfg.seed],
         "eval_split": ctx.final_split,
@@ -415,8 +469,8 @@ def _teacher_row(ctx: _Context) -> dict:
         "metric": ctx.metric,
         "metric_mean": scores[ctx.metric],
         "metric_std": None,
-        "params": _params(model),
-        "sentences_per_s": round(speed, 1),
+        "params": params,
+        "sentences_per_s": round(speed, 1) if speed else 0.0,
     }
 
 
@@ -541,6 +595,14 @@ def run_student(
         ctx.cache(run.data)
         if run.intermediate:
             ctx.cache(run.intermediate)
+        if run.teachers:
+            missing = sorted(set(run.teachers) - set(ctx.ensemble(run.data).names))
+            if missing:
+                raise CacheError(
+                    cache_dir(cfg, run.data),
+                    f"run {run.name!r} names teachers {missing}; the cache's ensemble has "
+                    f"{ctx.ensemble(run.data).names} (teacher.ensemble, then `pipeline teacher`)",
+                )
     by_name = {run.name: run for run in chosen}
     pairs = [(run.name, seed) for run in chosen for seed in sc.seeds]
     tasks = [make_task(i, {"run": name, "seed": seed}, 1) for i, (name, seed) in enumerate(pairs)]
@@ -556,7 +618,7 @@ def run_student(
         for (name, _), result in zip(pairs, results):
             per_run.setdefault(name, []).append(result)
         if sc.teacher_row:
-            rows.append(_teacher_row(ctx))
+            rows.extend(_teacher_rows(ctx))
         rows.extend(aggregate(run, per_run[run.name], ctx.metric) for run in chosen)
         storage.write_json(
             storage.join(out, "results.json"),

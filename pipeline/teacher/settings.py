@@ -66,6 +66,24 @@ class FinetuneConfig(_Strict):
     max_grad_norm: Annotated[Number, Field(gt=0.0)] = Field(1.0, description="gradient clipping norm")
 
 
+class MemberConfig(_Strict):
+    """A further teacher of an ensemble: its logits are cached beside the main teacher's, in a cache
+    of their own (``teacher/<input>/members/<name>/``), and combined only when read."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")] = Field(
+        description="the teacher's name (letters, digits, _ -; not 'main', the main teacher's name)"
+    )
+    model: str | None = Field(
+        None,
+        description="hub id or local folder of a sequence classifier, or of an encoder to fine-tune; "
+        "None = the main teacher's source (teacher.model, or the bundled encoder)",
+    )
+    seed: Int | None = Field(None, description="fine-tuning seed (head, dropout, batch order); None = the job's")
+    finetune: Flag | None = Field(
+        None, description="fine-tune it with teacher.finetune's settings; None = only when it has no classifier head"
+    )
+
+
 class TeacherConfig(_Strict):
     """Fine-tune (optional) and run a teacher over corpora; cache logits and hidden states."""
 
@@ -146,6 +164,20 @@ class TeacherConfig(_Strict):
         description="hub id or local folder of the masked-LM teacher for mlm_top_k (same tokenizer); None = "
         "model (the source before fine-tuning, which must keep its masked-LM head)",
     )
+    ensemble: list[MemberConfig] = Field(
+        default_factory=list,
+        description="further teachers (each fine-tuned with its own seed or backbone, or used as it is): "
+        "their logits of every input are cached beside the main teacher's, label order checked equal; "
+        "students combine them (student run teachers / combine); [] = one teacher",
+    )
+
+    @field_validator("ensemble")
+    @classmethod
+    def _members_distinct(cls, v: list[MemberConfig]) -> list[MemberConfig]:
+        names = [m.name for m in v]
+        if "main" in names or len(set(names)) != len(names):
+            raise ValueError(f"ensemble names must be distinct and not 'main', got {names}")
+        return v
 
     @field_validator("layers", "attentions")
     @classmethod

@@ -25,7 +25,7 @@ from .. import layout, storage
 from ..progress import print_summary
 from ..runtime.resources import Resources
 from ..runtime.runner import Stage, Task, Work, make_task, run_stage
-from . import card
+from . import card, ensemble
 from . import shards as sh
 from .compute import InferenceSpec, ShardComputer
 from .errors import TeacherError
@@ -206,8 +206,12 @@ def _print_lines(lines) -> None:
         print(lines.get_nowait(), file=sys.stderr, flush=True)
 
 
-def prepare_teacher(cfg, tc: TeacherConfig, use_ray: bool, res: _Resources) -> tuple[str, dict | None]:
-    """The teacher to run (hub id, folder or URI), fine-tuned first when configured; the fine-tune metrics."""
+def prepare_teacher(
+    cfg, tc: TeacherConfig, use_ray: bool, res: _Resources, *, seed: int | None = None, out: str | None = None
+) -> tuple[str, dict | None]:
+    """The teacher to run (hub id, folder or URI), fine-tuned first when configured (with ``seed``,
+    default the job's, into ``out``, default teacher/model); the fine-tune metrics."""
+    seed = cfg.seed if seed is None else seed
     try:
         source = tc.model_source()
         src_dir = local_model_dir(source)
@@ -231,7 +235,7 @@ def prepare_teacher(cfg, tc: TeacherConfig, use_ray: bool, res: _Resources) -> t
     if ft.dev_split in cfg.inputs:
         dev, dev_source = _read_labelled(cfg, ft.dev_split), f"examples/{ft.dev_split}"
     else:
-        train, dev = holdout(train, ft.dev_fraction, cfg.seed)
+        train, dev = holdout(train, ft.dev_fraction, cfg.seed)  # the job's seed: every teacher gets the same dev
         dev_source = f"{ft.dev_fraction:.0%} of examples/{ft.train_split} held out (seed {cfg.seed})"
     if len(train) == 0 or len(dev) == 0:
         raise TeacherError(f"fine-tuning needs labelled train and dev examples, got {len(train)} and {len(dev)}")
@@ -242,12 +246,12 @@ def prepare_teacher(cfg, tc: TeacherConfig, use_ray: bool, res: _Resources) -> t
         source_weights=source_weights,
         labels=list(outputs),
         regression=cfg.regression,
-        seed=cfg.seed,
+        seed=seed,
         settings=ft.model_dump(mode="json"),
         dtype=tc.dtype,
         data=hashlib.sha256(data.encode()).hexdigest(),
     )
-    out = model_dir(cfg)
+    out = out or model_dir(cfg)
     done = finished_metrics(out, key)
     if done is not None:
         print(
@@ -264,7 +268,7 @@ def prepare_teacher(cfg, tc: TeacherConfig, use_ray: bool, res: _Resources) -> t
         list(outputs),
         cfg.regression,
         ft,
-        cfg.seed,
+        seed,
         res.device,
         tc.dtype,
         res.threads,
@@ -446,10 +450,12 @@ def cache_input(
     attentions: list[int],
     res: _Resources,
     use_ray: bool,
+    out_dir: str | None = None,
 ) -> dict:
-    """Cache the teacher's outputs on one input corpus; returns the summary."""
+    """Cache the teacher's outputs on one input corpus (into ``out_dir``, default its cache folder);
+    returns the summary."""
     in_dir = layout.corpus_dir(cfg.output_dir, name)
-    out_dir = cache_dir(cfg, name)
+    out_dir = out_dir or cache_dir(cfg, name)
     files = sh.list_input_files(in_dir) if storage.exists(in_dir) else []
     if not files:
         command = "augment" if name.startswith("augmented/") else "ingest"
@@ -637,6 +643,46 @@ def _manifest(
     )
 
 
+def _cache_members(cfg, tc: TeacherConfig, names: list[str], res: _Resources, use_ray: bool) -> dict:
+    """The ensemble's further teachers: each fine-tuned (when configured) with its own seed into
+    teacher/members/<name>/, then its logits cached for every input in <cache>/members/<name>/."""
+    out: dict[str, Any] = {}
+    for member in tc.ensemble:
+        mtc = tc.model_copy(
+            update={
+                "model": member.model or tc.model,
+                "finetune": tc.finetune.model_copy(update={"enabled": member.finetune}),
+                "mlm_top_k": None,
+                "mlm_model": None,
+            }
+        )
+        seed = cfg.seed if member.seed is None else member.seed
+        print(f"  ensemble member {member.name}", file=sys.stderr)
+        source, ft = prepare_teacher(
+            cfg, mtc, use_ray, res, seed=seed, out=layout.member_model_dir(cfg.output_dir, member.name)
+        )
+        info = _TeacherInfo(source, finetuned=ft is not None, labels=cfg.output_names, regression=cfg.regression)
+        if ft is not None:
+            info.teacher["base_model"] = mtc.model or f"bundled all-MiniLM-L6-v2 ({mtc.model_source()})"
+            info.teacher["finetune_seed"] = seed
+        caches = {
+            name: cache_input(
+                cfg,
+                mtc,
+                name,
+                info,
+                [],
+                [],
+                res,
+                use_ray,
+                out_dir=layout.member_cache_dir(cfg.output_dir, name, member.name),
+            )
+            for name in names
+        }
+        out[member.name] = {"finetune": ft, "inputs": caches}
+    return out
+
+
 def _lineage(cfg, name: str) -> dict:
     """Where a cached corpus comes from: the job, the source file and, for an augmented corpus, the
     augmentation settings that made it and their hash (written into the manifest and the card)."""
@@ -687,6 +733,7 @@ def run_teacher(
     info = _TeacherInfo(source, finetuned=ft_metrics is not None, labels=cfg.output_names, regression=cfg.regression)
     if ft_metrics is not None:
         info.teacher["base_model"] = tc.model or f"bundled all-MiniLM-L6-v2 ({tc.model_source()})"
+        info.teacher["finetune_seed"] = cfg.seed
     mlm_source = tc.mlm_source()  # set exactly when mlm_top_k is
     if mlm_source is not None:
         info.mlm = _mlm_teacher(mlm_source, info)
@@ -704,6 +751,10 @@ def run_teacher(
         results["inputs"][name] = cache_input(
             cfg, tc, name, info, layers if states else [], attentions if states else [], res, use_ray
         )
+    if tc.ensemble:
+        results["ensemble"] = _cache_members(cfg, tc, names, res, use_ray)
+    for name in names:
+        ensemble.write_ensemble(cache_dir(cfg, name), [m.name for m in tc.ensemble])
     rows: list[tuple[str, object]] = [
         ("teacher", info.source),
         ("weights sha256", info.weights[:16] + "…"),
@@ -719,6 +770,8 @@ def run_teacher(
         ("layers", str(layers)),
         ("attentions", str(attentions) or "none"),
     ]
+    if tc.ensemble:
+        rows.append(("ensemble", ", ".join([ensemble.MAIN, *(m.name for m in tc.ensemble)])))
     if ft_metrics:
         rows += [
             (
