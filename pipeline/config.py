@@ -337,6 +337,14 @@ class JobConfig(_Strict):
                         f"student run {run.name!r} names teachers {unknown}, which are not 'main' or in "
                         f"teacher.ensemble ({sorted(known - {'main'})})"
                     )
+                if run.intermediate and self.student.bert.minilm is not None and self.teacher is not None:
+                    wanted = self.student.bert.minilm.teacher_layer
+                    have = self.teacher.minilm_layers
+                    if not have or (wanted is not None and wanted not in have):
+                        raise ValueError(
+                            f"student run {run.name!r}: bert.minilm needs the MiniLM projections of teacher layer "
+                            f"{wanted or 'any'} in its intermediate cache; teacher.minilm_layers is {have}"
+                        )
                 if run.intermediate and self.teacher is not None and not self.teacher.stores_states(run.intermediate):
                     raise ValueError(
                         f"student run {run.name!r} needs hidden states of {run.intermediate!r}, which "

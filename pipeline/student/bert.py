@@ -41,6 +41,7 @@ def build_student(
     *,
     hidden_size: int | None = None,
     intermediate_size: int | None = None,
+    num_attention_heads: int | None = None,
     seed: int = 0,
     attentions: bool = False,
 ):
@@ -57,13 +58,19 @@ def build_student(
         if hidden_size:
             scfg.hidden_size = hidden_size
             scfg.intermediate_size = intermediate_size or 4 * hidden_size
+        if num_attention_heads:
+            scfg.num_attention_heads = num_attention_heads
         if scfg.hidden_size % scfg.num_attention_heads:
             raise StudentError(
                 f"hidden_size {scfg.hidden_size} is not a multiple of the {scfg.num_attention_heads} heads"
             )
         return AutoModelForSequenceClassification.from_config(scfg, **extra)
-    if hidden_size and hidden_size != tcfg.hidden_size:
-        raise StudentError("a student initialised from the teacher has the teacher's hidden size; use init: random")
+    if (hidden_size and hidden_size != tcfg.hidden_size) or (
+        num_attention_heads and num_attention_heads != tcfg.num_attention_heads
+    ):
+        raise StudentError(
+            "a student initialised from the teacher has the teacher's hidden size and heads; use init: random"
+        )
     teacher = AutoModelForSequenceClassification.from_pretrained(teacher_dir)
     student = AutoModelForSequenceClassification.from_config(scfg, **extra)
     source = {m: g[m] - 1 for m in range(1, layers + 1)}  # student layer m-1 ← teacher layer g(m)-1 (0-based)

@@ -50,6 +50,24 @@ class BiLstmConfig(_Strict):
     epochs: Annotated[Int, Field(gt=0, le=100)] = Field(4, description="epochs (a run's epochs overrides it)")
 
 
+class MiniLmConfig(_Strict):
+    """MiniLM's self-attention distillation as the intermediate step (instead of TinyBERT's losses):
+    the last student layer learns the relations of one teacher layer, from the compact form the
+    teacher cache stores for teacher.minilm_layers."""
+
+    version: Literal["v1", "v2"] = Field(
+        "v2",
+        description="v1 = attention distributions and value relations per head (the student has the teacher's "
+        "head count); v2 = query, key and value self-relations over relation_heads (any student heads, width)",
+    )
+    teacher_layer: Annotated[Int, Field(ge=1)] | None = Field(
+        None, description="teacher layer (1-based) whose relations are learnt; None = the highest one cached"
+    )
+    relation_heads: Annotated[Int, Field(gt=0)] | None = Field(
+        None, description="v2: relation heads (must divide both widths); None = the teacher's attention heads"
+    )
+
+
 class BertStudentConfig(_Strict):
     """A small BERT: k layers taken from the teacher (DistilBERT style) or random, distilled TinyBERT style."""
 
@@ -60,6 +78,9 @@ class BertStudentConfig(_Strict):
     hidden_size: Annotated[Int, Field(gt=0)] | None = Field(None, description="random init only; None = the teacher's")
     intermediate_size: Annotated[Int, Field(gt=0)] | None = Field(
         None, description="random init only; None = 4 x hidden"
+    )
+    num_attention_heads: Annotated[Int, Field(gt=0)] | None = Field(
+        None, description="random init only; None = the teacher's"
     )
     layer_map: list[Annotated[Int, Field(ge=0)]] | None = Field(
         None,
@@ -79,6 +100,11 @@ class BertStudentConfig(_Strict):
         "all",
         description="all = embeddings and every mapped layer (TinyBERT); last = the last student layer against "
         "its mapped teacher layer only (DistilBERT)",
+    )
+    minilm: MiniLmConfig | None = Field(
+        None,
+        description="MiniLM's intermediate loss (KL of attention distributions and relations) instead of "
+        "TinyBERT's; needs teacher.minilm_layers in the run's intermediate cache; None = TinyBERT's",
     )
     intermediate_epochs: Annotated[Int, Field(ge=0, le=100)] = Field(
         2, description="epochs of embedding / hidden-state / attention distillation (on the run's intermediate cache)"

@@ -213,6 +213,7 @@ def _train_bert(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict:
     from transformers import AutoTokenizer
 
     from .bert import HiddenProjection, build_student, collate_tokens, layer_map
+    from .minilm import minilm_loss, project, student_qkv
 
     bc = ctx.sc.bert
     cache = ctx.cache(run.data)
@@ -222,9 +223,16 @@ def _train_bert(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict:
     seed_everything(seed)
     inter = None
     attention = False
+    mini = bc.minilm
     if run.intermediate and bc.intermediate_epochs:
-        attention = bc.attention_loss
-        inter = ctx.cache(run.intermediate, layers=g, attentions=g[1:] if attention else None)
+        attention = bc.attention_loss and mini is None
+        if mini is not None:
+            inter = ctx.cache(run.intermediate)
+            mini_layer = mini.teacher_layer or max(inter.minilm_layers, default=0)
+            mini_weights = {k: v.to(ctx.device) for k, v in inter.minilm_weights(mini_layer).items()}
+            inter.validate(layers=[mini_layer - 1], checksums=False)
+        else:
+            inter = ctx.cache(run.intermediate, layers=g, attentions=g[1:] if attention else None)
         if inter.teacher_hash != cache.teacher_hash:
             raise CacheError(
                 inter.path,
@@ -237,6 +245,7 @@ def _train_bert(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict:
         g,
         hidden_size=bc.hidden_size,
         intermediate_size=bc.intermediate_size,
+        num_attention_heads=bc.num_attention_heads,
         seed=seed,
         attentions=attention,
     ).to(ctx.device)
@@ -244,14 +253,28 @@ def _train_bert(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict:
     label = f"{run.name} seed {seed}"
     stages = []
     if inter is not None:
-        proj = HiddenProjection(model.config.hidden_size, inter.hidden_size).to(ctx.device)
+        proj = HiddenProjection(model.config.hidden_size, inter.hidden_size).to(ctx.device) if mini is None else None
+        states = [mini_layer - 1] if mini is not None else g
         columns = [
             "input_ids",
             "num_tokens",
             *(["token_type_ids"] if "token_type_ids" in _names(inter) else []),
-            *[f"hidden_{x}" for x in g],
+            *[f"hidden_{x}" for x in states],
             *([f"attention_{x}" for x in g[1:]] if attention else []),
         ]
+        loss_fn = None
+        if mini is not None:
+            config = dict(
+                version=mini.version,
+                teacher_heads=inter.num_heads,
+                student_heads=model.config.num_attention_heads,
+                relation_heads=mini.relation_heads,
+            )
+
+            def loss_fn(out, batch):
+                teacher = project(batch[f"hidden_{mini_layer - 1}"], mini_weights)
+                return minilm_loss(teacher, student_qkv(model, out.hidden_states), batch["attention_mask"], **config)
+
         reader = ShuffleReader(
             inter,
             columns,
@@ -275,6 +298,7 @@ def _train_bert(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict:
             device=ctx.device,
             label=label,
             stream=ctx.stream,
+            loss_fn=loss_fn,
         )
         if attention:  # back to the fast attention kernels for the prediction step
             model.set_attn_implementation("sdpa")

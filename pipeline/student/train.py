@@ -129,12 +129,15 @@ def fit_intermediate(
     device,
     label: str,
     stream=None,
+    loss_fn=None,
 ) -> list[dict]:
     """The intermediate-layer step: TinyBERT's embedding + hidden-state (+ attention) MSE, or
-    DistilBERT's cosine loss (``hidden_loss``, ``hidden_layers``: bert.intermediate_loss); W_h learned."""
+    DistilBERT's cosine loss (``hidden_loss``, ``hidden_layers``: bert.intermediate_loss); W_h learned.
+    ``loss_fn(out, batch) → {name: loss}`` replaces them (MiniLM); ``proj`` is then None."""
     from .bert import intermediate_loss
 
-    params = [p for p in [*model.parameters(), *proj.parameters()] if p.requires_grad]
+    extra = list(proj.parameters()) if proj is not None else []
+    params = [p for p in [*model.parameters(), *extra] if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     scheduler = linear_schedule(optimizer, max(1, epochs * reader.steps_per_epoch()), warmup_ratio)
     rows = []
@@ -147,7 +150,10 @@ def fit_intermediate(
             batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in collate(table).items()}
             inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
             out = model(**inputs, output_hidden_states=True, output_attentions=attention)
-            parts = intermediate_loss(out, batch, g, proj, attention, hidden_loss, hidden_layers)
+            if loss_fn is not None:
+                parts = loss_fn(out, batch)
+            else:
+                parts = intermediate_loss(out, batch, g, proj, attention, hidden_loss, hidden_layers)
             value = sum(parts.values())
             optimizer.zero_grad(set_to_none=True)
             value.backward()

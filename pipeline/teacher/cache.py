@@ -117,6 +117,27 @@ class TeacherCache:
         return int(self.manifest["rows"])
 
     @property
+    def minilm_layers(self) -> list[int]:
+        """Layers whose MiniLM projections are stored (teacher.minilm_layers)."""
+        return sorted(int(k) for k in self.manifest.get("minilm") or {})
+
+    def minilm_weights(self, layer: int) -> dict:
+        """Layer ``layer``'s query / key / value projections (tensors; SHA-256 checked)."""
+        from .errors import TeacherError
+        from .minilm import read_layer
+
+        entry = (self.manifest.get("minilm") or {}).get(str(layer))
+        if entry is None:
+            raise CacheError(
+                self.path,
+                f"no MiniLM projections of layer {layer} (teacher.minilm_layers); it has {self.minilm_layers}",
+            )
+        try:
+            return read_layer(self.path, entry)
+        except (TeacherError, OSError) as exc:
+            raise CacheError(self.path, str(exc)) from None
+
+    @property
     def hidden_size(self) -> int:
         return int(self.manifest["hidden_size"])
 

@@ -164,6 +164,12 @@ class TeacherConfig(_Strict):
         description="hub id or local folder of the masked-LM teacher for mlm_top_k (same tokenizer); None = "
         "model (the source before fine-tuning, which must keep its masked-LM head)",
     )
+    minilm_layers: list[Annotated[Int, Field(ge=1)]] = Field(
+        default_factory=list,
+        description="layers (1-based) whose MiniLM self-attention relations students can learn: their "
+        "query / key / value projections are stored once per cache (minilm-layer-<L>.safetensors) and their "
+        "input hidden state hidden_<L-1> per row, where hidden states are cached; [] = none",
+    )
     ensemble: list[MemberConfig] = Field(
         default_factory=list,
         description="further teachers (each fine-tuned with its own seed or backbone, or used as it is): "
@@ -179,7 +185,7 @@ class TeacherConfig(_Strict):
             raise ValueError(f"ensemble names must be distinct and not 'main', got {names}")
         return v
 
-    @field_validator("layers", "attentions")
+    @field_validator("layers", "attentions", "minilm_layers")
     @classmethod
     def _distinct(cls, v, info: ValidationInfo):
         if isinstance(v, list) and len(set(v)) != len(v):

@@ -25,7 +25,7 @@ from .. import layout, storage
 from ..progress import print_summary
 from ..runtime.resources import Resources
 from ..runtime.runner import Stage, Task, Work, make_task, run_stage
-from . import card, ensemble
+from . import card, ensemble, minilm
 from . import shards as sh
 from .compute import InferenceSpec, ShardComputer
 from .errors import TeacherError
@@ -473,6 +473,7 @@ def cache_input(
         float16_encoding=tc.float16_encoding,
         labels=info.labels,
         input=input_fp,
+        **({"minilm_layers": tc.minilm_layers} if tc.minilm_layers and layers else {}),
         shard_rows=tc.shard_rows,
         **({"mlm": mlm["weights_sha256"], "mlm_top_k": tc.mlm_top_k} if mlm else {}),
     )
@@ -525,6 +526,10 @@ def cache_input(
     def commit(summary: dict, results: list[dict]) -> None:
         ordered = [dataclasses.replace(_shard_result(r), computed=not r.get("reused")) for r in results]
         manifest = _manifest(cfg, tc, name, in_dir, files, info, layers, attentions, key, ordered)
+        if tc.minilm_layers and layers:  # where hidden states are cached: the projections, once
+            manifest["minilm"] = {
+                str(layer): minilm.write_layer(out_dir, info.path, layer, info.heads) for layer in tc.minilm_layers
+            }
         schema, data_bytes, hidden_bytes = sh.cache_footprint(out_dir, manifest, [hidden_column(l) for l in layers])
         with storage.atomic_output(storage.join(out_dir, card.CARD_NAME)) as out:
             out.write(card.render(manifest, schema, data_bytes).encode())
@@ -745,6 +750,9 @@ def run_teacher(
         attentions = resolve_attentions(tc.attentions, info.layers)
     except LayerError as exc:
         raise TeacherError(f"teacher {info.source!r}: {exc}") from None
+    if any(not 1 <= layer <= info.layers for layer in tc.minilm_layers):
+        raise TeacherError(f"teacher.minilm_layers {tc.minilm_layers}: the teacher has layers 1..{info.layers}")
+    layers = sorted({*layers, *(layer - 1 for layer in tc.minilm_layers)})  # MiniLM's inputs: hidden_<L-1>
     results: dict[str, Any] = {"finetune": ft_metrics, "inputs": {}}
     for name in names:
         states = tc.stores_states(name)
