@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from task_jobs import run_small_job
 
 from pipeline.config import ConfigError, load_config, parse_config
 from pipeline.ingest.stage import run_ingest
@@ -173,46 +174,18 @@ def test_stsb_job_end_to_end(tmp_path, torch_one_thread):
     """STS-B's layout through every stage with the bundled MiniLM teacher (fine-tuned with a
     one-output head) and both students, each learning from the teacher's predicted score; the
     unlabelled test split is augmented and cached with the teacher's prediction as its only target."""
-    import yaml
-
-    from pipeline.cli import main
     from pipeline.teacher import open_cache
 
     _stsb_folder(tmp_path / "STS-B", train=60, dev=15, test=8, bad_rows=("high",))
-    job = {
-        "name": "stsb-small",
-        "task": "stsb",
-        "data_dir": str(tmp_path / "STS-B"),
-        "output_dir": str(tmp_path / "out"),
-        "augment": {"methods": ["tinybert"], "splits": ["train", "test"], "tinybert": {"n_aug": 2}},
-        "teacher": {
-            "finetune": {"epochs": 2},
-            "inputs": ["examples/train", "augmented/train/tinybert", "augmented/test/tinybert"],
-            "student_layers": 2,
-            "attentions": [3, 6],
-            "states_for": ["examples/train"],
-        },
-        "student": {
-            "seeds": [1],
-            "runs": [
-                {"name": "bilstm", "model": "bilstm", "data": "augmented/train/tinybert", "loss": "mse"},
-                {"name": "bilstm-test", "model": "bilstm", "data": "augmented/test/tinybert", "loss": "mse"},
-                {
-                    "name": "bert",
-                    "model": "bert",
-                    "data": "examples/train",
-                    "loss": "mix",
-                    "intermediate": "examples/train",
-                },
-            ],
-            "bilstm": {"epochs": 1},
-            "bert": {"layers": 2, "intermediate_epochs": 1, "epochs": 1},
-        },
-    }
-    path = tmp_path / "job.yaml"
-    path.write_text(yaml.safe_dump(job), encoding="utf-8")
-    assert main(["run", str(path), "--executor", "local"]) == 0
-    out = tmp_path / "out"
+    runs = [
+        {"name": "bilstm", "model": "bilstm", "data": "augmented/train/tinybert", "loss": "mse"},
+        {"name": "bilstm-test", "model": "bilstm", "data": "augmented/test/tinybert", "loss": "mse"},
+        {"name": "bert", "model": "bert", "data": "examples/train", "loss": "mix", "intermediate": "examples/train"},
+    ]
+    cached = ["augmented/train/tinybert", "augmented/test/tinybert"]
+    out = run_small_job(
+        tmp_path, "stsb", tmp_path / "STS-B", splits=["train", "test"], cached=cached, epochs=2, runs=runs
+    )
     ft = json.loads((out / "teacher/model/finetune_metrics.json").read_text())
     assert ft["regression"] and ft["metric"] == "pearson" and -1 <= ft["dev_pearson"] <= 1
     cache = open_cache(str(out / "teacher/augmented/train/tinybert"))

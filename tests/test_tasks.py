@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from task_jobs import run_small_job
 
 from pipeline.config import ConfigError, parse_config
 from pipeline.ingest.stage import run_ingest
@@ -203,45 +204,22 @@ def test_nli_job_end_to_end_with_an_unlabelled_split(tmp_path, torch_one_thread)
     """MNLI's layout, three classes, pairs, through every stage with the bundled MiniLM teacher and
     both students; the unlabelled test split is augmented and cached, and a student learns from
     the teacher's soft labels on it alone."""
-    import yaml
-
-    from pipeline.cli import main
     from pipeline.teacher import open_cache
 
     _mnli_folder(tmp_path / "MNLI", train=60, dev=15, test=9)
-    job = {
-        "name": "mnli-small",
-        "task": "mnli",
-        "data_dir": str(tmp_path / "MNLI"),
-        "output_dir": str(tmp_path / "out"),
-        "augment": {"methods": ["tinybert"], "splits": ["train", "test_matched"], "tinybert": {"n_aug": 2}},
-        "teacher": {
-            "finetune": {"epochs": 1},
-            "inputs": ["examples/train", "augmented/test_matched/tinybert"],
-            "student_layers": 2,
-            "attentions": [3, 6],
-            "states_for": ["examples/train"],
-        },
-        "student": {
-            "seeds": [1],
-            "runs": [
-                {"name": "bilstm", "model": "bilstm", "data": "augmented/test_matched/tinybert", "loss": "mse"},
-                {
-                    "name": "bert",
-                    "model": "bert",
-                    "data": "examples/train",
-                    "loss": "soft",
-                    "intermediate": "examples/train",
-                },
-            ],
-            "bilstm": {"epochs": 1},
-            "bert": {"layers": 2, "intermediate_epochs": 1, "epochs": 1},
-        },
-    }
-    path = tmp_path / "job.yaml"
-    path.write_text(yaml.safe_dump(job), encoding="utf-8")
-    assert main(["run", str(path), "--executor", "local"]) == 0
-    out = tmp_path / "out"
+    runs = [
+        {"name": "bilstm", "model": "bilstm", "data": "augmented/test_matched/tinybert", "loss": "mse"},
+        {"name": "bert", "model": "bert", "data": "examples/train", "loss": "soft", "intermediate": "examples/train"},
+    ]
+    out = run_small_job(
+        tmp_path,
+        "mnli",
+        tmp_path / "MNLI",
+        splits=["train", "test_matched"],
+        cached=["augmented/test_matched/tinybert"],
+        epochs=1,
+        runs=runs,
+    )
     unlabelled = open_cache(str(out / "teacher/augmented/test_matched/tinybert")).read_table()
     assert unlabelled.num_rows > 9 and set(unlabelled.column("label").to_pylist()) == {None}
     assert unlabelled.schema.field("logits").type.list_size == 3  # the teacher's soft labels: its only target
