@@ -16,6 +16,7 @@ from pipeline.student.stage import markdown_table
 from pipeline.tasks import TASKS
 
 PAIRS = Path(__file__).resolve().parents[1] / "data" / "samples" / "synthetic_pairs.tsv"
+RT = Path(__file__).resolve().parents[1] / "data" / "rt-polarity" / "train.tsv"
 
 # Small files in the layouts of the GLUE benchmark's download (column order and names as there).
 GLUE = {
@@ -227,3 +228,46 @@ def test_nli_job_end_to_end_with_an_unlabelled_split(tmp_path, torch_one_thread)
     assert set(rows) == {"teacher", "bilstm", "bert"} and all(0 <= r["accuracy_mean"] <= 1 for r in rows.values())
     assert json.loads((out / "student/bilstm-seed1/metrics.json").read_text())["train_rows"] == unlabelled.num_rows
     assert (out / "report.html").stat().st_size > 10_000
+
+
+def test_single_sentence_job_end_to_end(tmp_path, torch_one_thread):
+    """CoLA's layout (train / dev without a header, test with one and no labels), one sentence per
+    example, Matthews correlation as the headline: every stage, both students, scored on dev."""
+    import csv
+
+    sentences = [r["sentence"] for r in csv.DictReader(open(RT, encoding="utf-8"), delimiter="\t")][:84]
+
+    def line(i: int, s: str) -> str:  # acceptable: a review sentence; not: its words reversed
+        label = i % 2
+        text = s if label else " ".join(reversed(s.split()))
+        return f"gj04\t{label}\t{'' if label else '*'}\t{text}"
+
+    folder = tmp_path / "CoLA"
+    folder.mkdir()
+    (folder / "train.tsv").write_text(
+        "\n".join(line(i, s) for i, s in enumerate(sentences[:60])) + "\n", encoding="utf-8"
+    )
+    (folder / "dev.tsv").write_text(
+        "\n".join(line(i, s) for i, s in enumerate(sentences[60:75])) + "\n", encoding="utf-8"
+    )
+    test = "".join(f"{i}\t{s}\n" for i, s in enumerate(sentences[75:]))
+    (folder / "test.tsv").write_text("index\tsentence\n" + test, encoding="utf-8")
+    runs = [
+        {"name": "bilstm", "model": "bilstm", "data": "augmented/train/tinybert", "loss": "mse"},
+        {
+            "name": "bert",
+            "model": "bert",
+            "data": "augmented/train/tinybert",
+            "loss": "soft",
+            "intermediate": "examples/train",
+        },
+    ]
+    out = run_small_job(
+        tmp_path, "cola", folder, splits=["train"], cached=["augmented/train/tinybert"], epochs=1, runs=runs
+    )
+    rows = {r["name"]: r for r in json.loads((out / "student/results.json").read_text())["rows"]}
+    assert set(rows) == {"teacher", "bilstm", "bert"}
+    for r in rows.values():
+        assert r["metric"] == "mcc" and r["eval_split"] == "dev" and -1 <= r["mcc_mean"] <= 1
+    assert "| dev MCC (mean ± std) | accuracy | macro-F1 |" in (out / "student/results.md").read_text()
+    assert set(pq.read_table(out / "examples/test").column("label").to_pylist()) == {None}
