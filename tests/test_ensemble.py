@@ -165,6 +165,11 @@ def test_members_add_and_remove(tmp_path, models, torch_one_thread):
         )
         values = np.asarray(table.column("logits").to_pylist(), dtype=np.float32)
         np.testing.assert_array_equal(values[np.argsort(table.column("row").to_numpy())], stacked[k])
+    joined = ens.read_table(columns=["example_id", "logits"])  # the view: one column per further teacher
+    assert joined.column_names == ["row", "example_id", "logits", "logits_b", "logits_c"]
+    assert joined.schema.field("logits_b").type == joined.schema.field("logits").type
+    for k, column in enumerate(["logits", "logits_b", "logits_c"]):
+        np.testing.assert_array_equal(np.asarray(joined.column(column).to_pylist(), dtype=np.float32), stacked[k])
     members_only = open_cache(str(cache / "members/b"))
     assert (
         members_only.layers == []

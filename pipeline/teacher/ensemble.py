@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
 from .. import storage
 from .cache import CacheError, TeacherCache, open_cache
@@ -105,6 +106,18 @@ class Ensemble:
         if unknown:
             raise CacheError(self.path, f"no teacher {unknown} in the ensemble; it has {self.names}")
         return np.stack([logits_by_row(self.members[n].cache) for n in chosen])
+
+    def read_table(self, columns: Sequence[str] | None = None, names: Sequence[str] | None = None) -> pa.Table:
+        """The main cache's rows (``columns``; ``row`` always) with each further teacher's logits
+        joined by row as ``logits_<name>`` (every member by default)."""
+        wanted = None if columns is None else list(dict.fromkeys(["row", *columns]))
+        table = self.main.read_table(wanted)
+        rows = table.column("row").to_numpy()
+        for name in names if names is not None else self.names[1:]:
+            values = self.logits([name])[0][rows]
+            flat = pa.array(values.reshape(-1), pa.float32())
+            table = table.append_column(f"logits_{name}", pa.FixedSizeListArray.from_arrays(flat, values.shape[1]))
+        return table
 
 
 def logits_by_row(cache: TeacherCache) -> np.ndarray:
