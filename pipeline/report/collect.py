@@ -245,9 +245,9 @@ def _cache_name(root: Path, folder: Path) -> str:
 
 
 def _read_logits(cache) -> pa.Table:
-    schema_names = pq.ParquetFile(cache.files[0]).schema_arrow.names if cache.files else []
+    present = set(cache.column_names)
     names = ("example_id", "parent_id", "method", "variant", "label_id", "score", "logits")
-    wanted = [c for c in names if c in schema_names]
+    wanted = [c for c in names if c in present]
     return cache.read_table(columns=wanted)
 
 
@@ -321,7 +321,9 @@ def _ensemble_figures(folder: str, cache, regression: bool) -> dict:
 
     ens = open_ensemble(folder, verify="footer")
     stacked = ens.logits()
-    table = cache.read_table(columns=[c for c in ("row", "variant", "label_id", "score") if c in _schema_names(cache)])
+    table = cache.read_table(
+        columns=[c for c in ("row", "variant", "label_id", "score") if c in set(cache.column_names)]
+    )
     order = np.argsort(table.column("row").to_numpy())
     variant = table.column("variant").to_numpy()[order] if "variant" in table.column_names else np.zeros(len(order))
     target = "score" if regression else "label_id"
@@ -342,10 +344,6 @@ def _ensemble_figures(folder: str, cache, regression: bool) -> dict:
         out["pairwise_agreement"] = float(np.mean([np.mean(pred[i] == pred[j]) for i, j in pairs])) if pairs else None
         out["all_agree"] = float(np.mean((pred == pred[0]).all(0))) if len(pred[0]) else None
     return out
-
-
-def _schema_names(cache) -> list[str]:
-    return pq.ParquetFile(cache.files[0]).schema_arrow.names if cache.files else []
 
 
 def _cache_figures(name: str, cache) -> dict:

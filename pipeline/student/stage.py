@@ -258,7 +258,7 @@ def _train_bert(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict:
         columns = [
             "input_ids",
             "num_tokens",
-            *(["token_type_ids"] if "token_type_ids" in _names(inter) else []),
+            *(["token_type_ids"] if "token_type_ids" in inter.column_names else []),
             *[f"hidden_{x}" for x in states],
             *([f"attention_{x}" for x in g[1:]] if attention else []),
         ]
@@ -307,7 +307,7 @@ def _train_bert(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict:
         "input_ids",
         "num_tokens",
         ctx.target,
-        *(["token_type_ids"] if "token_type_ids" in _names(cache) else []),
+        *(["token_type_ids"] if "token_type_ids" in cache.column_names else []),
         *teacher_columns,
     ]
     reader = ShuffleReader(
@@ -362,14 +362,6 @@ def _train_bert(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict:
         "train_rows": reader.num_rows,
         "predict": predict,
     }
-
-
-def _names(cache: TeacherCache) -> list[str]:
-    import pyarrow.parquet as pq
-
-    filesystem, p = storage.resolve(cache.files[0])
-    with filesystem.open_input_file(p) as f:
-        return pq.read_schema(f).names
 
 
 # --- one run, the table ------------------------------------------------------------------------

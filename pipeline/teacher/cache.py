@@ -153,6 +153,15 @@ class TeacherCache:
     def files(self) -> list[str]:
         return [storage.join(self.path, s["file"]) for s in self.manifest["shards"]]
 
+    @property
+    def column_names(self) -> list[str]:
+        """The shards' columns (from the first shard's footer; every shard has the same schema)."""
+        if not self.files:
+            return []
+        filesystem, p = storage.resolve(self.files[0])
+        with filesystem.open_input_file(p) as f:
+            return pq.read_schema(f).names
+
     def __len__(self) -> int:
         return self.num_rows
 
