@@ -313,25 +313,23 @@ def _regression_figures(name: str, table: pa.Table, pred: np.ndarray) -> dict:
     return out
 
 
-def _ensemble_figures(folder: str, cache, regression: bool) -> dict:
-    """Each teacher of an ensemble scored against the labels of the cache's originals, how often the
-    teachers agree, and the ensemble's combinations scored the same way."""
+def _ensemble_figures(folder: str, table: pa.Table, regression: bool) -> dict:
+    """Each teacher of an ensemble scored against the labels of the cache's originals (``table``:
+    the main cache's rows as ``_read_logits`` gives them, in row order), how often the teachers
+    agree, and the ensemble's combinations scored the same way."""
     from ..metrics import task_scores
     from ..teacher.ensemble import COMBINE, combine, open_ensemble
 
     ens = open_ensemble(folder, verify="footer")
-    stacked = ens.logits()
-    table = cache.read_table(
-        columns=[c for c in ("row", "variant", "label_id", "score") if c in set(cache.column_names)]
-    )
-    order = np.argsort(table.column("row").to_numpy())
-    variant = table.column("variant").to_numpy()[order] if "variant" in table.column_names else np.zeros(len(order))
+    stacked = ens.logits()  # by row, as the table
+    n = table.num_rows
+    variant = table.column("variant").to_numpy() if "variant" in table.column_names else np.zeros(n)
     target = "score" if regression else "label_id"
     fill = np.nan if regression else -100
     gold = (
-        pc.fill_null(table.column(target), fill).to_numpy(zero_copy_only=False)[order]
+        pc.fill_null(table.column(target), fill).to_numpy(zero_copy_only=False)
         if target in table.column_names
-        else np.full(len(order), fill)
+        else np.full(n, fill)
     )
     keep = variant == 0
     scores = {name: task_scores(stacked[k][keep], gold[keep], regression) for k, name in enumerate(ens.names)}
@@ -393,9 +391,10 @@ def collect_teacher_and_cache(root: Path) -> tuple[Section, Section]:
         try:
             cache = open_cache(str(folder), verify="footer")
             regression = cache.manifest.get("teacher", {}).get("problem_type") == "regression"
-            figures = _teacher_figures(name, _read_logits(cache), cache.labels, regression)
+            table = _read_logits(cache)
+            figures = _teacher_figures(name, table, cache.labels, regression)
             if (folder / ENSEMBLE_NAME).exists():
-                figures["ensemble"] = _ensemble_figures(str(folder), cache, regression)
+                figures["ensemble"] = _ensemble_figures(str(folder), table, regression)
             teacher.append(figures)
             caches.append(_cache_figures(name, cache))
             labels = labels or cache.labels
