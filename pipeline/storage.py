@@ -1,4 +1,12 @@
-"""Paths that may be local or ``pyarrow.fs`` URIs, and files that appear only when complete."""
+"""Paths that may be local or ``pyarrow.fs`` URIs, and files that appear only when complete.
+
+Local folders and ``file://`` URIs write under a temporary name and rename. Object stores
+(``s3://``, ``gs://``) have no rename: a file is staged on this node's local disk and uploaded in
+one call, so an object appears whole under its final name or not at all (a process killed in the
+middle of an upload leaves an unfinished multipart upload, never a partial object). Filesystem
+objects are built per call from the URI and never kept in module globals: pyarrow's S3 layer can
+crash at interpreter exit when one outlives its finalisation (apache/arrow#36346).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +15,13 @@ import errno
 import hashlib
 import json
 import os
+import re
+import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -16,23 +29,180 @@ from pyarrow import fs as pafs
 
 from .errors import PipelineError
 
+T = TypeVar("T")
+
+# Requests to S3 are retried by the AWS SDK with backoff (503 SlowDown, a reset connection, a
+# timeout); a whole upload or read that still fails is tried again this many times.
+S3_ATTEMPTS = 8
+WHOLE_ATTEMPTS = 3
+OBJECT_STORES = ("s3", "gs", "gcs")
+_S3_URI_KEYS = {"region", "scheme", "endpoint_override"}
+
+
+def scheme(path: str) -> str:
+    """The URI scheme of ``path`` ('' for a local path)."""
+    return path.split("://", 1)[0].lower() if "://" in path else ""
+
+
+def is_remote(path: str) -> bool:
+    """A path that is not on this machine's filesystem (any URI but ``file://``)."""
+    return scheme(path) not in ("", "file")
+
+
+def is_object_store(path: str) -> bool:
+    """An object store: no rename, no exclusive create through pyarrow, directories implicit."""
+    return scheme(path) in OBJECT_STORES
+
+
+def local_path(path: str) -> str:
+    """The local path of a local path or ``file://`` URI."""
+    return os.path.abspath(path.removeprefix("file://"))
+
 
 def resolve(path: str) -> tuple[pafs.FileSystem, str]:
     """The filesystem and the path inside it, for a local path or a URI (s3://, gs://, hdfs://, file://)."""
-    if "://" in path:
+    if "://" not in path:
+        return pafs.LocalFileSystem(), os.path.abspath(path)
+    if scheme(path) == "s3":
+        return _s3(path)
+    try:
         return pafs.FileSystem.from_uri(path)
-    return pafs.LocalFileSystem(), os.path.abspath(path)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise StorageError(path, exc) from None
+
+
+_regions: dict[tuple[str, str], str] = {}  # (endpoint, bucket) -> region: strings only, no filesystem kept
+
+
+def _s3(uri: str) -> tuple[pafs.FileSystem, str]:
+    """An S3 filesystem for ``uri`` with the SDK's retries raised to ``S3_ATTEMPTS`` (``from_uri``
+    keeps its default of 3, and a filesystem built by hand does not read ``AWS_ENDPOINT_URL``)."""
+    parts = urlsplit(uri)
+    query = dict(parse_qsl(parts.query))
+    if set(query) - _S3_URI_KEYS:  # pyarrow's own keys and messages for the rest
+        try:
+            return pafs.FileSystem.from_uri(uri)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise StorageError(uri, exc) from None
+    bucket = parts.hostname or ""
+    path = f"{bucket}{unquote(parts.path)}".rstrip("/") or bucket
+    options: dict = {"retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=S3_ATTEMPTS)}
+    if parts.username:
+        options.update(access_key=unquote(parts.username), secret_key=unquote(parts.password or ""))
+    endpoint = (
+        query.get("endpoint_override") or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    )
+    if endpoint:
+        if "://" in endpoint:
+            options["scheme"], endpoint = endpoint.split("://", 1)
+        options["endpoint_override"] = endpoint.rstrip("/")
+    if "scheme" in query:
+        options["scheme"] = query["scheme"]
+    region = query.get("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if not region and bucket:
+        key = (endpoint or "", bucket)
+        if key not in _regions:
+            try:
+                _regions[key] = pafs.resolve_s3_region(bucket) if not endpoint else "us-east-1"
+            except (OSError, ValueError) as exc:
+                raise StorageError(uri, exc) from None
+        region = _regions[key]
+    if region:
+        options["region"] = region
+    return pafs.S3FileSystem(**options), path
+
+
+def redact(uri: str) -> str:
+    """``uri`` without credentials (user info, secret-looking query values) and cut to 300 characters."""
+    text = re.sub(r"://[^/@\s]*@", "://", uri)
+    text = re.sub(r"(?i)((?:secret|key|token|password|credential)[a-z_]*=)[^&\s]*", r"\1***", text)
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+# Permanent failures of a remote store: retrying would not help, the user must act.
+_PERMANENT = re.compile(
+    r"ACCESS_DENIED|AccessDenied|NO_SUCH_BUCKET|NoSuchBucket|InvalidAccessKeyId|SignatureDoesNotMatch|"
+    r"INVALID_ACCESS_KEY|SIGNATURE_DOES_NOT_MATCH|Forbidden|HTTP status 403|HTTP status 401|"
+    r"PERMISSION_DENIED|UNAUTHENTICATED|ExpiredToken|not found|does not exist|Bucket .* not found",
+    re.IGNORECASE,
+)
+_REMOTE_ERROR = re.compile(
+    r"AWS Error|google::cloud|GCS|When (?:getting|reading|writing|listing|uploading|completing|initiating|deleting|creating)|curlCode|HTTP status"
+)
+
+
+class StorageError(PipelineError, OSError):
+    """A remote store refused or failed an operation: ``URI: reason`` (no credentials in it)."""
+
+    def __init__(self, uri: str, cause: BaseException | str):
+        reason = cause if isinstance(cause, str) else _clean(str(cause)) or type(cause).__name__
+        super().__init__(errno.EIO, f"{redact(uri)}: {reason}")
+        self.uri = uri
+
+    def __str__(self) -> str:
+        assert self.strerror is not None
+        return self.strerror
+
+
+def _clean(message: str) -> str:
+    """A store's error message on one line, its credentials removed, at most 400 characters."""
+    text = " ".join(redact(message).split())
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def is_remote_failure(exc: BaseException) -> bool:
+    """An error raised by pyarrow's S3 / GCS layer (rather than a local disk)."""
+    return isinstance(exc, OSError) and bool(_REMOTE_ERROR.search(str(exc)))
+
+
+def transient(exc: BaseException) -> bool:
+    """A remote failure that another try may get past (throttling, a dropped connection, a 5xx)."""
+    return is_remote_failure(exc) and not _PERMANENT.search(str(exc))
+
+
+def retrying(uri: str, fn: Callable[[], T], attempts: int = WHOLE_ATTEMPTS) -> T:
+    """``fn()``, tried again with backoff while it fails with a transient remote error; any remote
+    failure left is a :class:`StorageError` naming ``uri``."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except StorageError:
+            raise
+        except OSError as exc:
+            if not is_remote_failure(exc):
+                raise
+            if not transient(exc) or attempt == attempts - 1:
+                raise StorageError(uri, exc) from None
+            time.sleep(min(8.0, 0.5 * 2**attempt))
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def remote_errors(uri: str) -> Iterator[None]:
+    """Inside the block, a failure of a remote store becomes a :class:`StorageError` naming ``uri``."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except OSError as exc:
+        if is_remote_failure(exc):
+            raise StorageError(uri, exc) from None
+        raise
 
 
 def join(base: str, *parts: str) -> str:
+    """``base`` and ``parts`` joined; a URI keeps its query (``?endpoint_override=...``) at the end."""
     if "://" in base:
-        return "/".join([base.rstrip("/"), *parts])
+        head, sep, query = base.partition("?")
+        return "/".join([head.rstrip("/"), *parts]) + sep + query
     return os.path.join(base, *parts)
 
 
 def makedirs(path: str) -> None:
     """Create a folder and its parents; a path that cannot be a folder (a file, no permission)
-    raises :class:`OutputError` naming it."""
+    raises :class:`OutputError` naming it. Object stores have no folders: nothing to create."""
+    if is_object_store(path):
+        return
     filesystem, p = resolve(path)
     try:
         filesystem.create_dir(p, recursive=True)
@@ -42,13 +212,79 @@ def makedirs(path: str) -> None:
 
 def exists(path: str) -> bool:
     filesystem, p = resolve(path)
-    return filesystem.get_file_info(p).type != pafs.FileType.NotFound
+    with remote_errors(path):
+        return filesystem.get_file_info(p).type != pafs.FileType.NotFound
+
+
+def is_dir(path: str) -> bool:
+    """A folder (on an object store: a prefix that holds at least one object)."""
+    filesystem, p = resolve(path)
+    with remote_errors(path):
+        return filesystem.get_file_info(p).type == pafs.FileType.Directory
 
 
 def delete_if_exists(path: str) -> None:
     filesystem, p = resolve(path)
-    if filesystem.get_file_info(p).type != pafs.FileType.NotFound:
-        filesystem.delete_file(p)
+    with remote_errors(path):
+        if filesystem.get_file_info(p).type != pafs.FileType.NotFound:
+            filesystem.delete_file(p)
+
+
+def list_files(directory: str, recursive: bool = False) -> list[tuple[str, int]]:
+    """(path relative to ``directory`` with '/' separators, size) of every file under it, in name
+    order; none when it does not exist."""
+    filesystem, p = resolve(directory)
+    with remote_errors(directory):
+        infos = filesystem.get_file_info(pafs.FileSelector(p, allow_not_found=True, recursive=recursive))
+    root = p.rstrip("/") + "/"
+    return sorted((i.path[len(root) :], i.size) for i in infos if i.type == pafs.FileType.File)
+
+
+def read_bytes(path: str) -> bytes:
+    """A whole file."""
+    filesystem, p = resolve(path)
+
+    def read() -> bytes:
+        with filesystem.open_input_stream(p) as fh:
+            return fh.read()
+
+    return retrying(path, read)
+
+
+def read_text(path: str) -> str:
+    return read_bytes(path).decode("utf-8")
+
+
+def write_bytes(path: str, data: bytes) -> dict:
+    """A whole file, under its final name only once complete; returns its record."""
+    with atomic_output(path) as out:
+        out.write(data)
+    return file_record(path)
+
+
+def download(uri: str, local: str) -> None:
+    """Copy a file of any store to a local path (written whole: temporary name, then rename)."""
+    tmp = _tmp_name(os.path.abspath(local))
+    filesystem, p = resolve(uri)
+    try:
+        retrying(
+            uri,
+            lambda: pafs.copy_files(
+                p, tmp, source_filesystem=filesystem, destination_filesystem=pafs.LocalFileSystem()
+            ),
+        )
+        os.replace(tmp, local)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def upload(local: str, uri: str) -> None:
+    """Copy a local file to any store in one call: on an object store the object appears whole
+    or not at all; elsewhere under a temporary name, then renamed."""
+    with atomic_output(uri) as out, open(local, "rb") as fh:
+        while chunk := fh.read(8 << 20):
+            out.write(chunk)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,14 +414,32 @@ def _errno(exc: BaseException) -> int | None:
 _WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
 
 
+def scratch_dir() -> str:
+    """This node's own folder for staging uploads and caching fetched assets
+    (``$PIPELINE_SCRATCH_DIR``, else the system's temporary folder)."""
+    return os.environ.get("PIPELINE_SCRATCH_DIR") or tempfile.gettempdir()
+
+
+# (size, SHA-256) of files this process uploaded, computed from the staged copy: recording a file
+# just written to an object store then needs no request to read it back
+_uploaded: dict[str, tuple[int, str]] = {}
+
+
 @contextlib.contextmanager
 def atomic_output(path: str) -> Iterator[pa.NativeFile]:
-    """A stream whose content appears under ``path`` only once it is complete (write, then rename).
+    """A stream whose content appears under ``path`` only once it is complete.
 
-    On any error the temporary file is removed. An ``OSError`` while opening, closing or renaming,
-    or a full disk / read-only filesystem while writing, raises :class:`OutputError` naming
-    ``path`` and the reason.
+    Local folders: write, then rename. Remote stores: the stream is a file on this node's scratch
+    disk, uploaded in one call once the block ends without an error (retried while the store
+    fails transiently); an error inside the block uploads nothing. On any error the temporary
+    file is removed. An ``OSError`` while opening, closing or renaming, or a full disk / read-only
+    filesystem while writing, raises :class:`OutputError` naming ``path`` and the reason; a store's
+    failure raises :class:`StorageError`.
     """
+    if is_remote(path):
+        with _staged_upload(path) as stream:
+            yield stream
+        return
     filesystem, p = resolve(path)
     tmp = _tmp_name(p)
     try:
@@ -212,15 +466,57 @@ def atomic_output(path: str) -> Iterator[pa.NativeFile]:
         raise
 
 
+@contextlib.contextmanager
+def _staged_upload(path: str) -> Iterator[pa.NativeFile]:
+    """Write to a local file, then upload it whole (pyarrow's ``open_output_stream`` publishes what
+    was written when an exception interrupts a ``with`` block, apache/arrow#40502: so the store's
+    stream is opened only by ``copy_files``, over a complete file)."""
+    fd, local = tempfile.mkstemp(prefix=".upload-", suffix=".tmp", dir=scratch_dir())
+    os.close(fd)
+    try:
+        try:
+            stream = pa.OSFile(local, "wb")
+        except OSError as exc:
+            raise OutputError(path, exc) from exc
+        try:
+            yield stream
+            stream.close()
+        except OSError as exc:
+            if _errno(exc) in _WRITE_ERRNOS and not isinstance(exc, OutputError):
+                raise OutputError(path, exc) from exc
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                stream.close()
+        digest = _local_sha256(local)
+        filesystem, p = resolve(path)
+        retrying(
+            path,
+            lambda: pafs.copy_files(
+                local, p, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=filesystem
+            ),
+        )
+        _uploaded[path] = (os.path.getsize(local), digest)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(local)
+
+
+def _local_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(8 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def write_json(path: str, obj: object) -> None:
     with atomic_output(path) as out:
         out.write((json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
 def read_json(path: str) -> object:
-    filesystem, p = resolve(path)
-    with filesystem.open_input_stream(p) as fh:
-        return json.loads(fh.read().decode())
+    return json.loads(read_bytes(path).decode())
 
 
 def write_parquet(path: str, table: pa.Table, row_group_rows: int = 16_384, **options) -> dict:
@@ -239,15 +535,24 @@ def write_lines(path: str, lines: list[str]) -> dict:
 
 def file_record(path: str, rows: int | None = None) -> dict:
     """What a task reports of a file it wrote: path, rows, bytes, SHA-256."""
+    if path in _uploaded:
+        size, digest = _uploaded.pop(path)
+        return {"path": path, "rows": rows, "bytes": size, "sha256": digest}
     filesystem, p = resolve(path)
-    return {"path": path, "rows": rows, "bytes": filesystem.get_file_info(p).size, "sha256": file_sha256(path)}
+    with remote_errors(path):
+        size = filesystem.get_file_info(p).size
+    return {"path": path, "rows": rows, "bytes": size, "sha256": file_sha256(path)}
 
 
 def file_sha256(path: str) -> str:
     """SHA-256 of a file (local path or pyarrow.fs URI), read in 8 MiB chunks."""
     filesystem, p = resolve(path)
-    h = hashlib.sha256()
-    with filesystem.open_input_stream(p) as fh:
-        while chunk := fh.read(8 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+
+    def digest() -> str:
+        h = hashlib.sha256()
+        with filesystem.open_input_stream(p) as fh:
+            while chunk := fh.read(8 << 20):
+                h.update(chunk)
+        return h.hexdigest()
+
+    return retrying(path, digest)

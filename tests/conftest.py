@@ -56,3 +56,23 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server on a free port of 127.0.0.1 for the whole session; AWS_ENDPOINT_URL and
+    dummy credentials set in this process (and so in any Ray it starts afterwards)."""
+    from tests.s3 import S3Server, apply_env, restore_env
+
+    server = S3Server()
+    old = apply_env(server.env())
+    yield server
+    restore_env(old)
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server):
+    """The session's S3 server, emptied before the test."""
+    s3_server.reset()
+    return s3_server

@@ -70,16 +70,9 @@ def tokenizer_sha256(model_dir: str) -> str:
 def local_model_dir(source: str) -> str:
     """A local folder holding the model: the folder itself, a hub snapshot, or a copy of a URI."""
     if "://" in source:
-        from pyarrow import fs as pafs
+        from ..assets import local_copy
 
-        cache = Path(os.environ.get("KD_MODEL_CACHE", Path.home() / ".cache" / "kd-pipeline" / "models"))
-        dest = cache / hashlib.sha256(source.encode()).hexdigest()[:16]
-        if not (dest / ".complete").exists():
-            filesystem, p = pafs.FileSystem.from_uri(source)
-            dest.mkdir(parents=True, exist_ok=True)
-            pafs.copy_files(p, str(dest), source_filesystem=filesystem, destination_filesystem=pafs.LocalFileSystem())
-            (dest / ".complete").write_text(source)
-        return str(dest)
+        return local_copy(source)
     if os.path.isdir(source):
         return os.path.abspath(source)
     if os.path.exists(source) or source.startswith((".", "/", "~")) or source.count("/") > 1:
