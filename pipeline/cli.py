@@ -50,6 +50,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         default="ray",
         help="ray (default): tasks on Ray; local: every task in this process, one after the other (no Ray; debugging)",
     )
+    p.add_argument(
+        "--unlocked",
+        action="store_true",
+        help="run without the output folder's lock (for a store that cannot create a file exclusively; "
+        "you then keep every other run away from the folder)",
+    )
 
 
 def quiet_libraries() -> None:
@@ -217,10 +223,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "student":  # runs of different seeds may train side by side (docs/cluster.md)
             report = _run_stages(cfg, args)
         else:
-            with output_lock(cfg.output_dir, f"pipeline {args.command} {args.job}"):
+            with output_lock(cfg.output_dir, f"pipeline {args.command} {args.job}", unlocked=args.unlocked):
                 report = _run_stages(cfg, args)
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a remote store's failure that no stage wrapped: still one line, exit 2
+        from .storage import failure, is_remote_failure
+
+        if not is_remote_failure(exc):
+            raise
+        print(f"error: {failure(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

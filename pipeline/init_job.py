@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from . import storage
 from .config import FORMATS, ConfigError, format_from_path, load_config
 from .errors import PipelineError
 from .tasks import TASKS
@@ -43,15 +44,29 @@ class DataFile:
     columns: list[str]
 
 
+def _file_names(folder: str) -> list[str]:
+    """The names of the files directly in ``folder`` (a local path or a URI), in name order."""
+    if "://" not in folder:
+        if not os.path.isdir(folder):
+            raise InitError(f"--data {folder}: not a directory")
+        return [n for n in sorted(os.listdir(folder)) if os.path.isfile(os.path.join(folder, n))]
+    try:
+        names = [name for name, _ in storage.list_files(folder)]
+        # an object store has no empty folders: a prefix without objects is none
+        if not names and not storage.is_dir(folder):
+            raise InitError(f"--data {folder}: not a directory")
+    except OSError as exc:  # unreachable store, no permission, a file rather than a folder
+        raise InitError(f"--data {folder}: cannot list it: {' '.join(str(exc).split())[:300]}") from None
+    return names
+
+
 def find_splits(folder: str) -> dict[str, str]:
-    """split -> file in ``folder``, by the file's name without extensions."""
-    if not os.path.isdir(folder):
-        raise InitError(f"--data {folder}: not a directory")
+    """split -> file in ``folder`` (a local path or a URI), by the file's name without extensions."""
     found: dict[str, str] = {}
-    for name in sorted(os.listdir(folder)):
-        path = os.path.join(folder, name)
+    for name in _file_names(folder):
+        path = storage.join(folder, name)
         stem = name.split(".")[0].lower()
-        if not os.path.isfile(path) or format_from_path(name) is None:
+        if format_from_path(name) is None:
             continue
         for split, names in SPLIT_NAMES.items():
             if stem in names and split not in found:
@@ -65,20 +80,25 @@ def find_splits(folder: str) -> dict[str, str]:
 
 
 def _open_text(path: str):
-    import pyarrow as pa
-
-    compression = "detect" if path.endswith((".gz", ".bz2", ".zst")) else None
-    raw = pa.input_stream(path, compression=compression)
+    compression = "detect" if path.split("?")[0].endswith((".gz", ".bz2", ".zst")) else None
+    filesystem, p = storage.resolve(path)
+    raw = filesystem.open_input_stream(p, compression=compression)
     return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+
+
+def _parquet(path: str):
+    import pyarrow.parquet as pq
+
+    filesystem, p = storage.resolve(path)
+    return pq.ParquetFile(p, filesystem=filesystem)
 
 
 def read_columns(path: str, fmt: str) -> list[str]:
     """The column names of a data file (header, first record's keys, or schema)."""
     try:
         if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            return list(pq.read_schema(path).names)
+            with _parquet(path) as pf:
+                return list(pf.schema_arrow.names)
         with _open_text(path) as fh:
             if fmt == "jsonl":
                 for line in fh:
@@ -152,15 +172,14 @@ def scan_labels(path: str, fmt: str, column: str) -> LabelScan:
         return LabelScan(values, bool(numbers["numeric"]), float(numbers["low"]), float(numbers["high"]))
 
     if fmt == "parquet":
-        import pyarrow.parquet as pq
-
         rows = 0
-        for batch in pq.ParquetFile(path).iter_batches(columns=[column], batch_size=65536):
-            for value in batch.column(0).to_pylist():
-                add(value)
-            rows += batch.num_rows
-            if rows >= SCAN_ROWS:
-                break
+        with _parquet(path) as pf:
+            for batch in pf.iter_batches(columns=[column], batch_size=65536):
+                for value in batch.column(0).to_pylist():
+                    add(value)
+                rows += batch.num_rows
+                if rows >= SCAN_ROWS:
+                    break
         return done()
     with _open_text(path) as fh:
         if fmt == "jsonl":

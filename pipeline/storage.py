@@ -144,6 +144,14 @@ class StorageError(PipelineError, OSError):
         return self.strerror
 
 
+def failure(exc: BaseException, fallback: str = "") -> StorageError:
+    """A :class:`StorageError` for a failure that pyarrow raised: named by the object its message
+    names (``key 'k' in bucket 'b'``), else by ``fallback``."""
+    found = re.search(r"key '([^']*)' in bucket '([^']*)'", str(exc))
+    uri = f"s3://{found.group(2)}/{found.group(1)}" if found else fallback or "object store"
+    return StorageError(uri, exc)
+
+
 def _clean(message: str) -> str:
     """A store's error message on one line, its credentials removed, at most 400 characters."""
     text = " ".join(redact(message).split())
@@ -277,6 +285,21 @@ def download(uri: str, local: str) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def upload_tree(local_dir: str, uri: str) -> list[str]:
+    """Every file under a local folder copied to ``uri`` (each one whole, see :func:`upload`);
+    returns their relative names ('/' separators), in order."""
+    names = []
+    for root, _, files in os.walk(local_dir):
+        rel = os.path.relpath(root, local_dir)
+        names += sorted(name if rel == "." else "/".join([*rel.split(os.sep), name]) for name in files)
+    names.sort()
+    for name in names:
+        dest = join(uri, *name.split("/"))
+        makedirs(dest.rsplit("/", 1)[0] if is_remote(dest) else os.path.dirname(dest))
+        upload(os.path.join(local_dir, *name.split("/")), dest)
+    return names
 
 
 def upload(local: str, uri: str) -> None:

@@ -15,8 +15,9 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
 @pytest.fixture(scope="session")
-def ray_local():
-    """One local Ray instance (2 CPUs) shared by every test that needs Ray."""
+def ray_local(s3_server):
+    """One local Ray instance (2 CPUs) shared by every test that needs Ray; started after the S3
+    server, so that its workers see AWS_ENDPOINT_URL."""
     import ray
 
     from pipeline.runtime.ray_env import init_ray

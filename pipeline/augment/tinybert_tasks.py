@@ -168,7 +168,10 @@ class MlmWorker:
             )
         if batch_size is None:
             batch_size = GPU_BATCH_SIZE if device == "cuda" else CPU_BATCH_SIZE
-        model = MlmCandidates.from_pretrained(mlm, device=device, dtype=dtype, num_threads=num_threads)
+        from ..assets import local_copy
+
+        # a URI is copied once to this node (transformers loads local folders); a hub id as it is
+        model = MlmCandidates.from_pretrained(local_copy(mlm), device=device, dtype=dtype, num_threads=num_threads)
         # GloVe searches where the MLM runs: on a GPU one product and top-k for thousands of words
         glove = _glove(glove_ref).on_device(device) if glove_ref else None
         self.augmenter = TinyBertAugmenter(params, glove, model)
@@ -256,10 +259,13 @@ class TinyBert:
     def glove_ref(self) -> tuple:
         """GloVe, loaded once per run and shared with every task (only when some task runs)."""
         if self._glove_ref is None:
+            from ..assets import local_copy
             from .glove import GloveVectors, default_glove_path
 
             g = self.cfg.augment.tinybert.glove
-            glove = GloveVectors.load(g.path or default_glove_path(), g.format, g.rows, g.allow_pickle)
+            # the loaders read local files: a URI is copied once to this node
+            path = local_copy(g.path) if g.path else default_glove_path()
+            glove = GloveVectors.load(path, g.format, g.rows, g.allow_pickle)
             self._glove_ref = runner.put((glove.words, glove.matrix), self.executor)
         return self._glove_ref
 

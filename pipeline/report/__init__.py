@@ -2,6 +2,7 @@
 
     from pipeline.report import write_report
     write_report("out/demo")                     # -> "out/demo/report.html"
+    write_report("s3://bucket/demo")             # -> "s3://bucket/demo/report.html"
 
 ``stats`` holds the pure statistics, ``collect`` reads an output folder (no Ray), ``render``
 writes the page and ``plots`` its figures (matplotlib, inline PNG).
@@ -9,30 +10,29 @@ writes the page and ``plots`` its figures (matplotlib, inline PNG).
 
 from __future__ import annotations
 
-import os
-
 from ..errors import PipelineError
 
 REPORT_NAME = "report.html"
 
 
 class ReportError(PipelineError, RuntimeError):
-    """An output folder the report cannot read (remote, or missing)."""
+    """An output folder the report cannot read (missing)."""
 
 
 def write_report(output_dir: str, title: str | None = None, mask_token: str = "[MASK]", seed: int = 0) -> str:
-    """Read ``output_dir`` (a local folder) and write ``<output_dir>/report.html``; returns its path."""
+    """Read ``output_dir`` (a local folder or a URI: s3://, gs://, file://) and write
+    ``<output_dir>/report.html``; returns its path."""
     from .. import storage
     from .collect import collect
     from .render import render
 
-    if "://" in output_dir and not output_dir.startswith("file://"):
-        raise ReportError(f"{output_dir}: the report reads a local output folder, not a remote URI")
-    local = output_dir.removeprefix("file://")
-    if not os.path.isdir(local):
-        raise ReportError(f"{local}: no such output folder (has the job run?)")
-    page = render(collect(local, title=title, mask_token=mask_token, seed=seed))
-    path = storage.join(local, REPORT_NAME)
+    # a file:// folder is read, printed and returned as its local path, as before
+    root = output_dir.removeprefix("file://") if output_dir.startswith("file://") else output_dir
+    if not storage.is_dir(root):
+        shown = storage.redact(root) if storage.is_remote(root) else root
+        raise ReportError(f"{shown}: no such output folder (has the job run?)")
+    page = render(collect(root, title=title, mask_token=mask_token, seed=seed))
+    path = storage.join(root, REPORT_NAME)
     with storage.atomic_output(path) as out:
         out.write(page.encode("utf-8"))
     return path

@@ -3,21 +3,31 @@
 Every stage is optional: a section whose outputs are absent comes back with ``ran=False`` and a
 note saying what is missing. Teacher caches are read through :func:`pipeline.teacher.open_cache`
 (footer check only) and only their id, label and ``logits`` columns: hidden states stay on disk.
+
+The folder is a local path or a URI (s3://, gs://, file://): it is read only through
+:mod:`pipeline.storage` and the ``pyarrow.fs`` filesystems it resolves, one listing per stage's
+folder, so an object store costs a few requests beyond the files the report reads.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from functools import cached_property
-from pathlib import Path
+from pathlib import PurePath
+from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .. import storage
 from ..metrics import correlations
 from ..teacher.ensemble import ENSEMBLE_NAME
 from . import stats
@@ -48,35 +58,82 @@ class ReportData:
     student: Section
 
 
-def _read_json(path: Path):
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+Folder = tuple[str, ...]  # a file or folder as its names below a listed folder, () for that folder
 
 
-def _parquet_files(folder: Path, prefix: str = "part-") -> list[Path]:
-    return sorted(p for p in folder.glob(f"{prefix}*.parquet") if p.is_file())
+def _root(output_dir: str | os.PathLike) -> str:
+    """The folder to read: a URI as given, a local path spelled as pathlib spells it (the notes
+    have always printed it so; pure string work, no disk access)."""
+    path = os.fspath(output_dir)
+    return path if "://" in path else str(PurePath(path))
+
+
+def _shown(path: str) -> str:
+    """A path as the page prints it: a local one as pathlib spells it, a URI without credentials."""
+    return storage.redact(path) if "://" in path else str(PurePath(path))
+
+
+def _base_name(path: str) -> str:
+    """The last name of a path or URI (a bucket's own name for a bucket), its query left out."""
+    if "://" not in path:
+        return PurePath(path).name
+    parts = urlsplit(path)
+    return parts.path.rstrip("/").rpartition("/")[2] or parts.hostname or ""
+
+
+def _read_json(path: str) -> Any:
+    return storage.read_json(path)
+
+
+def _files(folder: str, recursive: bool = True) -> list[Folder]:
+    """The files under ``folder`` as tuples of names relative to it, in the order pathlib sorts
+    paths (name by name: "d/x" before "d-x/x"); none when the folder does not exist."""
+    return sorted(tuple(rel.split("/")) for rel, _ in storage.list_files(folder, recursive=recursive))
+
+
+def _read_parquet(path: str, columns: list[str]) -> pa.Table:
+    filesystem, p = storage.resolve(path)
+    return storage.retrying(path, lambda: pq.read_table(p, columns=columns, filesystem=filesystem))
+
+
+def _first_records(path: str, n: int) -> list[dict]:
+    """The first ``n`` records of a JSON-lines file, blank lines skipped; read only as far as they
+    go (a rejects file may be large, and on an object store a whole read is a whole download)."""
+    filesystem, p = storage.resolve(path)
+
+    def read() -> list[dict]:
+        records: list[dict] = []
+        stream = filesystem.open_input_stream(p, compression=None, buffer_size=1 << 20)
+        with io.TextIOWrapper(stream, encoding="utf-8") as fh:  # universal newlines, as open() reads
+            for line in fh:
+                if len(records) >= n:
+                    break
+                if line.strip():
+                    records.append(json.loads(line))
+        return records
+
+    return storage.retrying(path, read)
 
 
 # ---------------------------------------------------------------------------------------------
 # Ingest
 
 
-def collect_ingest(root: Path) -> Section:
-    summaries = sorted((root / "examples").glob("*/_summary.json"))
-    if not summaries:
-        return Section(note=f"Ingest did not run: no examples/<split>/_summary.json under {root}.")
+def collect_ingest(output_dir: str | os.PathLike) -> Section:
+    root = _root(output_dir)
+    examples = storage.join(root, "examples")
+    folders = [f[0] for f in _files(examples) if len(f) == 2 and f[1] == "_summary.json"]
+    if not folders:
+        return Section(note=f"Ingest did not run: no examples/<split>/_summary.json under {_shown(root)}.")
     splits = []
-    for path in summaries:
-        s = _read_json(path)
-        split = s.get("split", path.parent.name)
+    for folder in folders:
+        s = _read_json(storage.join(examples, folder, "_summary.json"))
+        split = s.get("split", folder)
         rejects: list[dict] = []
-        for rpath in sorted((root / "rejects" / split).glob("part-*.jsonl")):  # one file per ingest task
-            with open(rpath, encoding="utf-8") as fh:
-                for line in fh:
-                    if len(rejects) >= REJECTS_SHOWN:
-                        break
-                    if line.strip():
-                        rejects.append(json.loads(line))
+        rdir = storage.join(root, "rejects", split)
+        for (name,) in _files(rdir, recursive=False):  # one file per ingest task
+            if fnmatchcase(name, "part-*.jsonl") and len(rejects) < REJECTS_SHOWN:
+                rejects += _first_records(storage.join(rdir, name), REJECTS_SHOWN - len(rejects))
         splits.append({**s, "split": split, "reject_samples": rejects})
     return Section(ran=True, data={"splits": splits})
 
@@ -96,9 +153,10 @@ class _Corpus:
     text_b: list[str | None]
 
     @classmethod
-    def read(cls, folder: Path) -> _Corpus:
+    def read(cls, files: list[str]) -> _Corpus:
+        """The corpus of the Parquet files ``files`` (paths or URIs), in that order."""
         cols = ["example_id", "parent_id", "variant", "text_a", "text_b"]
-        tables = [pq.read_table(f, columns=cols) for f in _parquet_files(folder)]
+        tables = [_read_parquet(f, cols) for f in files]
         if not tables:
             return cls([], [], [], [], [])
         table = pa.concat_tables(tables)
@@ -202,16 +260,22 @@ def _samples(corpora: dict[str, _Corpus], mask_token: str, seed: int) -> list[di
     return out
 
 
-def collect_augment(root: Path, mask_token: str, seed: int) -> Section:
-    summaries = sorted((root / "augmented").glob("*/*/_summary.json"))
+def collect_augment(output_dir: str | os.PathLike, mask_token: str, seed: int) -> Section:
+    root = _root(output_dir)
+    base = storage.join(root, "augmented")
+    folders = _by_folder(_files(base))
+    summaries = [d for d, names in sorted(folders.items()) if len(d) == 2 and "_summary.json" in names]
     if not summaries:
-        return Section(note=f"Augmentation did not run: no augmented/<split>/<method>/_summary.json under {root}.")
+        return Section(
+            note=f"Augmentation did not run: no augmented/<split>/<method>/_summary.json under {_shown(root)}."
+        )
     splits: dict[str, dict[str, _Corpus]] = {}
     out: dict[str, dict] = {}
-    for path in summaries:
-        split, method = path.parent.parent.name, path.parent.name
-        corpus = splits.setdefault(split, {})[method] = _Corpus.read(path.parent)
-        figures = _corpus_figures(method, corpus, _read_json(path), mask_token, seed)
+    for split, method in summaries:
+        folder = storage.join(base, split, method)
+        parts = sorted(n for n in folders[split, method] if fnmatchcase(n, "part-*.parquet"))
+        corpus = splits.setdefault(split, {})[method] = _Corpus.read([storage.join(folder, n) for n in parts])
+        figures = _corpus_figures(method, corpus, _read_json(storage.join(folder, "_summary.json")), mask_token, seed)
         out.setdefault(split, {"methods": {}})["methods"][method] = figures
     for split, corpora in splits.items():
         out[split]["samples"] = _samples(corpora, mask_token, seed)
@@ -222,26 +286,32 @@ def collect_augment(root: Path, mask_token: str, seed: int) -> Section:
 # Teacher and cache
 
 
-def find_caches(root: Path) -> tuple[list[Path], list[Path]]:
-    """Cache folders (with manifest.json) and unfinished ones (shards but no manifest) under teacher/;
-    an ensemble member's cache (``<cache>/members/<name>``) belongs to its cache, not listed apart."""
-    base = root / "teacher"
-    if not base.is_dir():
-        return [], []
-    done, unfinished = [], []
-    for dirpath, dirnames, files in os.walk(base):
-        d = Path(dirpath)
-        if "members" in dirnames and "manifest.json" in files:
-            dirnames.remove("members")
-        if "manifest.json" in files:
-            done.append(d)
-        elif any(f.startswith("shard-") and f.endswith(".parquet") for f in files):
+def _by_folder(files: Iterable[Folder]) -> dict[Folder, set[str]]:
+    """The names of the files in each folder of a listing (:func:`_files`)."""
+    out: dict[Folder, set[str]] = {}
+    for *folder, name in files:
+        out.setdefault(tuple(folder), set()).add(name)
+    return out
+
+
+def find_caches(folders: dict[Folder, set[str]]) -> tuple[list[Folder], list[Folder]]:
+    """Cache folders (with manifest.json) and unfinished ones (shards but no manifest) among the
+    folders of teacher/ (``_by_folder`` of its listing), in name order; an ensemble member's cache
+    (``<cache>/members/<name>``) belongs to its cache, not listed apart."""
+    done = {d for d, names in folders.items() if "manifest.json" in names}
+    caches, unfinished = [], []
+    for d, names in sorted(folders.items()):
+        if any(d[:k] in done and d[k] == "members" for k in range(len(d))):
+            continue
+        if d in done:
+            caches.append(d)
+        elif any(n.startswith("shard-") and n.endswith(".parquet") for n in names):
             unfinished.append(d)
-    return sorted(done), sorted(unfinished)
+    return caches, unfinished
 
 
-def _cache_name(root: Path, folder: Path) -> str:
-    return folder.relative_to(root / "teacher").as_posix()
+def _cache_name(folder: Folder) -> str:
+    return "/".join(folder) or "."
 
 
 def _read_logits(cache) -> pa.Table:
@@ -345,10 +415,14 @@ def _ensemble_figures(folder: str, table: pa.Table, regression: bool) -> dict:
 
 
 def _cache_figures(name: str, cache) -> dict:
-    metas = [pq.ParquetFile(f).metadata for f in cache.files]
+    metas, total = [], 0
+    for f in cache.files:  # footer and size of each shard, one open each
+        filesystem, p = storage.resolve(f)
+        with storage.remote_errors(f), filesystem.open_input_file(p) as fh:
+            metas.append(pq.ParquetFile(fh).metadata)
+            total += fh.size()
     columns = stats.column_bytes(metas)
     m = cache.manifest
-    total = sum(os.path.getsize(f) for f in cache.files)
     tokens = int(m.get("tokens") or 0)
     hidden = sum(c.compressed for c in columns if c.column.startswith("hidden_"))
     hidden_values = tokens * cache.hidden_size * len(cache.layers)
@@ -373,34 +447,37 @@ def _cache_figures(name: str, cache) -> dict:
     }
 
 
-def collect_teacher_and_cache(root: Path) -> tuple[Section, Section]:
+def collect_teacher_and_cache(output_dir: str | os.PathLike) -> tuple[Section, Section]:
     from ..teacher import CacheError, open_cache
 
-    done, unfinished = find_caches(root)
-    summary_path = root / "teacher" / "_summary.json"
-    summary = _read_json(summary_path) if summary_path.exists() else {}
+    root = _root(output_dir)
+    base = storage.join(root, "teacher")
+    folders = _by_folder(_files(base))
+    done, unfinished = find_caches(folders)
+    has_summary = "_summary.json" in folders.get((), set())
+    summary = _read_json(storage.join(base, "_summary.json")) if has_summary else {}
     finetune = summary.get("finetune") if isinstance(summary, dict) else None
     if not done:
-        note = f"The teacher stage did not run: no teacher/<input>/manifest.json under {root}."
+        note = f"The teacher stage did not run: no teacher/<input>/manifest.json under {_shown(root)}."
         if unfinished:
-            note += " Unfinished caches (no manifest): " + ", ".join(_cache_name(root, u) for u in unfinished) + "."
+            note += " Unfinished caches (no manifest): " + ", ".join(_cache_name(u) for u in unfinished) + "."
         return Section(note=note, data={"finetune": finetune}), Section(note=note)
     teacher, caches, errors, labels = [], [], [], None
-    for folder in done:
-        name = _cache_name(root, folder)
+    for d in done:
+        name, folder = _cache_name(d), storage.join(base, *d)
         try:
-            cache = open_cache(str(folder), verify="footer")
+            cache = open_cache(folder, verify="footer")
             regression = cache.manifest.get("teacher", {}).get("problem_type") == "regression"
             table = _read_logits(cache)
             figures = _teacher_figures(name, table, cache.labels, regression)
-            if (folder / ENSEMBLE_NAME).exists():
-                figures["ensemble"] = _ensemble_figures(str(folder), table, regression)
+            if ENSEMBLE_NAME in folders[d]:
+                figures["ensemble"] = _ensemble_figures(folder, table, regression)
             teacher.append(figures)
             caches.append(_cache_figures(name, cache))
             labels = labels or cache.labels
         except CacheError as exc:
             errors.append(f"{name}: {exc.reason}")
-    extra = {"errors": errors, "unfinished": [_cache_name(root, u) for u in unfinished]}
+    extra = {"errors": errors, "unfinished": [_cache_name(u) for u in unfinished]}
     return (
         Section(
             ran=bool(teacher) or bool(errors), data={"caches": teacher, "finetune": finetune, "labels": labels, **extra}
@@ -413,16 +490,15 @@ def collect_teacher_and_cache(root: Path) -> tuple[Section, Section]:
 # Student
 
 
-def collect_student(root: Path) -> Section:
-    base = root / "student"
-    if not base.is_dir():
+def collect_student(output_dir: str | os.PathLike) -> Section:
+    base = storage.join(_root(output_dir), "student")
+    if not storage.is_dir(base):
         return Section(note="No student was trained in this job (no student/ folder).")
-    results = _read_json(base / "results.json") if (base / "results.json").exists() else None
-    runs = []
-    for path in sorted(base.glob("*/metrics.json")):
-        runs.append(_read_json(path))
+    files = _files(base)
+    results = _read_json(storage.join(base, "results.json")) if ("results.json",) in files else None
+    runs = [_read_json(storage.join(base, *f)) for f in files if len(f) == 2 and f[1] == "metrics.json"]
     if results is None and not runs:
-        return Section(note=f"No student results: {base} holds neither results.json nor <run>/metrics.json.")
+        return Section(note=f"No student results: {_shown(base)} holds neither results.json nor <run>/metrics.json.")
     return Section(
         ran=True, data={"rows": (results or {}).get("rows", []), "runs": runs, "has_results": results is not None}
     )
@@ -434,12 +510,13 @@ def collect_student(root: Path) -> Section:
 def collect(
     output_dir: str | os.PathLike, title: str | None = None, mask_token: str = stats.MASK_TOKEN, seed: int = 0
 ) -> ReportData:
-    """Everything the report shows, read from one output folder (a local path)."""
-    root = Path(output_dir)
+    """Everything the report shows, read from one output folder (a local path or a URI)."""
+    root = _root(output_dir)
     teacher, cache = collect_teacher_and_cache(root)
+    given = os.fspath(output_dir)
     return ReportData(
-        title=title or root.name,
-        output_dir=str(output_dir),
+        title=title or _base_name(root),
+        output_dir=storage.redact(given) if "://" in given else given,
         ingest=collect_ingest(root),
         augment=collect_augment(root, mask_token, seed),
         teacher=teacher,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import matplotlib
 
@@ -17,17 +19,27 @@ from . import stats
 COLORS = {"tinybert": "#3b6fb6", "tang": "#d9822b", "original": "#6b7785", "variant": "#3b6fb6"}
 _CYCLE = ["#3b6fb6", "#d9822b", "#4a9c5d", "#b54a68", "#7a5cb8", "#8c6d3f", "#2f9fa6", "#c4a21f"]
 
-plt.rcParams.update(
-    {
-        "font.size": 9,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "axes.titlesize": 10,
-        "figure.dpi": 100,
-        "savefig.dpi": 110,
-        "legend.frameon": False,
-    }
-)
+# The report's look, applied around each figure (``_styled``): set globally, it changed every
+# figure drawn later in the same process, the student stage's curves.png among them.
+STYLE: dict[str, Any] = {
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titlesize": 10,
+    "figure.dpi": 100,
+    "savefig.dpi": 110,
+    "legend.frameon": False,
+}
+F = TypeVar("F", bound=Callable[..., str])
+
+
+def _styled(fn: F) -> F:
+    @functools.wraps(fn)
+    def draw(*args, **kwargs) -> str:
+        with plt.rc_context(STYLE):  # type: ignore[arg-type]
+            return fn(*args, **kwargs)
+
+    return cast("F", draw)
 
 
 def color(name: str, i: int = 0) -> str:
@@ -41,6 +53,7 @@ def to_data_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+@_styled
 def count_histograms(series: dict[str, Sequence[int]], xlabel: str, title: str) -> str:
     """Side-by-side bars of integer counts (one colour per method), as shares of examples."""
     fig, ax = plt.subplots(figsize=(5.2, 2.8))
@@ -65,6 +78,7 @@ def count_histograms(series: dict[str, Sequence[int]], xlabel: str, title: str) 
     return to_data_uri(fig)
 
 
+@_styled
 def length_change_cdf(series: dict[str, Sequence[int]]) -> str:
     """Cumulative share of variants by length change: a heavy tail (Tang's n-gram sampling) stays readable."""
     fig, ax = plt.subplots(figsize=(5.2, 2.8))
@@ -89,6 +103,7 @@ def length_change_cdf(series: dict[str, Sequence[int]]) -> str:
     return to_data_uri(fig)
 
 
+@_styled
 def rate_bars(rates: dict[str, stats.MethodRates]) -> str:
     kinds = [("replaced", "replaced_rate"), ("masked", "masked_rate"), ("dropped", "dropped_rate")]
     fig, ax = plt.subplots(figsize=(5.2, 2.8))
@@ -107,6 +122,7 @@ def rate_bars(rates: dict[str, stats.MethodRates]) -> str:
     return to_data_uri(fig)
 
 
+@_styled
 def confidence_histograms(panels: list[tuple[str, Sequence[float], Sequence[float]]], num_labels: int | None) -> str:
     """One panel per cache: the teacher's confidence on originals and on variants (shares)."""
     n = len(panels)
@@ -133,6 +149,7 @@ def confidence_histograms(panels: list[tuple[str, Sequence[float], Sequence[floa
     return to_data_uri(fig)
 
 
+@_styled
 def score_scatter(panels: list[tuple[str, Sequence[Sequence[float]], float | None]]) -> str:
     """Regression: one panel per cache, the teacher's predicted score against the gold score
     (originals and variants; a variant carries its original's gold score), with y = x."""
@@ -156,6 +173,7 @@ def score_scatter(panels: list[tuple[str, Sequence[Sequence[float]], float | Non
     return to_data_uri(fig)
 
 
+@_styled
 def learning_curves(runs: list[dict], metric: str = "accuracy", metric_name: str = "accuracy") -> str:
     fig, (left, right) = plt.subplots(1, 2, figsize=(9.6, 3.0))
     key = f"dev_{metric}"

@@ -1,10 +1,22 @@
 """One run at a time per output folder: ``<output_dir>/.pipeline.lock`` names its holder.
 
 A second run on the same folder would remove the first run's temporary files and its task
-markers. The lock is created exclusively (``O_EXCL``) and holds the host, process id, start time
-and command of the run that took it; it is removed when that run ends. A lock left by a process
-that is gone (same host, no such process) is taken over. Local folders only: object stores
-(``s3://`` ...) have no exclusive create, and a job there is not locked.
+markers. The lock holds the host, process id, start time and command of the run that took it and
+is removed when that run ends.
+
+- Local folders (and ``file://``): created exclusively (``O_EXCL``); a lock left by a process that
+  is gone (same host, no such process) is taken over.
+- S3: created with a conditional write (``If-None-Match: *``, boto3), held as a lease that a thread
+  of the live run renews (``If-Match`` on the lease's ETag) every quarter of its term. A lease not
+  renewed for its term (a run killed on any host), or left by a dead process of this host, is
+  taken over with ``If-Match`` on the stale ETag, so two runs cannot both take it over.
+- GCS: the same lease through ``google-cloud-storage`` (``if_generation_match=0``, then the
+  generation); that package is needed for a ``gs://`` output.
+- Any other store has no exclusive create: the run fails closed, unless the user names
+  ``--unlocked`` and so takes on keeping other runs away from the folder.
+
+A run that loses its lease (renewals failed for a whole term, or another run took it over) is
+told before it commits: :func:`ensure_held` raises, and the runner calls it before each marker.
 """
 
 from __future__ import annotations
@@ -14,16 +26,25 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, unquote, urlsplit
 
+from .. import storage
 from ..errors import PipelineError
 
 LOCK_NAME = ".pipeline.lock"
+# How long a lease lasts without renewal; renewed every quarter of it.
+LEASE_S = float(os.environ.get("PIPELINE_LOCK_LEASE_S", "60"))
+GRACE_S = 5.0  # at most this (a quarter of the term) for clock steps and a slow renewal round trip
 
 
 class OutputLocked(PipelineError):
-    """Another run holds the output folder."""
+    """Another run holds the output folder (or this run lost its lease)."""
 
 
 def _alive(pid: int) -> bool:
@@ -36,72 +57,348 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _holder(path: str) -> dict | None:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            holder = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    return holder if isinstance(holder, dict) else None
-
-
-def _stale(holder: dict | None, path: str) -> bool:
-    """A lock whose process is gone: on this host and not running, or unreadable for a minute (a
-    run killed while writing it)."""
-    if holder is None:
-        with contextlib.suppress(OSError):
-            return time.time() - os.stat(path).st_mtime > 60
-        return True
-    pid = holder.get("pid")
-    return holder.get("host") == socket.gethostname() and isinstance(pid, int) and not _alive(pid)
-
-
-@contextlib.contextmanager
-def output_lock(output_dir: str, command: str = "") -> Iterator[str | None]:
-    """Hold the output folder's lock for the block; yields the lock's path (None: not lockable)."""
-    if "://" in output_dir and not output_dir.startswith("file://"):
-        yield None
-        return
-    from .. import storage
-
-    folder = output_dir.removeprefix("file://")
-    storage.makedirs(folder)
-    path = os.path.join(os.path.abspath(folder), LOCK_NAME)
-    me = {
+def _me(command: str) -> dict:
+    return {
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "command": command or " ".join(os.path.basename(a) for a in sys.argv[:3]),
     }
+
+
+def _dead_here(holder: dict | None) -> bool:
+    """A holder that is a process of this host and no longer runs."""
+    if not holder:
+        return False
+    pid = holder.get("pid")
+    return holder.get("host") == socket.gethostname() and isinstance(pid, int) and not _alive(pid)
+
+
+def _who(holder: dict | None) -> str:
+    if not holder:
+        return "a run whose lock is being written"
+    return (
+        f"host {str(holder.get('host'))[:100]}, pid {holder.get('pid')}, started {str(holder.get('started'))[:40]}"
+        f" ({str(holder.get('command'))[:100]})"
+    )
+
+
+def _parse(body: bytes) -> dict | None:
+    try:
+        holder = json.loads(body.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return holder if isinstance(holder, dict) else None
+
+
+@contextlib.contextmanager
+def output_lock(output_dir: str, command: str = "", unlocked: bool = False) -> Iterator[str | None]:
+    """Hold the output folder's lock for the block; yields the lock's path (None: run unlocked)."""
+    if unlocked:
+        yield None
+        return
+    kind = storage.scheme(output_dir)
+    if kind in ("", "file"):
+        with _local_lock(output_dir, command) as path:
+            yield path
+        return
+    path = storage.join(output_dir, LOCK_NAME)
+    store: _Store
+    if kind == "s3":
+        store = _S3Store(path)
+    elif kind in ("gs", "gcs"):
+        store = _GcsStore(path)
+    else:
+        raise OutputLocked(
+            f"{storage.redact(output_dir)}: a {kind}:// store cannot create a file exclusively, so this run "
+            f"cannot lock the folder against another run. If you are sure no other run uses it, run with "
+            f"--unlocked"
+        )
+    lease = _Lease(store, storage.redact(output_dir), _me(command))
+    lease.acquire()
+    try:
+        yield path
+    finally:
+        lease.release()
+
+
+def ensure_held() -> None:
+    """Raise :class:`OutputLocked` when a lease this process holds was lost (before committing)."""
+    for lease in list(_active):
+        if lease.lost:
+            raise OutputLocked(lease.lost)
+
+
+# ---------------------------------------------------------------------------------------------
+# Local folders
+
+
+def _local_holder(path: str) -> dict | None:
+    try:
+        with open(path, "rb") as fh:
+            return _parse(fh.read())
+    except OSError:
+        return None
+
+
+def _local_stale(holder: dict | None, path: str) -> bool:
+    """A lock whose process is gone, or unreadable for a minute (a run killed while writing it)."""
+    if holder is None:
+        with contextlib.suppress(OSError):
+            return time.time() - os.stat(path).st_mtime > 60
+        return True
+    return _dead_here(holder)
+
+
+@contextlib.contextmanager
+def _local_lock(output_dir: str, command: str) -> Iterator[str]:
+    folder = storage.local_path(output_dir)
+    storage.makedirs(folder)
+    path = os.path.join(folder, LOCK_NAME)
     for _ in range(3):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            holder = _holder(path)
-            if _stale(holder, path):
+            holder = _local_holder(path)
+            if _local_stale(holder, path):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
                 continue
-            who = (
-                f"host {holder.get('host')}, pid {holder.get('pid')}, started {holder.get('started')}"
-                f" ({str(holder.get('command'))[:100]})"
-                if holder
-                else "a run whose lock is being written"
-            )
             raise OutputLocked(
-                f"{folder} is in use by another run: {who}. Wait for it to end; if that run is "
+                f"{folder} is in use by another run: {_who(holder)}. Wait for it to end; if that run is "
                 f"gone for good (another host's crash), delete {path}"
             ) from None
         except OSError as exc:
             raise storage.OutputError(path, exc) from exc
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(me, fh)
+            json.dump(_me(command), fh)
         break
     else:
         raise OutputLocked(f"{folder}: could not take the lock {path} (another run keeps taking it)")
     try:
         yield path
     finally:
-        if (_holder(path) or {}).get("pid") == os.getpid():
+        if (_local_holder(path) or {}).get("pid") == os.getpid():
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Object stores: a lease through the store's conditional writes
+
+
+class _Store(Protocol):
+    uri: str
+
+    def create(self, body: bytes) -> str | None:
+        """Write ``body`` only if no object exists; its version token, or None if one exists."""
+
+    def read(self) -> tuple[bytes, str, float] | None:
+        """(body, version token, seconds since it was last written, by the store's clock), or None."""
+
+    def replace(self, body: bytes, token: str) -> str | None:
+        """Overwrite only if the object still has ``token``; the new token, or None if it changed."""
+
+    def delete(self, token: str) -> None:
+        """Remove the object if it still has ``token``."""
+
+
+_active: list[_Lease] = []
+
+
+class _Lease:
+    def __init__(self, store: _Store, folder: str, me: dict, term: float | None = None):
+        self.store, self.folder, self.me = store, folder, me
+        self.term = LEASE_S if term is None else term
+        self.token: str | None = None
+        self.lost = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _body(self) -> bytes:
+        return json.dumps({**self.me, "lease_s": self.term, "renewed": time.time()}).encode()
+
+    def acquire(self) -> None:
+        for _ in range(5):
+            token = self.store.create(self._body())
+            if token is None:
+                current = self.store.read()
+                if current is None:  # released between the two calls
+                    continue
+                body, old, age = current
+                holder = _parse(body)
+                term = float((holder or {}).get("lease_s") or LEASE_S)
+                if age <= term + min(GRACE_S, term / 4) and not _dead_here(holder):
+                    raise OutputLocked(
+                        f"{self.folder} is in use by another run: {_who(holder)}; its lease was renewed "
+                        f"{age:.0f} s ago. Wait for it to end; a run that died is taken over once its lease "
+                        f"({term:.0f} s) runs out"
+                    )
+                token = self.store.replace(self._body(), old)  # a stale lease: only one run takes it over
+                if token is None:
+                    continue
+                print(f"[lock] took over the expired lock of {_who(holder)} on {self.folder}", file=sys.stderr)
+            self.token = token
+            _active.append(self)
+            self._thread = threading.Thread(target=self._renew, name="lock-lease", daemon=True)
+            self._thread.start()
+            return
+        raise OutputLocked(f"{self.folder}: could not take the lock (another run keeps taking it)")
+
+    def _renew(self) -> None:
+        last = time.monotonic()
+        while not self._stop.wait(max(0.2, self.term / 4)):
+            try:
+                assert self.token is not None
+                token = self.store.replace(self._body(), self.token)
+            except Exception as exc:  # a store that fails for a while: keep trying until the term is over
+                if time.monotonic() - last > self.term:
+                    self._lose(f"could not renew its lease for {self.term:.0f} s ({type(exc).__name__})")
+                    return
+                continue
+            if token is None:
+                self._lose("another run took its lock over")
+                return
+            self.token, last = token, time.monotonic()
+
+    def _lose(self, why: str) -> None:
+        self.lost = f"{self.folder}: this run lost the folder's lock: {why}; nothing more is committed"
+        print(f"[lock] {self.lost}", file=sys.stderr, flush=True)
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        with contextlib.suppress(ValueError):
+            _active.remove(self)
+        if self.token is not None and not self.lost:
+            with contextlib.suppress(Exception):
+                self.store.delete(self.token)
+
+
+class _S3Store:
+    """The lock object through boto3 (pyarrow has no conditional writes)."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        parts = urlsplit(uri)
+        query = dict(parse_qsl(parts.query))
+        self.bucket, self.key = parts.hostname or "", unquote(parts.path).lstrip("/")
+        try:
+            import boto3
+            from botocore.config import Config
+        except ImportError:
+            raise OutputLocked(
+                f"{storage.redact(uri)}: locking an s3:// folder needs boto3 (pip install boto3), or run with --unlocked"
+            ) from None
+        options: dict[str, Any] = {"config": Config(retries={"mode": "standard", "max_attempts": storage.S3_ATTEMPTS})}
+        endpoint = query.get("endpoint_override")
+        if endpoint:
+            options["endpoint_url"] = (
+                f"{query.get('scheme', 'https')}://{endpoint}" if "://" not in endpoint else endpoint
+            )
+        else:
+            endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+            if endpoint:
+                options["endpoint_url"] = endpoint
+        if query.get("region"):
+            options["region_name"] = query["region"]
+        if parts.username:
+            options.update(
+                aws_access_key_id=unquote(parts.username), aws_secret_access_key=unquote(parts.password or "")
+            )
+        self.client = boto3.client("s3", **options)
+
+    def _call(self, name: str, **kwargs) -> dict | None:
+        """The call's response; None for a failed precondition (412), retried on a race (409)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        for attempt in range(8):
+            try:
+                return getattr(self.client, name)(Bucket=self.bucket, Key=self.key, **kwargs)
+            except ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code", ""))
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if status == 412 or code == "PreconditionFailed":
+                    return None
+                if code in ("NoSuchKey", "404") and name == "get_object":
+                    return None
+                if status == 409 or code == "ConditionalRequestConflict":
+                    time.sleep(0.2 * (attempt + 1))
+                    continue
+                raise storage.StorageError(self.uri, f"{code or status}: {exc}") from None
+            except BotoCoreError as exc:
+                raise storage.StorageError(self.uri, f"{type(exc).__name__}: {exc}") from None
+        raise storage.StorageError(self.uri, "the lock object kept changing (409 ConditionalRequestConflict)")
+
+    def create(self, body: bytes) -> str | None:
+        response = self._call("put_object", Body=body, IfNoneMatch="*")
+        return response["ETag"] if response else None
+
+    def read(self) -> tuple[bytes, str, float] | None:
+        response = self._call("get_object")
+        if response is None:
+            return None
+        body = response["Body"].read()
+        now = response["ResponseMetadata"]["HTTPHeaders"].get("date")
+        server_now = parsedate_to_datetime(now) if now else datetime.now(timezone.utc)
+        return body, response["ETag"], (server_now - response["LastModified"]).total_seconds()
+
+    def replace(self, body: bytes, token: str) -> str | None:
+        response = self._call("put_object", Body=body, IfMatch=token)
+        return response["ETag"] if response else None
+
+    def delete(self, token: str) -> None:
+        self._call("delete_object", IfMatch=token)
+
+
+class _GcsStore:
+    """The lock object through google-cloud-storage (generation preconditions). Not tested here:
+    no GCS API server runs on these machines."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        parts = urlsplit(uri)
+        try:
+            from google.cloud import storage as gcs  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            raise OutputLocked(
+                f"{storage.redact(uri)}: locking a gs:// folder needs google-cloud-storage "
+                f"(pip install google-cloud-storage), or run with --unlocked"
+            ) from None
+        self.blob_of = lambda: gcs.Client().bucket(parts.hostname or "").blob(unquote(parts.path).lstrip("/"))
+
+    def _call(self, fn) -> Any:
+        from google.api_core import exceptions as gexc  # type: ignore[import-not-found,unused-ignore]
+
+        try:
+            return fn(self.blob_of())
+        except (gexc.PreconditionFailed, gexc.NotFound):
+            return None
+        except gexc.GoogleAPIError as exc:
+            raise storage.StorageError(self.uri, f"{type(exc).__name__}: {exc}") from None
+
+    def create(self, body: bytes) -> str | None:
+        def put(blob):
+            blob.upload_from_string(body, if_generation_match=0)
+            return str(blob.generation)
+
+        return self._call(put)
+
+    def read(self) -> tuple[bytes, str, float] | None:
+        def get(blob):
+            blob.reload()
+            data = blob.download_as_bytes(if_generation_match=blob.generation)
+            return data, str(blob.generation), (datetime.now(timezone.utc) - blob.updated).total_seconds()
+
+        return self._call(get)
+
+    def replace(self, body: bytes, token: str) -> str | None:
+        def put(blob):
+            blob.upload_from_string(body, if_generation_match=int(token))
+            return str(blob.generation)
+
+        return self._call(put)
+
+    def delete(self, token: str) -> None:
+        self._call(lambda blob: blob.delete(if_generation_match=int(token)))

@@ -29,7 +29,7 @@ from pyarrow import fs as pafs
 from .. import storage
 from ..errors import PipelineError, TaskError
 from ..progress import Progress, print_summary
-from . import markers
+from . import lock, markers
 from .resources import Resources
 
 if TYPE_CHECKING:
@@ -170,6 +170,7 @@ def run_stage(stage: Stage, executor: str = "ray") -> dict:
             "driver_cpu_s": round(driver_cpu, 3),
         }
     )
+    lock.ensure_held()  # a run that lost its output folder's lease commits nothing
     if stage.commit is not None:
         stage.commit(summary, ordered)
     else:
@@ -406,6 +407,11 @@ def _outcomes(tasks: list[Task], results: Iterator[dict], marks, catch: bool = T
             if not catch:
                 raise
             yield json.dumps({"index": task.index, "error": str(exc)})
+            return
+        except OSError as exc:  # a remote store that refused (403, no bucket) or kept failing
+            if not catch or not storage.is_remote_failure(exc):
+                raise
+            yield json.dumps({"index": task.index, "error": str(storage.failure(exc, f"task {task.name}"))})
             return
         yield json.dumps(_finish(task, result, marks))
 

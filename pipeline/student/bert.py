@@ -46,9 +46,13 @@ def build_student(
     attentions: bool = False,
 ):
     """A sequence classifier with ``layers`` layers; ``init="teacher"`` copies the teacher's embeddings,
-    pooler, classifier and layers g(1)..g(k) (1-based teacher layers)."""
+    pooler, classifier and layers g(1)..g(k) (1-based teacher layers). ``teacher_dir`` may be a
+    URI (copied once to this node: transformers loads local folders) or a hub id."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
+    from ..assets import local_copy
+
+    teacher_dir = local_copy(teacher_dir)
     torch.manual_seed(seed)
     tcfg = AutoConfig.from_pretrained(teacher_dir)
     scfg = copy.deepcopy(tcfg)

@@ -19,14 +19,16 @@ Outputs under ``<output_dir>/student/``:
 
 from __future__ import annotations
 
+import io
 import os
 import sys
+import tempfile
 import time
 
 import numpy as np
 import torch
 
-from .. import layout, storage
+from .. import assets, layout, storage
 from ..metrics import METRIC_NAMES, REGRESSION_METRICS, task_scores
 from ..runtime.digest import digest
 from ..runtime.resources import Resources
@@ -64,6 +66,26 @@ def _cache_fingerprint(cache: TeacherCache) -> str:
 
 def _params(model) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def teacher_model_path(teacher: dict) -> str:
+    """A local folder of a cache's teacher (its manifest's ``teacher`` entry). For a teacher named
+    by URI the manifest records the teacher stage's copy on the node that ran it: used where it
+    exists here, else the URI is copied to this node."""
+    path, source = teacher["path"], teacher.get("model") or ""
+    if storage.is_remote(source) and not os.path.isdir(path):
+        return assets.local_copy(source)
+    return assets.local_copy(path)
+
+
+def _save_pretrained(folder: str, *parts) -> None:
+    """``save_pretrained`` of ``parts`` (model, tokenizer) into ``folder``, a local path or a URI:
+    written to this node's scratch disk first (transformers writes local files only), then each
+    file copied whole."""
+    with tempfile.TemporaryDirectory(prefix=".save-", dir=storage.scratch_dir()) as local:
+        for part in parts:
+            part.save_pretrained(local)
+        storage.upload_tree(local, folder)
 
 
 class _Context:
@@ -140,7 +162,8 @@ def _train_bilstm(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict
     seed_everything(seed)
     pair = ctx.dev.pair
     texts = ["text_a", "text_b"] if pair else ["text_a"]
-    glove_words, glove = read_vectors(bc.glove or default_glove_path(), rows=10**9, allow_pickle=bc.glove_allow_pickle)
+    glove_path = assets.local_copy(bc.glove) if bc.glove else default_glove_path()
+    glove_words, glove = read_vectors(glove_path, rows=10**9, allow_pickle=bc.glove_allow_pickle)
     corpus = (t for table in cache.iter_tables(columns=texts) for col in texts for t in table.column(col).to_pylist())
     vocab = Vocab.build(corpus, extra=glove_words[: bc.glove_rows])
     embeddings, found = glove_matrix(vocab, glove_words, glove, seed)
@@ -185,6 +208,7 @@ def _train_bilstm(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict
     )
     restore_best(model, history)
     storage.makedirs(folder)
+    buffer = io.BytesIO()  # torch.save writes local files only: serialised here, then written whole
     torch.save(
         {
             "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
@@ -193,8 +217,9 @@ def _train_bilstm(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict
             "settings": bc.model_dump(),
             "labels": ctx.labels,
         },
-        os.path.join(folder, "model.pt"),
+        buffer,
     )
+    storage.write_bytes(storage.join(folder, "model.pt"), buffer.getvalue())
     params = _params(model)
     return {
         "history": history.epochs,
@@ -217,7 +242,7 @@ def _train_bert(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict:
 
     bc = ctx.sc.bert
     cache = ctx.cache(run.data)
-    teacher_path = cache.manifest["teacher"]["path"]
+    teacher_path = teacher_model_path(cache.manifest["teacher"])
     teacher_layers = int(cache.manifest["teacher"]["num_layers"])
     g = layer_map(teacher_layers, bc.layers, bc.layer_map)
     seed_everything(seed)
@@ -350,8 +375,7 @@ def _train_bert(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict:
         stream=ctx.stream,
     )
     restore_best(model, history)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    _save_pretrained(folder, model, tokenizer)
     return {
         "history": stages + history.epochs,
         "best_epoch": history.best_epoch,
@@ -450,7 +474,7 @@ def _teacher_rows(ctx: _Context) -> list[dict]:
     outputs, params, rows = {}, {}, []
     for name in wanted:
         manifest = caches[name].cache.manifest
-        path = manifest["teacher"]["path"]
+        path = teacher_model_path(manifest["teacher"])
         model = AutoModelForSequenceClassification.from_pretrained(path).to(ctx.device)
         tokenizer = AutoTokenizer.from_pretrained(path)
         length = int(manifest["max_length"])
@@ -577,10 +601,10 @@ def plot_curves(per_run: dict[str, list[dict]], path: str, metric: str = "accura
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    filesystem, p = storage.resolve(path)
-    with filesystem.open_output_stream(p) as f:
-        fig.savefig(f, format="png")
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
     plt.close(fig)
+    storage.write_bytes(path, png.getvalue())
 
 
 def run_student(
@@ -641,9 +665,7 @@ def run_student(
             {"rows": rows, "seeds": sc.seeds, "device": str(ctx.device), "threads": torch.get_num_threads()},
         )
         table = markdown_table(rows)
-        filesystem, p = storage.resolve(storage.join(out, "results.md"))
-        with filesystem.open_output_stream(p) as f:
-            f.write(table.encode())
+        storage.write_bytes(storage.join(out, "results.md"), table.encode())
         plot_curves(per_run, storage.join(out, "curves.png"), ctx.metric)
         print(table, file=sys.stdout)
 

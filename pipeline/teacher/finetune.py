@@ -249,16 +249,19 @@ def finetune_classifier(
 
 def save_model(model, tokenizer, out_dir: str, metrics: dict) -> None:
     """``save_pretrained`` into a fresh folder that replaces ``out_dir``; the metrics JSON goes last."""
-    if "://" in out_dir:
-        from pyarrow import fs as pafs
-
-        with tempfile.TemporaryDirectory() as tmp:
+    if storage.is_remote(out_dir):
+        # no rename on an object store: the metrics JSON, the folder's completion, goes first and
+        # comes back last; every file is uploaded whole, and files of an older model are removed
+        metrics_path = storage.join(out_dir, METRICS_NAME)
+        storage.delete_if_exists(metrics_path)
+        with tempfile.TemporaryDirectory(dir=storage.scratch_dir()) as tmp:
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
-            filesystem, p = pafs.FileSystem.from_uri(out_dir)
-            filesystem.create_dir(p, recursive=True)
-            pafs.copy_files(tmp, p, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=filesystem)
-        storage.write_json(storage.join(out_dir, METRICS_NAME), metrics)
+            names = storage.upload_tree(tmp, out_dir)
+        for name, _ in storage.list_files(out_dir, recursive=True):
+            if name not in names and name != METRICS_NAME:
+                storage.delete_if_exists(storage.join(out_dir, name))
+        storage.write_json(metrics_path, metrics)
         return
     dest = Path(out_dir)
     dest.parent.mkdir(parents=True, exist_ok=True)

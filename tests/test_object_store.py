@@ -1,0 +1,175 @@
+"""Object storage as a job's home, against a real S3 API (moto's server on 127.0.0.1, started by
+the tests): the demo-shaped job with its inputs and outputs in a bucket equals a local run byte for
+byte, a re-run reuses every task, a damaged shard is found and recomputed, and the output folder's
+lock holds across runs and processes."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline import storage
+from pipeline.cli import main
+
+pytestmark = pytest.mark.ray
+ROOT = Path(__file__).resolve().parents[1]
+BUCKET = "kd-jobs"
+# files whose bytes hold paths, timings or the host (and the task markers, which hold paths):
+# compared by presence only
+VOLATILE = (
+    *("_summary.json", "_complete.json", "manifest.json", "README.md"),
+    *("metrics.json", "finetune_metrics.json", "results.json", "results.md"),  # they hold speeds
+)
+
+
+def demo_job(inputs: str, output_dir: str) -> dict:
+    """jobs/demo.yaml made small: 40 / 30 / 30 sentences, fewer tries and epochs."""
+    job = yaml.safe_load((ROOT / "jobs/demo.yaml").read_text(encoding="utf-8"))
+    for split in ("train", "dev", "test"):
+        job["inputs"][split]["path"] = storage.join(inputs, f"{split}.tsv")
+        job["inputs"][split].pop("limit", None)
+    job["augment"]["tinybert"]["n_aug"] = 2
+    job["augment"]["tang"]["n_iter"] = 2
+    job["teacher"]["finetune"]["epochs"] = 1
+    job["student"]["bilstm"]["epochs"] = 1
+    job["output_dir"] = output_dir
+    return job
+
+
+def write_inputs(folder: str) -> None:
+    storage.makedirs(folder)
+    for split, n in (("train", 41), ("dev", 31), ("test", 31)):
+        lines = (ROOT / f"data/rt-polarity/{split}.tsv").read_text(encoding="utf-8").splitlines()[:n]
+        storage.write_bytes(storage.join(folder, f"{split}.tsv"), ("\n".join(lines) + "\n").encode())
+
+
+def tree(folder: str) -> dict[str, bytes | None]:
+    """Every file under ``folder`` by relative name: its bytes, or None for a volatile one."""
+    return {
+        name: None
+        if name.rsplit("/", 1)[-1] in VOLATILE or "/_tasks/" in name
+        else storage.read_bytes(storage.join(folder, name))
+        for name, _ in storage.list_files(folder, recursive=True)
+    }
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, s3_server, ray_local):
+    """The job run once on S3 (Ray tasks) and once on a local disk (in this process)."""
+    s3_server.reset()
+    s3_server.bucket(BUCKET)
+    tmp = tmp_path_factory.mktemp("object-store")
+    remote_inputs, local_inputs = f"s3://{BUCKET}/data", str(tmp / "data")
+    write_inputs(remote_inputs)
+    write_inputs(local_inputs)
+    remote = tmp / "remote.yaml"
+    remote.write_text(yaml.safe_dump(demo_job(remote_inputs, f"s3://{BUCKET}/out")), encoding="utf-8")
+    local = tmp / "local.yaml"
+    local.write_text(yaml.safe_dump(demo_job(local_inputs, str(tmp / "out"))), encoding="utf-8")
+    assert main(["run", str(remote)]) == 0
+    assert main(["run", str(local), "--executor", "local"]) == 0
+    return {"remote": remote, "local": local, "local_out": str(tmp / "out"), "tmp": tmp}
+
+
+def test_demo_job_on_s3_equals_a_local_run(runs, s3_server):
+    remote, local = tree(f"s3://{BUCKET}/out"), tree(runs["local_out"])
+    assert set(remote) == set(local)
+    assert {n for n in remote if n.endswith(".parquet")} >= {
+        "examples/train/part-00000.parquet",
+        "augmented/train/tinybert/part-00000.parquet",
+        "augmented/train/tang/part-00000.parquet",
+        "teacher/augmented/train/tinybert/shard-00000.parquet",
+    }
+    assert {"report.html", "student/results.md", "student/curves.png", "teacher/model/model.safetensors"} <= set(remote)
+    differ = sorted(n for n in remote if remote[n] != local[n] and not n.endswith(".html"))
+    assert differ == [], [(n, len(remote[n] or b""), len(local[n] or b"")) for n in differ]
+    keys = s3_server.keys(BUCKET, "out/")
+    assert not [k for k in keys if k.endswith("/") or ".tmp" in k or k.endswith(".pipeline.lock")], keys
+
+
+def test_rerun_on_s3_reuses_every_task_and_recomputes_a_damaged_shard(runs, capsys):
+    capsys.readouterr()
+    assert main(["run", str(runs["remote"])]) == 0
+    out = capsys.readouterr().out
+    computed = re.findall(r"tasks computed / reused +(\d+) /", out)
+    assert out.count("finished by an earlier run") == 5 and len(computed) == 3 and set(computed) == {"0"}, out
+    shard = f"s3://{BUCKET}/out/teacher/augmented/train/tinybert/shard-00000.parquet"
+    good = storage.read_bytes(shard)
+    storage.write_bytes(shard, good[: len(good) // 2])  # damaged in the bucket: half the object
+    assert main(["teacher", str(runs["remote"]), "--input", "augmented/train/tinybert"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"tasks computed / reused +1 / 0", out), out
+    assert storage.read_bytes(shard) == good
+
+
+def test_a_second_run_on_an_s3_folder_is_refused_and_a_dead_lease_taken_over(runs, s3_server, capsys, monkeypatch):
+    out = f"s3://{BUCKET}/out"
+    env = {**os.environ, "PIPELINE_LOCK_LEASE_S": "2"}
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import time; from pipeline.runtime.lock import output_lock\n"
+                f"with output_lock({out!r}, 'pipeline run job.yaml'):\n"
+                "    print('held', flush=True); time.sleep(120)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        time.sleep(3)  # longer than the term: only the holder's renewals keep it
+        started = time.perf_counter()
+        assert main(["ingest", str(runs["remote"])]) == 2
+        err = capsys.readouterr().err
+        assert f"error: {out} is in use by another run: host " in err and f"pid {holder.pid}" in err, err
+        assert "(pipeline run job.yaml)" in err and time.perf_counter() - started < 10
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert f"out/{'.pipeline.lock'}" in s3_server.keys(BUCKET, "out/.pipeline")  # a killed holder leaves its lease
+    # a holder on another host that stopped renewing: taken over once its term is over
+    s3_server.client().put_object(
+        Bucket=BUCKET,
+        Key="out/.pipeline.lock",
+        Body=b'{"host": "node-7", "pid": 1, "started": "then", "command": "pipeline run x", "lease_s": 1}',
+    )
+    assert main(["ingest", str(runs["remote"])]) == 2
+    assert "host node-7, pid 1" in capsys.readouterr().err
+    time.sleep(2.5)
+    assert main(["ingest", str(runs["remote"])]) == 0
+    assert "took over the expired lock of host node-7" in capsys.readouterr().err
+    assert s3_server.keys(BUCKET, "out/.pipeline") == []  # released at the end
+
+
+def test_a_store_without_exclusive_create_fails_closed(tmp_path, capsys):
+    from pipeline.runtime.lock import OutputLocked, output_lock
+
+    refused = r"hdfs:// store cannot create a file exclusively.*--unlocked"
+    with pytest.raises(OutputLocked, match=refused), output_lock("hdfs://namenode:8020/kd/out"):
+        pass
+    with output_lock("hdfs://namenode:8020/kd/out", unlocked=True) as path:
+        assert path is None
+
+
+def test_permanent_errors_are_one_line_naming_the_uri(tmp_path, s3, capsys):
+    job = tmp_path / "job.yaml"
+    s3.bucket(BUCKET)
+    write_inputs(f"s3://{BUCKET}/data")
+    job.write_text(yaml.safe_dump(demo_job(f"s3://{BUCKET}/data", "s3://no-such-bucket/out")), encoding="utf-8")
+    assert main(["ingest", str(job), "--executor", "local"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: s3://no-such-bucket/out") and "NoSuchBucket" in err and "Traceback" not in err, err
+    assert "testing" not in err  # no credential
