@@ -173,3 +173,33 @@ def test_permanent_errors_are_one_line_naming_the_uri(tmp_path, s3, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: s3://no-such-bucket/out") and "NoSuchBucket" in err and "Traceback" not in err, err
     assert "testing" not in err  # no credential
+
+
+def test_every_cache_reader_reads_a_cache_in_the_bucket(runs, capsys):
+    """open_cache, the PyTorch datasets, the Hugging Face loader and the check: the same rows from
+    the bucket as from the local run's cache."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from pipeline.teacher import open_cache
+    from pipeline.teacher.check import main as check
+    from pipeline.teacher.hf import load_cache_dataset
+    from pipeline.teacher.torch_dataset import CacheDataset, CacheMapDataset
+
+    name = "teacher/examples/dev"
+    remote, local = f"s3://{BUCKET}/out/{name}", storage.join(runs["local_out"], name)
+    assert open_cache(remote, verify="checksum").read_table().equals(open_cache(local).read_table())
+    want = open_cache(local).read_table(columns=["example_id", "row", "logits"]).to_pylist()
+    batches = list(DataLoader(CacheDataset(remote, columns=["row", "logits"], batch_size=8), batch_size=None))
+    assert torch.cat([b["row"] for b in batches]).tolist() == [r["row"] for r in want]
+    logits = torch.cat([b["logits"] for b in batches])
+    assert logits.tolist() == [r["logits"] for r in want]
+    mapped = CacheMapDataset(remote, columns=["example_id"])
+    assert len(mapped) == len(want) and mapped[3].column("example_id")[0].as_py() == want[3]["example_id"]
+    ds = load_cache_dataset(remote, cache_dir=str(runs["tmp"] / "hf"))
+    assert ds["example_id"] == [r["example_id"] for r in want] and ds.features["hidden_2"].feature.dtype == "float16"
+    stream = list(load_cache_dataset(remote, streaming=True))
+    assert [r["logits"] for r in stream] == [r["logits"] for r in want]
+    capsys.readouterr()
+    assert check([remote]) == 0 and '"ok": true' in capsys.readouterr().out
+    assert main(["validate", str(runs["remote"])]) == 0

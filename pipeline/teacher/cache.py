@@ -154,13 +154,17 @@ class TeacherCache:
         return [storage.join(self.path, s["file"]) for s in self.manifest["shards"]]
 
     @property
-    def column_names(self) -> list[str]:
-        """The shards' columns (from the first shard's footer; every shard has the same schema)."""
+    def schema(self) -> pa.Schema:
+        """The shards' schema (from the first shard's footer; every shard has the same schema)."""
         if not self.files:
-            return []
+            return pa.schema([])
         filesystem, p = storage.resolve(self.files[0])
         with filesystem.open_input_file(p) as f:
-            return pq.read_schema(f).names
+            return pq.read_schema(f)
+
+    @property
+    def column_names(self) -> list[str]:
+        return self.schema.names
 
     def __len__(self) -> int:
         return self.num_rows
