@@ -494,7 +494,8 @@ def _staged_upload(path: str) -> Iterator[pa.NativeFile]:
     """Write to a local file, then upload it whole (pyarrow's ``open_output_stream`` publishes what
     was written when an exception interrupts a ``with`` block, apache/arrow#40502: so the store's
     stream is opened only by ``copy_files``, over a complete file)."""
-    fd, local = tempfile.mkstemp(prefix=".upload-", suffix=".tmp", dir=scratch_dir())
+    _sweep_staging(scratch_dir())
+    fd, local = tempfile.mkstemp(prefix=f".upload-{os.getpid()}-", suffix=".tmp", dir=scratch_dir())
     os.close(fd)
     try:
         try:
@@ -523,6 +524,33 @@ def _staged_upload(path: str) -> Iterator[pa.NativeFile]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(local)
+
+
+_swept: set[str] = set()
+
+
+def _sweep_staging(folder: str) -> None:
+    """Once per process and folder: staged uploads of processes of this node that were killed
+    (a worker lost in the middle of a task) are removed."""
+    if folder in _swept:
+        return
+    _swept.add(folder)
+    with contextlib.suppress(OSError):
+        for name in os.listdir(folder):
+            found = re.fullmatch(r"\.upload-(\d+)-.*\.tmp", name)
+            if found and not _process_alive(int(found.group(1))):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, name))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _local_sha256(path: str) -> str:

@@ -10,8 +10,10 @@ ends with the reference's output, every row exactly once. Jobs also go through R
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from pipeline import storage
 from pipeline.cluster.local import LocalCluster
 from pipeline.runtime.markers import MARKER
 from pipeline.teacher import open_cache
@@ -75,12 +78,14 @@ def _write_job(tmp: Path, model: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(s3_server, tmp_path_factory):
+    """Started after the S3 server, so that its nodes see AWS_ENDPOINT_URL; each worker node has
+    a working directory and a scratch folder of its own."""
     # Ray Jobs runs `python` from the head node's PATH: this interpreter, as in the Docker image
     path = os.environ.get("PATH", "")
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{path}"
     try:
-        with LocalCluster(workers=2, cpus_per_worker=1) as c:
+        with LocalCluster(workers=2, cpus_per_worker=1, node_dirs=str(tmp_path_factory.mktemp("nodes"))) as c:
             yield c
     finally:
         os.environ["PATH"] = path
@@ -293,44 +298,81 @@ def test_submit_status_logs_stop_through_ray_jobs(cluster, tmp_path):
     assert str(JobSubmissionClient(cluster.dashboard_url).get_job_status("kd-stop-1")) == "STOPPED"
 
 
-def test_worker_nodes_killed_during_augment_and_teacher(cluster, reference, teacher_model, tmp_path):
-    driver = Driver(_write_job(tmp_path, teacher_model), cluster.address, "node-kill")
-    out = tmp_path / "out"
+def _remote_outputs(out: str) -> dict:
+    """:func:`_outputs` of an output folder on S3."""
+    files = {
+        name: hashlib.sha256(storage.read_bytes(storage.join(out, name))).hexdigest()
+        for name, _ in storage.list_files(out, recursive=True)
+        if fnmatch.fnmatch(name, "examples/*/part-*.parquet")
+        or fnmatch.fnmatch(name, "rejects/*/*.jsonl")
+        or fnmatch.fnmatch(name, "augmented/*/*/part-*.parquet")
+    }
+    caches = {name: open_cache(storage.join(out, "teacher", name)).read_table() for name in TEACHER_INPUTS}
+    return {"files": files, "caches": caches}
+
+
+def test_worker_nodes_killed_during_augment_and_teacher_outputs_on_s3(
+    cluster, reference, teacher_model, tmp_path, s3_server
+):
+    """The cluster's nodes share no output folder: inputs, teacher and outputs are in a bucket, each
+    node has its own working directory and scratch folder. Two worker nodes are killed mid-stage;
+    the output equals the clean run's on a shared disk, and nothing is written outside the bucket
+    but the nodes' own asset caches."""
+    s3_server.reset()
+    bucket = s3_server.bucket("cluster-jobs")
+    job = _job(Path("unused"), storage.join(bucket, "models", "teacher"))
+    for split, spec in job["inputs"].items():
+        spec["path"] = storage.join(bucket, "data", f"{split}.tsv")
+        storage.upload(str(DATA / f"{split}.tsv"), spec["path"])
+    storage.upload_tree(teacher_model, job["teacher"]["model"])
+    out = job["output_dir"] = storage.join(bucket, "out")
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job), encoding="utf-8")
+    nodes = Path(cluster.node_dirs or "")
+    before = {p for p in nodes.rglob("*")}
+    driver = Driver(path, cluster.address, "node-kill")
+
+    def keys(prefix: str) -> list[str]:
+        return s3_server.keys("cluster-jobs", f"out/{prefix}")
 
     # each kill lands while its stage still runs: the condition is checked just before the kill
     # (a check after it would race with the retried tasks, which may finish the stage at once)
     node, _task = _wait_for(
         "an augmentation task runs on a worker node",
-        lambda: (
-            None
-            if (out / "teacher").exists() or not (out / "augmented").exists()
-            else _running_on_worker(cluster, AUG_TASKS)
-        ),
+        lambda: None if keys("teacher/") or not keys("augmented/") else _running_on_worker(cluster, AUG_TASKS),
         driver,
         poll=0.2,
     )
     cluster.kill_worker(node)
     cluster.add_worker()  # as an autoscaler would replace the lost machine
 
-    # The teacher's shard computations are short, and task states reach the state API up to a second
-    # late (an actor's tasks may never show as running): the kill is timed by the cache itself (a shard
-    # written, the manifest not yet) and aimed at a live teacher actor, whose state the GCS holds at once.
-    cache = out / "teacher/augmented/train/tang"
+    # timed by the cache itself (a shard written, the manifest not yet), aimed at a live teacher actor
+    cache = "teacher/augmented/train/tang/"
     node = _wait_for(
         "a teacher shard is computed on a worker node",
         lambda: (
             None
-            if (cache / "manifest.json").exists() or not any(cache.glob("shard-*.parquet"))
+            if keys(cache + "manifest.json") or not [k for k in keys(cache) if "/shard-" in k]
             else _actor_on_worker(cluster, "ShardWorker")
         ),
         driver,
-        poll=0.02,
+        poll=0.05,
     )
     cluster.kill_worker(node)
     cluster.add_worker()
 
     assert driver.wait() == 0, driver.output()[-5000:]
-    _assert_same_output(out, reference)
+    got = _remote_outputs(out)
+    assert got["files"] == reference["files"]
+    for name, table in reference["caches"].items():
+        assert got["caches"][name].equals(table), name
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["job.yaml", *(p.name for p in tmp_path.glob("driver-*"))]
+    )
+    written = sorted(str(p.relative_to(nodes)) for p in nodes.rglob("*") if p not in before and p.is_file())
+    assert all(re.fullmatch(r"node-\d+/scratch/.+", w) for w in written), written  # each node's own scratch
+    # beside the fetched teacher, at most the staged uploads of the two killed nodes' processes
+    assert len([w for w in written if "/kd-assets/" not in w]) <= 2, written
 
 
 def test_driver_killed_mid_job_then_resumed(cluster, reference, teacher_model, tmp_path):

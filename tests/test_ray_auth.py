@@ -35,7 +35,8 @@ with LocalCluster(workers=2, cpus_per_worker=1) as c:
 
 
 @pytest.fixture(scope="module")
-def auth_cluster(tmp_path_factory):
+def auth_cluster(tmp_path_factory, s3_server):
+    """Started after the S3 server: the cluster's processes (and the jobs' drivers) see AWS_ENDPOINT_URL."""
     tmp = tmp_path_factory.mktemp("auth")
     token = tmp / "token"
     token.write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
@@ -127,10 +128,13 @@ def test_job_server_needs_the_token(auth_cluster, tmp_path):
     assert "does not exist" in err
 
 
-def test_submit_status_logs_stop_with_the_token(auth_cluster, tmp_path):
+def test_submit_status_logs_stop_with_the_token(auth_cluster, tmp_path, s3):
+    """Submitted with its output in a bucket: the storage every node of a real cluster shares."""
+    from pipeline import storage
+
     jobs, token = auth_cluster["jobs"], auth_cluster["token"]
     work = _project(tmp_path)
-    out = tmp_path / "shared-out"
+    out = storage.join(s3.bucket("submitted"), "authed")
     done = _pipeline(
         "submit",
         "job.yaml",
@@ -141,7 +145,7 @@ def test_submit_status_logs_stop_with_the_token(auth_cluster, tmp_path):
         "--stage",
         "ingest",
         "--output-dir",
-        str(out),
+        out,
         "--submission-id",
         "authed-1",
         "--follow",
@@ -149,8 +153,9 @@ def test_submit_status_logs_stop_with_the_token(auth_cluster, tmp_path):
         home=tmp_path,
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
-    summary = json.loads((out / "examples/train/_summary.json").read_text(encoding="utf-8"))
-    assert summary["rows_in"] == 20 == summary["kept"]
+    summary = storage.read_json(storage.join(out, "examples/train/_summary.json"))
+    assert isinstance(summary, dict) and summary["rows_in"] == 20 == summary["kept"]
+    assert not (work / "out").exists()
     by_env = {"RAY_AUTH_TOKEN": token.read_text(encoding="utf-8").strip()}  # the token from the environment
     status = _pipeline("status", "authed-1", "--address", jobs, cwd=work, home=tmp_path, env_extra=by_env)
     assert status.returncode == 0 and "SUCCEEDED" in status.stdout, status.stderr
@@ -167,7 +172,7 @@ def test_submit_status_logs_stop_with_the_token(auth_cluster, tmp_path):
         "--ray-token-file",
         str(token),
         "--output-dir",
-        str(out),
+        out,
         "--dry-run",
         cwd=work,
         home=tmp_path,

@@ -54,10 +54,21 @@ def free_port() -> int:
 class LocalCluster:
     """``with LocalCluster(workers=2) as c:`` ... ``c.address`` (GCS), ``c.dashboard_url`` (Ray Jobs)."""
 
-    def __init__(self, workers: int = 2, cpus_per_worker: int = 1, object_store_mb: int = 200, dashboard: bool = True):
+    def __init__(
+        self,
+        workers: int = 2,
+        cpus_per_worker: int = 1,
+        object_store_mb: int = 200,
+        dashboard: bool = True,
+        node_dirs: str | None = None,
+    ):
+        """``node_dirs``: each worker node gets ``<node_dirs>/node-<k>/`` as its working directory
+        and ``.../scratch`` as its scratch folder (``PIPELINE_SCRATCH_DIR``), as separate machines
+        have; a file a stage writes there, or anywhere but its outputs, belongs to that node only."""
         from ray.cluster_utils import Cluster
 
         self.cpus_per_worker, self.object_store = cpus_per_worker, object_store_mb << 20
+        self.node_dirs, self._started = node_dirs, 0
         # Every port chosen here: Ray's defaults (6379, 8265, the agent's 52365) collide with any
         # other Ray running on the machine, and the job server then finds no agent on the head.
         head = dict(
@@ -93,7 +104,25 @@ class LocalCluster:
         return f"http://{self._cluster.webui_url}"
 
     def add_worker(self):
-        node = self._cluster.add_node(num_cpus=self.cpus_per_worker, object_store_memory=self.object_store)
+        import os
+
+        self._started += 1
+        if not self.node_dirs:
+            node = self._cluster.add_node(num_cpus=self.cpus_per_worker, object_store_memory=self.object_store)
+        else:  # the node's processes inherit the working directory and the variable
+            home = os.path.join(self.node_dirs, f"node-{self._started}")
+            os.makedirs(os.path.join(home, "scratch"), exist_ok=True)
+            cwd, old = os.getcwd(), os.environ.get("PIPELINE_SCRATCH_DIR")
+            os.environ["PIPELINE_SCRATCH_DIR"] = os.path.join(home, "scratch")
+            os.chdir(home)
+            try:
+                node = self._cluster.add_node(num_cpus=self.cpus_per_worker, object_store_memory=self.object_store)
+            finally:
+                os.chdir(cwd)
+                if old is None:
+                    os.environ.pop("PIPELINE_SCRATCH_DIR", None)
+                else:
+                    os.environ["PIPELINE_SCRATCH_DIR"] = old
         self.workers.append(node)
         return node
 

@@ -32,7 +32,9 @@ def load_cache_dataset(path: str, /, *, streaming: bool = False, verify: str = "
     if storage.is_remote(path):
         ds = _from_store(datasets, cache, split, streaming, **kwargs)
     else:
-        ds = datasets.load_dataset("parquet", data_files={split: cache.files}, split=split, streaming=streaming, **kwargs)
+        ds = datasets.load_dataset(
+            "parquet", data_files={split: cache.files}, split=split, streaming=streaming, **kwargs
+        )
     ds.info.description = json.dumps(manifest)
     ds.info.license = licence(manifest)
     ds.info.dataset_name = manifest["input"]["name"]
