@@ -3,13 +3,17 @@
 Local folders and ``file://`` URIs write under a temporary name and rename. Object stores
 (``s3://``, ``gs://``) have no rename: a file is staged on this node's local disk and uploaded in
 one call, so an object appears whole under its final name or not at all (a process killed in the
-middle of an upload leaves an unfinished multipart upload, never a partial object). Filesystem
-objects are built per call from the URI and never kept in module globals: pyarrow's S3 layer can
-crash at interpreter exit when one outlives its finalisation (apache/arrow#36346).
+middle of an upload leaves an unfinished multipart upload, never a partial object). S3
+filesystems are built from the URI and kept per process and settings, never past the interpreter's
+exit: pyarrow's S3 layer can crash at exit when one outlives its finalisation (apache/arrow#36346),
+so they are dropped by an exit handler that runs before pyarrow's own. (A new one per call costs
+little to build, but pyarrow makes each new S3 client wait until no S3 request of the process is in
+flight: parallel readers then took turns.)
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import hashlib
@@ -17,6 +21,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,7 +37,9 @@ from .errors import PipelineError
 T = TypeVar("T")
 
 # Requests to S3 are retried by the AWS SDK with backoff (503 SlowDown, a reset connection, a
-# timeout); a whole upload or read that still fails is tried again this many times.
+# timeout), by its default strategy: the "standard" one also keeps a retry quota per client, which a
+# long run against a throttling store drains, after which every error surfaces at once (seen here
+# with one client per process). A whole upload or read that still fails is tried again WHOLE_ATTEMPTS times.
 S3_ATTEMPTS = 8
 WHOLE_ATTEMPTS = 3
 OBJECT_STORES = ("s3", "gs", "gcs")
@@ -71,7 +78,10 @@ def resolve(path: str) -> tuple[pafs.FileSystem, str]:
         raise StorageError(path, exc) from None
 
 
-_regions: dict[tuple[str, str], str] = {}  # (endpoint, bucket) -> region: strings only, no filesystem kept
+_regions: dict[tuple[str, str], str] = {}  # (endpoint, bucket) -> region
+_s3_filesystems: dict[tuple, pafs.S3FileSystem] = {}  # (pid, options) -> filesystem; emptied at exit
+_s3_lock = threading.Lock()
+atexit.register(_s3_filesystems.clear)  # registered after pyarrow.fs's finaliser, so it runs before it
 
 
 def _s3(uri: str) -> tuple[pafs.FileSystem, str]:
@@ -86,7 +96,7 @@ def _s3(uri: str) -> tuple[pafs.FileSystem, str]:
             raise StorageError(uri, exc) from None
     bucket = parts.hostname or ""
     path = f"{bucket}{unquote(parts.path)}".rstrip("/") or bucket
-    options: dict = {"retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=S3_ATTEMPTS)}
+    options: dict = {"retry_strategy": pafs.AwsDefaultS3RetryStrategy(max_attempts=S3_ATTEMPTS)}
     if parts.username:
         options.update(access_key=unquote(parts.username), secret_key=unquote(parts.password or ""))
     endpoint = (
@@ -109,7 +119,13 @@ def _s3(uri: str) -> tuple[pafs.FileSystem, str]:
         region = _regions[key]
     if region:
         options["region"] = region
-    return pafs.S3FileSystem(**options), path
+    settings = (os.getpid(), tuple(sorted((k, str(v)) for k, v in options.items() if k != "retry_strategy")))
+    with _s3_lock:
+        if settings not in _s3_filesystems:
+            # not allow_delayed_open (one PutObject for a small object instead of three requests):
+            # under dropped connections its retried PutObject left 0-byte objects in our tests
+            _s3_filesystems[settings] = pafs.S3FileSystem(**options)
+        return _s3_filesystems[settings], path
 
 
 def redact(uri: str) -> str:
@@ -253,7 +269,7 @@ def read_bytes(path: str) -> bytes:
     filesystem, p = resolve(path)
 
     def read() -> bytes:
-        with filesystem.open_input_stream(p) as fh:
+        with filesystem.open_input_file(p) as fh:  # one ranged GET for the whole file
             return fh.read()
 
     return retrying(path, read)

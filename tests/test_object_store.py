@@ -164,10 +164,8 @@ def test_a_store_without_exclusive_create_fails_closed(tmp_path, capsys):
         assert path is None
 
 
-def test_permanent_errors_are_one_line_naming_the_uri(tmp_path, s3, capsys):
+def test_permanent_errors_are_one_line_naming_the_uri(runs, tmp_path, capsys):
     job = tmp_path / "job.yaml"
-    s3.bucket(BUCKET)
-    write_inputs(f"s3://{BUCKET}/data")
     job.write_text(yaml.safe_dump(demo_job(f"s3://{BUCKET}/data", "s3://no-such-bucket/out")), encoding="utf-8")
     assert main(["ingest", str(job), "--executor", "local"]) == 2
     err = capsys.readouterr().err
@@ -203,3 +201,74 @@ def test_every_cache_reader_reads_a_cache_in_the_bucket(runs, capsys):
     capsys.readouterr()
     assert check([remote]) == 0 and '"ok": true' in capsys.readouterr().out
     assert main(["validate", str(runs["remote"])]) == 0
+
+
+def _job_at(runs, prefix: str, name: str) -> Path:
+    """The remote job with its outputs under ``s3://BUCKET/<prefix>``."""
+    job = yaml.safe_load(runs["remote"].read_text(encoding="utf-8"))
+    job["output_dir"] = f"s3://{BUCKET}/{prefix}"
+    path = runs["tmp"] / name
+    path.write_text(yaml.safe_dump(job), encoding="utf-8")
+    return path
+
+
+def test_a_store_that_throttles_and_drops_connections_still_gives_the_same_outputs(runs, s3_server, monkeypatch):
+    """503 SlowDown on a fifth of the requests and a tenth of the connections dropped (before or
+    after the store answered): retried with backoff, the job ends with a clean run's bytes."""
+    from tests.s3_proxy import FaultProxy
+
+    job = _job_at(runs, "out-faults", "faults.yaml")
+    with FaultProxy(s3_server.endpoint, fail_rate=0.2, drop_rate=0.1, seed=7) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        assert main(["run", str(job), "--executor", "local"]) == 0
+        faults = proxy.stats()["faults"]
+    assert faults["slowdown"] > 20 and faults["drop_before"] + faults["drop_after"] > 10, faults
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    remote, local = tree(f"s3://{BUCKET}/out-faults"), tree(runs["local_out"])
+    assert set(remote) == set(local)
+    assert sorted(n for n in remote if remote[n] != local[n] and not n.endswith(".html")) == []
+
+
+def test_a_run_killed_in_the_middle_of_an_upload_leaves_no_partial_object(runs, s3_server):
+    """A run killed (SIGKILL) while an object's bytes are on their way (the fine-tuned teacher's
+    weights, a multipart upload slowed to 2 MB/s): nothing appears under that name (the upload stays
+    unfinished, for the bucket's lifecycle rule to remove), every object that did appear is whole,
+    and the same command then finishes with a clean run's bytes."""
+    from tests.s3_proxy import FaultProxy
+
+    job = _job_at(runs, "out-killed", "killed.yaml")
+    client = s3_server.client()
+    with FaultProxy(s3_server.endpoint, throttle_bytes_per_s=2_000_000) as proxy:
+        env = {**os.environ, "AWS_ENDPOINT_URL": proxy.endpoint}
+        run = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "run", str(job), "--executor", "local"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            uploading: list[str] = []
+            while not uploading and time.monotonic() < deadline and run.poll() is None:
+                time.sleep(0.05)
+                found = client.list_multipart_uploads(Bucket=BUCKET, Prefix="out-killed/teacher/model/").get("Uploads", [])
+                uploading = [u["Key"] for u in found]
+            assert uploading, "no upload was seen in progress"
+            time.sleep(1.0)  # some of its parts are sent
+        finally:
+            run.send_signal(signal.SIGKILL)
+            run.wait()
+    keys = s3_server.keys(BUCKET, "out-killed/")
+    assert not set(uploading) & set(keys), uploading
+    pending = client.list_multipart_uploads(Bucket=BUCKET, Prefix="out-killed/").get("Uploads", [])
+    assert {u["Key"] for u in pending} >= set(uploading)
+    local = tree(runs["local_out"])
+    for key in keys:  # what is there is whole: a finished task's file or marker, byte for byte
+        name = key.removeprefix("out-killed/")
+        if name.endswith(".parquet"):
+            assert storage.read_bytes(f"s3://{BUCKET}/{key}") == local[name], name
+    assert main(["run", str(job), "--executor", "local"]) == 0
+    remote = tree(f"s3://{BUCKET}/out-killed")
+    assert set(remote) == set(local)
+    assert sorted(n for n in remote if remote[n] != local[n] and not n.endswith(".html")) == []

@@ -28,6 +28,7 @@ import socket
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -59,6 +60,7 @@ def _alive(pid: int) -> bool:
 
 def _me(command: str) -> dict:
     return {
+        "run": uuid.uuid4().hex,  # this run's lease: a write that took effect but whose answer was lost is ours
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -218,9 +220,22 @@ class _Lease:
     def _body(self) -> bytes:
         return json.dumps({**self.me, "lease_s": self.term, "renewed": time.time()}).encode()
 
+    def _ours(self, current: tuple[bytes, str, float] | None) -> str | None:
+        """The token of the lock object when it is this run's own lease."""
+        if current is not None and (_parse(current[0]) or {}).get("run") == self.me["run"]:
+            return current[1]
+        return None
+
+    def _write(self, token: str | None) -> str | None:
+        """Create (``token`` None) or renew the lease; the new token, or None when another run holds
+        it. A write that the store applied but whose answer was lost (a dropped connection, retried)
+        fails its precondition on the retry: the object is then read to see whose it is."""
+        new = self.store.create(self._body()) if token is None else self.store.replace(self._body(), token)
+        return new if new is not None else self._ours(self.store.read())
+
     def acquire(self) -> None:
         for _ in range(5):
-            token = self.store.create(self._body())
+            token = self._write(None)
             if token is None:
                 current = self.store.read()
                 if current is None:  # released between the two calls
@@ -234,7 +249,7 @@ class _Lease:
                         f"{age:.0f} s ago. Wait for it to end; a run that died is taken over once its lease "
                         f"({term:.0f} s) runs out"
                     )
-                token = self.store.replace(self._body(), old)  # a stale lease: only one run takes it over
+                token = self._write(old)  # a stale lease: only one run takes it over
                 if token is None:
                     continue
                 print(f"[lock] took over the expired lock of {_who(holder)} on {self.folder}", file=sys.stderr)
@@ -249,8 +264,7 @@ class _Lease:
         last = time.monotonic()
         while not self._stop.wait(max(0.2, self.term / 4)):
             try:
-                assert self.token is not None
-                token = self.store.replace(self._body(), self.token)
+                token = self._write(self.token)
             except Exception as exc:  # a store that fails for a while: keep trying until the term is over
                 if time.monotonic() - last > self.term:
                     self._lose(f"could not renew its lease for {self.term:.0f} s ({type(exc).__name__})")
