@@ -252,7 +252,9 @@ def test_a_run_killed_in_the_middle_of_an_upload_leaves_no_partial_object(runs, 
             uploading: list[str] = []
             while not uploading and time.monotonic() < deadline and run.poll() is None:
                 time.sleep(0.05)
-                found = client.list_multipart_uploads(Bucket=BUCKET, Prefix="out-killed/teacher/model/").get("Uploads", [])
+                found = client.list_multipart_uploads(Bucket=BUCKET, Prefix="out-killed/teacher/model/").get(
+                    "Uploads", []
+                )
                 uploading = [u["Key"] for u in found]
             assert uploading, "no upload was seen in progress"
             time.sleep(1.0)  # some of its parts are sent
