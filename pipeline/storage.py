@@ -72,6 +72,8 @@ def resolve(path: str) -> tuple[pafs.FileSystem, str]:
         return pafs.LocalFileSystem(), os.path.abspath(path)
     if scheme(path) == "s3":
         return _s3(path)
+    if scheme(path) in ("gs", "gcs") and (emulated := _gcs_emulator(path)):
+        return emulated
     try:
         return pafs.FileSystem.from_uri(path)
     except (OSError, ValueError, pa.ArrowException) as exc:
@@ -126,6 +128,32 @@ def _s3(uri: str) -> tuple[pafs.FileSystem, str]:
             # under dropped connections its retried PutObject left 0-byte objects in our tests
             _s3_filesystems[settings] = pafs.S3FileSystem(**options)
         return _s3_filesystems[settings], path
+
+
+_gcs_filesystems: dict[tuple, pafs.GcsFileSystem] = {}  # (pid, endpoint, scheme) -> filesystem; emptied at exit
+_gcs_lock = threading.Lock()
+atexit.register(_gcs_filesystems.clear)
+
+
+def _gcs_emulator(uri: str) -> tuple[pafs.FileSystem, str] | None:
+    """A GCS filesystem on the emulator named by ``STORAGE_EMULATOR_HOST``, the variable that
+    google-cloud-storage reads (``http://HOST:PORT``; ``http`` when the scheme is left out):
+    anonymous, kept per process and emulator. None when that variable is not set, or the URI has
+    settings of its own (a query, user info): pyarrow's ``from_uri`` then reads it as usual."""
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST", "").strip().rstrip("/")
+    parts = urlsplit(uri)
+    if not emulator or parts.query or "@" in parts.netloc:
+        return None
+    transport, _, endpoint = emulator.rpartition("://")
+    bucket = parts.hostname or ""
+    path = f"{bucket}{unquote(parts.path)}".rstrip("/") or bucket
+    settings = (os.getpid(), endpoint, transport or "http")
+    with _gcs_lock:
+        if settings not in _gcs_filesystems:
+            _gcs_filesystems[settings] = pafs.GcsFileSystem(
+                endpoint_override=endpoint, scheme=transport or "http", anonymous=True
+            )
+        return _gcs_filesystems[settings], path
 
 
 def redact(uri: str) -> str:
@@ -324,6 +352,7 @@ def upload(local: str, uri: str) -> None:
     with atomic_output(uri) as out, open(local, "rb") as fh:
         while chunk := fh.read(8 << 20):
             out.write(chunk)
+    _uploaded.pop(uri, None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -580,6 +609,7 @@ def _local_sha256(path: str) -> str:
 def write_json(path: str, obj: object) -> None:
     with atomic_output(path) as out:
         out.write((json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+    _uploaded.pop(path, None)
 
 
 def read_json(path: str) -> object:

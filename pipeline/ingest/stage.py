@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -25,7 +26,17 @@ from ..runtime.digest import digest
 from ..runtime.resources import Resources
 from ..runtime.runner import Stage, Task, Work, make_task, run_stage
 from . import readers
-from .validate import FIX_BOM, FIX_CRLF, FIX_TRUNCATED, Rejected, Rules, header_fields, validate_line, validate_record
+from .validate import (
+    FIX_BOM,
+    FIX_CRLF,
+    FIX_TRUNCATED,
+    Rejected,
+    Rules,
+    header_fields,
+    reject_csv_record,
+    validate_line,
+    validate_record,
+)
 
 EXAMPLE_SCHEMA = pa.schema(
     [
@@ -60,8 +71,10 @@ def validate_chunk(chunk: readers.Chunk, rules: Rules, source: str) -> pa.Table:
         for i, record in enumerate(table.to_pylist()):
             out.append(_row_or_reject(validate_record(record, chunk.first_line + i, source, rules)))
     else:
-        for line_no, raw in readers.iter_chunk_lines(chunk):
-            out.append(_row_or_reject(validate_line(raw, line_no, source, rules)))
+        limit = readers.MAX_RECORD_BYTES
+        for rec in readers.iter_chunk_records(chunk):
+            result = reject_csv_record(rec.raw, rec.line, rec.last_line, source, rec.unclosed, rec.size, limit)
+            out.append(_row_or_reject(result or validate_line(rec.raw, rec.line, source, rules)))
     return pa.Table.from_pylist(out, schema=_TASK_SCHEMA)
 
 
@@ -200,10 +213,13 @@ def ingest_task(task: Task, rules: Rules, source: str, examples: str, rejects: s
     }
 
 
-def _count_lines(ranges: list[tuple[int, int]], path: str, executor: str) -> list[int]:
-    """Lines per byte range, counted by Ray tasks (the driver never reads the file)."""
+def _count_lines(
+    ranges: list[tuple[int, int]], path: str, executor: str, count_fn: Callable = readers.count_lines
+) -> list:
+    """Lines per byte range (or :func:`readers.scan_csv`'s scans), counted by Ray tasks (the driver
+    never reads the file)."""
     if executor == "local":
-        return [readers.count_lines(path, a, b) for a, b in ranges]
+        return [count_fn(path, a, b) for a, b in ranges]
     import ray
 
     from ..runtime.ray_env import ensure
@@ -211,17 +227,17 @@ def _count_lines(ranges: list[tuple[int, int]], path: str, executor: str) -> lis
     ensure()
 
     count = ray.remote(_count_task).options(**Resources().ray_options())
-    counts: list[int] = []
-    for n in ray.get([count.remote(path, a, b) for a, b in ranges]):
+    counts: list = []
+    for n in ray.get([count.remote(count_fn, path, a, b) for a, b in ranges]):
         if isinstance(n, str):  # the worker's message, without Ray's wrapping
             raise TaskError(n)
         counts.append(n)
     return counts
 
 
-def _count_task(path: str, start: int, end: int) -> int | str:
+def _count_task(count_fn: Callable, path: str, start: int, end: int) -> object:
     try:
-        return readers.count_lines(path, start, end)
+        return count_fn(path, start, end)
     except PipelineError as exc:
         return str(exc)
 
@@ -237,6 +253,10 @@ def plan(cfg: JobConfig, split: str, executor: str = "local") -> tuple[Rules, li
     if readers.is_compressed(spec.path):
         return rules, readers.plan_compressed_chunk(spec.path, rules.fmt, has_header, spec.limit)
     ranges = readers.text_ranges(spec.path, cfg.ingest.chunk_bytes, has_header)
+    if rules.fmt == "csv":  # records may span lines: cuts move to record starts
+        scans = _count_lines(ranges, spec.path, executor, readers.scan_csv)
+        spans, lines, records = readers.csv_spans(ranges, scans)
+        return rules, readers.plan_text_chunks(spec.path, "csv", spans, lines, has_header, spec.limit, records)
     lines = _count_lines(ranges, spec.path, executor)
     return rules, readers.plan_text_chunks(spec.path, rules.fmt, ranges, lines, has_header, spec.limit)
 

@@ -1,7 +1,7 @@
 """Row validation for the ingest stage: pure functions, no Ray.
 
-Each raw line (TSV / CSV / JSONL) or Parquet row either becomes an example or a reject with a
-reason code and a human-readable detail. Nothing is dropped silently.
+Each raw line (TSV / CSV / JSONL), CSV record (which may span lines) or Parquet row either becomes
+an example or a reject with a reason code and a human-readable detail. Nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ def example_id(source: str, line: int, text_a: str, text_b: str | None, label: s
 
 
 def decode_line(raw: bytes, line_no: int, rules: Rules, fixes: list[str]) -> str:
-    """Bytes of one line (without its LF) → text, applying the BOM / CRLF / UTF-8 rules."""
+    """Bytes of one line (without its LF) → text, applying the BOM / CRLF / UTF-8 rules. A CSV record
+    spanning lines is its lines joined by LF: a CRLF that ends one of them is a CRLF line ending too."""
     if line_no == 1 and raw.startswith(BOM):
         if rules.bom == "reject":
             raise Rejected(BOM_IN_ROW, "the file starts with a UTF-8 byte-order mark (ingest.bom: reject)")
@@ -86,10 +87,10 @@ def decode_line(raw: bytes, line_no: int, rules: Rules, fixes: list[str]) -> str
         fixes.append(FIX_BOM)
     if BOM in raw:
         raise Rejected(BOM_IN_ROW, f"UTF-8 byte-order mark inside the line at byte {raw.index(BOM)}")
-    if raw.endswith(b"\r"):
+    if raw.endswith(b"\r") or b"\r\n" in raw:
         if rules.crlf == "reject":
             raise Rejected(CRLF, "CRLF line ending (ingest.crlf: reject)")
-        raw = raw[:-1]
+        raw = raw.removesuffix(b"\r").replace(b"\r\n", b"\n")
         fixes.append(FIX_CRLF)
     try:
         text = raw.decode("utf-8")
@@ -101,7 +102,8 @@ def decode_line(raw: bytes, line_no: int, rules: Rules, fixes: list[str]) -> str
 
 
 def split_fields(text: str, rules: Rules) -> list[str]:
-    """TSV: tab-separated, no quoting (GLUE style, quotes are literal). CSV: RFC 4180 quoting on one line."""
+    """TSV: tab-separated, no quoting (GLUE style, quotes are literal). CSV: RFC 4180 quoting; a
+    quoted field may hold line breaks (the reader gives such a record whole)."""
     if rules.fmt == "tsv":
         return text.split("\t")
     if text.count('"') % 2:
@@ -277,6 +279,39 @@ def validate_line(raw: bytes, line_no: int, source: str, rules: Rules) -> tuple[
         }
     row["fixes"] = ",".join(fixes) or None
     return row, None
+
+
+def reject_csv_record(
+    raw: bytes, line_no: int, last_line: int, source: str, unclosed: bool, size: int, limit: int
+) -> tuple[None, dict] | None:
+    """The reject of a CSV record that cannot be parsed at all: the file ends inside one of its
+    quoted fields, or it spans lines and holds ``size`` bytes, over ``limit`` (``size`` >= 0;
+    ``raw`` is its head). None for any other record: :func:`validate_line` checks it."""
+    if unclosed:
+        code, detail = (
+            UNBALANCED_QUOTES,
+            (
+                f"a quoted field is still open at the end of the file (the record runs from line {line_no} "
+                f"to line {last_line})"
+            ),
+        )
+    elif size >= 0:
+        code, detail = (
+            TOO_LONG,
+            (
+                f"the record runs from line {line_no} to line {last_line} and holds {size:,} bytes, over the "
+                f"{limit:,} a record spanning lines may hold"
+            ),
+        )
+    else:
+        return None
+    return None, {
+        "source": source,
+        "line": line_no,
+        "reason": code,
+        "detail": detail,
+        "raw": raw.decode("utf-8", errors="backslashreplace"),
+    }
 
 
 def validate_record(record: dict, line_no: int, source: str, rules: Rules) -> tuple[dict | None, dict | None]:

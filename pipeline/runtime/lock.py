@@ -367,8 +367,8 @@ class _S3Store:
 
 
 class _GcsStore:
-    """The lock object through google-cloud-storage (generation preconditions). Not tested here:
-    no GCS API server runs on these machines."""
+    """The lock object through google-cloud-storage (generation preconditions). With
+    ``STORAGE_EMULATOR_HOST`` set (an emulator, as in the tests) the client is anonymous."""
 
     def __init__(self, uri: str):
         self.uri = uri
@@ -380,16 +380,38 @@ class _GcsStore:
                 f"{storage.redact(uri)}: locking a gs:// folder needs google-cloud-storage "
                 f"(pip install google-cloud-storage), or run with --unlocked"
             ) from None
-        self.blob_of = lambda: gcs.Client().bucket(parts.hostname or "").blob(unquote(parts.path).lstrip("/"))
+        self.bucket, self.key = parts.hostname or "", unquote(parts.path).lstrip("/")
+        self._gcs = gcs
+        self._client: Any = None  # built on first use: finding credentials may fail (a StorageError then)
 
-    def _call(self, fn) -> Any:
+    def _blob(self) -> Any:
+        if self._client is None:
+            if os.environ.get("STORAGE_EMULATOR_HOST"):
+                from google.auth.credentials import AnonymousCredentials  # type: ignore[import-not-found,unused-ignore]
+
+                self._client = self._gcs.Client(project="emulator", credentials=AnonymousCredentials())
+            else:
+                self._client = self._gcs.Client()
+        return self._client.bucket(self.bucket).blob(self.key)
+
+    def _call(self, fn, missing_object_is_none: bool = True) -> Any:
+        """``fn(blob)``; None for a failed precondition (412), and for no such object where
+        ``missing_object_is_none`` (an upload answered 404 names a missing bucket: an error)."""
+        import requests
         from google.api_core import exceptions as gexc  # type: ignore[import-not-found,unused-ignore]
+        from google.auth import exceptions as auth_exc  # type: ignore[import-not-found,unused-ignore]
 
         try:
-            return fn(self.blob_of())
-        except (gexc.PreconditionFailed, gexc.NotFound):
+            return fn(self._blob())
+        except gexc.PreconditionFailed:
             return None
+        except gexc.NotFound as exc:
+            if missing_object_is_none:
+                return None
+            raise storage.StorageError(self.uri, f"NotFound: {exc}") from None
         except gexc.GoogleAPIError as exc:
+            raise storage.StorageError(self.uri, f"{type(exc).__name__}: {exc}") from None
+        except (auth_exc.GoogleAuthError, requests.RequestException) as exc:
             raise storage.StorageError(self.uri, f"{type(exc).__name__}: {exc}") from None
 
     def create(self, body: bytes) -> str | None:
@@ -397,7 +419,7 @@ class _GcsStore:
             blob.upload_from_string(body, if_generation_match=0)
             return str(blob.generation)
 
-        return self._call(put)
+        return self._call(put, missing_object_is_none=False)
 
     def read(self) -> tuple[bytes, str, float] | None:
         def get(blob):
@@ -412,7 +434,7 @@ class _GcsStore:
             blob.upload_from_string(body, if_generation_match=int(token))
             return str(blob.generation)
 
-        return self._call(put)
+        return self._call(put, missing_object_is_none=False)
 
     def delete(self, token: str) -> None:
         self._call(lambda blob: blob.delete(if_generation_match=int(token)))

@@ -277,9 +277,8 @@ class ShardComputer:
             if before_rename is not None:
                 before_rename()
         result.tokens = sink.tokens
-        filesystem, p = sh.storage.resolve(task.out_path)
-        result.bytes = filesystem.get_file_info(p).size
-        result.sha256 = sh.file_sha256(task.out_path)
+        record = sh.storage.file_record(task.out_path)  # on an object store: from the staged copy, no read back
+        result.bytes, result.sha256 = record["bytes"], record["sha256"]
         result.seconds = time.perf_counter() - started
         return result
 
