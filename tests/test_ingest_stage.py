@@ -129,6 +129,29 @@ def test_rows_and_ids_identical_across_chunk_sizes_and_executors(tmp_path, ray_l
     assert [r["line"] for r in outputs[0]] == list(range(2, 1502))
 
 
+def test_multi_line_csv_same_bytes_on_ray_and_local(tmp_path, ray_local):
+    """CSV records spanning lines: the quote-state scans run as Ray tasks as they run locally; the
+    part files are the same bytes, and their rows those of one task."""
+    import csv
+
+    texts = [f'review {i}:\n"quoted", with a comma\n' if i % 2 else f"review {i}" for i in range(600)]
+    path = tmp_path / "d.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["sentence", "label"])
+        writer.writerows([t, "positive"] for t in texts)
+    files, rows = [], []
+    for chunk_bytes, executor in ((1024, "ray"), (1024, "local"), (1 << 20, "local")):
+        cfg = _job(tmp_path / f"{chunk_bytes}{executor}", path, chunk_bytes=chunk_bytes)
+        summary = run_ingest(cfg, executor=executor)["train"]
+        assert summary.rows_in == summary.kept == 600
+        d = examples_dir(cfg, "train")
+        rows.append(pq.read_table(d).to_pylist())
+        files.append({p.rsplit("/", 1)[-1]: open(p, "rb").read() for p in sorted(glob.glob(f"{d}/part-*.parquet"))})
+    assert files[0] == files[1] and len(files[0]) > 5 and len(files[2]) == 1
+    assert rows[0] == rows[2] and [r["text_a"] for r in rows[0]] == [t.strip() for t in texts]
+
+
 def test_text_ranges_cut_at_line_starts(tmp_path):
     from pipeline.ingest import readers
 

@@ -1,7 +1,7 @@
 """The ingest stage: validate every input row in Ray tasks that write their own examples and rejects.
 
 A split is planned as tasks over fixed pieces of its input file (line-aligned byte ranges of
-``chunk_bytes``, or Parquet row groups); task i writes ``examples/<split>/part-i.parquet`` and,
+``chunk_bytes``, CSV ones moved to record starts, or Parquet row groups); task i writes ``examples/<split>/part-i.parquet`` and,
 when it rejects rows, ``rejects/<split>/part-i.jsonl``. Rows in = rows kept + rows rejected, per
 split, checked before the stage reports success. The runner (``runtime/runner.py``) skips a
 finished split and resumes an interrupted one per task.

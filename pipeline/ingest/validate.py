@@ -287,22 +287,11 @@ def reject_csv_record(
     """The reject of a CSV record that cannot be parsed at all: the file ends inside one of its
     quoted fields, or it spans lines and holds ``size`` bytes, over ``limit`` (``size`` >= 0;
     ``raw`` is its head). None for any other record: :func:`validate_line` checks it."""
+    span = f"the record runs from line {line_no} to line {last_line}"
     if unclosed:
-        code, detail = (
-            UNBALANCED_QUOTES,
-            (
-                f"a quoted field is still open at the end of the file (the record runs from line {line_no} "
-                f"to line {last_line})"
-            ),
-        )
+        code, detail = UNBALANCED_QUOTES, f"a quoted field is still open at the end of the file ({span})"
     elif size >= 0:
-        code, detail = (
-            TOO_LONG,
-            (
-                f"the record runs from line {line_no} to line {last_line} and holds {size:,} bytes, over the "
-                f"{limit:,} a record spanning lines may hold"
-            ),
-        )
+        code, detail = TOO_LONG, f"{span} and holds {size:,} bytes, over the {limit:,} a record spanning lines may hold"
     else:
         return None
     return None, {
