@@ -77,3 +77,17 @@ def s3(s3_server):
     """The session's S3 server, emptied before the test."""
     s3_server.reset()
     return s3_server
+
+
+@pytest.fixture(scope="session")
+def gcs_server():
+    """fake-gcs-server (a GCS JSON API) on a free port of 127.0.0.1 for the whole session;
+    STORAGE_EMULATOR_HOST set in this process, so gs:// paths and the gs:// lock use it."""
+    from tests.gcs import GcsServer
+    from tests.s3 import apply_env, restore_env
+
+    server = GcsServer()
+    old = apply_env(server.env())
+    yield server
+    restore_env(old)
+    server.stop()
