@@ -17,23 +17,12 @@ from pipeline.config import parse_config
 from pipeline.ingest import readers
 from pipeline.ingest import validate as v
 from pipeline.ingest.stage import examples_dir, plan, rejects_dir, run_ingest
+from tests.test_ingest_stage import _job as stage_job
 
 
 def _job(tmp_path, path, limit=None, **ingest):
-    spec = {"path": str(path), "columns": {"text_a": "sentence", "label": "label"}}
-    if limit is not None:
-        spec["limit"] = limit
-    return parse_config(
-        {
-            "name": "t",
-            "task": "sst2",
-            "output_dir": str(tmp_path / "out"),
-            "labels": ["negative", "positive"],
-            "inputs": {"train": spec},
-            "ingest": {"max_chars": 2000, **ingest},
-        },
-        "test",
-    )
+    """test_ingest_stage's job with room for the longer texts of these files."""
+    return stage_job(tmp_path, path, limit=limit, **{"max_chars": 2000, **ingest})
 
 
 def _run(cfg):

@@ -18,10 +18,12 @@ from pipeline.ingest.stage import IngestFailed, examples_dir, rejects_dir, run_i
 pytestmark = pytest.mark.ray
 
 
-def _job(tmp_path, path, columns=None, fmt=None, **ingest):
+def _job(tmp_path, path, columns=None, fmt=None, limit=None, **ingest):
     spec = {"path": str(path), "columns": columns or {"text_a": "sentence", "label": "label"}}
     if fmt:
         spec["format"] = fmt
+    if limit is not None:
+        spec["limit"] = limit
     return parse_config(
         {
             "name": "t",
