@@ -23,8 +23,8 @@ demo: $(STAMP)
 
 # Lint and types first: a style or type error fails make test before the suite runs.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check pipeline tests benchmarks examples
-	$(VENV)/bin/ruff format --check pipeline tests benchmarks examples
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 test: lint chromium

