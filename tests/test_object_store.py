@@ -61,9 +61,19 @@ def tree(folder: str) -> dict[str, bytes | None]:
     }
 
 
+def run_cli(*args: str, env: dict | None = None) -> None:
+    """``pipeline ARGS`` in a fresh process: the runs compared byte for byte must not inherit this
+    test process's torch settings, which earlier tests may have changed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, s3_server, ray_local):
-    """The job run once on S3 (Ray tasks) and once on a local disk (in this process)."""
+    """The job run once on S3 (Ray tasks) and once on a local disk (one process), each in a process
+    of its own."""
     s3_server.reset()
     s3_server.bucket(BUCKET)
     tmp = tmp_path_factory.mktemp("object-store")
@@ -74,8 +84,8 @@ def runs(tmp_path_factory, s3_server, ray_local):
     remote.write_text(yaml.safe_dump(demo_job(remote_inputs, f"s3://{BUCKET}/out")), encoding="utf-8")
     local = tmp / "local.yaml"
     local.write_text(yaml.safe_dump(demo_job(local_inputs, str(tmp / "out"))), encoding="utf-8")
-    assert main(["run", str(remote)]) == 0
-    assert main(["run", str(local), "--executor", "local"]) == 0
+    run_cli("run", str(remote))
+    run_cli("run", str(local), "--executor", "local")
     return {"remote": remote, "local": local, "local_out": str(tmp / "out"), "tmp": tmp}
 
 
@@ -212,18 +222,16 @@ def _job_at(runs, prefix: str, name: str) -> Path:
     return path
 
 
-def test_a_store_that_throttles_and_drops_connections_still_gives_the_same_outputs(runs, s3_server, monkeypatch):
+def test_a_store_that_throttles_and_drops_connections_still_gives_the_same_outputs(runs, s3_server):
     """503 SlowDown on a fifth of the requests and a tenth of the connections dropped (before or
     after the store answered): retried with backoff, the job ends with a clean run's bytes."""
     from tests.s3_proxy import FaultProxy
 
     job = _job_at(runs, "out-faults", "faults.yaml")
     with FaultProxy(s3_server.endpoint, fail_rate=0.2, drop_rate=0.1, seed=7) as proxy:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
-        assert main(["run", str(job), "--executor", "local"]) == 0
+        run_cli("run", str(job), "--executor", "local", env={**os.environ, "AWS_ENDPOINT_URL": proxy.endpoint})
         faults = proxy.stats()["faults"]
     assert faults["slowdown"] > 20 and faults["drop_before"] + faults["drop_after"] > 10, faults
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
     remote, local = tree(f"s3://{BUCKET}/out-faults"), tree(runs["local_out"])
     assert set(remote) == set(local)
     assert sorted(n for n in remote if remote[n] != local[n] and not n.endswith(".html")) == []
@@ -270,7 +278,7 @@ def test_a_run_killed_in_the_middle_of_an_upload_leaves_no_partial_object(runs, 
         name = key.removeprefix("out-killed/")
         if name.endswith(".parquet"):
             assert storage.read_bytes(f"s3://{BUCKET}/{key}") == local[name], name
-    assert main(["run", str(job), "--executor", "local"]) == 0
+    run_cli("run", str(job), "--executor", "local")
     remote = tree(f"s3://{BUCKET}/out-killed")
     assert set(remote) == set(local)
     assert sorted(n for n in remote if remote[n] != local[n] and not n.endswith(".html")) == []
