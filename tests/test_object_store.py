@@ -189,10 +189,8 @@ def test_every_cache_reader_reads_a_cache_in_the_bucket(runs, capsys):
     import torch
     from torch.utils.data import DataLoader
 
-    from pipeline.teacher import open_cache
-    from pipeline.teacher.check import main as check
-    from pipeline.teacher.hf import load_cache_dataset
-    from pipeline.teacher.torch_dataset import CacheDataset, CacheMapDataset
+    from pipeline.cache import CacheDataset, CacheMapDataset, load_cache_dataset, open_cache
+    from pipeline.cache.check import main as check
 
     name = "teacher/examples/dev"
     remote, local = f"s3://{BUCKET}/out/{name}", storage.join(runs["local_out"], name)
@@ -260,12 +258,11 @@ def test_a_run_killed_in_the_middle_of_an_upload_leaves_no_partial_object(runs, 
             uploading: list[str] = []
             while not uploading and time.monotonic() < deadline and run.poll() is None:
                 time.sleep(0.05)
-                found = client.list_multipart_uploads(Bucket=BUCKET, Prefix="out-killed/teacher/model/").get(
-                    "Uploads", []
-                )
+                weights = "out-killed/teacher/model/model.safetensors"
+                found = client.list_multipart_uploads(Bucket=BUCKET, Prefix=weights).get("Uploads", [])
                 uploading = [u["Key"] for u in found]
             assert uploading, "no upload was seen in progress"
-            time.sleep(1.0)  # some of its parts are sent
+            time.sleep(1.0)  # some of its parts are sent (90 MB at 2 MB/s: far from done)
         finally:
             run.send_signal(signal.SIGKILL)
             run.wait()
