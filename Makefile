@@ -1,6 +1,6 @@
 # Two entry points for a newcomer (see README):
 #   make demo   create .venv if missing, install everything, run jobs/demo.yaml on a local Ray
-#   make test   the same installation, then lint (ruff), types (mypy) and the whole test suite
+#   make test   the same installation, then lint (ruff, import-linter), types (mypy) and the whole test suite
 # Both are idempotent: the installation re-runs only when pyproject.toml changes.
 
 VENV  ?= .venv
@@ -21,11 +21,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/pipeline run jobs/demo.yaml
 
-# Lint and types first: a style or type error fails make test before the suite runs.
+# Lint, types and the import map first: a style, type or layering error fails make test before the
+# suite runs (lint-imports: the contracts in pyproject.toml, the map of docs/stages.md).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test: lint chromium
 	$(VENV)/bin/pytest -q -m "not isolated"

@@ -52,7 +52,7 @@ def build_cache(work: Path, threads: int) -> str:
     from pipeline.teacher import TeacherConfig
     from pipeline.teacher.settings import bundled_model_path
     from pipeline.teacher.stage import run_teacher
-    from pipeline.teacher.testing import write_examples
+    from pipeline.testing import write_examples
 
     out = work / "out"
     cache = out / "teacher" / "examples" / "train"
@@ -140,7 +140,7 @@ def read_loader(
     import torch
     from torch.utils.data import DataLoader
 
-    from pipeline.teacher.torch_dataset import CacheDataset
+    from pipeline.cache import CacheDataset
 
     rows = tokens = 0
     ds = CacheDataset(cache, columns, batch_size=batch_size, hidden_dtype=torch.float16 if half else None)
@@ -155,8 +155,8 @@ def read_loader(
 def encoding_sizes(files: list[str], work: Path) -> dict[str, float]:
     """Compressed bytes per stored float16 value (hidden states and attentions) of the shards
     written again, row group by row group, with each float16 encoding and the stage's options."""
-    from pipeline.teacher.rows import float_columns
-    from pipeline.teacher.shards import parquet_options
+    from pipeline.cache.columns import float_columns
+    from pipeline.cache.shards import parquet_options
 
     work.mkdir(parents=True, exist_ok=True)
     out: dict[str, float] = {}
@@ -205,7 +205,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from pipeline.teacher import open_cache
+    from pipeline.cache import open_cache
 
     cache_dir = args.cache or build_cache(Path(args.work), args.threads)
     cache = open_cache(cache_dir, verify="footer")

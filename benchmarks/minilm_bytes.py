@@ -32,10 +32,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from pipeline.cache.shards import parquet_options
 from pipeline.student.minilm import log_relation, project, relation_kl
 from pipeline.teacher.rows import round_mantissa
 from pipeline.teacher.settings import bundled_model_path
-from pipeline.teacher.shards import parquet_options
 
 ROOT = Path(__file__).resolve().parents[1]
 

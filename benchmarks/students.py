@@ -16,10 +16,10 @@ import time
 
 import torch
 
+from pipeline.cache import open_cache
 from pipeline.config import load_config
 from pipeline.metrics import accuracy_f1
 from pipeline.student.evaluate import predict_bilstm, predict_transformer, read_split
-from pipeline.teacher.cache import open_cache
 from pipeline.teacher.stage import cache_dir
 
 

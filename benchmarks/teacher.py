@@ -46,13 +46,13 @@ import pyarrow.parquet as pq
 import torch
 from transformers import AutoConfig
 
+from pipeline.cache.layers import tinybert_layers
 from pipeline.teacher import shards as sh
 from pipeline.teacher.batching import collate, plan_batches
 from pipeline.teacher.compute import InferenceSpec, ShardComputer
-from pipeline.teacher.layers import tinybert_layers
 from pipeline.teacher.settings import bundled_model_path
 from pipeline.teacher.stage import CPU_SHARDS_PER_CALL, cpu_inference_layout
-from pipeline.teacher.testing import random_teacher, write_augmented
+from pipeline.testing import random_teacher, write_augmented
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -436,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                 AutoModelForSequenceClassification.from_pretrained(bundled_model_path(), num_labels=2).save_pretrained(
                     source
                 )
-                from pipeline.teacher.testing import save_tokenizer
+                from pipeline.testing import save_tokenizer
 
                 save_tokenizer(source)
                 n_rows, n_layers = args.rows_minilm, 6

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
 
-from pipeline.teacher.hf import load_cache_dataset
+from pipeline.cache import load_cache_dataset
 
 # The only cache columns the collator reads: hidden states and texts stay on disk
 COLUMNS = ("input_ids", "token_type_ids", "logits", "label_id")

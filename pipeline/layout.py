@@ -19,7 +19,19 @@ Each stage output folder also holds ``_summary.json`` and ``_complete.json`` (wr
 
 from __future__ import annotations
 
+import re
+
 from .storage import join
+
+# An input corpus of the teacher: ingested examples of a split, or the augmented corpus of a split and method.
+INPUT_PATTERN = r"^(examples/[A-Za-z0-9._-]+|augmented/[A-Za-z0-9._-]+/[A-Za-z0-9._-]+)$"
+
+
+def input_parts(name: str) -> tuple[str, ...]:
+    """'augmented/train/tang' → ('augmented', 'train', 'tang')."""
+    if not re.match(INPUT_PATTERN, name):
+        raise ValueError(f"not an input name: {name!r}")
+    return tuple(name.split("/"))
 
 
 def examples_dir(output_dir: str, split: str) -> str:

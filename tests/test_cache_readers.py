@@ -1,6 +1,6 @@
 """Other people's readers on a default cache: pyarrow, pandas, polars, DuckDB and Hugging Face
 ``datasets`` read every column and agree on every value; the dataset card is what ``datasets``
-reads; ``python -m pipeline.teacher.check`` names what is wrong with a cache or its card."""
+reads; ``python -m pipeline.cache.check`` names what is wrong with a cache or its card."""
 
 import gc
 import json
@@ -11,11 +11,13 @@ import pyarrow as pa
 import pytest
 import torch
 
-from pipeline.teacher import TeacherConfig, open_cache
-from pipeline.teacher.card import CARD_NAME, parse
-from pipeline.teacher.check import main as check_main
+from pipeline.augment.stage import make_methods, recorded_settings
+from pipeline.cache import card, open_cache
+from pipeline.cache.card import CARD_NAME, parse
+from pipeline.cache.check import main as check_main
+from pipeline.teacher import TeacherConfig
 from pipeline.teacher.stage import _lineage, run_teacher
-from pipeline.teacher.testing import cache_job, random_teacher, write_augmented
+from pipeline.testing import cache_job, random_teacher, record_augmentation, write_augmented
 
 INPUT = "augmented/train/tang"
 ROWS = 23
@@ -59,6 +61,7 @@ def built(tmp_path_factory):
         for i in range(ROWS)
     ]
     write_augmented(root / "out" / INPUT, rows, part_rows=9)
+    record_augmentation(root / "out" / INPUT, cfg, "tang")  # the summary the augment stage would leave
     run_teacher(cfg, _teacher(model), inputs=[INPUT], use_ray=False)
     torch.set_num_threads(before)
     return {"root": root, "model": model, "cfg": cfg, "dir": str(root / "out" / "teacher" / INPUT)}
@@ -140,7 +143,7 @@ def test_datasets_from_the_folder(built, reference, tmp_path):
 
 def test_load_cache_dataset(built, reference, tmp_path):
     pytest.importorskip("datasets")
-    from pipeline.teacher.hf import load_cache_dataset
+    from pipeline.cache import load_cache_dataset
 
     ds = load_cache_dataset(built["dir"], cache_dir=str(tmp_path / "hf"))
     manifest = json.loads(ds.info.description)
@@ -197,6 +200,13 @@ def test_card_header_and_lineage(built):
     lineage = meta["lineage"]
     assert lineage["job"]["config_hash"] == built["cfg"].config_hash()
     assert lineage["augmentation"]["method"] == "tang" and lineage["augmentation"]["settings"]["p_mask"] == 0.1
+    # as the corpus's summary records them (the augment stage's settings and their hash)
+    recorded = json.loads((built["root"] / "out" / INPUT / "_summary.json").read_text())
+    assert lineage["augmentation"] == {
+        "method": "tang",
+        "settings": recorded["settings"],
+        "hash": recorded["settings_hash"],
+    }
     # the hash follows the augmentation settings, and only them
     other = built["cfg"].model_copy(
         update={
@@ -205,9 +215,28 @@ def test_card_header_and_lineage(built):
             )
         }
     )
-    assert _lineage(other, INPUT)["augmentation"]["hash"] != lineage["augmentation"]["hash"]
-    assert _lineage(built["cfg"], INPUT)["augmentation"]["hash"] == lineage["augmentation"]["hash"]
+
+    def settings_hash(cfg):
+        return recorded_settings(cfg, make_methods(cfg, ["tang"], "local")["tang"])["settings_hash"]
+
+    assert settings_hash(other) != lineage["augmentation"]["hash"]
+    assert settings_hash(built["cfg"]) == lineage["augmentation"]["hash"]
+    # read from the corpus on disk, not from the job: the same corpus has the same lineage
+    assert _lineage(other, INPUT)["augmentation"] == lineage["augmentation"]
     assert "augmentation" not in _lineage(built["cfg"], "examples/train")
+
+
+def test_lineage_of_a_corpus_without_recorded_settings(built, tmp_path):
+    """An augmented corpus whose summary records no settings (written before 0.2, or by hand): the
+    cache names its method only, and its card says the settings are not recorded."""
+    cfg = _job(tmp_path)
+    write_augmented(tmp_path / "out" / INPUT, [{"text_a": "a film"}])
+    lineage = _lineage(cfg, INPUT)
+    assert lineage["augmentation"] == {"method": "tang"}
+    manifest = {**open_cache(built["dir"]).manifest, "lineage": lineage}
+    text = card.render(manifest, open_cache(built["dir"]).schema, 1)
+    assert "- Augmentation: `tang` (its settings are not recorded with the corpus)." in text
+    assert card.card_problems(text, manifest, open_cache(built["dir"]).schema, 1) == []
 
 
 def test_card_is_the_same_on_a_rerun(built, torch_one_thread):

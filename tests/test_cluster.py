@@ -25,10 +25,10 @@ import pytest
 import yaml
 
 from pipeline import storage
+from pipeline.cache import open_cache
 from pipeline.cluster.local import LocalCluster
 from pipeline.runtime.markers import MARKER
-from pipeline.teacher import open_cache
-from pipeline.teacher.testing import random_teacher
+from pipeline.testing import random_teacher
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[1]

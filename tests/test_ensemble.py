@@ -10,13 +10,12 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from pipeline.cache import CacheError, open_cache
+from pipeline.cache.ensemble import ENSEMBLE_NAME, combine, open_ensemble
 from pipeline.config import ConfigError, parse_config
-from pipeline.teacher import open_cache
-from pipeline.teacher.cache import CacheError
-from pipeline.teacher.ensemble import ENSEMBLE_NAME, combine, open_ensemble
 from pipeline.teacher.settings import TeacherConfig
 from pipeline.teacher.stage import run_teacher
-from pipeline.teacher.testing import random_teacher, write_examples
+from pipeline.testing import random_teacher, write_examples
 
 LABELS = ["negative", "positive"]
 GOOD, BAD = ["fine", "moving", "bright"], ["dull", "flat", "cold"]

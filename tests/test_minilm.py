@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.cache import CacheError, open_cache
 from pipeline.config import ConfigError, parse_config
 from pipeline.student.minilm import log_relation, minilm_loss, project, relation_kl
-from pipeline.teacher import open_cache
-from pipeline.teacher.cache import CacheError
 from pipeline.teacher.settings import TeacherConfig
 from pipeline.teacher.stage import run_teacher
-from pipeline.teacher.testing import cache_job, random_teacher, write_examples
+from pipeline.testing import cache_job, random_teacher, write_examples
 
 
 def _softmax(x):

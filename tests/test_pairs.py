@@ -9,11 +9,12 @@ import pyarrow.compute as pc
 import pytest
 import torch
 
+from pipeline.cache import open_cache
 from pipeline.config import parse_config
 from pipeline.student.stage import run_student
-from pipeline.teacher import TeacherConfig, open_cache
+from pipeline.teacher import TeacherConfig
 from pipeline.teacher.stage import run_teacher
-from pipeline.teacher.testing import random_teacher, write_augmented, write_examples
+from pipeline.testing import random_teacher, write_augmented, write_examples
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

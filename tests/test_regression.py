@@ -174,7 +174,7 @@ def test_stsb_job_end_to_end(tmp_path, torch_one_thread):
     """STS-B's layout through every stage with the bundled MiniLM teacher (fine-tuned with a
     one-output head) and both students, each learning from the teacher's predicted score; the
     unlabelled test split is augmented and cached with the teacher's prediction as its only target."""
-    from pipeline.teacher import open_cache
+    from pipeline.cache import open_cache
 
     _stsb_folder(tmp_path / "STS-B", train=60, dev=15, test=8, bad_rows=("high",))
     runs = [

@@ -147,7 +147,7 @@ def job(tmp_path_factory):
     import torch
 
     from pipeline.teacher.stage import run_teacher
-    from pipeline.teacher.testing import random_teacher
+    from pipeline.testing import random_teacher
 
     root = tmp_path_factory.mktemp("report-job")
     labels = ["negative", "positive"]

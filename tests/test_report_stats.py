@@ -105,7 +105,7 @@ def small_cache(tmp_path_factory):
 
     from pipeline.teacher import TeacherConfig
     from pipeline.teacher.stage import run_teacher
-    from pipeline.teacher.testing import random_teacher, write_augmented
+    from pipeline.testing import random_teacher, write_augmented
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)

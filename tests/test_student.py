@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.cache import CacheError, open_cache
 from pipeline.config import parse_config
 from pipeline.student.bert import build_student, layer_map
 from pipeline.student.errors import StudentError
 from pipeline.student.reader import ShuffleReader
 from pipeline.student.stage import run_student
-from pipeline.teacher import CacheError, TeacherConfig, open_cache
+from pipeline.teacher import TeacherConfig
 from pipeline.teacher.stage import run_teacher
-from pipeline.teacher.testing import random_teacher, write_augmented, write_examples
+from pipeline.testing import random_teacher, write_augmented, write_examples
 
 LABELS = ["negative", "positive"]
 GOOD, BAD = ["fine", "moving", "bright", "warm"], ["dull", "flat", "tired", "cold"]

@@ -205,7 +205,7 @@ def test_nli_job_end_to_end_with_an_unlabelled_split(tmp_path, torch_one_thread)
     """MNLI's layout, three classes, pairs, through every stage with the bundled MiniLM teacher and
     both students; the unlabelled test split is augmented and cached, and a student learns from
     the teacher's soft labels on it alone."""
-    from pipeline.teacher import open_cache
+    from pipeline.cache import open_cache
 
     _mnli_folder(tmp_path / "MNLI", train=60, dev=15, test=9)
     runs = [

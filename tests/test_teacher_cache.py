@@ -8,10 +8,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from pipeline.cache import CacheError, open_cache
 from pipeline.config import parse_config
-from pipeline.teacher import CacheError, TeacherConfig, open_cache
+from pipeline.teacher import TeacherConfig
 from pipeline.teacher.stage import run_teacher
-from pipeline.teacher.testing import random_teacher, write_augmented
+from pipeline.testing import random_teacher, write_augmented
 
 INPUT = "augmented/train/tang"
 

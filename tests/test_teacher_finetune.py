@@ -7,12 +7,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from pipeline.cache import open_cache
 from pipeline.config import parse_config
-from pipeline.teacher import TeacherConfig, open_cache
+from pipeline.teacher import TeacherConfig
 from pipeline.teacher.finetune import LabelledTexts, finetune_classifier
 from pipeline.teacher.settings import FinetuneConfig
 from pipeline.teacher.stage import TeacherError, run_teacher
-from pipeline.teacher.testing import random_teacher, write_augmented, write_examples
+from pipeline.testing import random_teacher, write_augmented, write_examples
 
 # Tiny models: one torch thread (two threads crawl when another process holds the other core).
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -123,7 +124,7 @@ def test_stage_holds_out_dev_without_dev_split_and_needs_a_head(tmp_path, encode
     bare = tmp_path / "bare"
     BertModel.from_pretrained(encoder).save_pretrained(bare)  # an encoder without a classification head
     (bare / "config.json").write_text((bare / "config.json").read_text())
-    from pipeline.teacher.testing import save_tokenizer
+    from pipeline.testing import save_tokenizer
 
     save_tokenizer(bare)
     with pytest.raises(TeacherError, match="no sequence-classification head"):

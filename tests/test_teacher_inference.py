@@ -5,13 +5,14 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from pipeline.cache import open_cache
+from pipeline.cache.layers import LayerError, resolve_attentions, resolve_layers, tinybert_layers
 from pipeline.config import parse_config
-from pipeline.teacher import TeacherConfig, open_cache
+from pipeline.teacher import TeacherConfig
 from pipeline.teacher.batching import padded_length, plan_batches, tokenize
-from pipeline.teacher.layers import LayerError, resolve_attentions, resolve_layers, tinybert_layers
 from pipeline.teacher.rows import round_mantissa
 from pipeline.teacher.stage import run_teacher
-from pipeline.teacher.testing import random_teacher, write_augmented
+from pipeline.testing import random_teacher, write_augmented
 
 # Tiny models: one torch thread (two threads crawl when another process holds the other core).
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -274,7 +275,7 @@ def test_whole_shard_batches_give_the_same_cache(tmp_path, tiny_teacher, monkeyp
 def _tiny_mlm(folder, seed=4):
     from transformers import BertConfig, BertForMaskedLM
 
-    from pipeline.teacher.testing import SHAPES, save_tokenizer
+    from pipeline.testing import SHAPES, save_tokenizer
 
     torch.manual_seed(seed)
     BertForMaskedLM(BertConfig(vocab_size=30522, max_position_embeddings=64, **SHAPES["tiny"])).eval().save_pretrained(
@@ -287,7 +288,7 @@ def _tiny_mlm(folder, seed=4):
 def test_mlm_top_k_equals_the_masked_lm_forward(tmp_path, tiny_teacher):
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    from pipeline.teacher.cache import to_torch
+    from pipeline.cache import to_torch
 
     mlm = _tiny_mlm(tmp_path / "mlm")
     rows = corpus(11)
@@ -401,7 +402,7 @@ def test_cache_bits_do_not_depend_on_threads(tmp_path):
     in test_model_workers_pin_numerics)."""
     import os
 
-    from pipeline.teacher.testing import random_teacher
+    from pipeline.testing import random_teacher
 
     # wide enough (384) for MKL to split a product's sums over threads, one layer to stay quick
     model = random_teacher(

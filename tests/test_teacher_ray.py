@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.cache import open_cache
 from pipeline.config import parse_config
-from pipeline.teacher import TeacherConfig, open_cache
+from pipeline.teacher import TeacherConfig
 from pipeline.teacher.stage import run_teacher
-from pipeline.teacher.testing import random_teacher, write_augmented, write_examples
+from pipeline.testing import random_teacher, write_augmented, write_examples
 
 pytestmark = pytest.mark.ray
 INPUT = "augmented/train/tinybert"

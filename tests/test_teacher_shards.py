@@ -8,14 +8,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.cache import open_cache
+from pipeline.cache.card import CARD_NAME
+from pipeline.cache.manifest import MANIFEST_NAME
+from pipeline.cache.shards import SHARD_RE
 from pipeline.config import parse_config
-from pipeline.teacher import TeacherConfig, open_cache
+from pipeline.teacher import TeacherConfig
 from pipeline.teacher import compute as compute_mod
 from pipeline.teacher import shards as sh
-from pipeline.teacher.card import CARD_NAME
-from pipeline.teacher.manifest import MANIFEST_NAME
 from pipeline.teacher.stage import run_teacher
-from pipeline.teacher.testing import random_teacher, write_augmented, write_examples
+from pipeline.testing import random_teacher, write_augmented, write_examples
 
 # Tiny models: one torch thread (two threads crawl when another process holds the other core).
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -230,7 +232,7 @@ def test_inference_error_mid_shard_leaves_finished_shards_only(tmp_path, tiny_te
     with pytest.raises(RuntimeError, match="injected inference error"):
         run(cfg, tc)
     names = _listing(cache_path(tmp_path))
-    assert names and all(sh.SHARD_RE.match(n) for n in names), names  # no temporary file
+    assert names and all(SHARD_RE.match(n) for n in names), names  # no temporary file
     for name in names:  # whole shards only
         assert pq.ParquetFile(cache_path(tmp_path) / name).metadata.num_rows == SHARD_ROWS
     assert len(names) < 5
@@ -313,7 +315,7 @@ def test_a_retried_shard_replaces_itself(tmp_path, tiny_teacher):
 def test_a_damaged_shard_is_computed_again_not_re_blessed(tmp_path, tiny_teacher, monkeypatch):
     """16 bytes flipped in the middle of a finished shard (same size, footer intact): the re-run
     finds its SHA-256 changed, computes that shard again, and the cache reads clean."""
-    from pipeline.teacher.check import main as check_main
+    from pipeline.cache.check import main as check_main
 
     cfg = make_job(tmp_path)
     run(cfg, teacher(tiny_teacher))

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from pipeline.cache import CacheDataset
 from pipeline.teacher import TeacherConfig
 from pipeline.teacher.stage import run_teacher
-from pipeline.teacher.testing import cache_job, random_teacher, write_augmented
-from pipeline.teacher.torch_dataset import CacheDataset
+from pipeline.testing import cache_job, random_teacher, write_augmented
 
 INPUT = "augmented/train/tang"
 ROWS = 60
@@ -90,7 +90,7 @@ def test_columns_choose_what_is_read(cache_dir):
 
 
 def test_map_style_dataset_for_small_caches(cache_dir):
-    from pipeline.teacher.torch_dataset import CacheMapDataset
+    from pipeline.cache import CacheMapDataset
 
     ds = CacheMapDataset(cache_dir, columns=["logits", "hidden_2"])
     assert len(ds) == ROWS and ds[7].column("row").to_pylist() == [7] and ds[-1].column("row").to_pylist() == [59]

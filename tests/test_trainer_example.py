@@ -13,7 +13,7 @@ import torch
 
 from pipeline.teacher import TeacherConfig
 from pipeline.teacher.stage import run_teacher
-from pipeline.teacher.testing import SHAPES, cache_job, random_teacher, write_augmented
+from pipeline.testing import SHAPES, cache_job, random_teacher, write_augmented
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUT = "augmented/train/tang"

@@ -112,9 +112,10 @@ def test_read_only_output_names_the_path(tmp_path, monkeypatch):
 
 
 def test_disk_full_during_teacher_keeps_finished_shards(tmp_path, monkeypatch, torch_one_thread):
-    from pipeline.teacher import TeacherConfig, open_cache
+    from pipeline.cache import open_cache
+    from pipeline.teacher import TeacherConfig
     from pipeline.teacher.stage import run_teacher
-    from pipeline.teacher.testing import random_teacher, write_augmented
+    from pipeline.testing import random_teacher, write_augmented
 
     name = "augmented/train/tang"
     rows = [

@@ -63,6 +63,13 @@ def make_methods(cfg: JobConfig, names: list[str], executor: str) -> dict[str, A
     return {name: made[name] for name in names}
 
 
+def recorded_settings(cfg: JobConfig, method: AugmentMethod) -> dict:
+    """What made a corpus besides its examples, and their hash, recorded in the corpus's summary: the
+    teacher stage copies them into the lineage of a cache of the corpus (manifest, dataset card)."""
+    settings = {"seed": cfg.seed, "tries": method.tries(), "shard_rows": cfg.augment.shard_rows, **method.settings()}
+    return {"settings": settings, "settings_hash": digest(settings, length=16)}
+
+
 def augment_stage(cfg: JobConfig, split: str, method: AugmentMethod, executor: str = "ray") -> Stage:
     out_dir = augmented_dir(cfg, split, method.name)
     key = digest(
@@ -89,6 +96,7 @@ def augment_stage(cfg: JobConfig, split: str, method: AugmentMethod, executor: s
             "variants": rows - parents,
             "tries_per_example": method.tries(),
             **method.summary(),
+            **recorded_settings(cfg, method),
             "shards": [
                 {"file": f["path"].rsplit("/", 1)[-1], "rows": f["rows"], "bytes": f["bytes"], "sha256": f["sha256"]}
                 for r in results

@@ -1,7 +1,7 @@
 """Read a job's output folder into the figures the report shows (no Ray, no model).
 
 Every stage is optional: a section whose outputs are absent comes back with ``ran=False`` and a
-note saying what is missing. Teacher caches are read through :func:`pipeline.teacher.open_cache`
+note saying what is missing. Teacher caches are read through :func:`pipeline.cache.open_cache`
 (footer check only) and only their id, label and ``logits`` columns: hidden states stay on disk.
 
 The folder is a local path or a URI (s3://, gs://, file://): it is read only through
@@ -28,8 +28,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import storage
+from ..cache.ensemble import ENSEMBLE_NAME
 from ..metrics import correlations
-from ..teacher.ensemble import ENSEMBLE_NAME
 from . import stats
 
 SAMPLES_PER_SPLIT = 4  # originals shown with their variants
@@ -387,8 +387,8 @@ def _ensemble_figures(folder: str, table: pa.Table, regression: bool) -> dict:
     """Each teacher of an ensemble scored against the labels of the cache's originals (``table``:
     the main cache's rows as ``_read_logits`` gives them, in row order), how often the teachers
     agree, and the ensemble's combinations scored the same way."""
+    from ..cache.ensemble import COMBINE, combine, open_ensemble
     from ..metrics import task_scores
-    from ..teacher.ensemble import COMBINE, combine, open_ensemble
 
     ens = open_ensemble(folder, verify="footer")
     stacked = ens.logits()  # by row, as the table
@@ -448,7 +448,7 @@ def _cache_figures(name: str, cache) -> dict:
 
 
 def collect_teacher_and_cache(output_dir: str | os.PathLike) -> tuple[Section, Section]:
-    from ..teacher import CacheError, open_cache
+    from ..cache import CacheError, open_cache
 
     root = _root(output_dir)
     base = storage.join(root, "teacher")

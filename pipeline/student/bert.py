@@ -12,7 +12,7 @@ import pyarrow as pa
 import torch
 from torch import nn
 
-from ..teacher.layers import tinybert_layers
+from ..cache.layers import tinybert_layers
 from .errors import StudentError
 from .losses import attention_mse, hidden_cosine, hidden_mse
 
@@ -139,7 +139,7 @@ def intermediate_loss(
 def collate_tokens(table: pa.Table, hidden_size: int = 0, num_heads: int = 0) -> dict:
     """Cache rows → padded input_ids / token_type_ids / attention_mask, targets, and hidden / attention
     columns present in ``table`` as float32 [B, T, H] / [B, heads, T, T]."""
-    from ..teacher.cache import to_torch
+    from ..cache.torch_dataset import to_torch
 
     batch = to_torch(table, hidden_size, num_heads)
     for target in ("label_id", "score"):  # label ids, or scores (regression)

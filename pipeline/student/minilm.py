@@ -2,7 +2,7 @@
 
 The teacher side comes from the cache in its compact form: the input hidden state of the chosen
 teacher layer (``hidden_<L-1>``) and that layer's query / key / value projections, stored once
-per cache (``pipeline.teacher.minilm``); :func:`project` recomputes Q, K and V from them, so no
+per cache (``pipeline.cache.minilm``); :func:`project` recomputes Q, K and V from them, so no
 per-row n x n map is stored. The student side is the last student layer's own projections of its
 input hidden state (:func:`student_qkv`), trained through.
 

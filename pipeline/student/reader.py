@@ -2,7 +2,7 @@
 
 Memory is bounded by the shuffle buffer plus one row group: the cache is never read whole. Rows
 come out as Arrow tables of ``batch_size`` rows; the model-specific collate turns them into
-tensors. Opening validates the manifest and every shard (:func:`pipeline.teacher.open_cache`),
+tensors. Opening validates the manifest and every shard (:func:`pipeline.cache.open_cache`),
 so a corrupt or truncated shard stops training before the first step, naming the shard.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..teacher.cache import CacheError, TeacherCache, open_cache
+from ..cache import CacheError, TeacherCache, open_cache
 
 
 def open_training_cache(

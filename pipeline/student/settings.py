@@ -11,8 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..layout import INPUT_PATTERN
 from ..setting_types import Flag, Int, Number
-from ..teacher.settings import INPUT_PATTERN
 
 CacheName = Annotated[str, Field(pattern=INPUT_PATTERN)]
 

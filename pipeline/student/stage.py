@@ -29,14 +29,13 @@ import numpy as np
 import torch
 
 from .. import assets, layout, storage
+from ..cache import CacheError, TeacherCache, open_cache
+from ..cache.ensemble import MAIN, Ensemble, Member, combine
 from ..metrics import METRIC_NAMES, REGRESSION_METRICS, task_scores
 from ..runtime.digest import digest
 from ..runtime.resources import Resources
 from ..runtime.runner import Stage, Task, Work, make_task, run_stage
 from ..tasks import TASKS
-from ..teacher.cache import CacheError, TeacherCache, open_cache
-from ..teacher.ensemble import MAIN, Ensemble, Member, combine
-from ..teacher.stage import cache_dir
 from .errors import StudentStageError
 from .evaluate import EvalSet, predict_bilstm, predict_transformer, read_split, timed
 from .reader import ShuffleReader
@@ -46,6 +45,12 @@ from .train import fit, fit_intermediate, linear_schedule, restore_best, seed_ev
 
 def student_dir(cfg) -> str:
     return layout.student_dir(cfg.output_dir)
+
+
+def cache_dir(cfg, name: str) -> str:
+    """The teacher cache of the input corpus ``name`` (checked to be a corpus name)."""
+    layout.input_parts(name)
+    return layout.cache_dir(cfg.output_dir, name)
 
 
 def _device(name: str) -> torch.device:
@@ -153,7 +158,7 @@ def _teacher_targets(ctx: _Context, run: RunConfig, collate):
 
 # --- BiLSTM --------------------------------------------------------------------------------
 def _train_bilstm(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict:
-    from ..augment.glove import default_glove_path, read_vectors
+    from ..word_vectors import default_glove_path, read_vectors
     from .bilstm import BiLstmClassifier, collate_words
     from .words import Vocab, glove_matrix
 

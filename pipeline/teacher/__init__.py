@@ -1,26 +1,45 @@
-"""The teacher stage: fine-tune a classifier (optional), cache its outputs, read the cache back.
+"""The teacher stage: fine-tune a classifier (optional), then cache its outputs for each input corpus.
 
-    from pipeline.teacher import open_cache, run_teacher, TeacherConfig
+    from pipeline.teacher import run_teacher, TeacherConfig
 
-Reading a cache needs only pyarrow and numpy (torch for ``iter_torch_batches``).
+The cache it writes is read through :mod:`pipeline.cache` (``from pipeline.cache import
+open_cache``); ``pipeline.teacher.open_cache`` and the other reader names still work for one
+release, with a DeprecationWarning.
 """
 
-from .cache import CacheError, TeacherCache, open_cache, to_torch
+import warnings
+from typing import Any
+
+from ..cache.layers import tinybert_layers
 from .errors import TeacherError
-from .layers import tinybert_layers
 from .settings import FinetuneConfig, TeacherConfig
 
 __all__ = [
-    "CacheError",
     "FinetuneConfig",
-    "TeacherCache",
     "TeacherConfig",
     "TeacherError",
-    "open_cache",
     "run_teacher",
     "tinybert_layers",
-    "to_torch",
 ]
+
+_MOVED = ("CacheError", "TeacherCache", "open_cache", "to_torch")  # to pipeline.cache
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        warnings.warn(
+            f"pipeline.teacher.{name} is deprecated: import it from pipeline.cache "
+            "(the old path is removed in the next release)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from .. import cache as cache_package  # pipeline.cache, not the alias pipeline.teacher.cache
+
+        # kept here once looked up: ``from pipeline.teacher import X`` looks X up twice (hasattr, then
+        # getattr), and one warning is enough
+        value = globals()[name] = getattr(cache_package, name)
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def run_teacher(cfg, teacher=None, **kwargs):

@@ -17,10 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from .. import storage
+from ..cache import shards as shard_files
+from ..cache.columns import float_columns, output_schema
 from . import shards as sh
-from .manifest import local_model_dir, weights_sha256
 from .model import TeacherModel
-from .rows import build_table, float_columns, output_schema, row_bytes
+from .model_files import local_model_dir, weights_sha256
+from .rows import build_table, row_bytes
 
 
 @dataclass(frozen=True)
@@ -265,8 +268,10 @@ class ShardComputer:
     ) -> sh.ShardResult:
         """Write the row groups to a temporary file, renamed when complete; an error in between (or
         ``_DROP`` from the inferring thread, or ``before_rename`` raising) removes the file."""
-        options = sh.parquet_options(schema, float_columns(schema), self.spec.float16_encoding)
-        with sh.shard_file(task.out_path, schema, options, sh.shard_metadata(self.spec.cache_key, task)) as sink:
+        options = shard_files.parquet_options(schema, float_columns(schema), self.spec.float16_encoding)
+        with shard_files.shard_file(
+            task.out_path, schema, options, shard_files.shard_metadata(self.spec.cache_key, task)
+        ) as sink:
             for item in row_groups:
                 if item is _DROP:
                     raise _Dropped(task.name)  # the temporary file goes, nothing appears
@@ -277,7 +282,7 @@ class ShardComputer:
             if before_rename is not None:
                 before_rename()
         result.tokens = sink.tokens
-        record = sh.storage.file_record(task.out_path)  # on an object store: from the staged copy, no read back
+        record = storage.file_record(task.out_path)  # on an object store: from the staged copy, no read back
         result.bytes, result.sha256 = record["bytes"], record["sha256"]
         result.seconds = time.perf_counter() - started
         return result

@@ -1,165 +1,30 @@
-"""What a cache is: the teacher, its tokenizer, the settings and the shards (``manifest.json``).
+"""Deprecated: the manifest moved to :mod:`pipeline.cache.manifest` and the model-folder helpers to
+:mod:`pipeline.teacher.model_files`; this alias is removed in the next release."""
 
-The manifest is written last, after every shard is complete; a directory without it is an
-unfinished cache. It names the teacher (its source and a SHA-256 content hash of its weight
-files), the tokenizer (class and a hash of its files), the maximum length, the label names, the
-stored layers and dtypes, the job's config hash, the cache key every shard carries, and each
-shard with its first row, row count, token count, size and SHA-256.
-"""
+import warnings
 
-from __future__ import annotations
-
-import hashlib
-import os
-import time
-from pathlib import Path
-
-from .. import storage
-from ..runtime.digest import digest
-
-FORMAT = "kd-teacher-cache"
-VERSION = 1
-MANIFEST_NAME = "manifest.json"
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.txt",
-    "vocab.json",
-    "merges.txt",
-    "spiece.model",
-    "sentencepiece.bpe.model",
+from ..cache.manifest import (  # noqa: F401
+    FORMAT,
+    LAYER_RULE,
+    MANIFEST_NAME,
+    VERSION,
+    build_manifest,
+    cache_key,
+    remove_manifest,
+    write_manifest,
 )
-LAYER_RULE = (
-    "hidden_<L> = Hugging Face hidden_states[L] (0 = embeddings output); 'tinybert' = "
-    "g(m) = round_half_up(m*N/M) for m = 0..M, N teacher layers, M student layers"
+from .model_files import (  # noqa: F401
+    TOKENIZER_FILES,
+    WEIGHT_SUFFIXES,
+    ModelSourceError,
+    local_model_dir,
+    tokenizer_sha256,
+    weights_sha256,
 )
 
-
-class ModelSourceError(RuntimeError):
-    pass
-
-
-def _hash_files(folder: Path, names: list[str]) -> str:
-    h = hashlib.sha256()
-    for name in sorted(names):
-        h.update(name.encode() + b"\0")
-        with open(folder / name, "rb") as fh:
-            while chunk := fh.read(8 << 20):
-                h.update(chunk)
-        h.update(b"\0")
-    return h.hexdigest()
-
-
-def weights_sha256(model_dir: str) -> str:
-    """SHA-256 over the names and bytes of the weight files in a model folder."""
-    folder = Path(model_dir)
-    names = [p.name for p in folder.iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES)]
-    if not names:
-        raise ModelSourceError(f"{model_dir}: no weight files ({', '.join(WEIGHT_SUFFIXES)})")
-    return _hash_files(folder, names)
-
-
-def tokenizer_sha256(model_dir: str) -> str:
-    folder = Path(model_dir)
-    return _hash_files(folder, [n for n in TOKENIZER_FILES if (folder / n).is_file()])
-
-
-def local_model_dir(source: str) -> str:
-    """A local folder holding the model: the folder itself, a hub snapshot, or a copy of a URI."""
-    if "://" in source:
-        from ..assets import local_copy
-
-        return local_copy(source)
-    if os.path.isdir(source):
-        return os.path.abspath(source)
-    if os.path.exists(source) or source.startswith((".", "/", "~")) or source.count("/") > 1:
-        raise ModelSourceError(f"teacher model {source!r} is not a folder (and not a hub id)")
-    try:
-        from huggingface_hub import snapshot_download
-
-        return snapshot_download(source)
-    except Exception as exc:
-        raise ModelSourceError(
-            f"cannot fetch the teacher {source!r} from the Hugging Face hub "
-            f"({type(exc).__name__}: {exc}); give a local folder instead"
-        ) from None
-
-
-def cache_key(**parts) -> str:
-    """What decides a shard's content: equal keys mean a finished shard can be reused."""
-    return digest({"format": FORMAT, "version": VERSION, **parts})
-
-
-def build_manifest(
-    *,
-    input_name: str,
-    input_dir: str,
-    input_files,
-    teacher: dict,
-    tokenizer: dict,
-    max_length: int,
-    labels: list[str],
-    layers: list[int],
-    attentions: list[int],
-    hidden_size: int,
-    num_heads: int,
-    columns: dict[str, str],
-    dtypes: dict,
-    encoding: dict,
-    config_hash: str,
-    key: str,
-    shard_rows: int,
-    shards: list[dict],
-    seed: int | None = None,
-    extra: dict | None = None,
-) -> dict:
-    return {
-        "format": FORMAT,
-        "version": VERSION,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "input": {
-            "name": input_name,
-            "path": input_dir,
-            "rows": sum(f.rows for f in input_files),
-            "files": [{"path": f.path, "rows": f.rows, "sha256": f.sha256} for f in input_files],
-        },
-        "teacher": teacher,
-        "tokenizer": tokenizer,
-        "max_length": max_length,
-        "labels": labels,
-        "num_labels": len(labels),
-        "layers": layers,
-        "layer_rule": LAYER_RULE,
-        "attentions": attentions,
-        "hidden_size": hidden_size,
-        "num_attention_heads": num_heads,
-        "columns": columns,
-        "dtypes": dtypes,
-        "encoding": encoding,
-        "config_hash": config_hash,
-        "seed": seed,
-        "cache_key": key,
-        "shard_rows": shard_rows,
-        "rows": sum(s["rows"] for s in shards),
-        "tokens": sum(s["tokens"] for s in shards),
-        "bytes": sum(s["bytes"] for s in shards),
-        "shards": shards,
-        "reading": "pipeline.teacher.open_cache(dir), or any Parquet reader on the shard files listed here "
-        "(not on the directory, which also holds this manifest); hidden_<L> reshapes to "
-        "(num_tokens, hidden_size)",
-        **(extra or {}),
-    }
-
-
-def write_manifest(directory: str, manifest: dict) -> str:
-    path = storage.join(directory, MANIFEST_NAME)
-    storage.write_json(path, manifest)
-    return path
-
-
-def remove_manifest(directory: str) -> None:
-    """Before any shard changes: a directory without a manifest is an unfinished cache."""
-    storage.delete_if_exists(storage.join(directory, MANIFEST_NAME))
+warnings.warn(
+    "pipeline.teacher.manifest is deprecated: use pipeline.cache.manifest (the manifest) and "
+    "pipeline.teacher.model_files (model folders); the old path is removed in the next release",
+    DeprecationWarning,
+    stacklevel=2,
+)

@@ -1,27 +1,33 @@
-"""MiniLM's teacher side in compact form: a layer's query / key / value projections, stored once per
-cache folder (``minilm-layer-<L>.safetensors``) beside the per-row input hidden state of that layer
-(``hidden_<L-1>``), instead of n x n relation maps per row and per head.
-
-Q, K and V of row r are ``hidden_<L-1>[r] @ W^T + b`` (:func:`pipeline.student.minilm.project`), so
-every MiniLM v1 / v2 relation of layer L, over any number of relation heads, is recomputed from
-them; ``benchmarks/minilm_bytes.py`` measures the bytes per row against storing the maps and the
-relations' error from the stored precision of the hidden state. safetensors holds tensors only: no
-code is loaded.
+"""MiniLM's teacher side, written: a layer's query / key / value projections taken from the teacher
+and stored once per cache folder. The file's format and its reader: :mod:`pipeline.cache.minilm`
+(whose names are still importable from here for one release, with a DeprecationWarning).
 """
 
 from __future__ import annotations
 
 import hashlib
+import warnings
+from typing import Any
 
 from .. import storage
+from ..cache import minilm as _format
+from ..cache.columns import hidden_column
 from .errors import TeacherError
-from .rows import hidden_column
 
-WEIGHTS = ("query.weight", "query.bias", "key.weight", "key.bias", "value.weight", "value.bias")
+# moved to pipeline.cache.minilm; referenced through _format here so that the old import path warns
+_MOVED = ("WEIGHTS", "weights_name", "read_layer")
 
 
-def weights_name(layer: int) -> str:
-    return f"minilm-layer-{layer}.safetensors"
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        warnings.warn(
+            f"pipeline.teacher.minilm.{name} is deprecated: import it from pipeline.cache.minilm "
+            "(the old path is removed in the next release)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(_format, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def layer_weights(model_path: str, layer: int) -> dict:
@@ -35,12 +41,12 @@ def layer_weights(model_path: str, layer: int) -> dict:
         raise TeacherError(f"minilm_layers: the teacher has layers 1..{len(layers)}, not {layer}")
     attention = layers[layer - 1].attention.self
     state = attention.state_dict()
-    missing = [k for k in WEIGHTS if k not in state]
+    missing = [k for k in _format.WEIGHTS if k not in state]
     if missing:
         raise TeacherError(
             f"minilm_layers: layer {layer} of {model_path} has no {missing} (a BERT-style self-attention)"
         )
-    return {k: state[k].detach().to(torch.float32).contiguous() for k in WEIGHTS}
+    return {k: state[k].detach().to(torch.float32).contiguous() for k in _format.WEIGHTS}
 
 
 def write_layer(folder: str, model_path: str, layer: int, heads: int) -> dict:
@@ -49,7 +55,7 @@ def write_layer(folder: str, model_path: str, layer: int, heads: int) -> dict:
 
     weights = layer_weights(model_path, layer)
     data = save(weights, metadata={"layer": str(layer), "heads": str(heads), "input": hidden_column(layer - 1)})
-    name = weights_name(layer)
+    name = _format.weights_name(layer)
     with storage.atomic_output(storage.join(folder, name)) as out:
         out.write(data)
     return {
@@ -60,16 +66,3 @@ def write_layer(folder: str, model_path: str, layer: int, heads: int) -> dict:
         "heads": heads,
         "hidden_size": int(weights["query.weight"].shape[0]),
     }
-
-
-def read_layer(folder: str, entry: dict) -> dict:
-    """A layer's projections as written (their SHA-256 checked against the manifest entry)."""
-    from safetensors.torch import load
-
-    path = storage.join(folder, entry["file"])
-    filesystem, p = storage.resolve(path)
-    with filesystem.open_input_stream(p) as f:
-        data = f.read()
-    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-        raise TeacherError(f"{path}: SHA-256 differs from the manifest's (damaged or replaced)")
-    return load(data)

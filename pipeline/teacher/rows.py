@@ -1,86 +1,38 @@
-"""Cache rows as Arrow: native types only, readable by plain pyarrow, pandas, DuckDB, polars.
+"""Cache rows from a model's outputs: the teacher stage's side of the cache's columns.
 
-Per row, after the input corpus's own columns (example_id, texts, label, ...):
-
-================  ======================================  ==========================================
-column            Arrow type                              content
-================  ======================================  ==========================================
-row               int64                                   position of the row in the input corpus
-num_tokens        int32                                   real tokens (special tokens included)
-input_ids         list<int32>                             token ids, no padding
-token_type_ids    list<int8>                              segment ids (only when the tokenizer has them)
-logits            fixed_size_list<float32>[num_labels]    raw logits, no temperature
-hidden_<L>        list<float16>                           hidden state L, num_tokens × hidden values,
-                                                          row-major: token t is values[t*H:(t+1)*H]
-attention_<L>     list<float16>                           attention probabilities of layer L,
-                                                          heads × num_tokens × num_tokens, row-major
-mlm_top_ids       list<int32>                             with mlm_top_k = k: num_tokens × k token ids,
-                                                          the k highest masked-LM logits per token
-mlm_top_logits    list<float32>                           their raw logits, num_tokens × k, descending
-================  ======================================  ==========================================
-
-``numpy.asarray(row["hidden_3"]).reshape(row["num_tokens"], hidden_size)`` gives one example's
-states. With ``hidden_mantissa_bits`` below 10, float16 values are rounded to that many mantissa
-bits (round half to even) before storing.
+The columns themselves (names, Arrow types, the schema) are the cache format's:
+:mod:`pipeline.cache.columns`. Their names are still importable from here for one release, with a
+DeprecationWarning.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import warnings
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+
+from ..cache import columns as _columns
 
 if TYPE_CHECKING:  # torch stays unimported for readers of the cache
     from .batching import Encoded
     from .model import InferenceOutput
 
-ROW_COLUMNS = ("row", "num_tokens", "input_ids", "token_type_ids", "logits")
+# moved to pipeline.cache.columns; referenced through _columns here so that the old import path warns
+_MOVED = ("ROW_COLUMNS", "hidden_column", "attention_column", "MLM_IDS", "MLM_LOGITS", "output_schema", "float_columns")
 
 
-def hidden_column(layer: int) -> str:
-    return f"hidden_{layer}"
-
-
-def attention_column(layer: int) -> str:
-    return f"attention_{layer}"
-
-
-MLM_IDS, MLM_LOGITS = "mlm_top_ids", "mlm_top_logits"
-
-
-def output_schema(
-    input_schema: pa.Schema, num_labels: int, layers, attentions, token_types: bool, mlm_top_k: int = 0
-) -> pa.Schema:
-    fields = [f for f in input_schema if f.name not in ROW_COLUMNS]
-    fields += [
-        pa.field("row", pa.int64(), nullable=False),
-        pa.field("num_tokens", pa.int32(), nullable=False),
-        pa.field("input_ids", pa.list_(pa.int32()), nullable=False),
-    ]
-    if token_types:
-        fields.append(pa.field("token_type_ids", pa.list_(pa.int8()), nullable=False))
-    fields.append(pa.field("logits", pa.list_(pa.float32(), num_labels), nullable=False))
-    fields += [pa.field(hidden_column(layer), pa.list_(pa.float16()), nullable=False) for layer in layers]
-    fields += [pa.field(attention_column(layer), pa.list_(pa.float16()), nullable=False) for layer in attentions]
-    if mlm_top_k:
-        fields += [
-            pa.field(MLM_IDS, pa.list_(pa.int32()), nullable=False),
-            pa.field(MLM_LOGITS, pa.list_(pa.float32()), nullable=False),
-        ]
-    return pa.schema(fields)
-
-
-def float_columns(schema: pa.Schema) -> list[str]:
-    """Parquet leaf paths of the float columns (for byte-stream-split)."""
-    out = []
-    for f in schema:
-        t = f.type
-        if (pa.types.is_list(t) or pa.types.is_fixed_size_list(t)) and pa.types.is_floating(t.value_type):
-            out.append(f"{f.name}.list.element")
-        elif pa.types.is_floating(t):
-            out.append(f.name)
-    return out
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        warnings.warn(
+            f"pipeline.teacher.rows.{name} is deprecated: import it from pipeline.cache.columns "
+            "(the old path is removed in the next release)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(_columns, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def round_mantissa(values: np.ndarray, bits: int, all_finite: bool = False) -> np.ndarray:
@@ -146,7 +98,7 @@ def build_table(
     cols["logits"] = pa.FixedSizeListArray.from_arrays(pa.array(out.logits.reshape(-1), pa.float32()), num_labels)
     for layer, states in out.hidden.items():
         width = states.shape[1]
-        cols[hidden_column(layer)] = _list_array(
+        cols[_columns.hidden_column(layer)] = _list_array(
             tok_offsets * width, round_mantissa(states.reshape(-1), mantissa_bits, all_finite), pa.float16()
         )
     for layer, maps in out.attentions.items():
@@ -154,12 +106,14 @@ def build_table(
         offs = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(sizes, out=offs[1:])
         flat = np.concatenate([m.reshape(-1) for m in maps]) if n else np.zeros(0, np.float16)
-        cols[attention_column(layer)] = _list_array(offs, round_mantissa(flat, mantissa_bits, all_finite), pa.float16())
+        cols[_columns.attention_column(layer)] = _list_array(
+            offs, round_mantissa(flat, mantissa_bits, all_finite), pa.float16()
+        )
     if out.mlm_ids is not None:
         assert out.mlm_logits is not None  # set together with mlm_ids
         k = out.mlm_ids.shape[1]
-        cols[MLM_IDS] = _list_array(tok_offsets * k, out.mlm_ids.reshape(-1), pa.int32())
-        cols[MLM_LOGITS] = _list_array(tok_offsets * k, out.mlm_logits.reshape(-1), pa.float32())
+        cols[_columns.MLM_IDS] = _list_array(tok_offsets * k, out.mlm_ids.reshape(-1), pa.int32())
+        cols[_columns.MLM_LOGITS] = _list_array(tok_offsets * k, out.mlm_logits.reshape(-1), pa.float32())
     return pa.table([cols[f.name] if f.name in cols else pa.nulls(n, f.type) for f in schema], schema=schema)
 
 

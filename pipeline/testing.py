@@ -1,6 +1,8 @@
 """Small random teachers and corpora for tests and benchmarks (no download needed).
 
-The tokenizer is the bundled all-MiniLM-L6-v2 WordPiece vocabulary (uncased, 30,522 pieces).
+The tokenizer is the bundled all-MiniLM-L6-v2 WordPiece vocabulary (uncased, 30,522 pieces). The
+corpora are written in the ingest and augment stages' schemas, so this module sits beside the
+command line, above the stages (docs/stages.md).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .settings import bundled_model_path
+from .teacher.settings import bundled_model_path
 
 SHAPES = {
     "tiny": dict(num_hidden_layers=3, hidden_size=32, num_attention_heads=4, intermediate_size=64),
@@ -66,7 +68,7 @@ def random_teacher(
 def cache_job(output_dir: str | os.PathLike, labels=("negative", "positive"), seed: int = 1, **train):
     """A job whose corpora a test writes itself (``write_examples`` / ``write_augmented``): only
     the output folder, the labels and the train split's keys (``train``: extra InputSpec keys)."""
-    from ..config import parse_config
+    from .config import parse_config
 
     spec = {"path": "unused.tsv", "columns": {"text_a": "s", "label": "l"}, **train}
     return parse_config(
@@ -84,7 +86,7 @@ def cache_job(output_dir: str | os.PathLike, labels=("negative", "positive"), se
 
 def write_augmented(folder: str | os.PathLike, rows: list[dict], part_rows: int | None = None) -> list[str]:
     """Rows (text_a, optional text_b / label / label_id / score) as an augmented corpus: part-*.parquet."""
-    from ..augment.stage import AUGMENTED_SCHEMA
+    from .augment.stage import AUGMENTED_SCHEMA
 
     table = pa.table(
         {
@@ -104,9 +106,26 @@ def write_augmented(folder: str | os.PathLike, rows: list[dict], part_rows: int 
     return _write_parts(folder, table, part_rows)
 
 
+def record_augmentation(folder: str | os.PathLike, cfg, method: str) -> dict:
+    """What the augment stage leaves beside the files of a corpus it finished, for a corpus written
+    by :func:`write_augmented`: the summary with the settings of ``method`` in the job ``cfg`` (which
+    the teacher stage copies into a cache's lineage) and the completion marker. Returns the summary."""
+    from . import storage
+    from .augment.stage import make_methods, recorded_settings
+    from .runtime import markers
+
+    folder = str(folder)
+    summary = {"method": method, **recorded_settings(cfg, make_methods(cfg, [method], "local")[method])}
+    path = storage.join(folder, markers.SUMMARY)
+    storage.write_json(path, summary)
+    parts = [{"path": p} for p, _ in storage.parquet_row_counts(folder)]
+    markers.mark_finished(folder, "written by pipeline.testing", [*parts, {"path": path}])
+    return summary
+
+
 def write_examples(folder: str | os.PathLike, rows: list[dict], part_rows: int | None = None) -> list[str]:
     """Rows as ingested examples (the ingest stage's schema): part-*.parquet."""
-    from ..ingest.stage import EXAMPLE_SCHEMA
+    from .ingest.stage import EXAMPLE_SCHEMA
 
     table = pa.table(
         {
