@@ -5,7 +5,8 @@
     write_report("s3://bucket/demo")             # -> "s3://bucket/demo/report.html"
 
 ``stats`` holds the pure statistics, ``collect`` reads an output folder (no Ray), ``render``
-writes the page and ``plots`` its figures (matplotlib, inline PNG).
+writes the page and ``plots`` its figures (matplotlib, inline PNG); the page's frame is in ``page``,
+its HTML helpers in ``markup`` and each of its sections in a module of ``sections``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One shard, start to finish, in one process: read rows, tokenize, infer, write (no Ray).
 
-The Ray adapter (``stage.py``) runs a :class:`ShardComputer` in each actor of a pool; a local
+The Ray adapter (``inference.py``) runs a :class:`ShardComputer` in each actor of a pool; a local
 run or a test runs one in-process. Either way a call computes and writes whole shards.
 """
 
