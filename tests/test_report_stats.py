@@ -71,10 +71,7 @@ def test_custom_mask_token_is_one_word():
     assert stats.edit_counts("a good b", "a <mask> b", "<mask>") == EditCounts(3, 3, masked=1)
 
 
-def test_variants_per_example_and_duplicates():
-    parents = ["p1", "p1", "p1", "p2", "p3", "p3"]
-    variants = [0, 1, 2, 0, 0, 1]
-    assert stats.variants_per_example(parents, variants) == [2, 0, 1]
+def test_tries_made():
     # TinyBERT tries every text of a pair on its own, Tang tries every example
     assert stats.tries_made("tinybert", 20, 300, 0) == 6000
     assert stats.tries_made("tinybert", 10, 4, 3) == 70
@@ -196,5 +193,11 @@ def test_cache_bytes_per_column_and_per_token(small_cache):
     )
     t = teacher.data["caches"][0]
     assert t["flips"] == expected and expected.compared == 19 - 5
-    assert len(t["confidence_original"]) == 5 and len(t["confidence_variant"]) == 14
+    assert t["confidence_original"].n == 5 and t["confidence_variant"].n == 14
+    conf, variant = stats.confidence(logits), table.column("variant").to_numpy()
+    assert t["confidence_variant"].mean == pytest.approx(conf[variant > 0].mean())
+    assert (
+        t["confidence_original"].counts.tolist()
+        == np.histogram(conf[variant == 0], t["confidence_original"].edges)[0].tolist()
+    )
     assert sum(t["predicted"].values()) == 19

@@ -54,22 +54,26 @@ def to_data_uri(fig) -> str:
 
 
 @_styled
-def count_histograms(series: dict[str, Sequence[int]], xlabel: str, title: str) -> str:
-    """Side-by-side bars of integer counts (one colour per method), as shares of examples."""
+def count_histograms(series: dict[str, dict[int, int]], xlabel: str, title: str) -> str:
+    """Side-by-side bars of integer counts (one colour per method), as shares of examples; a
+    series is ``{count: examples with that count}`` (its size does not grow with the corpus)."""
     fig, ax = plt.subplots(figsize=(5.2, 2.8))
     values = [v for s in series.values() for v in s]
     edges = stats.histogram_bins(values)
     centres = (edges[:-1] + edges[1:]) / 2
     width = 0.8 / max(len(series), 1)
-    for k, (name, vals) in enumerate(series.items()):
-        counts, _ = np.histogram(vals, edges)
-        share = counts / max(len(vals), 1)
+    for k, (name, hist) in enumerate(series.items()):
+        vals = np.fromiter(hist, dtype=np.int64, count=len(hist))
+        weights = np.fromiter(hist.values(), dtype=np.int64, count=len(hist))
+        counts, _ = np.histogram(vals, edges, weights=weights)
+        total = int(weights.sum())
+        share = counts / max(total, 1)
         ax.bar(
             centres + (k - (len(series) - 1) / 2) * width,
             share,
             width=width,
             color=color(name, k),
-            label=f"{name} (mean {np.mean(vals):.1f})" if len(vals) else name,
+            label=f"{name} (mean {(vals * weights).sum() / total:.1f})" if total else name,
         )
     ax.set_xlabel(xlabel)
     ax.set_ylabel("share of examples")
@@ -123,23 +127,21 @@ def rate_bars(rates: dict[str, stats.MethodRates]) -> str:
 
 
 @_styled
-def confidence_histograms(panels: list[tuple[str, Sequence[float], Sequence[float]]], num_labels: int | None) -> str:
+def confidence_histograms(panels: list[tuple[str, stats.Confidence, stats.Confidence]]) -> str:
     """One panel per cache: the teacher's confidence on originals and on variants (shares)."""
     n = len(panels)
     fig, axes = plt.subplots(1, n, figsize=(3.6 * n + 0.4, 2.8), squeeze=False, sharey=True)
-    lo = 1 / num_labels if num_labels else 0.0
-    edges = np.linspace(lo, 1.0, 21)
     for ax, (title, orig, var) in zip(axes[0], panels):
-        for name, vals in (("original", orig), ("variant", var)):
-            if len(vals):
+        for name, conf in (("original", orig), ("variant", var)):
+            if conf.n:
                 ax.hist(
-                    vals,
-                    bins=edges,
+                    conf.edges[:-1],
+                    bins=conf.edges,
                     histtype="stepfilled",
                     alpha=0.45,
                     color=COLORS[name],
-                    weights=np.full(len(vals), 1 / len(vals)),
-                    label=f"{name}s (n={len(vals):,}, mean {np.mean(vals):.2f})",
+                    weights=conf.counts / conf.n,
+                    label=f"{name}s (n={conf.n:,}, mean {conf.mean:.2f})",
                 )
         ax.set_title(title)
         ax.set_xlabel("teacher confidence (max softmax)")

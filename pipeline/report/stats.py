@@ -17,7 +17,6 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -173,13 +172,6 @@ def method_rates(counts: Sequence[EditCounts]) -> MethodRates:
     )
 
 
-def variants_per_example(parent_ids: Iterable[str], variants: Iterable[int]) -> list[int]:
-    """Variants (rows with variant > 0) of each original (variant 0), in the order of the originals."""
-    parent_ids, variants = list(parent_ids), list(variants)
-    counts = Counter(p for p, v in zip(parent_ids, variants) if v > 0)
-    return [counts.get(p, 0) for p, v in zip(parent_ids, variants) if v == 0]
-
-
 def tries_made(method: str, tries_per_example: int, examples: int, second_texts: int) -> int:
     """Augmentation tries of a corpus: TinyBERT tries each text of an example (both texts of a
     pair) ``tries_per_example`` times, Tang tries each example that many times."""
@@ -201,6 +193,35 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def confidence(logits: np.ndarray) -> np.ndarray:
     """The teacher's probability of its predicted label, per row."""
     return softmax(logits).max(axis=1) if len(logits) else np.zeros(0)
+
+
+CONFIDENCE_BINS = 20
+
+
+@dataclass
+class Confidence:
+    """A teacher's confidence over a set of rows, summed batch by batch: a histogram of fixed
+    bins from 1 / labels (the least a predicted label's probability can be) to 1, the count
+    and the mean."""
+
+    edges: np.ndarray
+    counts: np.ndarray
+    n: int = 0
+    total: float = 0.0
+
+    @classmethod
+    def empty(cls, num_labels: int | None) -> Confidence:
+        edges = np.linspace(1 / num_labels if num_labels else 0.0, 1.0, CONFIDENCE_BINS + 1)
+        return cls(edges, np.zeros(CONFIDENCE_BINS, dtype=np.int64))
+
+    def add(self, values: np.ndarray) -> None:
+        self.counts += np.histogram(values, self.edges)[0]
+        self.n += len(values)
+        self.total += float(np.sum(values, dtype=np.float64))
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / self.n if self.n else None
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,9 @@ highlighted, and each method's edit rates and figures."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from .. import plots, stats
 from ..collect import ReportData
+from ..corpus import VariantCounts
 from ..markup import _img, _notrun, _num, _pct, _table, e
 
 
@@ -67,7 +66,7 @@ def _augmentation(data: ReportData) -> str:
         rows = []
         for m, f in methods.items():
             r: stats.MethodRates = f["rates"]
-            per = f["variants_per_example"]
+            per: VariantCounts = f["variants_per_example"]
             sampled = "" if f["stats_examples"] >= f["examples"] else f" ({f['stats_examples']:,} sampled originals)"
             rows.append(
                 [
@@ -77,9 +76,9 @@ def _augmentation(data: ReportData) -> str:
                     _pct(r.masked_rate),
                     _pct(r.dropped_rate),
                     f"{r.mean_length_change:+.2f}",
-                    f"{np.mean(per):.2f}" if per else "–",
-                    _num(min(per) if per else None),
-                    _num(max(per) if per else None),
+                    f"{per.mean:.2f}" if per.mean is not None else "–",
+                    _num(per.min),
+                    _num(per.max),
                     e(str(f["summary"].get("mlm", ""))),
                 ]
             )
@@ -106,7 +105,7 @@ def _augmentation(data: ReportData) -> str:
             _img(plots.rate_bars({m: f["rates"] for m, f in methods.items()}), "per-word edit rates"),
             _img(
                 plots.count_histograms(
-                    {m: f["variants_per_example"] for m, f in methods.items()},
+                    {m: f["variants_per_example"].counts for m, f in methods.items()},
                     "variants per example",
                     "Variants per example",
                 ),

@@ -3,8 +3,6 @@ method, rows in each teacher cache."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..collect import ReportData
 from ..markup import _clip, _notrun, _num, _table, e
 
@@ -79,7 +77,7 @@ def _row_flow(data: ReportData) -> str:
                         _num(f["variants"]),
                         _num(f["duplicates_dropped"]),
                         _num(f["rows"]),
-                        f"{np.mean(per):.2f}" if per else "–",
+                        f"{per.mean:.2f}" if per.mean is not None else "–",
                     ]
                 )
         parts.append(

@@ -62,8 +62,8 @@ def _teacher(data: ReportData) -> str:
                 _num(c["rows"]),
                 predicted,
                 _pct(agree[0] / agree[1]) if agree and agree[1] else "–",
-                f"{np.mean(orig):.3f}" if orig else "–",
-                f"{np.mean(var):.3f}" if var else "–",
+                f"{orig.mean:.3f}" if orig.n else "–",
+                f"{var.mean:.3f}" if var.n else "–",
                 f"{_pct(flips.rate)} ({flips.flips:,} of {flips.compared:,})" if flips else "–",
             ]
         )
@@ -111,10 +111,7 @@ def _teacher(data: ReportData) -> str:
         )
     panels = [(c["name"], c["confidence_original"], c["confidence_variant"]) for c in caches if c["rows"]]
     if panels:
-        labels = t.data.get("labels")
-        parts.append(
-            f'<div class="figs">{_img(plots.confidence_histograms(panels, len(labels) if labels else None), "teacher confidence")}</div>'
-        )
+        parts.append(f'<div class="figs">{_img(plots.confidence_histograms(panels), "teacher confidence")}</div>')
     return "\n".join(parts)
 
 
