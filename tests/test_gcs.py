@@ -19,7 +19,7 @@ import pytest
 from pyarrow import fs as pafs
 
 from pipeline import storage
-from pipeline.runtime import lock
+from pipeline.runtime import lock, lock_stores
 from pipeline.runtime.lock import OutputLocked, ensure_held, output_lock
 
 
@@ -88,7 +88,7 @@ def test_a_missing_bucket_is_a_one_line_storage_error(gcs_server):
 
 
 def test_the_lock_store_relies_on_enforced_generation_preconditions(gcs_server, bucket):
-    store = lock._GcsStore(f"{bucket}/out/.pipeline.lock")
+    store = lock_stores.GcsStore(f"{bucket}/out/.pipeline.lock")
     first = store.create(b"one")
     assert first is not None and store.create(b"two") is None  # ifGenerationMatch=0: 412
     second = store.replace(b"three", first)
@@ -102,7 +102,7 @@ def test_the_lock_store_relies_on_enforced_generation_preconditions(gcs_server, 
 
 @pytest.mark.xfail(strict=True, reason="fake-gcs-server 1.54 ignores ifGenerationMatch on DELETE (GCS answers 412)")
 def test_a_delete_with_a_stale_generation_leaves_the_object(gcs_server, bucket):
-    store = lock._GcsStore(f"{bucket}/out/.pipeline.lock")
+    store = lock_stores.GcsStore(f"{bucket}/out/.pipeline.lock")
     first = store.create(b"one")
     assert first is not None and store.replace(b"two", first) is not None
     store.delete(first)
