@@ -110,7 +110,7 @@ def record_augmentation(folder: str | os.PathLike, cfg, method: str) -> dict:
     """What the augment stage leaves beside the files of a corpus it finished, for a corpus written
     by :func:`write_augmented`: the summary with the settings of ``method`` in the job ``cfg`` (which
     the teacher stage copies into a cache's lineage) and the completion marker. Returns the summary."""
-    from . import storage
+    from . import row_ranges, storage
     from .augment.stage import make_methods, recorded_settings
     from .runtime import markers
 
@@ -118,7 +118,7 @@ def record_augmentation(folder: str | os.PathLike, cfg, method: str) -> dict:
     summary = {"method": method, **recorded_settings(cfg, make_methods(cfg, [method], "local")[method])}
     path = storage.join(folder, markers.SUMMARY)
     storage.write_json(path, summary)
-    parts = [{"path": p} for p, _ in storage.parquet_row_counts(folder)]
+    parts = [{"path": p} for p, _ in row_ranges.parquet_row_counts(folder)]
     markers.mark_finished(folder, "written by pipeline.testing", [*parts, {"path": path}])
     return summary
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 from pyarrow import fs as pafs
 
-from pipeline import storage
+from pipeline import row_ranges, storage
 from pipeline.runtime import lock, lock_stores
 from pipeline.runtime.lock import OutputLocked, ensure_held, output_lock
 
@@ -64,9 +64,9 @@ def test_storage_on_gcs_gives_the_bytes_of_a_local_disk(gcs_server, bucket, tmp_
         record, expected = storage.file_record(got), storage.file_record(want)  # now read from the store
         assert {**record, "path": None} == {**expected, "path": None}, name
     assert storage.read_json(f"{remote}/t/b.json") == {"rows": 50, "name": "t"}
-    pieces = storage.fixed_ranges(storage.parquet_row_counts(f"{remote}/t"), 20)
+    pieces = row_ranges.fixed_ranges(row_ranges.parquet_row_counts(f"{remote}/t"), 20)
     assert [p[:2] for p in pieces] == [(0, 20), (20, 40), (40, 50)]
-    assert storage.read_row_pieces(pieces[1][2]).column("id").to_pylist() == list(range(20, 40))
+    assert row_ranges.read_row_pieces(pieces[1][2]).column("id").to_pylist() == list(range(20, 40))
     assert storage.exists(f"{remote}/t/a.parquet") and storage.is_dir(f"{remote}/t")
     assert not storage.exists(f"{remote}/t/none") and storage.list_files(f"{remote}/none") == []
     storage.download(f"{remote}/t/sub/c.bin", str(tmp_path / "c.bin"))

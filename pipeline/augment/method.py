@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import storage
+from .. import row_ranges, storage
 from ..errors import PipelineError
 from ..runtime.runner import Task, Work
 from ..seeding import stable_hexes
@@ -64,7 +64,7 @@ class AugmentMethod(Protocol):
 
 def read_examples(task: Task) -> pa.Table:
     """The examples of a task's range (``spec["pieces"]``: pieces of the split's Parquet files)."""
-    return storage.read_row_pieces([tuple(p) for p in task.spec["pieces"]])
+    return row_ranges.read_row_pieces([tuple(p) for p in task.spec["pieces"]])
 
 
 def write_variants(out_dir: str, task: Task, table: pa.Table) -> dict:

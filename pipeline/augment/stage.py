@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from .. import layout, storage
+from .. import layout, row_ranges, storage
 from ..config import JobConfig
 from ..runtime import markers
 from ..runtime.digest import digest
@@ -29,7 +29,7 @@ def augmented_dir(cfg: JobConfig, split: str, method: str) -> str:
 def _example_files(cfg: JobConfig, split: str) -> list[tuple[str, int]]:
     """The split's ingested Parquet files with their row counts (from the footers)."""
     path = layout.examples_dir(cfg.output_dir, split)
-    files = storage.parquet_row_counts(path) if storage.exists(path) else []
+    files = row_ranges.parquet_row_counts(path) if storage.exists(path) else []
     if not files:
         raise AugmentError(f"{path}: no ingested examples for split {split!r}; run `pipeline ingest` first")
     return files
@@ -38,7 +38,7 @@ def _example_files(cfg: JobConfig, split: str) -> list[tuple[str, int]]:
 def plan_ranges(files: list[tuple[str, int]], shard_rows: int) -> list[Task]:
     """Pure: tasks of ``shard_rows`` consecutive examples of ``files`` ((path, rows), in order);
     one task over the empty first file when there are no examples (so that its output has the schema)."""
-    ranges = storage.fixed_ranges(files, shard_rows)
+    ranges = row_ranges.fixed_ranges(files, shard_rows)
     if not ranges:
         return [make_task(0, {"pieces": [[files[0][0], 0, 0]]})]
     return [make_task(i, {"pieces": pieces}, hi - lo) for i, (lo, hi, pieces) in enumerate(ranges)]

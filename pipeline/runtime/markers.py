@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pyarrow import fs as pafs
 
-from .. import storage
+from .. import row_ranges, storage
 from ..storage import file_sha256
 
 MARKER = "_complete.json"
@@ -34,7 +34,7 @@ def fingerprint_dir(directory: str, suffix: str = ".parquet") -> list[dict]:
     """Name, size and SHA-256 of the data files of a directory, in name order."""
     return [
         {"file": i.base_name, "size": i.size, "sha256": file_sha256(storage.join(directory, i.base_name))}
-        for i in storage.data_files(directory, suffix)
+        for i in row_ranges.data_files(directory, suffix)
     ]
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from .. import storage
+from .. import row_ranges, storage
 from ..cache import shards as _format
 from ..storage import file_sha256
 
@@ -109,7 +109,7 @@ def list_input_files(directory: str) -> list[InputFile]:
 
     recorded = {f["path"]: f for f in markers.finished_files(directory) or [] if f.get("sha256")}
     files = []
-    for path, rows in storage.parquet_row_counts(directory):
+    for path, rows in row_ranges.parquet_row_counts(directory):
         f = recorded.get(path)
         files.append(InputFile(path, rows, f["sha256"] if f and f.get("rows") == rows else file_sha256(path)))
     return files
@@ -117,7 +117,7 @@ def list_input_files(directory: str) -> list[InputFile]:
 
 def plan_shards(files: list[InputFile], shard_rows: int, out_dir: str) -> list[ShardTask]:
     """Fixed contiguous row ranges over the concatenated input files."""
-    ranges = storage.fixed_ranges([(f.path, f.rows) for f in files], shard_rows)
+    ranges = row_ranges.fixed_ranges([(f.path, f.rows) for f in files], shard_rows)
     return [
         ShardTask(index, lo, hi - lo, tuple(pieces), storage.join(out_dir, _format.shard_name(index)))
         for index, (lo, hi, pieces) in enumerate(ranges)
@@ -126,7 +126,7 @@ def plan_shards(files: list[InputFile], shard_rows: int, out_dir: str) -> list[S
 
 def read_rows(sources, columns: list[str] | None = None) -> pa.Table:
     """The rows of a shard from its input files, reading only the row groups that hold them."""
-    return storage.read_row_pieces(list(sources), columns)
+    return row_ranges.read_row_pieces(list(sources), columns)
 
 
 def row_group_ranges(row_bytes: np.ndarray, target: int) -> list[tuple[int, int]]:
