@@ -14,9 +14,11 @@ Here every masked input of many sentences goes through the model together:
 * the encoder runs under ``torch.inference_mode()``; only the hidden states at the mask
   positions go through the MLM head, so the vocabulary projection costs one row per mask
   instead of one per token (falls back to the full logits when the head is not found);
-* ``dtype="fp32"`` on a CPU runs the encoder's Linear layers through oneDNN
-  (``torch.utils.mkldnn``): the same float32 arithmetic, about twice MKL's sgemm throughput on
-  the AMD CPUs here (MKL does not use its best kernels on them);
+* ``dtype="fp32"`` on a CPU runs the encoder's Linear layers through oneDNN with weights packed
+  once (``mkldnn._linear_pointwise`` on dense activations, so no layout conversion per call), and
+  the FFN's GELU fused into its first product where that gives the very same bits (checked at
+  load): the same float32 arithmetic, about twice MKL's sgemm throughput on the AMD CPUs here
+  (MKL does not use its best kernels on them); figures: docs/performance.md, "Roofline";
 * ``dtype="bf16"`` runs the encoder under bfloat16 autocast and ``"int8"`` runs a dynamically
   quantised copy of its Linear layers; the head stays float32 in both.
 
@@ -249,14 +251,64 @@ def _with_dtype(module: nn.Module, dtype: str, device: torch.device) -> nn.Modul
     if dtype == "fp32":
         if not torch.backends.mkldnn.is_available():
             return module
-        from torch.utils.mkldnn import to_mkldnn
+        try:
+            return _packed_fp32(copy.deepcopy(module))
+        except (AttributeError, RuntimeError):  # a torch build without these oneDNN ops: its public copy
+            from torch.utils.mkldnn import to_mkldnn
 
-        return to_mkldnn(copy.deepcopy(module))
+            return to_mkldnn(copy.deepcopy(module))
     from torch.ao.quantization import quantize_dynamic
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8, inplace=False)
+
+
+class _PackedLinear(nn.Module):
+    """An ``nn.Linear`` run by oneDNN with its weight packed once, on dense activations (the output
+    bits of ``torch.utils.mkldnn``'s copy without its two layout conversions per call); with
+    ``gelu`` the exact (erf) GELU is applied by the same call."""
+
+    def __init__(self, linear: nn.Linear, gelu: bool = False):
+        super().__init__()
+        self.out_features = linear.out_features
+        weight = linear.weight.detach().float().contiguous()
+        self.weight = torch.ops.mkldnn._reorder_linear_weight(weight, None)
+        self.bias = None if linear.bias is None else linear.bias.detach().float().contiguous()
+        self.attr, self.algorithm = ("gelu", "none") if gelu else ("none", "")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1]).contiguous()
+        out = torch.ops.mkldnn._linear_pointwise(flat, self.weight, self.bias, self.attr, [], self.algorithm)
+        return out.reshape(*x.shape[:-1], self.out_features)
+
+
+def _packed_fp32(module: nn.Module) -> nn.Module:
+    """``module`` with every Linear packed for oneDNN (:class:`_PackedLinear`); a Linear followed by
+    an exact GELU (BERT's intermediate layer: ``dense`` then ``intermediate_act_fn``) gets the GELU
+    fused, where a sample gives bit-identical outputs to the two separate steps."""
+    for parent in list(module.modules()):
+        dense, act = getattr(parent, "dense", None), getattr(parent, "intermediate_act_fn", None)
+        if isinstance(dense, nn.Linear) and isinstance(act, nn.Module) and _fuses_gelu(dense, act):
+            parent.dense, parent.intermediate_act_fn = _PackedLinear(dense, gelu=True), nn.Identity()
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.Linear):
+                setattr(parent, name, _PackedLinear(child))
+    return module
+
+
+def _fuses_gelu(dense: nn.Linear, act: nn.Module) -> bool:
+    """Whether oneDNN's fused GELU gives the bits of ``act(dense(x))`` (the float32 path) on a sample."""
+    if getattr(act, "act", None) is not nn.functional.gelu:  # transformers' GELUActivation, erf form
+        return False
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(64, dense.in_features, generator=generator) * 3
+    with torch.inference_mode():
+        from torch.utils.mkldnn import to_mkldnn
+
+        expected = act(to_mkldnn(copy.deepcopy(dense))(x))
+        return torch.equal(_PackedLinear(dense, gelu=True)(x), expected)
 
 
 def _cpu_threads(requested: int | None) -> int:
