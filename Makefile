@@ -33,17 +33,22 @@ test: lint chromium
 	$(VENV)/bin/pytest -q -m "not isolated"
 	$(VENV)/bin/pytest -q -m isolated
 
-# The job report's browser test renders the page in headless Chromium (Debian's package), installed
-# here when missing (as root, or through sudo). When it cannot be installed the test is skipped and
-# says why; the rest of the suite runs either way.
+# The job report's browser test renders the page in headless Chromium (Debian's package) and checks
+# that Chinese text gets real glyphs (fonts-noto-cjk); both are installed here when missing (as root,
+# or through sudo). When they cannot be installed those tests are skipped and say why; the rest of
+# the suite runs either way.
+CJK_FONT := /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
+
 chromium:
-	@test -x /usr/bin/chromium || { \
+	@pkgs=""; test -x /usr/bin/chromium || pkgs="chromium"; test -e $(CJK_FONT) || pkgs="$$pkgs fonts-noto-cjk"; \
+	if [ -n "$$pkgs" ]; then \
 	  if [ "$$(id -u)" -eq 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo -n"; else sudo=none; fi; \
 	  if [ "$$sudo" = none ] || ! command -v apt-get >/dev/null 2>&1; then \
-	    echo "chromium: missing and not installable here (needs apt-get and root or sudo); the browser test will be skipped"; \
+	    echo "chromium:$$pkgs missing and not installable here (needs apt-get and root or sudo); the browser tests will be skipped"; \
 	  else \
-	    echo "chromium: installing Debian's chromium package"; \
+	    echo "chromium: installing Debian's$$pkgs"; \
 	    { $$sudo apt-get update -qq && \
-	      $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
-	    || echo "chromium: installation failed; the browser test will be skipped"; \
-	  fi; }
+	      $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkgs >/dev/null; } \
+	    || echo "chromium: installation failed; the browser tests will be skipped"; \
+	  fi; \
+	fi

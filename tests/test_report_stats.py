@@ -201,3 +201,12 @@ def test_cache_bytes_per_column_and_per_token(small_cache):
         == np.histogram(conf[variant == 0], t["confidence_original"].edges)[0].tolist()
     )
     assert sum(t["predicted"].values()) == 19
+
+
+def test_chinese_words_are_characters_and_keep_their_spacing():
+    # Chinese is written without spaces: each ideograph is a word, full-width punctuation one mark
+    assert stats.split_words("手机很好用，推荐！ok") == ["手", "机", "很", "好", "用", "，", "推", "荐", "！", "ok"]
+    spans = stats.word_diff("这个手机很好用", "这个电话很好用")
+    assert spans == [Span("same", "这个"), Span("replaced", "电话"), Span("same", "很好用")]
+    assert "".join(s.lead + s.text for s in spans) == "这个电话很好用"
+    assert stats.edit_counts("这个手机很好用", "这个[MASK]机很好") == EditCounts(7, 6, masked=1, dropped=1)

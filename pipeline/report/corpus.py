@@ -169,7 +169,9 @@ def scan(files: list[str], max_examples: int, seed: int) -> CorpusScan:
         ids = batch.column("example_id")
         out.rows += batch.num_rows
         out.originals += int(is_orig.sum())
-        out.second_texts += int(np.count_nonzero(is_orig & pc.is_valid(batch.column("text_b")).to_numpy(zero_copy_only=False)))
+        out.second_texts += int(
+            np.count_nonzero(is_orig & pc.is_valid(batch.column("text_b")).to_numpy(zero_copy_only=False))
+        )
         sampler.add(ids.filter(pa.array(is_orig)).to_pylist())
         groups.add(ids, batch.column("parent_id"), variant)
 

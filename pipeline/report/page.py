@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from string import Template
 
-CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1f2328;
+# Chinese, Japanese and Korean text (variants, highlighted diffs, labels): a CJK family after the Latin
+# ones, so Latin text keeps its font and Han characters get real glyphs, Simplified Chinese forms first
+# (Debian's fonts-noto-cjk, fonts-wqy-zenhei; macOS's PingFang; Windows's Microsoft YaHei)
+CJK_FAMILIES = ("Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "PingFang SC", "Microsoft YaHei")
+CJK_MONO_FAMILIES = ("Noto Sans Mono CJK SC", "Noto Sans CJK SC", "WenQuanYi Zen Hei Mono", "PingFang SC")
+
+CSS_TEMPLATE = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,$cjk,sans-serif;color:#1f2328;
   margin:0;background:#f6f7f9}
 header{background:#24313f;color:#fff;padding:18px 32px}
 header h1{margin:0 0 4px;font-size:22px;font-weight:600}
@@ -33,14 +39,17 @@ table.samples ol{margin:0;padding-left:20px}
 table.samples li{margin:2px 0}
 .more{color:#777;font-size:12px}
 .w-replaced{background:#fff1b8;border-radius:2px}
-.w-masked{background:#cfe3ff;border-radius:2px;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
+.w-masked{background:#cfe3ff;border-radius:2px;font-family:ui-monospace,Menlo,Consolas,$cjk_mono,monospace;font-size:12px}
 .w-inserted{background:#d8f3dc;border-radius:2px}
 .w-dropped{color:#b03a2e;text-decoration:line-through;opacity:.65}
 .legend span{margin-right:14px;padding:1px 5px}
 .bar{display:inline-block;height:10px;background:#3b6fb6;border-radius:2px;vertical-align:middle}
-code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;background:#f3f5f8;padding:1px 4px;border-radius:3px}
-span.raw{display:inline-block;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;max-width:420px;overflow-wrap:anywhere}
+code{font-family:ui-monospace,Menlo,Consolas,$cjk_mono,monospace;font-size:12px;background:#f3f5f8;padding:1px 4px;border-radius:3px}
+span.raw{display:inline-block;font-family:ui-monospace,Menlo,Consolas,$cjk_mono,monospace;font-size:12px;max-width:420px;overflow-wrap:anywhere}
 """
+CSS = Template(CSS_TEMPLATE).substitute(
+    cjk=",".join(f'"{f}"' for f in CJK_FAMILIES), cjk_mono=",".join(f'"{f}"' for f in CJK_MONO_FAMILIES)
+)
 
 PAGE = Template("""<!DOCTYPE html>
 <html lang="en">

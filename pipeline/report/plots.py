@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import functools
 import io
+import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
@@ -32,11 +33,36 @@ STYLE: dict[str, Any] = {
 }
 F = TypeVar("F", bound=Callable[..., str])
 
+# Labels, run and method names may be Chinese, Japanese or Korean: DejaVu Sans first (Latin text keeps
+# its look), then a CJK family that matplotlib falls back to glyph by glyph. The font files of Debian's
+# packages (installed by `make chromium`) are added by path, since matplotlib's font cache may date from
+# before they were installed.
+CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Source Han Sans SC", "WenQuanYi Zen Hei")
+CJK_FONT_FILES = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+)
+
+
+@functools.cache
+def font_families() -> list[str]:
+    """DejaVu Sans and the CJK families matplotlib can find here (absent ones are left out: each
+    would log a findfont warning per figure)."""
+    from matplotlib import font_manager
+
+    known = {f.fname for f in font_manager.fontManager.ttflist}
+    for path in CJK_FONT_FILES:
+        if path not in known and os.path.exists(path):
+            font_manager.fontManager.addfont(path)
+    names = {f.name for f in font_manager.fontManager.ttflist}
+    return ["DejaVu Sans", *(name for name in CJK_FAMILIES if name in names)]
+
 
 def _styled(fn: F) -> F:
     @functools.wraps(fn)
     def draw(*args, **kwargs) -> str:
-        with plt.rc_context(STYLE):  # type: ignore[arg-type]
+        style: dict[str, Any] = {**STYLE, "font.family": font_families()}
+        with plt.rc_context(style):  # type: ignore[arg-type]
             return fn(*args, **kwargs)
 
     return cast("F", draw)

@@ -59,8 +59,16 @@ class EditCounts:
         return (self.original_words, self.variant_words, self.replaced, self.masked, self.dropped, self.inserted)
 
 
+# CJK ideographs as BERT's basic tokenizer tells them (``_is_chinese_char``): each one a word, as
+# Chinese is written without spaces and TinyBERT replaces character by character
+_CJK = (
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df\U0002a700-\U0002b73f"
+    "\U0002b740-\U0002b81f\U0002b820-\U0002ceaf\U0002f800-\U0002fa1f"
+)
+
+
 def _word_pattern(mask_token: str) -> re.Pattern:
-    return re.compile(re.escape(mask_token) + r"|[^\W_]+|[^\w\s]|_")
+    return re.compile(re.escape(mask_token) + f"|[{_CJK}]|(?:(?![{_CJK}])[^\\W_])+|[^\\w\\s]|_")
 
 
 def _tokens(text: str | None, mask_token: str) -> list[tuple[str, int, int]]:
@@ -68,7 +76,7 @@ def _tokens(text: str | None, mask_token: str) -> list[tuple[str, int, int]]:
 
 
 def split_words(text: str | None, mask_token: str = MASK_TOKEN) -> list[str]:
-    """Letter/digit runs and single punctuation marks; the mask token stays one word."""
+    """Letter/digit runs, single CJK characters and single punctuation marks; the mask token stays one word."""
     return [w for w, _, _ in _tokens(text, mask_token)]
 
 
