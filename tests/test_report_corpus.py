@@ -1,5 +1,6 @@
 """The report's corpus reader: exact counts in one streaming pass, a bounded seeded sample."""
 
+import itertools
 import random
 from collections import Counter
 
@@ -37,7 +38,7 @@ def _rows(groups: list[tuple[str, int]], pair: bool = False) -> list[dict]:
 def _write(tmp_path, rows: list[dict], cuts: list[int]) -> list[str]:
     """``rows`` written as part files cut at ``cuts`` (a group may run on into the next file)."""
     files, bounds = [], [0, *cuts, len(rows)]
-    for k, (a, b) in enumerate(zip(bounds, bounds[1:])):
+    for k, (a, b) in enumerate(itertools.pairwise(bounds)):
         path = tmp_path / f"part-{k:05d}.parquet"
         pq.write_table(pa.Table.from_pylist(rows[a:b], AUGMENTED_SCHEMA), path)
         files.append(str(path))

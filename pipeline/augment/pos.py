@@ -13,6 +13,15 @@ which keep number, tense and degree (NN/NNS, VBD/VBZ, JJ/JJR), so a replacement 
 sentence better; the tagger alone predicts them. ``attr="pos"`` uses Universal POS tags
 (``token.pos_``), which en_core_web_sm derives in its attribute ruler from the tag and, for some
 words (``as``, ``this``, ``has``), from the dependency parse, so the parser must run as well.
+
+A pipeline without a tagger (``fr_core_news_sm`` and other spaCy pipelines whose morphologizer
+predicts the UPOS tag and the morphological features) gives, for ``attr="tag"``, the UPOS tag with
+those features (``NOUN|Gender=Masc|Number=Sing``): like the PTB tags they keep number, gender and
+tense, so a replacement agrees with the sentence.
+
+Chinese (``language: zh``): words and tags from jieba (``JiebaTagger``, ``jieba.posseg`` with its
+bundled dictionary: ICTCLAS-style tags such as n, v, a, d, uj, eng, x); other languages: the spaCy
+pipeline the job names. ``make_tagger`` picks one by language.
 """
 
 from __future__ import annotations
@@ -66,6 +75,8 @@ class PosTagger:
         finally:
             if swap:
                 set_current_ops(current)
+        # no tagger: token.tag_ stays empty without the attribute ruler; the morphologizer's tags instead
+        self._morph_tags = attr == "tag" and "tagger" not in self.nlp.pipe_names
 
     def tag(self, texts: Sequence[str]) -> list[Tagged]:
         """(words, tags) per text; whitespace tokens are dropped."""
@@ -73,8 +84,42 @@ class PosTagger:
         out = []
         for doc in self.nlp.pipe(texts, batch_size=self.batch_size):
             tokens = [t for t in doc if not t.is_space]
-            out.append(([t.text for t in tokens], [getattr(t, attr) for t in tokens]))
+            if self._morph_tags:
+                tags = [f"{t.pos_}|{t.morph}" if len(t.morph) else t.pos_ for t in tokens]
+            else:
+                tags = [getattr(t, attr) for t in tokens]
+            out.append(([t.text for t in tokens], tags))
         return out
+
+
+class JiebaTagger:
+    """Chinese words and POS tags from ``jieba.posseg`` (its own dictionary, with its HMM for words the
+    dictionary lacks), loaded once (per worker). A text's words are pieces of it, in order; whitespace
+    pieces (the full-width space U+3000 included) are dropped, as spaCy's space tokens are."""
+
+    def __init__(self) -> None:
+        import logging
+
+        import jieba
+        import jieba.posseg
+
+        jieba.setLogLevel(logging.WARNING)  # not a line on stderr per worker that loads the dictionary
+        self._tokenizer = jieba.posseg.POSTokenizer(jieba.Tokenizer())
+
+    def tag(self, texts: Sequence[str]) -> list[Tagged]:
+        """(words, tags) per text; whitespace words are dropped."""
+        out = []
+        for text in texts:
+            pairs = [(p.word, p.flag) for p in self._tokenizer.cut(text) if not p.word.isspace()]
+            out.append(([w for w, _ in pairs], [t for _, t in pairs]))
+        return out
+
+
+def make_tagger(language: str, model: str, attr: str = "tag", batch_size: int = 256) -> PosTagger | JiebaTagger:
+    """The tagger of a language: jieba for zh, else the spaCy pipeline ``model``."""
+    if language == "zh":
+        return JiebaTagger()
+    return PosTagger(model, attr, batch_size)
 
 
 UNIGRAM_SCHEMA = pa.schema([("tag", pa.string()), ("word", pa.string()), ("count", pa.int64())])  # to_arrow's

@@ -14,8 +14,10 @@ dropped (compared as words joined by single spaces). A variant is written as the
 with its changes in place (``text_format: natural``: the text's spacing and punctuation kept, a
 replacement word in the capitalisation of the word it replaces, an n-gram as the stretch of the
 text it covers) or as its words joined by single spaces (``reference``, as the paper's code
-writes them); both keep the same variants. For sentence pairs try i augments the first text
-(i % 3 == 0), the second (1) or both (2); the text left alone is written as given.
+writes them; Chinese words without spaces, ``languages.join_words``); both keep the same variants.
+Words and tags come from spaCy, or for Chinese from jieba (``pos.make_tagger``). For sentence
+pairs try i augments the first text (i % 3 == 0), the second (1) or both (2); the text left alone
+is written as given.
 
 Speed: the draws of all tries of one text come from one ``rng.random((tries, L))`` and one
 vectorised unigram draw, so no Python code runs per word and try. Every random number of an
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..seeding import example_rng
+from .languages import DEFAULT, join_words, language, needs_space
 from .pos import PosUnigram, Tagged
 from .words import cased_like
 
@@ -46,6 +49,7 @@ class TangParams:
     max_ngram: int = 5
     mask_token: str = "[MASK]"
     text_format: str = "natural"
+    language: str = DEFAULT
 
     def __post_init__(self) -> None:
         if self.n_iter < 0 or self.max_ngram < 1:
@@ -111,12 +115,13 @@ def token_spans(text: str, tokens: Sequence[str]) -> list[tuple[int, int]] | Non
     return spans
 
 
-def _glue(left: str, right: str) -> str:
+def _glue(left: str, right: str, spaced: bool = True) -> str:
     """The space between two tokens written together in the text ("did" "n't") once one of them
-    is replaced: none before a clitic or after / before punctuation, else one ("was insightfully")."""
+    is replaced: none before a clitic or after / before punctuation, else one ("was insightfully");
+    in Chinese none next to a Chinese character either."""
     if not left or not right or right.startswith("'") or right.lower() == "n't":
         return ""
-    return " " if left[-1].isalnum() and right[0].isalnum() else ""
+    return " " if left[-1].isalnum() and right[0].isalnum() and needs_space(left, right, spaced) else ""
 
 
 def augment_words(
@@ -134,6 +139,7 @@ class TangAugmenter:
     def __init__(self, params: TangParams, unigram: PosUnigram):
         self.params = params
         self.unigram = unigram
+        self._spaced = language(params.language).spaced
 
     def augment_tagged(
         self,
@@ -182,7 +188,10 @@ class TangAugmenter:
         out = []
         for row, (lo, hi) in zip(rows, ranges):
             key = " ".join(row[lo:hi])
-            out.append((key, key if spans is None else self._natural(original, words, spans, row, lo, hi)))
+            if spans is not None:
+                out.append((key, self._natural(original, words, spans, row, lo, hi)))
+            else:
+                out.append((key, key if self._spaced else join_words(row[lo:hi], spaced=False)))
         return out
 
     def _natural(
@@ -202,7 +211,7 @@ class TangAugmenter:
             if i + 1 < hi:
                 gap = text[spans[i][1] : spans[i + 1][0]]
                 if not gap and (row[i] != words[i] or row[i + 1] != words[i + 1]):
-                    gap = _glue(new[i - lo], new[i + 1 - lo])
+                    gap = _glue(new[i - lo], new[i + 1 - lo], self._spaced)
                 out.append(gap)
             elif hi == len(words):
                 out.append(text[spans[i][1] :])

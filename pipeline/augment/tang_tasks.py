@@ -21,11 +21,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import layout, storage
-from ..config import JobConfig
+from ..config import JobConfig, TangConfig
 from ..runtime import runner
 from ..runtime.digest import digest
 from ..runtime.resources import Resources
 from ..runtime.runner import Stage, Task, Work, run_stage
+from .languages import CHINESE, DEFAULT
 from .method import read_examples, variants_table, write_variants
 from .pos import UNIGRAM_SCHEMA
 
@@ -33,10 +34,10 @@ _TAGGED = ["words_a", "tags_a", "words_b", "tags_b"]
 
 
 @lru_cache(maxsize=2)
-def _tagger(model: str, attr: str, batch_size: int):
-    from .pos import PosTagger
+def _tagger(model: str, attr: str, batch_size: int, language: str = DEFAULT):
+    from .pos import make_tagger
 
-    return PosTagger(model, attr, batch_size)
+    return make_tagger(language, model, attr, batch_size)
 
 
 @lru_cache(maxsize=2)
@@ -46,10 +47,10 @@ def _unigram(ref: tuple):
     return PosUnigram.from_arrow(runner.get(ref))
 
 
-def tag_table(batch: pa.Table, model: str, attr: str, batch_size: int) -> pa.Table:
+def tag_table(batch: pa.Table, model: str, attr: str, batch_size: int, language: str = DEFAULT) -> pa.Table:
     """``batch`` with the words and tags of its texts (the whole table in one spaCy pipe, which
-    batches by ``batch_size`` itself: one pipe call per 256 examples took 13% longer)."""
-    tagger = _tagger(model, attr, batch_size)
+    batches by ``batch_size`` itself: one pipe call per 256 examples took 13% longer; Chinese: jieba)."""
+    tagger = _tagger(model, attr, batch_size, language)
     tagged_a = tagger.tag(batch.column("text_a").to_pylist())
     texts_b = batch.column("text_b").to_pylist()
     present = [t for t in texts_b if t is not None]
@@ -87,9 +88,9 @@ def unigram_counts(tagged: list[pa.Table]) -> pa.Table:
     return counted.sort_by([("tag", "ascending"), ("word", "ascending")])
 
 
-def tag_task(task: Task, model: str, attr: str, batch_size: int, out_dir: str) -> dict:
+def tag_task(task: Task, model: str, attr: str, batch_size: int, out_dir: str, language: str = DEFAULT) -> dict:
     """Tag a range; write the tagged examples and their (tag, word) counts."""
-    tagged = tag_table(read_examples(task), model, attr, batch_size)
+    tagged = tag_table(read_examples(task), model, attr, batch_size, language)
     files = [
         storage.write_parquet(storage.join(out_dir, f"{task.name}.parquet"), tagged),
         storage.write_parquet(storage.join(out_dir, f"{task.name}.counts.parquet"), unigram_counts([tagged])),
@@ -113,12 +114,40 @@ def tang_task(task: Task, params, unigram_ref: tuple, seed: int, tags_dir: str, 
     filesystem, p = storage.resolve(storage.join(tags_dir, f"{task.name}.parquet"))
     with filesystem.open_input_file(p) as fh:
         batch = pq.read_table(fh)
-    augmenter = TangAugmenter(params, _unigram(unigram_ref))
+    results = augment_tagged_table(TangAugmenter(params, _unigram(unigram_ref)), batch, seed)
+    return write_variants(out_dir, task, variants_table(batch, results, "tang", seed))
+
+
+def augment_tagged_table(augmenter, batch: pa.Table, seed: int) -> list:
+    """Each example of a tagged table (``tag_table``'s) augmented: per example, its original and variants."""
     col = {name: batch.column(name).to_pylist() for name in ("example_id", "text_a", "text_b", *_TAGGED)}
     tagged_a = list(zip(col["words_a"], col["tags_a"]))
     tagged_b = [None if w is None else (w, t) for w, t in zip(col["words_b"], col["tags_b"])]
-    results = augmenter.augment_tagged(col["example_id"], tagged_a, tagged_b, col["text_a"], col["text_b"], seed)
-    return write_variants(out_dir, task, variants_table(batch, results, "tang", seed))
+    return augmenter.augment_tagged(col["example_id"], tagged_a, tagged_b, col["text_a"], col["text_b"], seed)
+
+
+def tang_params(t: TangConfig, n_iter: int, text_format: str, language: str = DEFAULT):
+    """The pure augmenter's parameters from the job's ``augment.tang`` settings (the stage and
+    ``pipeline.Tang`` both build them here)."""
+    from .tang import TangParams
+
+    return TangParams(
+        n_iter=n_iter,
+        p_mask=t.p_mask,
+        p_pos=t.p_pos,
+        p_ng=t.p_ng,
+        max_ngram=t.max_ngram,
+        mask_token=t.mask_token,
+        text_format=text_format,
+        language=language,
+    )
+
+
+def _jieba_version() -> str:
+    """jieba's version: its dictionary decides the words and tags."""
+    from importlib.metadata import version
+
+    return version("jieba")
 
 
 class Tang:
@@ -134,10 +163,16 @@ class Tang:
         return self.cfg.tang_n_iter
 
     def settings(self) -> dict:
-        return {
+        settings = {
             **self.cfg.augment.tang.model_dump(mode="json", exclude={"workers", "batch_size"}),
             "text_format": self.cfg.augment.text_format,
         }
+        if self.cfg.language != DEFAULT:  # (an English job's key stays what it was)
+            settings["language"] = self.cfg.language
+            if self.cfg.language == CHINESE:  # tagged by jieba: the spaCy settings play no part
+                settings.pop("spacy_model")
+                settings.pop("tag_attr")
+        return settings
 
     def extra_inputs(self, split: str) -> dict:
         return {"train": self.examples_key("train")}  # the unigram-by-tag table comes from the train split
@@ -146,18 +181,7 @@ class Tang:
         return {}
 
     def params(self):
-        from .tang import TangParams
-
-        t = self.cfg.augment.tang
-        return TangParams(
-            n_iter=self.cfg.tang_n_iter,
-            p_mask=t.p_mask,
-            p_pos=t.p_pos,
-            p_ng=t.p_ng,
-            max_ngram=t.max_ngram,
-            mask_token=t.mask_token,
-            text_format=self.cfg.augment.text_format,
-        )
+        return tang_params(self.cfg.augment.tang, self.cfg.tang_n_iter, self.cfg.augment.text_format, self.cfg.language)
 
     def tag(self, split: str) -> list[str]:
         """Run (or skip) the split's tagging stage, once per run; the paths of its count files."""
@@ -165,18 +189,27 @@ class Tang:
             return self._tagged[split]
         t = self.cfg.augment.tang
         out_dir = layout.tang_tags_dir(self.cfg.output_dir, split)
+        lang = self.cfg.language
+        tagger = {"model": t.spacy_model, "attr": t.tag_attr}
+        if lang != DEFAULT:  # (an English job's key stays what it was)
+            tagger = {"language": lang, **({"model": f"jieba {_jieba_version()}"} if lang == CHINESE else tagger)}
         key = digest(
             {
                 "stage": "tang-tags",
-                "model": t.spacy_model,
-                "attr": t.tag_attr,
+                **tagger,
                 "shard_rows": self.cfg.augment.shard_rows,
                 "examples": self.examples_key(split),
             }
         )
         work = Work(
             tag_task,
-            {"model": t.spacy_model, "attr": t.tag_attr, "batch_size": t.batch_size, "out_dir": out_dir},
+            {
+                "model": t.spacy_model,
+                "attr": t.tag_attr,
+                "batch_size": t.batch_size,
+                "out_dir": out_dir,
+                "language": lang,
+            },
             Resources(cpus=1, workers=t.workers),
         )
         run_stage(

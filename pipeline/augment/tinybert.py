@@ -12,6 +12,10 @@ Per text (reference behaviour, see ``words``, ``mlm`` and ``glove`` for the deta
    spaces and the result is kept when its normal form (basic tokenization joined by spaces)
    is new, so there are at most N+1 rows.
 
+Other languages (``language``, see ``languages.py``): the eligible letters widen to the language's
+script (for Chinese every Han character is a word and takes masked-LM candidates), the stop words
+are the language's, and words joined for output are joined as the language writes them.
+
 Sentence pairs: each text is augmented on its own, the other kept as given; rows are the
 original pair, then the variants of text a, then those of text b.
 
@@ -32,6 +36,7 @@ import numpy as np
 from ..gc_pause import paused_gc
 from ..seeding import example_rng
 from .glove import GloveVectors, NeighbourCache
+from .languages import DEFAULT, join_words, language
 from .mlm import MlmCandidates
 from .words import WordSplitter, cased_like, joined_normals, word_spans
 
@@ -41,8 +46,9 @@ class TinyBertParams:
     """n_aug tries per text, replacement probability p, top_k candidates per word;
     mlm_input "pair" (reference) or "single"; MLM inputs cut to max_seq_length tokens and
     batched by batch_tokens padded tokens; do_lower_case for the word split; stopwords: the
-    reference's list or NLTK's (words.py); text_format "natural" (the original text with only the
-    replaced words changed) or "reference" (the words joined by spaces, as the reference writes)."""
+    reference's list, NLTK's or the language's own (words.py); text_format "natural" (the original
+    text with only the replaced words changed) or "reference" (the words joined by spaces, as the
+    reference writes; Chinese words without spaces); language: the job's (languages.py)."""
 
     n_aug: int = 20
     p: float = 0.4
@@ -53,6 +59,7 @@ class TinyBertParams:
     do_lower_case: bool = True
     stopwords: str = "reference"
     text_format: str = "natural"
+    language: str = DEFAULT
 
 
 @dataclass
@@ -81,7 +88,8 @@ class TinyBertAugmenter:
         self.params = params
         self.glove = glove
         self.mlm = mlm
-        self.splitter = WordSplitter(params.do_lower_case, params.stopwords)
+        self.splitter = WordSplitter(params.do_lower_case, params.stopwords, params.language)
+        self._spaced = language(params.language).spaced
         self._neighbours = NeighbourCache(glove, params.top_k) if glove is not None else None
 
     def prime_neighbours(self, table: dict[str, list[str]]) -> None:
@@ -196,7 +204,9 @@ class TinyBertAugmenter:
             key = joined_normals(new_normals)
             if key not in seen:
                 seen.add(key)
-                variants.append(" ".join(new_words) if found.spans is None else self._natural(found, new_words))
+                variants.append(
+                    join_words(new_words, self._spaced) if found.spans is None else self._natural(found, new_words)
+                )
         return variants
 
     def _natural(self, found: SentenceCandidates, new_words: list[str]) -> str:

@@ -17,12 +17,13 @@ from functools import lru_cache
 
 import pyarrow as pa
 
-from ..config import JobConfig
+from ..config import GloveConfig, JobConfig, TinyBertConfig
 from ..gc_pause import paused_gc
 from ..runtime import runner
 from ..runtime.ray_env import cluster_cpus, cluster_gpus
 from ..runtime.resources import Resources
 from ..runtime.runner import Task, Work
+from .languages import DEFAULT, language
 from .method import read_examples, variants_table, write_variants
 
 CPU_BATCH_SIZE = 64  # examples per augment call (augment.tinybert.batch_size None)
@@ -84,11 +85,13 @@ def glove_only_task(
 MAX_BUCKETS = 32
 
 
-def _range_types(task_jsons: list[str], do_lower_case: bool, stopwords: str, buckets: int) -> tuple[list[str], ...]:
+def _range_types(
+    task_jsons: list[str], do_lower_case: bool, stopwords: str, language: str, buckets: int
+) -> tuple[list[str], ...]:
     """The likely-eligible word types of some tasks' ranges, split into ``buckets`` by a stable hash."""
     from .words import WordSplitter
 
-    splitter, found = WordSplitter(do_lower_case, stopwords), set()
+    splitter, found = WordSplitter(do_lower_case, stopwords, language), set()
     for text in task_jsons:
         table = read_examples(Task.from_json(text))
         found |= splitter.likely_eligible(table.column("text_a").to_pylist() + table.column("text_b").to_pylist())
@@ -125,7 +128,8 @@ def neighbour_table(todo: list[Task], params, glove_ref: tuple, slots: int) -> t
     find = ray.remote(_range_types).options(num_returns=slots, **Resources().ray_options())
     groups = [todo[i :: 2 * slots] for i in range(min(len(todo), 2 * slots))]  # scanning is quick: a few tasks
     found = [
-        find.remote([t.as_json() for t in group], params.do_lower_case, params.stopwords, slots) for group in groups
+        find.remote([t.as_json() for t in group], params.do_lower_case, params.stopwords, params.language, slots)
+        for group in groups
     ]
     search = ray.remote(_bucket_neighbours).options(**Resources().ray_options())
     # with num_returns=slots each find.remote() gives a list of refs; ray types it as one ObjectRef
@@ -136,6 +140,26 @@ def neighbour_table(todo: list[Task], params, glove_ref: tuple, slots: int) -> t
 
 # ---------------------------------------------------------------------------------------------
 # With an MLM: an actor pool
+
+
+def mlm_augmenter(params, mlm: str, device: str, dtype: str, num_threads: int | None, glove) -> tuple:
+    """A TinyBERT augmenter with its MLM loaded on ``device`` (auto: a GPU when there is one) and
+    ``batch_tokens`` None resolved for it; the augmenter and the device (the actors and
+    ``pipeline.TinyBert`` share this, so both give the same candidates)."""
+    import torch
+
+    from ..assets import local_copy
+    from .mlm import MlmCandidates
+    from .tinybert import TinyBertAugmenter
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if params.batch_tokens is None:
+        params = dataclasses.replace(params, batch_tokens=GPU_BATCH_TOKENS if device == "cuda" else CPU_BATCH_TOKENS)
+    # a URI is copied once to this node (transformers loads local folders); a hub id as it is
+    model = MlmCandidates.from_pretrained(local_copy(mlm), device=device, dtype=dtype, num_threads=num_threads)
+    # GloVe searches where the MLM runs: on a GPU one product and top-k for thousands of words
+    return TinyBertAugmenter(params, glove.on_device(device) if glove is not None else None, model), device
 
 
 class MlmWorker:
@@ -153,28 +177,13 @@ class MlmWorker:
         batch_size: int | None,
         out_dir: str,
     ):
-        import torch
-
         from ..runtime.numerics import pin_numerics
-        from .mlm import MlmCandidates
-        from .tinybert import TinyBertAugmenter
 
         pin_numerics()
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if params.batch_tokens is None:
-            params = dataclasses.replace(
-                params, batch_tokens=GPU_BATCH_TOKENS if device == "cuda" else CPU_BATCH_TOKENS
-            )
+        glove = _glove(glove_ref) if glove_ref else None
+        self.augmenter, device = mlm_augmenter(params, mlm, device, dtype, num_threads, glove)
         if batch_size is None:
             batch_size = GPU_BATCH_SIZE if device == "cuda" else CPU_BATCH_SIZE
-        from ..assets import local_copy
-
-        # a URI is copied once to this node (transformers loads local folders); a hub id as it is
-        model = MlmCandidates.from_pretrained(local_copy(mlm), device=device, dtype=dtype, num_threads=num_threads)
-        # GloVe searches where the MLM runs: on a GPU one product and top-k for thousands of words
-        glove = _glove(glove_ref).on_device(device) if glove_ref else None
-        self.augmenter = TinyBertAugmenter(params, glove, model)
         self.seed, self.batch_size, self.out_dir = seed, batch_size, out_dir
 
     def __call__(self, tasks: list[Task]):
@@ -217,6 +226,36 @@ def mlm_actor_layout(cpus: int, gpus: int, workers: int | None, actors_per_gpu: 
 PERFORMANCE_ONLY = {"workers", "actors_per_gpu", "batch_size"}
 
 
+def tinybert_params(t: TinyBertConfig, n_aug: int, text_format: str, language_code: str = DEFAULT):
+    """The pure augmenter's parameters from the job's ``augment.tinybert`` settings (the stage and
+    ``pipeline.TinyBert`` both build them here); stop words: the job's, else the language's preset."""
+    from .tinybert import TinyBertParams
+
+    # batch_tokens None is resolved per device by mlm_augmenter (GloVe-only mode does not use it)
+    return TinyBertParams(
+        n_aug=n_aug,
+        p=t.p,
+        top_k=t.top_k,
+        mlm_input=t.mlm_input,
+        max_seq_length=t.max_seq_length,
+        batch_tokens=t.batch_tokens,  # type: ignore[arg-type]  # None until mlm_augmenter resolves it
+        do_lower_case=language(language_code).lower_case if t.do_lower_case is None else t.do_lower_case,
+        stopwords=t.stopwords or language(language_code).stopwords,
+        text_format=text_format,
+        language=language_code,
+    )
+
+
+def load_glove(g: GloveConfig):
+    """The GloVe vectors of ``augment.tinybert.glove`` (the loaders read local files: a URI is
+    copied once to this node)."""
+    from ..assets import local_copy
+    from .glove import GloveVectors, default_glove_path
+
+    path = local_copy(g.path) if g.path else default_glove_path()
+    return GloveVectors.load(path, g.format, g.rows, g.allow_pickle)
+
+
 class TinyBert:
     name = "tinybert"
 
@@ -228,44 +267,44 @@ class TinyBert:
         return self.cfg.tinybert_n
 
     def settings(self) -> dict:
-        return {
+        params = self.params()
+        settings = {
             **self.cfg.augment.tinybert.model_dump(mode="json", exclude=PERFORMANCE_ONLY),
+            "do_lower_case": params.do_lower_case,  # the language's presets resolved
+            "stopwords": params.stopwords,
             "text_format": self.cfg.augment.text_format,
         }
+        if self.cfg.language != DEFAULT:  # (an English job's key stays what it was)
+            settings["language"] = self.cfg.language
+            if not self.uses_glove():
+                settings.pop("glove")
+        return settings
+
+    def uses_glove(self) -> bool:
+        """Word vectors take part: the bundled English GloVe for English, else only a file the job names."""
+        return language(self.cfg.language).bundled_glove or self.cfg.augment.tinybert.glove.path is not None
 
     def extra_inputs(self, split: str) -> dict:
         return {}
 
     def summary(self) -> dict:
-        return {"mlm": self.cfg.augment.tinybert.mlm or "none (GloVe neighbours for every eligible word)"}
+        summary = {"mlm": self.cfg.augment.tinybert.mlm or "none (GloVe neighbours for every eligible word)"}
+        if self.cfg.language != DEFAULT:
+            summary["language"] = self.cfg.language
+        return summary
 
     def params(self):
-        from .tinybert import TinyBertParams
-
-        t = self.cfg.augment.tinybert
-        # batch_tokens None is resolved per device by the MLM actor (GloVe-only mode does not use it)
-        return TinyBertParams(
-            n_aug=self.cfg.tinybert_n,
-            p=t.p,
-            top_k=t.top_k,
-            mlm_input=t.mlm_input,
-            max_seq_length=t.max_seq_length,
-            batch_tokens=t.batch_tokens,
-            do_lower_case=t.do_lower_case,
-            stopwords=t.stopwords,
-            text_format=self.cfg.augment.text_format,
+        return tinybert_params(
+            self.cfg.augment.tinybert, self.cfg.tinybert_n, self.cfg.augment.text_format, self.cfg.language
         )
 
-    def glove_ref(self) -> tuple:
-        """GloVe, loaded once per run and shared with every task (only when some task runs)."""
+    def glove_ref(self) -> tuple | None:
+        """GloVe, loaded once per run and shared with every task (only when some task runs); None
+        when the job's language takes no word vectors (``uses_glove``)."""
+        if not self.uses_glove():
+            return None
         if self._glove_ref is None:
-            from ..assets import local_copy
-            from .glove import GloveVectors, default_glove_path
-
-            g = self.cfg.augment.tinybert.glove
-            # the loaders read local files: a URI is copied once to this node
-            path = local_copy(g.path) if g.path else default_glove_path()
-            glove = GloveVectors.load(path, g.format, g.rows, g.allow_pickle)
+            glove = load_glove(self.cfg.augment.tinybert.glove)
             self._glove_ref = runner.put((glove.words, glove.matrix), self.executor)
         return self._glove_ref
 
@@ -273,13 +312,15 @@ class TinyBert:
         t, params, seed = self.cfg.augment.tinybert, self.params(), self.cfg.seed
         local = self.executor == "local"
         if t.mlm is None:
+            glove_ref = self.glove_ref()
+            assert glove_ref is not None  # the config refuses a job with neither an MLM nor word vectors
             slots = t.workers or (1 if local else cluster_cpus())
-            table = None if local else neighbour_table(todo, params, self.glove_ref(), slots)
+            table = None if local else neighbour_table(todo, params, glove_ref, slots)
             return Work(
                 glove_only_task,
                 {
                     "params": params,
-                    "glove_ref": self.glove_ref(),
+                    "glove_ref": glove_ref,
                     "seed": seed,
                     "batch_size": t.batch_size or CPU_BATCH_SIZE,
                     "table_ref": table,

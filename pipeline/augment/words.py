@@ -6,6 +6,7 @@ models, punctuation split). A word may be replaced when it consists of the lette
 (after lower-casing) and is not one of its stop words: by default the reference's own
 173-word ``StopWordsList`` (``stopwords: reference``), or NLTK's English list plus ``'s`` and
 ``'re`` (``stopwords: nltk``), which also holds what, which, who, whom, when, where, why and how.
+Other languages widen the letters to their script and bring their own stop words (``languages.py``).
 As the reference's tokenizer does, ``[UNK]``, ``[SEP]``, ``[PAD]``, ``[CLS]`` and ``[MASK]``
 written in a text stay single words (not lower-cased, not split at their brackets).
 
@@ -29,14 +30,18 @@ from importlib import resources
 
 from transformers.models.bert.tokenization_bert_legacy import BasicTokenizer
 
+from .languages import DEFAULT, HAN_RANGES, eligible_form, language, language_stopwords
+
 STOPWORDS_RESOURCE = "nltk_english_stopwords.txt"
 REFERENCE_STOPWORDS_RESOURCE = "tinybert_reference_stopwords.txt"
 EXTRA_STOPWORDS = ("'s", "'re")
-STOPWORD_LISTS = ("reference", "nltk")
+STOPWORD_LISTS = ("reference", "nltk", "language")
 # the reference BasicTokenizer's never_split default
 NEVER_SPLIT = ("[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]")
 _LETTERS = re.compile("[a-z]+")
 _LETTER_RUNS = re.compile(r"[^\W\d_]+")  # runs of (any script's) letters
+# the same, with every Han character a run of its own (the basic tokenizer splits them)
+_HAN_OR_LETTER_RUNS = re.compile(f"[{HAN_RANGES}]|[^\\W\\d_{HAN_RANGES}]+")
 _PLAIN_ASCII = re.compile(r"[\t\n\r -~]*")  # texts the basic tokenizer splits token by token
 _ALNUM = re.compile(r"[A-Za-z0-9]+")  # tokens the basic tokenizer only lower-cases (uncased) or keeps
 _MAX_MEMO = 1_000_000
@@ -69,24 +74,33 @@ def reference_stopwords() -> frozenset[str]:
     return frozenset(_resource_words(REFERENCE_STOPWORDS_RESOURCE))
 
 
-def stopwords(name: str) -> frozenset[str]:
-    """A stop-word list by name: "reference" (the default) or "nltk"."""
+def stopwords(name: str, language_code: str = DEFAULT) -> frozenset[str]:
+    """A stop-word list by name: "reference" (the default), "nltk" or "language" (the job language's
+    own, ``languages.language_stopwords``)."""
     if name == "reference":
         return reference_stopwords()
     if name == "nltk":
         return english_stopwords()
+    if name == "language":
+        return language_stopwords(language_code)
     raise ValueError(f"unknown stop-word list {name!r}; expected one of {STOPWORD_LISTS}")
 
 
 class WordSplitter:
     """Basic tokenization, eligibility and the normal form for one casing convention."""
 
-    def __init__(self, do_lower_case: bool = True, stopword_list: str = "reference"):
+    def __init__(self, do_lower_case: bool = True, stopword_list: str = "reference", language_code: str = DEFAULT):
         # strip_accents=None: accents are stripped exactly when lower-casing, as in BERT.
         self._basic = BasicTokenizer(do_lower_case=do_lower_case, never_split=NEVER_SPLIT)
-        self._stopwords = stopwords(stopword_list)
+        self._rule = language(language_code).eligible
         self._normal: dict[str, str] = {}
         self._token_words: dict[str, list[str]] = {}
+        stop = stopwords(stopword_list, language_code)
+        if self._rule != "latin":
+            # a stop word in the form of the words it must match: basic-tokenized ("l'" is the word
+            # "l"), and without its accents when words lose them with their capitals
+            stop = stop | {word for w in stop for word in self._basic.tokenize(w)}
+        self._stopwords = stop
 
     def likely_eligible(self, texts: Iterable[str | None]) -> set[str]:
         """The eligible words of ``texts``, found quickly by a regular expression rather than by
@@ -103,7 +117,7 @@ class WordSplitter:
                 text = text.lower()
                 if not text.isascii():
                     text = self._basic._run_strip_accents(text)  # the basic tokenizer's own rule
-            found.update(_LETTER_RUNS.findall(text))
+            found.update((_HAN_OR_LETTER_RUNS if self._rule == "han" else _LETTER_RUNS).findall(text))
         return {w for w in found if self.is_eligible(w)}
 
     def words(self, text: str) -> list[str]:
@@ -128,8 +142,11 @@ class WordSplitter:
         return self._basic.tokenize(token)
 
     def is_eligible(self, word: str) -> bool:
-        """Letters a-z only (after lower-casing) and not a stop word."""
+        """Letters a-z only (after lower-casing; other languages: their script's letters, see
+        ``languages.eligible_form``) and not a stop word."""
         lowered = word.lower()
+        if self._rule != "latin":
+            return eligible_form(lowered, self._rule) and lowered not in self._stopwords
         return _LETTERS.fullmatch(lowered) is not None and lowered not in self._stopwords
 
     def word_normal(self, word: str) -> str:
