@@ -1,6 +1,6 @@
 """Small jobs in other languages than English, for the language tests: a corpus, a tiny random
-Chinese masked LM, French word vectors, and the job dict (a teacher or student section can be added
-to the dict before it is parsed)."""
+Chinese masked LM and sequence classifier, French word vectors, and the job dict (with dev / test
+splits, a teacher and a student when asked)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,19 @@ FR_SENTENCES = [
     ("Une comédie drôle, légère et bien écrite.", "positive"),
     ("Je n'ai pas aimé la fin du livre.", "negative"),
 ]
+# dev / test rows of the end-to-end jobs (the student stage evaluates on them)
+ZH_HELD_OUT = [
+    ("物流很快，包装完好，非常满意。", "positive"),
+    ("电池不耐用，屏幕也有坏点。", "negative"),
+    ("客服态度很好，推荐！", "positive"),
+    ("价格太贵了，不值。", "negative"),
+]
+FR_HELD_OUT = [
+    ("Un très beau film, drôle et touchant.", "positive"),
+    ("Le livre est long et ennuyeux.", "negative"),
+    ("J'ai aimé l'histoire et les acteurs.", "positive"),
+    ("Quelle fin faible et décevante !", "negative"),
+]
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
@@ -37,12 +50,17 @@ def write_tsv(path: Path, rows: list[tuple[str, str]]) -> Path:
     return path
 
 
-def chinese_mlm(folder: Path, texts: list[str], seed: int = 0) -> Path:
-    """A tiny random BERT MLM over the characters of ``texts`` (lower-cased as the uncased basic
-    tokenizer gives them) and ``##`` pieces of their Latin letters and digits, saved to ``folder``."""
+def chinese_vocab(texts: list[str]) -> list[str]:
+    """The specials, the characters of ``texts`` (lower-cased as the uncased basic tokenizer gives
+    them) and ``##`` pieces of their Latin letters and digits: no text of ``texts`` needs [UNK]."""
     basic = BasicTokenizer(do_lower_case=True)
     chars = sorted({c for t in texts for w in basic.tokenize(t) for c in w})
-    tokens = [*SPECIALS, *chars, *("##" + c for c in chars if c.isascii() and c.isalnum())]
+    return [*SPECIALS, *chars, *("##" + c for c in chars if c.isascii() and c.isalnum())]
+
+
+def chinese_mlm(folder: Path, texts: list[str], seed: int = 0) -> Path:
+    """A tiny random BERT MLM over :func:`chinese_vocab` of ``texts``, saved to ``folder``."""
+    tokens = chinese_vocab(texts)
     torch.manual_seed(seed)
     # initializer_range 0.2: logits then depend on every input detail, so the candidates do too
     config = BertConfig(
@@ -59,6 +77,29 @@ def chinese_mlm(folder: Path, texts: list[str], seed: int = 0) -> Path:
     return folder
 
 
+def chinese_teacher(folder: Path, texts: list[str], labels: list[str], seed: int = 0) -> Path:
+    """A tiny random ``BertForSequenceClassification`` over :func:`chinese_vocab` of ``texts``
+    (the bundled MiniLM vocabulary would map most Chinese characters to [UNK]), saved to ``folder``."""
+    from transformers import BertForSequenceClassification
+
+    tokens = chinese_vocab(texts)
+    torch.manual_seed(seed)
+    # BertConfig takes PreTrainedConfig's keywords (num_labels, id2label) at run time
+    config = BertConfig(  # type: ignore[call-arg]
+        vocab_size=len(tokens),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    BertForSequenceClassification(config).eval().save_pretrained(folder)
+    BertTokenizerFast(vocab={t: i for i, t in enumerate(tokens)}, do_lower_case=True).save_pretrained(folder)
+    return folder
+
+
 def vec_file(path: Path, words: list[str], dim: int = 8, seed: int = 0) -> Path:
     """Word vectors in the word2vec / fastText text format (a "count dim" first line)."""
     rng = np.random.default_rng(seed)
@@ -68,13 +109,30 @@ def vec_file(path: Path, words: list[str], dim: int = 8, seed: int = 0) -> Path:
     return path
 
 
-def language_job(tmp_path: Path, language: str, rows: list[tuple[str, str]], **augment) -> dict:
+def language_job(
+    tmp_path: Path,
+    language: str,
+    rows: list[tuple[str, str]],
+    *,
+    held_out: dict[str, list[tuple[str, str]]] | None = None,
+    teacher: dict | None = None,
+    student: dict | None = None,
+    **augment,
+) -> dict:
     """A job dict: ``rows`` as the train split, both augmentations with a few tries; ``augment``
-    settings merged over the defaults (``tinybert`` / ``tang`` sections key by key)."""
-    train = write_tsv(tmp_path / "train.tsv", rows)
+    settings merged over the defaults (``tinybert`` / ``tang`` sections key by key). ``held_out``:
+    further splits by name (dev, test); ``teacher`` / ``student``: those sections as given."""
+    inputs = {
+        split: {
+            "path": str(write_tsv(tmp_path / f"{split}.tsv", split_rows)),
+            "columns": {"text_a": "sentence", "label": "label"},
+        }
+        for split, split_rows in {"train": rows, **(held_out or {})}.items()
+    }
     section: dict = {"methods": ["tinybert", "tang"], "shard_rows": 4, "tinybert": {"n_aug": 3}, "tang": {"n_iter": 4}}
     for key, value in augment.items():
         section[key] = {**section.get(key, {}), **value} if isinstance(value, dict) else value
+    stages = {"teacher": teacher, "student": student}
     return {
         "name": f"{language}-small",
         "task": "sst2",
@@ -82,6 +140,7 @@ def language_job(tmp_path: Path, language: str, rows: list[tuple[str, str]], **a
         "seed": 3,
         "output_dir": str(tmp_path / "out"),
         "labels": ["negative", "positive"],
-        "inputs": {"train": {"path": str(train), "columns": {"text_a": "sentence", "label": "label"}}},
+        "inputs": inputs,
         "augment": section,
+        **{name: value for name, value in stages.items() if value is not None},
     }

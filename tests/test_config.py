@@ -88,6 +88,13 @@ def test_shipped_jobs_are_valid(name, monkeypatch):
     assert cfg.inputs["train"].resolved_format == "tsv"
 
 
+def test_the_chinese_job_is_valid(monkeypatch):
+    """jobs/zh-reviews.yaml (its data and teacher are written by data/make_zh_*.py, not committed)."""
+    monkeypatch.chdir(ROOT)
+    cfg = load_config(ROOT / "jobs" / "zh-reviews.yaml", check_files=False)
+    assert cfg.language == "zh" and cfg.augment.methods == ["tang"] and cfg.teacher is not None
+
+
 def test_a_key_given_twice_is_refused_with_its_line(tmp_path, job_dict):
     path = _write(tmp_path, job_dict())
     path.write_text(path.read_text(encoding="utf-8") + "seed: 5\nseed: 6\n", encoding="utf-8")

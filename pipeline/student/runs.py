@@ -45,7 +45,8 @@ def _train_bilstm(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict
     glove_path = assets.local_copy(bc.glove) if bc.glove else default_glove_path()
     glove_words, glove = read_vectors(glove_path, rows=10**9, allow_pickle=bc.glove_allow_pickle)
     corpus = (t for table in cache.iter_tables(columns=texts) for col in texts for t in table.column(col).to_pylist())
-    vocab = Vocab.build(corpus, extra=glove_words[: bc.glove_rows])
+    language, mask = ctx.cfg.language, ctx.cfg.augment.tang.mask_token
+    vocab = Vocab.build(corpus, extra=glove_words[: bc.glove_rows], language=language, mask_token=mask)
     embeddings, found = glove_matrix(vocab, glove_words, glove, seed)
     siamese = bc.pair_head == "siamese"
     model = BiLstmClassifier(embeddings, bc.hidden, bc.mlp, len(ctx.labels), bc.dropout, pair, siamese).to(ctx.device)
@@ -93,6 +94,7 @@ def _train_bilstm(ctx: _Context, run: RunConfig, seed: int, folder: str) -> dict
         {
             "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
             "vocab": vocab.itos,
+            "words": {"language": vocab.language, "mask_token": vocab.mask_token},  # how texts were split
             "pair": pair,
             "settings": bc.model_dump(),
             "labels": ctx.labels,
