@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from .teacher.settings import bundled_model_path
 
 SHAPES = {
+    "mini": dict(num_hidden_layers=2, hidden_size=32, num_attention_heads=2, intermediate_size=64),
     "tiny": dict(num_hidden_layers=3, hidden_size=32, num_attention_heads=4, intermediate_size=64),
     "minilm": dict(num_hidden_layers=6, hidden_size=384, num_attention_heads=12, intermediate_size=1536),
     "base": dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072),
@@ -41,8 +42,10 @@ def random_teacher(
     seed: int = 0,
     max_position_embeddings: int = 512,
     labels: list[str] | None = None,
+    vocab: list[str] | None = None,
 ) -> str:
-    """A randomly initialised ``BertForSequenceClassification`` (``from_config``) saved with its tokenizer."""
+    """A randomly initialised ``BertForSequenceClassification`` (``from_config``) saved with its
+    tokenizer: the bundled vocabulary, or ``vocab`` (tokens in id order, uncased)."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
@@ -50,7 +53,7 @@ def random_teacher(
     labels = labels or [f"LABEL_{i}" for i in range(num_labels)]
     # BertConfig takes PreTrainedConfig's keywords (num_labels) at run time; its typed __init__ omits them
     config = BertConfig(  # type: ignore[call-arg]
-        vocab_size=30522,
+        vocab_size=30522 if vocab is None else len(vocab),
         max_position_embeddings=max_position_embeddings,
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
@@ -61,8 +64,38 @@ def random_teacher(
     model = BertForSequenceClassification(config).eval()
     Path(folder).mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
-    save_tokenizer(folder)
+    if vocab is None:
+        save_tokenizer(folder)
+    else:
+        _save_vocab(folder, {t: i for i, t in enumerate(vocab)}, do_lower_case=True)
     return str(folder)
+
+
+def random_mlm(
+    folder: str | os.PathLike,
+    vocab: dict[str, int],
+    shape: str | dict = "tiny",
+    do_lower_case: bool = True,
+    seed: int = 0,
+) -> str:
+    """A randomly initialised ``BertForMaskedLM`` over ``vocab`` (token -> id) saved with its tokenizer.
+    ``initializer_range`` 0.2 (not 0.02): its logits then depend on every input detail (segment ids
+    included), so the masked-LM candidates do too."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    dims = SHAPES[shape] if isinstance(shape, str) else shape
+    config = BertConfig(vocab_size=len(vocab), max_position_embeddings=512, initializer_range=0.2, **dims)
+    torch.manual_seed(seed)
+    BertForMaskedLM(config).save_pretrained(folder)
+    _save_vocab(folder, vocab, do_lower_case)
+    return str(folder)
+
+
+def _save_vocab(folder: str | os.PathLike, vocab: dict[str, int], do_lower_case: bool) -> None:
+    from transformers import BertTokenizerFast  # type: ignore[attr-defined]
+
+    BertTokenizerFast(vocab=vocab, do_lower_case=do_lower_case).save_pretrained(folder)
 
 
 def cache_job(output_dir: str | os.PathLike, labels=("negative", "positive"), seed: int = 1, **train):

@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
-from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
 from transformers.models.bert.tokenization_bert_legacy import BasicTokenizer
+
+from pipeline.testing import random_mlm, random_teacher
 
 ZH_SENTENCES = [
     ("这个手机很好用，我很喜欢！", "positive"),
@@ -60,44 +60,16 @@ def chinese_vocab(texts: list[str]) -> list[str]:
 
 def chinese_mlm(folder: Path, texts: list[str], seed: int = 0) -> Path:
     """A tiny random BERT MLM over :func:`chinese_vocab` of ``texts``, saved to ``folder``."""
-    tokens = chinese_vocab(texts)
-    torch.manual_seed(seed)
-    # initializer_range 0.2: logits then depend on every input detail, so the candidates do too
-    config = BertConfig(
-        vocab_size=len(tokens),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-        initializer_range=0.2,
-    )
-    BertForMaskedLM(config).save_pretrained(folder)
-    BertTokenizerFast(vocab={t: i for i, t in enumerate(tokens)}, do_lower_case=True).save_pretrained(folder)
-    return folder
+    return Path(random_mlm(folder, {t: i for i, t in enumerate(chinese_vocab(texts))}, "mini", True, seed))
 
 
 def chinese_teacher(folder: Path, texts: list[str], labels: list[str], seed: int = 0) -> Path:
     """A tiny random ``BertForSequenceClassification`` over :func:`chinese_vocab` of ``texts``
     (the bundled MiniLM vocabulary would map most Chinese characters to [UNK]), saved to ``folder``."""
-    from transformers import BertForSequenceClassification
-
-    tokens = chinese_vocab(texts)
-    torch.manual_seed(seed)
-    # BertConfig takes PreTrainedConfig's keywords (num_labels, id2label) at run time
-    config = BertConfig(  # type: ignore[call-arg]
-        vocab_size=len(tokens),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)},
+    teacher = random_teacher(
+        folder, "mini", seed=seed, max_position_embeddings=64, labels=labels, vocab=chinese_vocab(texts)
     )
-    BertForSequenceClassification(config).eval().save_pretrained(folder)
-    BertTokenizerFast(vocab={t: i for i, t in enumerate(tokens)}, do_lower_case=True).save_pretrained(folder)
-    return folder
+    return Path(teacher)
 
 
 def vec_file(path: Path, words: list[str], dim: int = 8, seed: int = 0) -> Path:

